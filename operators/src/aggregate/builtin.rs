@@ -1,0 +1,257 @@
+//! The built-in aggregates: count, sum, min, max and average of a field.
+
+use std::marker::PhantomData;
+use std::ops::Add;
+
+use super::Aggregator;
+
+/// Counts records.
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::aggregate::{Aggregator, Count};
+/// let mut acc = Aggregator::<&str>::init(&Count);
+/// Count.add(&mut acc, &"a");
+/// Count.add(&mut acc, &"b");
+/// assert_eq!(Aggregator::<&str>::finish(&Count, &acc), 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Count;
+
+impl<In: ?Sized> Aggregator<In> for Count {
+    type Acc = u64;
+    type Output = u64;
+    fn init(&self) -> u64 {
+        0
+    }
+    #[inline]
+    fn add(&self, acc: &mut u64, _input: &In) {
+        *acc += 1;
+    }
+    fn merge(&self, acc: &mut u64, other: u64) {
+        *acc += other;
+    }
+    fn finish(&self, acc: &u64) -> u64 {
+        *acc
+    }
+}
+
+/// Sums a field of the record, read by a function.
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::aggregate::{Aggregator, Sum};
+/// let total = Sum::of(|order: &(String, i64)| order.1);
+/// let mut acc = total.init();
+/// total.add(&mut acc, &("a".into(), 5));
+/// total.add(&mut acc, &("b".into(), -2));
+/// assert_eq!(total.finish(&acc), 3);
+/// ```
+pub struct Sum<F, T> {
+    field: F,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<F, T> Sum<F, T> {
+    /// The sum of `field(record)` over a window's records.
+    pub fn of(field: F) -> Self {
+        Sum { field, _value: PhantomData }
+    }
+}
+
+impl<In, F, T> Aggregator<In> for Sum<F, T>
+where
+    In: ?Sized,
+    F: Fn(&In) -> T + 'static,
+    T: Copy + Default + Add<Output = T> + 'static,
+{
+    type Acc = T;
+    type Output = T;
+    fn init(&self) -> T {
+        T::default()
+    }
+    #[inline]
+    fn add(&self, acc: &mut T, input: &In) {
+        *acc = *acc + (self.field)(input);
+    }
+    fn merge(&self, acc: &mut T, other: T) {
+        *acc = *acc + other;
+    }
+    fn finish(&self, acc: &T) -> T {
+        *acc
+    }
+}
+
+/// The smallest value of a field (by `PartialOrd`; incomparable values such as NaN are skipped).
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::aggregate::{Aggregator, Min};
+/// let lowest = Min::of(|x: &f64| *x);
+/// let mut acc = lowest.init();
+/// for x in [2.5, -1.0, 7.0] { lowest.add(&mut acc, &x); }
+/// assert_eq!(lowest.finish(&acc), Some(-1.0));
+/// ```
+pub struct Min<F, T> {
+    field: F,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<F, T> Min<F, T> {
+    /// The minimum of `field(record)` over a window's records.
+    pub fn of(field: F) -> Self {
+        Min { field, _value: PhantomData }
+    }
+}
+
+/// The largest value of a field (by `PartialOrd`; incomparable values such as NaN are skipped).
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::aggregate::{Aggregator, Max};
+/// let highest = Max::of(|x: &u32| *x);
+/// let mut acc = highest.init();
+/// for x in [2, 9, 4] { highest.add(&mut acc, &x); }
+/// assert_eq!(highest.finish(&acc), Some(9));
+/// ```
+pub struct Max<F, T> {
+    field: F,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<F, T> Max<F, T> {
+    /// The maximum of `field(record)` over a window's records.
+    pub fn of(field: F) -> Self {
+        Max { field, _value: PhantomData }
+    }
+}
+
+/// Keeps `candidate` in `acc` when `better(candidate, current)` holds.
+#[inline]
+fn keep_extreme<T: PartialOrd + Copy>(acc: &mut Option<T>, candidate: T, better: impl Fn(&T, &T) -> bool) {
+    match acc {
+        Some(current) => {
+            if better(&candidate, current) {
+                *current = candidate;
+            }
+        }
+        None => {
+            // A value incomparable with itself (NaN) never becomes the extreme.
+            if candidate.partial_cmp(&candidate).is_some() {
+                *acc = Some(candidate);
+            }
+        }
+    }
+}
+
+macro_rules! extreme_aggregator {
+    ($name:ident, $better:expr) => {
+        impl<In, F, T> Aggregator<In> for $name<F, T>
+        where
+            In: ?Sized,
+            F: Fn(&In) -> T + 'static,
+            T: PartialOrd + Copy + 'static,
+        {
+            type Acc = Option<T>;
+            /// `None` only when every value was incomparable (NaN).
+            type Output = Option<T>;
+            fn init(&self) -> Option<T> {
+                None
+            }
+            #[inline]
+            fn add(&self, acc: &mut Option<T>, input: &In) {
+                keep_extreme(acc, (self.field)(input), $better);
+            }
+            fn merge(&self, acc: &mut Option<T>, other: Option<T>) {
+                if let Some(value) = other {
+                    keep_extreme(acc, value, $better);
+                }
+            }
+            fn finish(&self, acc: &Option<T>) -> Option<T> {
+                *acc
+            }
+        }
+    };
+}
+
+extreme_aggregator!(Min, |candidate: &T, current: &T| candidate < current);
+extreme_aggregator!(Max, |candidate: &T, current: &T| candidate > current);
+
+/// The arithmetic mean of a numeric field, as `f64`.
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::aggregate::{Aggregator, Avg};
+/// let mean = Avg::of(|x: &i32| f64::from(*x));
+/// let mut acc = mean.init();
+/// for x in [1, 2, 6] { mean.add(&mut acc, &x); }
+/// assert_eq!(mean.finish(&acc), 3.0);
+/// ```
+pub struct Avg<F> {
+    field: F,
+}
+
+impl<F> Avg<F> {
+    /// The mean of `field(record)` over a window's records.
+    pub fn of(field: F) -> Self {
+        Avg { field }
+    }
+}
+
+impl<In, F> Aggregator<In> for Avg<F>
+where
+    In: ?Sized,
+    F: Fn(&In) -> f64 + 'static,
+{
+    /// The sum and the count.
+    type Acc = (f64, u64);
+    type Output = f64;
+    fn init(&self) -> (f64, u64) {
+        (0.0, 0)
+    }
+    #[inline]
+    fn add(&self, acc: &mut (f64, u64), input: &In) {
+        acc.0 += (self.field)(input);
+        acc.1 += 1;
+    }
+    fn merge(&self, acc: &mut (f64, u64), other: (f64, u64)) {
+        acc.0 += other.0;
+        acc.1 += other.1;
+    }
+    fn finish(&self, acc: &(f64, u64)) -> f64 {
+        acc.0 / acc.1 as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_and_max_skip_nan() {
+        let min = Min::of(|x: &f64| *x);
+        let mut acc = min.init();
+        for x in [f64::NAN, 3.0, f64::NAN, 1.0] {
+            min.add(&mut acc, &x);
+        }
+        assert_eq!(min.finish(&acc), Some(1.0));
+        let max = Max::of(|x: &f64| *x);
+        let mut acc = max.init();
+        max.add(&mut acc, &f64::NAN);
+        assert_eq!(max.finish(&acc), None);
+    }
+
+    #[test]
+    fn tuple_merges_componentwise() {
+        let agg = (Count, Sum::of(|x: &i64| *x), Avg::of(|x: &i64| *x as f64));
+        let (mut left, mut right) = (agg.init(), agg.init());
+        for x in [1, 2] {
+            agg.add(&mut left, &x);
+        }
+        for x in [3, 6] {
+            agg.add(&mut right, &x);
+        }
+        agg.merge(&mut left, right);
+        assert_eq!(agg.finish(&left), (4, 12, 3.0));
+    }
+}
