@@ -1,0 +1,69 @@
+//! The one error type of the `tideflow` crate, classified by whose fault it is.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can stop a Tideflow job.
+///
+/// Errors are classified ([`Error::kind`]) so that the command line can exit with a code that
+/// says whose mistake it was: the user's (bad configuration or input), the outside world's
+/// (I/O), or Tideflow's own (a bug).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration mistake, found before the dataflow starts. The message names the flag
+    /// or field.
+    #[error("{0}")]
+    Config(String),
+    /// A record that cannot be read, with where it is.
+    #[error("{path}:{line}: {reason}")]
+    Input {
+        /// The file (or stream name) the record came from.
+        path: PathBuf,
+        /// The 1-based line (or record) number.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An I/O failure, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A bug in Tideflow: a worker panicked or an invariant broke.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Whose fault an [`Error`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad configuration or bad input: the user can fix it.
+    User,
+    /// The environment failed (disk, network).
+    External,
+    /// A bug in Tideflow.
+    Internal,
+}
+
+impl Error {
+    /// Whose fault this error is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::Input { .. } => ErrorKind::User,
+            Error::Io { .. } => ErrorKind::External,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+/// The result type of the `tideflow` crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,63 @@
+//! Tideflow: a continuous stream-processing engine on timely dataflow.
+//!
+//! Records flow one event at a time through timely operators; the event-time frontier is the
+//! watermark, so a window's result leaves the moment the watermark passes the window's end.
+//! A job reads a [`source`], names each record's event time and allowed disorder, transforms
+//! the [`Stream`], groups it by key into a [`Window`], aggregates, and writes to a [`sink`]:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tideflow::{aggregate::{Avg, Count}, sink::MemorySink, source::MemorySource, Config, Window};
+//!
+//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
+//! struct Reading { sensor: u32, celsius: f64, at_ms: u64 }
+//!
+//! let readings: Vec<Reading> = (0..100)
+//!     .map(|i| Reading { sensor: i % 3, celsius: 20.0 + f64::from(i % 7), at_ms: 1_000 * u64::from(i) })
+//!     .collect();
+//! let results = MemorySink::new();
+//! let sink = results.clone();
+//! let report = tideflow::execute(Config::workers(2), move |flow| {
+//!     flow.source(MemorySource::new(readings.clone()))
+//!         .with_event_time(|r| r.at_ms)
+//!         .with_watermark(Duration::from_secs(2))
+//!         .filter(|r| r.celsius > 21.0)
+//!         .key_by(|r| r.sensor)
+//!         .window(Window::tumbling(Duration::from_secs(10))?)
+//!         .aggregate((Count, Avg::of(|r: &Reading| r.celsius)))
+//!         .sink(sink.clone());
+//!     Ok(())
+//! })?;
+//! assert_eq!(report.records_in, 100);
+//! assert!(results.take().iter().all(|row| row.end - row.start == 10_000));
+//! # Ok::<(), tideflow::Error>(())
+//! ```
+//!
+//! Layers: `tideflow-operators` holds the timely operators (watermarks, windows, aggregates),
+//! with no I/O; this crate holds the API ([`execute`], [`Flow`], [`Stream`]), sources, sinks,
+//! the record model of the command line ([`record`]) and the command line itself ([`cli`]).
+
+#![deny(missing_docs)]
+
+pub mod cli;
+mod duration;
+mod error;
+pub mod record;
+mod runtime;
+pub mod sink;
+pub mod source;
+mod stream;
+mod window;
+
+/// Aggregators: built-ins and the trait for your own (re-exported from `tideflow-operators`).
+pub mod aggregate {
+    pub use tideflow_operators::aggregate::{Aggregator, Avg, Count, Max, Min, Sum};
+}
+
+pub use duration::parse_duration;
+pub use error::{Error, ErrorKind, Result};
+pub use runtime::{execute, Config, Flow, JobReport};
+pub use stream::{KeyedStream, Stream, WindowedStream};
+pub use tideflow_operators::window::{LateRecord, WindowResult};
+pub use tideflow_operators::Event;
+pub use window::Window;

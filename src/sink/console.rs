@@ -1,0 +1,56 @@
+//! A sink that prints records on standard output.
+
+use std::io::Write;
+
+use tideflow_operators::Event;
+
+use super::{encode_batch, DebugEncoder, Encoder, JsonLinesEncoder, Parallelism, Sink};
+use crate::error::Error;
+
+/// Prints records to standard output, one per line, from worker 0 (records of all workers are
+/// gathered there). At-least-once: what was printed before a crash stays printed.
+///
+/// # Examples
+/// ```
+/// use tideflow::sink::ConsoleSink;
+/// let json = ConsoleSink::json();   // serde records as JSON lines
+/// let debug = ConsoleSink::debug(); // any `Debug` record
+/// # let _ = (json, debug);
+/// ```
+pub struct ConsoleSink<E> {
+    encoder: E,
+    buffer: Vec<u8>,
+}
+
+impl<E> ConsoleSink<E> {
+    /// Prints records encoded by `encoder`.
+    pub fn new(encoder: E) -> Self {
+        ConsoleSink { encoder, buffer: Vec::new() }
+    }
+}
+
+impl ConsoleSink<JsonLinesEncoder> {
+    /// Prints records as JSON lines.
+    pub fn json() -> Self {
+        Self::new(JsonLinesEncoder)
+    }
+}
+
+impl ConsoleSink<DebugEncoder> {
+    /// Prints records in their `Debug` form.
+    pub fn debug() -> Self {
+        Self::new(DebugEncoder)
+    }
+}
+
+impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
+    fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
+        encode_batch(&mut self.encoder, batch, &mut self.buffer)?;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&self.buffer).and_then(|()| stdout.flush()).map_err(|e| Error::io("writing to standard output", e))
+    }
+
+    fn parallelism(&self) -> Parallelism {
+        Parallelism::Single
+    }
+}

@@ -1,0 +1,80 @@
+//! A sink that writes records to one file.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use tideflow_operators::Event;
+
+use super::{encode_batch, CsvEncoder, Encoder, JsonLinesEncoder, Parallelism, Sink};
+use crate::error::Error;
+
+/// Writes records to one file (created or truncated at start), from worker 0: records of all
+/// workers are gathered there, so the file has a single writer.
+///
+/// # Examples
+/// ```
+/// use tideflow::sink::FileSink;
+/// let jsonl = FileSink::jsonl("results.jsonl");
+/// let csv = FileSink::csv("results.csv");
+/// # let _ = (jsonl, csv);
+/// ```
+pub struct FileSink<E> {
+    path: PathBuf,
+    encoder: E,
+    writer: Option<BufWriter<File>>,
+    buffer: Vec<u8>,
+}
+
+impl<E> FileSink<E> {
+    /// Writes records encoded by `encoder` to `path`.
+    pub fn new(path: impl Into<PathBuf>, encoder: E) -> Self {
+        FileSink { path: path.into(), encoder, writer: None, buffer: Vec::new() }
+    }
+
+    fn writer(&mut self) -> Result<&mut BufWriter<File>, Error> {
+        if self.writer.is_none() {
+            let file = File::create(&self.path).map_err(|e| Error::io(format!("cannot create {}", self.path.display()), e))?;
+            self.writer = Some(BufWriter::new(file));
+        }
+        Ok(self.writer.as_mut().expect("writer opened above"))
+    }
+}
+
+impl FileSink<JsonLinesEncoder> {
+    /// Writes records as JSON lines.
+    pub fn jsonl(path: impl Into<PathBuf>) -> Self {
+        Self::new(path, JsonLinesEncoder)
+    }
+}
+
+impl FileSink<CsvEncoder> {
+    /// Writes flat records as CSV with a header row.
+    pub fn csv(path: impl Into<PathBuf>) -> Self {
+        Self::new(path, CsvEncoder::default())
+    }
+}
+
+impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
+    fn on_start(&mut self, _context: &super::SinkContext) -> Result<(), Error> {
+        self.writer().map(|_| ())
+    }
+
+    fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        encode_batch(&mut self.encoder, batch, &mut buffer)?;
+        let path = self.path.display().to_string();
+        let result = self.writer()?.write_all(&buffer).map_err(|e| Error::io(format!("cannot write {path}"), e));
+        self.buffer = buffer;
+        result
+    }
+
+    fn on_close(&mut self) -> Result<(), Error> {
+        let path = self.path.display().to_string();
+        self.writer()?.flush().map_err(|e| Error::io(format!("cannot write {path}"), e))
+    }
+
+    fn parallelism(&self) -> Parallelism {
+        Parallelism::Single
+    }
+}

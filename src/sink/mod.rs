@@ -1,0 +1,151 @@
+//! Sinks: where results go, and the encoders that turn records into bytes.
+//!
+//! A [`Sink`] is built on every worker. Its [`Parallelism`] says whether each worker writes its
+//! own records ([`Parallelism::PerWorker`], like the memory sink) or all records are gathered on
+//! worker 0 ([`Parallelism::Single`], like a file or the console, so there is one writer).
+//! Console and file sinks format records with an [`Encoder`].
+
+mod console;
+mod file;
+mod memory;
+mod ordered;
+
+use std::fmt::Debug;
+use std::io::Write;
+
+use serde::Serialize;
+use tideflow_operators::Event;
+
+pub use console::ConsoleSink;
+pub use file::FileSink;
+pub use memory::MemorySink;
+pub use ordered::OrderedSink;
+
+use crate::error::Error;
+
+/// Where a sink instance runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SinkContext {
+    /// This worker's index.
+    pub worker_index: usize,
+    /// The number of workers.
+    pub peers: usize,
+}
+
+/// Which workers a sink receives records on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Each worker writes the records it holds.
+    PerWorker,
+    /// All records are gathered on worker 0, which is the only one that writes.
+    Single,
+}
+
+/// A destination for records, instantiated once per worker.
+///
+/// Contract: `on_start` runs before the first `write`; `write` gets batches of events (it may
+/// drain the vector); `on_watermark` is called each time the sink's input watermark advances,
+/// after the records before it were written; `on_close` once, when the input has ended. An
+/// `Err` from any of them stops the job and is returned by [`execute`](crate::execute). A
+/// [`Parallelism::Single`] sink is only driven on worker 0.
+pub trait Sink<D>: 'static {
+    /// Writes a batch of records.
+    fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error>;
+
+    /// Prepares to write. By default, does nothing.
+    fn on_start(&mut self, context: &SinkContext) -> Result<(), Error> {
+        let _ = context;
+        Ok(())
+    }
+
+    /// The input's watermark advanced to `watermark`. By default, does nothing.
+    fn on_watermark(&mut self, watermark: u64) -> Result<(), Error> {
+        let _ = watermark;
+        Ok(())
+    }
+
+    /// The input has ended: flush everything. By default, does nothing.
+    fn on_close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Which workers receive records. By default, [`Parallelism::PerWorker`].
+    fn parallelism(&self) -> Parallelism {
+        Parallelism::PerWorker
+    }
+}
+
+/// Turns records into bytes for the console and file sinks.
+pub trait Encoder<D>: 'static {
+    /// Appends one encoded record, with its line end, to `out`.
+    fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error>;
+}
+
+/// Encodes records as JSON, one object per line (serde).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonLinesEncoder;
+
+impl<D: Serialize> Encoder<D> for JsonLinesEncoder {
+    fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
+        serde_json::to_writer(&mut *out, record).map_err(|e| Error::Internal(format!("cannot encode a record as JSON: {e}")))?;
+        out.push(b'\n');
+        Ok(())
+    }
+}
+
+/// Encodes flat records (structs or tuples of scalars) as CSV rows, with a header row taken
+/// from the first record's field names (serde).
+pub struct CsvEncoder {
+    writer: csv::Writer<SharedBuffer>,
+    bytes: SharedBuffer,
+}
+
+/// A byte buffer the CSV writer writes into and the encoder drains.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Default for CsvEncoder {
+    fn default() -> Self {
+        let bytes = SharedBuffer::default();
+        CsvEncoder { writer: csv::Writer::from_writer(bytes.clone()), bytes }
+    }
+}
+
+impl<D: Serialize> Encoder<D> for CsvEncoder {
+    fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
+        let failed = |e: &dyn std::fmt::Display| Error::Config(format!("cannot write a record as CSV (only flat records can be): {e}"));
+        self.writer.serialize(record).map_err(|e| failed(&e))?;
+        self.writer.flush().map_err(|e| failed(&e))?;
+        out.append(&mut self.bytes.0.borrow_mut());
+        Ok(())
+    }
+}
+
+/// Encodes records with their `Debug` form, one per line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DebugEncoder;
+
+impl<D: Debug> Encoder<D> for DebugEncoder {
+    fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
+        writeln!(out, "{record:?}").map_err(|e| Error::Internal(format!("cannot format a record: {e}")))
+    }
+}
+
+/// Encodes a batch of events into `buffer` (cleared first).
+pub(crate) fn encode_batch<D, E: Encoder<D>>(encoder: &mut E, batch: &mut Vec<Event<D>>, buffer: &mut Vec<u8>) -> Result<(), Error> {
+    buffer.clear();
+    for event in batch.drain(..) {
+        encoder.encode(&event.data, buffer)?;
+    }
+    Ok(())
+}

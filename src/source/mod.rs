@@ -1,0 +1,200 @@
+//! Sources: where records come from, split into partitions and shared out among workers.
+//!
+//! A [`Source`] is built on every worker; [`Source::on_start`] tells it which worker it runs on
+//! so it can pick its share of the input, as a number of *partitions* (a file, a generator
+//! stride, a slice of a `Vec`). Each partition has its own bounded out-of-orderness watermark;
+//! the source's watermark is the minimum over its unfinished partitions (DESIGN.md "Time").
+//! Partitions are numbered globally and partition `p` is read by worker `p % peers`, so which
+//! records are late depends on the input and its partitioning, never on the worker count.
+//!
+//! A job reads a source with [`Flow::source`], names the event time with
+//! [`SourceBuilder::with_event_time`] and the allowed disorder with
+//! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`].
+
+mod file;
+mod memory;
+mod rate;
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader};
+pub use memory::MemorySource;
+pub use rate::{RateRecord, RateSource};
+pub use tideflow_operators::source::SourceStatus;
+pub use tideflow_operators::watermark::WatermarkStrategy;
+
+use tideflow_operators::source::watermarked_source;
+
+use crate::error::Error;
+use crate::runtime::Flow;
+use crate::stream::Stream;
+
+/// Where a source instance runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceContext {
+    /// This worker's index.
+    pub worker_index: usize,
+    /// The number of workers.
+    pub peers: usize,
+}
+
+impl SourceContext {
+    /// The partitions, out of `total`, that this worker reads: `p` with `p % peers == index`.
+    pub fn local_partitions(&self, total: usize) -> impl Iterator<Item = usize> {
+        (self.worker_index..total).step_by(self.peers.max(1))
+    }
+}
+
+/// Records read by one [`Source::read`] call, each tagged with its local partition.
+pub struct SourceBatch<T> {
+    records: Vec<(usize, T)>,
+    finished: Vec<usize>,
+}
+
+impl<T> SourceBatch<T> {
+    fn new() -> Self {
+        SourceBatch { records: Vec::new(), finished: Vec::new() }
+    }
+
+    /// Adds a record read from local partition `partition` (0-based among this worker's).
+    #[inline]
+    pub fn push(&mut self, partition: usize, record: T) {
+        self.records.push((partition, record));
+    }
+
+    /// Marks local partition `partition` as exhausted: it stops holding the watermark back.
+    pub fn finish_partition(&mut self, partition: usize) {
+        self.finished.push(partition);
+    }
+
+    /// How many records this batch holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// A source of records, instantiated once per worker.
+///
+/// Contract: [`Source::on_start`] runs once before the first read, and
+/// [`Source::partitions`] after it. `read` is called whenever the worker schedules the source;
+/// it adds what is ready to the batch (a few thousand records at most, so one source does not
+/// starve the rest of the dataflow) and says when to call it again. Returning
+/// [`SourceStatus::Done`] ends this worker's share of the input. An `Err` stops the whole job
+/// and is what [`execute`](crate::execute) returns, so it must name the file, line or address
+/// at fault.
+pub trait Source: 'static {
+    /// The records this source produces.
+    type Item: 'static;
+
+    /// Reads what is ready into `batch`.
+    fn read(&mut self, batch: &mut SourceBatch<Self::Item>) -> Result<SourceStatus, Error>;
+
+    /// Picks this worker's share of the input. By default, does nothing.
+    fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
+        let _ = context;
+        Ok(())
+    }
+
+    /// The number of partitions this worker reads, known after `on_start`. By default, 1.
+    fn partitions(&self) -> usize {
+        1
+    }
+}
+
+impl<'scope> Flow<'scope> {
+    /// Starts a stream from `source`, read in parallel by every worker.
+    pub fn source<S: Source>(&mut self, source: S) -> SourceBuilder<'_, 'scope, S> {
+        SourceBuilder { flow: self, source }
+    }
+}
+
+/// A source whose event time is not named yet.
+pub struct SourceBuilder<'flow, 'scope, S> {
+    flow: &'flow mut Flow<'scope>,
+    source: S,
+}
+
+impl<'flow, 'scope, S: Source> SourceBuilder<'flow, 'scope, S> {
+    /// Names each record's event time, in milliseconds since the Unix epoch.
+    pub fn with_event_time<F>(self, event_time: F) -> EventTimeBuilder<'flow, 'scope, S, F>
+    where
+        F: Fn(&S::Item) -> u64 + 'static,
+    {
+        EventTimeBuilder { flow: self.flow, source: self.source, event_time }
+    }
+}
+
+/// A source with an event time, waiting for its watermark strategy.
+pub struct EventTimeBuilder<'flow, 'scope, S, F> {
+    flow: &'flow mut Flow<'scope>,
+    source: S,
+    event_time: F,
+}
+
+impl<'scope, S, F> EventTimeBuilder<'_, 'scope, S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> u64 + 'static,
+{
+    /// Sets how far out of order events may arrive (a `Duration`, or a full
+    /// [`WatermarkStrategy`]) and starts the stream. Each partition's watermark trails the
+    /// largest event time it has seen by this delay.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    ///
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(vec![3u64, 1, 2]))
+    ///         .with_event_time(|t| *t * 1_000)
+    ///         .with_watermark(Duration::from_secs(5))
+    ///         .map(|t| t * 10)
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let mut seen = sink.take();
+    /// seen.sort();
+    /// assert_eq!(seen, vec![10, 20, 30]);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn with_watermark(self, strategy: impl Into<WatermarkStrategy>) -> Stream<'scope, S::Item> {
+        let EventTimeBuilder { flow, mut source, event_time } = self;
+        let job = Rc::clone(&flow.job);
+        let context = SourceContext { worker_index: job.index, peers: job.peers };
+        let started = source.on_start(&context);
+        let partitions = if started.is_ok() { source.partitions() } else { 0 };
+        if let Err(error) = started {
+            job.shared.fail(error);
+        }
+        let shared = Arc::clone(&job.shared);
+        let mut batch = SourceBatch::new();
+        let inner = watermarked_source(flow.scope, "Source", partitions, strategy.into(), move |out| {
+            if shared.stopped() {
+                return SourceStatus::Done;
+            }
+            let status = source.read(&mut batch);
+            shared.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+            for (partition, record) in batch.records.drain(..) {
+                out.push(partition, event_time(&record), record);
+            }
+            for partition in batch.finished.drain(..) {
+                out.finish_partition(partition);
+            }
+            status.unwrap_or_else(|error| {
+                shared.fail(error);
+                SourceStatus::Done
+            })
+        });
+        Stream { inner, job }
+    }
+}

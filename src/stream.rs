@@ -1,0 +1,246 @@
+//! The stream API: stateless operators on [`Stream`], keying with [`Stream::key_by`], windows
+//! on [`KeyedStream`], aggregation on [`WindowedStream`], and sinks.
+//!
+//! A `Stream<D>` is a timely stream of [`Event<D>`]: every record keeps its event time through
+//! `map`, `filter` and `flat_map`, as a Flink record keeps its timestamp. Operators consume the
+//! stream (timely 0.31 style); `clone` a stream to use it twice.
+
+use std::hash::Hash;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::{Concat, Inspect, Operator};
+use timely::dataflow::StreamVec;
+use timely::ExchangeData;
+use tideflow_operators::aggregate::Aggregator;
+use tideflow_operators::window::{SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams};
+use tideflow_operators::Event;
+
+use crate::runtime::WorkerJob;
+use crate::sink::{Parallelism, Sink, SinkContext};
+use crate::window::Window;
+
+/// A stream of records of type `D`, each with its event time.
+pub struct Stream<'scope, D> {
+    pub(crate) inner: StreamVec<'scope, u64, Event<D>>,
+    pub(crate) job: Rc<WorkerJob>,
+}
+
+impl<D: Clone + 'static> Clone for Stream<'_, D> {
+    fn clone(&self) -> Self {
+        Stream { inner: self.inner.clone(), job: Rc::clone(&self.job) }
+    }
+}
+
+impl<'scope, D: 'static> Stream<'scope, D> {
+    /// Transforms each record; the event time is kept.
+    pub fn map<D2: 'static>(self, mut logic: impl FnMut(D) -> D2 + 'static) -> Stream<'scope, D2> {
+        self.with_inner(|inner| inner.map(move |event| event.map(&mut logic)))
+    }
+
+    /// Keeps the records for which `predicate` holds.
+    pub fn filter(self, mut predicate: impl FnMut(&D) -> bool + 'static) -> Stream<'scope, D> {
+        self.with_inner(|inner| inner.filter(move |event| predicate(&event.data)))
+    }
+
+    /// Turns each record into any number of records with the same event time.
+    pub fn flat_map<I>(self, mut logic: impl FnMut(D) -> I + 'static) -> Stream<'scope, I::Item>
+    where
+        I: IntoIterator,
+        I::Item: 'static,
+    {
+        self.with_inner(|inner| {
+            inner.flat_map(move |event| {
+                let time = event.time;
+                logic(event.data).into_iter().map(move |data| Event::new(time, data))
+            })
+        })
+    }
+
+    /// Calls `observe` on each record as it passes.
+    pub fn inspect(self, mut observe: impl FnMut(&D) + 'static) -> Stream<'scope, D> {
+        self.with_inner(|inner| inner.inspect(move |event| observe(&event.data)))
+    }
+
+    /// Merges two streams of the same type; the watermark is the smaller of the two.
+    pub fn union(self, other: Stream<'scope, D>) -> Stream<'scope, D> {
+        self.with_inner(|inner| inner.concat(other.inner))
+    }
+
+    /// Names each record's key. Records move to the worker that owns their key (by a
+    /// well-mixed hash, [`tideflow_operators::key_hash`]) at the first keyed operator, so a
+    /// `key_by` followed by a window exchanges each record once.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{aggregate::{Count, Sum}, sink::MemorySink, source::MemorySource, Config, Window};
+    ///
+    /// #[derive(Clone)]
+    /// struct Order { shop: &'static str, cents: i64, ts: u64 }
+    /// let orders = vec![
+    ///     Order { shop: "north", cents: 250, ts: 100 },
+    ///     Order { shop: "south", cents: 100, ts: 200 },
+    ///     Order { shop: "north", cents: 50, ts: 1_100 },
+    /// ];
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::workers(2), move |flow| {
+    ///     flow.source(MemorySource::new(orders.clone()))
+    ///         .with_event_time(|o| o.ts)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .map(|o| (o.shop.to_string(), o.cents))
+    ///         .key_by(|(shop, _)| shop.clone())
+    ///         .window(Window::tumbling(Duration::from_secs(1))?)
+    ///         .aggregate((Count, Sum::of(|(_, cents): &(String, i64)| *cents)))
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let mut rows: Vec<_> = sink.take().into_iter().map(|r| (r.key, r.start, r.value)).collect();
+    /// rows.sort();
+    /// assert_eq!(rows, vec![
+    ///     ("north".to_string(), 0, (1, 250)),
+    ///     ("north".to_string(), 1_000, (1, 50)),
+    ///     ("south".to_string(), 0, (1, 100)),
+    /// ]);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn key_by<K: 'static>(self, key: impl Fn(&D) -> K + 'static) -> KeyedStream<'scope, K, D> {
+        let Stream { inner, job } = self.map_events(move |event| {
+            let key = key(&event.data);
+            event.map(|data| (key, data))
+        });
+        KeyedStream { inner, job }
+    }
+
+    /// Writes every record to `sink`.
+    ///
+    /// A [`Parallelism::PerWorker`] sink receives each worker's records on that worker; a
+    /// [`Parallelism::Single`] sink (a file, the console) receives all records on worker 0.
+    /// An error from the sink stops the job and is returned by [`execute`](crate::execute).
+    pub fn sink<S: Sink<D>>(self, mut sink: S)
+    where
+        D: ExchangeData,
+    {
+        let job = self.job;
+        let done = job.terminal();
+        let route = match sink.parallelism() {
+            Parallelism::PerWorker => job.index as u64,
+            Parallelism::Single => 0,
+        };
+        let active = sink.parallelism() == Parallelism::PerWorker || job.index == 0;
+        let context = SinkContext { worker_index: job.index, peers: job.peers };
+        let mut started = false;
+        let mut watermark = Some(0);
+        self.inner.sink(Exchange::new(move |_: &Event<D>| route), "Sink", move |(input, frontier)| {
+            if done.get() || !active {
+                input.for_each(|_, data| data.clear());
+                done.set(done.get() || frontier.is_empty());
+                return;
+            }
+            let mut step = || -> Result<(), crate::Error> {
+                if !started {
+                    started = true;
+                    sink.on_start(&context)?;
+                }
+                let mut result = Ok(());
+                input.for_each(|_, data| {
+                    job.shared.records_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if result.is_ok() {
+                        result = sink.write(data);
+                    }
+                    data.clear();
+                });
+                result?;
+                let now = frontier.frontier().first().copied();
+                if now != watermark {
+                    watermark = now;
+                    match now {
+                        Some(time) => sink.on_watermark(time)?,
+                        None => sink.on_close()?,
+                    }
+                }
+                Ok(())
+            };
+            match step() {
+                Ok(()) => done.set(watermark.is_none()),
+                Err(error) => {
+                    job.shared.fail(error);
+                    done.set(true);
+                }
+            }
+        });
+    }
+
+    /// The underlying timely stream of events, for raw timely operators.
+    pub fn into_inner(self) -> StreamVec<'scope, u64, Event<D>> {
+        self.inner
+    }
+
+    fn with_inner<D2>(
+        self,
+        logic: impl FnOnce(StreamVec<'scope, u64, Event<D>>) -> StreamVec<'scope, u64, Event<D2>>,
+    ) -> Stream<'scope, D2> {
+        Stream { inner: logic(self.inner), job: self.job }
+    }
+
+    fn map_events<D2: 'static>(self, logic: impl FnMut(Event<D>) -> Event<D2> + 'static) -> Stream<'scope, D2> {
+        self.with_inner(|inner| inner.map(logic))
+    }
+}
+
+/// A stream whose records have a key of type `K`; windows and keyed state start here.
+pub struct KeyedStream<'scope, K, D> {
+    inner: StreamVec<'scope, u64, Event<(K, D)>>,
+    job: Rc<WorkerJob>,
+}
+
+impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
+    /// Groups each key's records into windows; finish with [`WindowedStream::aggregate`].
+    pub fn window(self, window: Window) -> WindowedStream<'scope, K, D> {
+        WindowedStream { keyed: self, window }
+    }
+
+    /// Back to a plain stream of `(key, record)` pairs.
+    pub fn into_stream(self) -> Stream<'scope, (K, D)> {
+        Stream { inner: self.inner, job: self.job }
+    }
+}
+
+/// A keyed stream grouped into windows.
+pub struct WindowedStream<'scope, K, D> {
+    keyed: KeyedStream<'scope, K, D>,
+    window: Window,
+}
+
+impl<'scope, K, D> WindowedStream<'scope, K, D>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+{
+    /// Aggregates each key's records per window with `aggregator` (a built-in such as
+    /// [`Count`](crate::aggregate::Count), a tuple of several, or your own
+    /// [`Aggregator`]). A window's result leaves as soon as the watermark passes its end and
+    /// carries event time `window_end - 1`. Records that arrive after every window they belong
+    /// to has closed are dropped and counted in [`JobReport::late_dropped`](crate::JobReport).
+    pub fn aggregate<A: Aggregator<D>>(self, aggregator: A) -> Stream<'scope, WindowResult<K, A::Output>> {
+        let KeyedStream { inner, job } = self.keyed;
+        let WindowStreams { results, late } = match self.window {
+            Window::Tumbling { size } => inner.tumbling_window(size, aggregator),
+            Window::Sliding { size, slide } => inner.sliding_window(size, slide, aggregator),
+            Window::Session { gap } => inner.session_window(gap, aggregator),
+        };
+        let done = job.terminal();
+        let shared = Rc::clone(&job);
+        late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
+            input.for_each(|_, data| {
+                shared.shared.late_dropped.fetch_add(data.len() as u64, Ordering::Relaxed);
+                data.clear();
+            });
+            done.set(frontier.is_empty());
+        });
+        Stream { inner: results, job }
+    }
+}
