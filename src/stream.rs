@@ -191,6 +191,14 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     }
 }
 
+impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
+    /// Treats the first element of each pair as its key, without copying it (where
+    /// [`Stream::key_by`] derives the key from a reference to the record).
+    pub fn into_keyed(self) -> KeyedStream<'scope, K, D> {
+        KeyedStream { inner: self.inner, job: self.job }
+    }
+}
+
 /// A stream whose records have a key of type `K`; windows and keyed state start here.
 pub struct KeyedStream<'scope, K, D> {
     inner: StreamVec<'scope, u64, Event<(K, D)>>,

@@ -1,1 +1,29 @@
-//! Records of the command line.
+//! The command line's record model: rows with a key, an event time and the numeric fields the
+//! aggregates read, decoded from JSON lines or CSV by field name.
+//!
+//! The typed Rust API decodes records into the user's own structs; `tideflow run` does not
+//! know the record's shape, so it decodes each record into a [`Row`] holding only what the
+//! query needs: the key field, the time field and the fields named by `--agg`. JSON is decoded
+//! with a serde seed that walks the object once and skips every other field without building
+//! it.
+
+mod aggregate;
+mod decode;
+mod value;
+
+pub use aggregate::{AggKind, AggSpec, AggValue, RowAggregator};
+pub use decode::{decode_csv, decode_json, parse_time, CsvColumns, Schema};
+pub use value::{Key, Num};
+
+use serde::{Deserialize, Serialize};
+
+/// One input record, reduced to what the query reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The value of the key field (`Key::Null` without one).
+    pub key: Key,
+    /// Event time in ms since the epoch.
+    pub time: u64,
+    /// The aggregated fields, in [`Schema::value_fields`] order; `None` for null or missing.
+    pub values: Vec<Option<Num>>,
+}

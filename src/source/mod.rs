@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader};
+pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use tideflow_operators::source::SourceStatus;

@@ -10,31 +10,38 @@ use serde::de::DeserializeOwned;
 use super::{FileFormat, RecordReader};
 use crate::error::Error;
 
-type RecordDecoder<T> = dyn Fn(&ByteRecord, &ByteRecord) -> Result<T, String> + Send + Sync;
+/// Decodes the rows of one file.
+pub type RowDecoder<T> = Box<dyn FnMut(&ByteRecord) -> Result<T, String>>;
+type Prepare<T> = dyn Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync;
 
 /// The CSV format: a header row, then one record per row. Each row is decoded with serde (by
-/// column name) or with a function given the header and the row.
+/// column name) or with a decoder prepared from each file's header.
 pub struct Csv<T> {
-    decode: Arc<RecordDecoder<T>>,
+    prepare: Arc<Prepare<T>>,
 }
 
 impl<T> Clone for Csv<T> {
     fn clone(&self) -> Self {
-        Csv { decode: Arc::clone(&self.decode) }
+        Csv { prepare: Arc::clone(&self.prepare) }
     }
 }
 
-impl<T: DeserializeOwned> Csv<T> {
+impl<T: DeserializeOwned + 'static> Csv<T> {
     /// Decodes each row into `T` with serde, matching columns to fields by header name.
     pub fn serde() -> Self {
-        Self::with_decoder(|header, row| row.deserialize(Some(header)).map_err(|e| e.to_string()))
+        Self::with_decoder(|header| {
+            let header = header.clone();
+            Ok(Box::new(move |row: &ByteRecord| row.deserialize(Some(&header)).map_err(|e| e.to_string())))
+        })
     }
 }
 
 impl<T> Csv<T> {
-    /// Decodes each row with `decode(header, row)`; an `Err` is reported with the file and line.
-    pub fn with_decoder(decode: impl Fn(&ByteRecord, &ByteRecord) -> Result<T, String> + Send + Sync + 'static) -> Self {
-        Csv { decode: Arc::new(decode) }
+    /// Decodes rows with the decoder `prepare` makes from each file's header. An `Err` from
+    /// `prepare` (a missing column, say) is reported with the file; an `Err` from the decoder
+    /// with the file and line.
+    pub fn with_decoder(prepare: impl Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync + 'static) -> Self {
+        Csv { prepare: Arc::new(prepare) }
     }
 }
 
@@ -44,11 +51,10 @@ impl<T: 'static> FileFormat for Csv<T> {
 
     fn open(&self, path: &Path, file: File) -> Result<Self::Reader, Error> {
         let mut reader = ReaderBuilder::new().has_headers(true).from_reader(file);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| Error::Input { path: path.to_path_buf(), line: 1, reason: format!("cannot read the CSV header: {e}") })?
-            .clone();
-        Ok(CsvReader { path: path.to_path_buf(), reader, header, row: ByteRecord::new(), decode: Arc::clone(&self.decode) })
+        let bad_header = |reason: String| Error::Input { path: path.to_path_buf(), line: 1, reason };
+        let header = reader.byte_headers().map_err(|e| bad_header(format!("cannot read the CSV header: {e}")))?;
+        let decode = (self.prepare)(header).map_err(bad_header)?;
+        Ok(CsvReader { path: path.to_path_buf(), reader, row: ByteRecord::new(), decode })
     }
 }
 
@@ -56,9 +62,8 @@ impl<T: 'static> FileFormat for Csv<T> {
 pub struct CsvReader<T> {
     path: PathBuf,
     reader: csv::Reader<File>,
-    header: ByteRecord,
     row: ByteRecord,
-    decode: Arc<RecordDecoder<T>>,
+    decode: RowDecoder<T>,
 }
 
 impl<T: 'static> RecordReader for CsvReader<T> {
@@ -77,6 +82,6 @@ impl<T: 'static> RecordReader for CsvReader<T> {
             return Ok(None);
         }
         let line = self.row.position().map_or(0, |p| p.line());
-        (self.decode)(&self.header, &self.row).map(Some).map_err(|reason| Error::Input { path: self.path.clone(), line, reason })
+        (self.decode)(&self.row).map(Some).map_err(|reason| Error::Input { path: self.path.clone(), line, reason })
     }
 }

@@ -12,7 +12,7 @@ mod jsonl;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub use self::csv::Csv;
+pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
 
 use super::{Source, SourceBatch, SourceContext, SourceStatus};

@@ -1,0 +1,174 @@
+//! `tideflow run`: windows over a file or directory of JSON lines or CSV.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::output::RowEncoder;
+use super::{duration_arg, spec_arg};
+use crate::error::Error;
+use crate::record::{decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema};
+use crate::runtime::{execute, Config, Flow, JobReport};
+use crate::sink::{ConsoleSink, FileSink, OrderedSink};
+use crate::source::{Csv, FileSource, JsonLines};
+use crate::stream::Stream;
+use crate::window::Window;
+
+/// A record or output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+impl Format {
+    /// The format a file name suggests, if any.
+    fn from_extension(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Arguments of `tideflow run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Input file, or a directory whose files are all read (each file is one partition).
+    #[arg(long, value_name = "PATH")]
+    input: PathBuf,
+    /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Field holding the event time: integer ms since the epoch, or an RFC 3339 string.
+    #[arg(long, value_name = "FIELD")]
+    time_field: String,
+    /// Field to group by. Without it every record has the key null.
+    #[arg(long, value_name = "FIELD")]
+    key_field: Option<String>,
+    /// tumbling:SIZE, sliding:SIZE,SLIDE or session:GAP, e.g. tumbling:10s.
+    #[arg(long, value_name = "SPEC", value_parser = spec_arg::<Window>)]
+    window: Window,
+    /// count, sum:F, avg:F, min:F or max:F; repeat for several.
+    #[arg(long = "agg", value_name = "AGG", required = true, value_parser = spec_arg::<AggSpec>)]
+    aggs: Vec<AggSpec>,
+    /// How far out of order events may arrive (per input file), e.g. 5s.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration_arg)]
+    watermark_delay: Duration,
+    /// Where results go: a file path, or - for standard output.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    output: String,
+    /// Output format. By default, from the output's extension, else JSON lines.
+    #[arg(long, value_enum)]
+    output_format: Option<Format>,
+    /// Worker threads.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
+}
+
+/// The query `tideflow run` executes, checked before the dataflow starts.
+struct Query {
+    input: PathBuf,
+    format: Format,
+    schema: Schema,
+    window: Window,
+    aggs: Vec<AggSpec>,
+    delay: Duration,
+    output: Option<PathBuf>,
+    output_format: Format,
+}
+
+impl Query {
+    fn new(args: RunArgs) -> Result<Self, Error> {
+        let format = args.format.or_else(|| Format::from_extension(&args.input)).ok_or_else(|| {
+            Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", args.input.display()))
+        })?;
+        let mut columns = HashSet::new();
+        for spec in &args.aggs {
+            if !columns.insert(spec.column()) {
+                return Err(Error::Config(format!("--agg: {} is given twice", spec.column())));
+            }
+        }
+        let mut value_fields: Vec<String> = Vec::new();
+        for field in args.aggs.iter().filter_map(|spec| spec.field.clone()) {
+            if !value_fields.contains(&field) {
+                value_fields.push(field);
+            }
+        }
+        let output = (args.output != "-").then(|| PathBuf::from(&args.output));
+        let output_format = args.output_format.or_else(|| output.as_deref().and_then(Format::from_extension)).unwrap_or(Format::Jsonl);
+        Ok(Query {
+            input: args.input,
+            format,
+            schema: Schema { time_field: args.time_field, key_field: args.key_field, value_fields },
+            window: args.window,
+            aggs: args.aggs,
+            delay: args.watermark_delay,
+            output,
+            output_format,
+        })
+    }
+
+    /// The input rows as a stream.
+    fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Stream<'scope, Row> {
+        let schema = self.schema.clone();
+        let event_time = |row: &Row| row.time;
+        match self.format {
+            Format::Jsonl => {
+                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
+                flow.source(FileSource::new(&self.input, format)).with_event_time(event_time).with_watermark(self.delay)
+            }
+            Format::Csv => {
+                let format = Csv::with_decoder(move |header| {
+                    let schema = schema.clone();
+                    let columns = CsvColumns::new(&schema, header)?;
+                    Ok(Box::new(move |row: &csv::ByteRecord| decode_csv(&schema, &columns, row)))
+                });
+                flow.source(FileSource::new(&self.input, format)).with_event_time(event_time).with_watermark(self.delay)
+            }
+        }
+    }
+
+    fn encoder(&self) -> RowEncoder {
+        let columns = self.aggs.iter().map(AggSpec::column).collect();
+        match self.output_format {
+            Format::Jsonl => RowEncoder::json(columns),
+            Format::Csv => RowEncoder::csv(columns),
+        }
+    }
+
+    fn execute(self, workers: usize) -> Result<JobReport, Error> {
+        execute(Config::workers(workers), move |flow| {
+            let aggregator = RowAggregator::new(&self.aggs, &self.schema.value_fields);
+            let results = self
+                .rows(flow)
+                .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
+                .into_keyed()
+                .window(self.window)
+                .aggregate(aggregator);
+            // Rows are released in (window end, key) order once the watermark passes them, so
+            // the output does not depend on the worker count.
+            match &self.output {
+                None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                Some(path) => results.sink(OrderedSink::new(FileSink::new(path, self.encoder()))),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs `tideflow run`.
+pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
+    let workers = usize::from(args.workers);
+    let report = Query::new(args)?.execute(workers)?;
+    eprintln!(
+        "tideflow: {} records read, {} window rows written, {} late records dropped (they arrived after every window they belong to had closed)",
+        report.records_in, report.records_out, report.late_dropped
+    );
+    Ok(())
+}

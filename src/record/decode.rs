@@ -1,0 +1,335 @@
+//! Decoding command-line rows from JSON objects and CSV rows, by field name.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use csv::ByteRecord;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserializer;
+
+use super::{Key, Num, Row};
+
+/// The latest event time accepted: the last millisecond of the year 9999.
+const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
+/// Which fields of a record the query reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schema {
+    /// The event-time field: integer ms since the epoch, or an RFC 3339 string.
+    pub time_field: String,
+    /// The key field, if the query groups by one.
+    pub key_field: Option<String>,
+    /// The numeric fields the aggregates read, without repeats.
+    pub value_fields: Vec<String>,
+}
+
+/// Parses an event time written as integer milliseconds since the epoch or as an RFC 3339
+/// timestamp (`2024-05-01T12:00:00.250Z`, `...+02:00`).
+///
+/// # Examples
+/// ```
+/// use tideflow::record::parse_time;
+/// assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
+/// assert_eq!(parse_time("1970-01-01T00:00:01.5+00:00"), Ok(1_500));
+/// assert!(parse_time("-5").is_err());
+/// ```
+pub fn parse_time(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: u64 = text.parse().map_err(|_| format!("time {text} is out of range"))?;
+        return check_time(ms);
+    }
+    if let Some(rest) = text.strip_prefix('-') {
+        if rest.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() {
+            return Err(format!("time {text} is negative"));
+        }
+    }
+    let parsed = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("time '{text}' is neither integer milliseconds nor an RFC 3339 timestamp ({e})"))?;
+    let ms = parsed.timestamp_millis();
+    u64::try_from(ms).map_err(|_| format!("time '{text}' is before 1970")).and_then(check_time)
+}
+
+fn check_time(ms: u64) -> Result<u64, String> {
+    if ms > MAX_TIME_MS {
+        Err(format!("time {ms} is out of range (after the year 9999)"))
+    } else {
+        Ok(ms)
+    }
+}
+
+/// Decodes one JSON object into a [`Row`].
+///
+/// # Examples
+/// ```
+/// use tideflow::record::{decode_json, Key, Num, Schema};
+/// let schema = Schema { time_field: "ts".into(), key_field: Some("user".into()), value_fields: vec!["n".into()] };
+/// let row = decode_json(&schema, r#"{"user":"ann","ts":1000,"n":2.5,"other":[1,2]}"#).unwrap();
+/// assert_eq!((row.key, row.time, row.values), (Key::Str("ann".into()), 1_000, vec![Some(Num::Float(2.5))]));
+/// assert!(decode_json(&schema, r#"{"user":"ann"}"#).unwrap_err().contains("missing time field 'ts'"));
+/// ```
+pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let row = RowSeed { schema }.deserialize(&mut deserializer).map_err(|e| e.to_string())?;
+    deserializer.end().map_err(|e| e.to_string())?;
+    Ok(row)
+}
+
+struct RowSeed<'a> {
+    schema: &'a Schema,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Row, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let schema = self.schema;
+        let mut time = None;
+        let mut key = Key::Null;
+        let mut values = vec![None; schema.value_fields.len()];
+        while let Some(name) = map.next_key::<Scalar<'de>>()? {
+            let Scalar::Str(name) = name else { continue };
+            let is_time = *name == *schema.time_field;
+            let is_key = schema.key_field.as_deref() == Some(&*name);
+            let value_slot = schema.value_fields.iter().position(|f| *f == *name);
+            if !is_time && !is_key && value_slot.is_none() {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let value: Scalar<'de> = map.next_value()?;
+            if is_time {
+                time = Some(value.to_time(&name).map_err(de::Error::custom)?);
+            }
+            if is_key {
+                key = value.to_key(&name).map_err(de::Error::custom)?;
+            }
+            if let Some(slot) = value_slot {
+                values[slot] = value.to_num(&name).map_err(de::Error::custom)?;
+            }
+        }
+        let time = time.ok_or_else(|| de::Error::custom(format!("missing time field '{}'", schema.time_field)))?;
+        Ok(Row { key, time, values })
+    }
+}
+
+/// A JSON value as far as a row cares: a scalar, or something it will not use.
+enum Scalar<'de> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'de, str>),
+    Composite,
+}
+
+impl Scalar<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Int(_) | Scalar::UInt(_) => "an integer",
+            Scalar::Float(_) => "a fraction",
+            Scalar::Str(_) => "a string",
+            Scalar::Composite => "an object or array",
+        }
+    }
+
+    fn to_time(&self, field: &str) -> Result<u64, String> {
+        match self {
+            Scalar::UInt(ms) => check_time(*ms),
+            Scalar::Int(ms) => Err(format!("time field '{field}' is negative ({ms})")),
+            Scalar::Str(text) => parse_time(text).map_err(|e| format!("time field '{field}': {e}")),
+            other => Err(format!(
+                "time field '{field}' must be integer milliseconds or an RFC 3339 string, got {}",
+                other.kind()
+            )),
+        }
+    }
+
+    fn to_key(&self, field: &str) -> Result<Key, String> {
+        Ok(match self {
+            Scalar::Null => Key::Null,
+            Scalar::Bool(b) => Key::Bool(*b),
+            Scalar::Int(i) => Key::Int(*i),
+            Scalar::UInt(u) => i64::try_from(*u).map_or(Key::Float(*u as f64), Key::Int),
+            Scalar::Float(f) => Key::Float(*f),
+            Scalar::Str(s) => Key::Str(s.to_string()),
+            Scalar::Composite => return Err(format!("key field '{field}' must be a scalar, got an object or array")),
+        })
+    }
+
+    fn to_num(&self, field: &str) -> Result<Option<Num>, String> {
+        Ok(match self {
+            Scalar::Null => None,
+            Scalar::Int(i) => Some(Num::Int(*i)),
+            Scalar::UInt(u) => Some(i64::try_from(*u).map_or(Num::Float(*u as f64), Num::Int)),
+            Scalar::Float(f) => Some(Num::Float(*f)),
+            other => return Err(format!("field '{field}' must be a number, got {}", other.kind())),
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Scalar<'de>, E> {
+        Ok(if i >= 0 { Scalar::UInt(i as u64) } else { Scalar::Int(i) })
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::UInt(u))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Float(f))
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Str(Cow::Owned(s.to_owned())))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Composite)
+    }
+}
+
+/// Column positions of a schema's fields in one CSV file.
+#[derive(Clone, Debug)]
+pub struct CsvColumns {
+    time: usize,
+    key: Option<usize>,
+    values: Vec<usize>,
+}
+
+impl CsvColumns {
+    /// Finds each field of `schema` in `header`; a missing column is an error naming it.
+    pub fn new(schema: &Schema, header: &ByteRecord) -> Result<Self, String> {
+        let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        let find = |field: &str, flag: &str| {
+            names.iter().position(|n| n == field).ok_or_else(|| {
+                format!("no column '{field}' ({flag}) in the CSV header; the columns are: {}", names.join(", "))
+            })
+        };
+        Ok(CsvColumns {
+            time: find(&schema.time_field, "--time-field")?,
+            key: schema.key_field.as_deref().map(|k| find(k, "--key-field")).transpose()?,
+            values: schema.value_fields.iter().map(|f| find(f, "--agg")).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Decodes one CSV row into a [`Row`]: empty cells are null; numbers are integers when they
+/// parse as one, else floats.
+pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Result<Row, String> {
+    let cell = |index: usize, field: &str| -> Result<&str, String> {
+        let bytes = row.get(index).ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
+        std::str::from_utf8(bytes).map(str::trim).map_err(|_| format!("field '{field}' is not valid UTF-8"))
+    };
+    let time_text = cell(columns.time, &schema.time_field)?;
+    if time_text.is_empty() {
+        return Err(format!("missing time field '{}'", schema.time_field));
+    }
+    let time = parse_time(time_text).map_err(|e| format!("time field '{}': {e}", schema.time_field))?;
+    let key = match (columns.key, schema.key_field.as_deref()) {
+        (Some(index), Some(field)) => match cell(index, field)? {
+            "" => Key::Null,
+            text => Key::Str(text.to_string()),
+        },
+        _ => Key::Null,
+    };
+    let mut values = Vec::with_capacity(columns.values.len());
+    for (&index, field) in columns.values.iter().zip(&schema.value_fields) {
+        let text = cell(index, field)?;
+        values.push(if text.is_empty() {
+            None
+        } else if let Ok(i) = text.parse::<i64>() {
+            Some(Num::Int(i))
+        } else {
+            let f = text.parse::<f64>().map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
+            Some(Num::Float(f))
+        });
+    }
+    Ok(Row { key, time, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema { time_field: "ts".into(), key_field: Some("k".into()), value_fields: vec!["v".into(), "ts".into()] }
+    }
+
+    #[test]
+    fn json_errors_name_the_problem() {
+        let s = schema();
+        let cases = [
+            (r#"{"ts": -1}"#, "negative"),
+            (r#"{"ts": 1.5}"#, "integer milliseconds"),
+            (r#"{"ts": "yesterday"}"#, "RFC 3339"),
+            (r#"{"ts": 1, "v": "x"}"#, "field 'v' must be a number, got a string"),
+            (r#"{"ts": 1, "k": {"a": 1}}"#, "must be a scalar"),
+            (r#"[1, 2]"#, "a JSON object"),
+            (r#"{"ts": 1"#, "EOF"),
+            (r#"{"ts": 1} x"#, "trailing"),
+            (r#"{"ts": 99999999999999999}"#, "out of range"),
+        ];
+        for (line, expected) in cases {
+            let err = decode_json(&s, line).unwrap_err();
+            assert!(err.contains(expected), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_field_can_be_time_and_value_and_escaped_names_match() {
+        let row = decode_json(&schema(), r#"{"\u0074s": 7, "v": null, "k": 3}"#).unwrap();
+        assert_eq!(row, Row { key: Key::Int(3), time: 7, values: vec![None, Some(Num::Int(7))] });
+    }
+
+    #[test]
+    fn csv_rows_decode_and_missing_columns_are_named() {
+        let s = schema();
+        let header = ByteRecord::from(vec!["k", "ts", "v"]);
+        let columns = CsvColumns::new(&s, &header).unwrap();
+        let row = decode_csv(&s, &columns, &ByteRecord::from(vec!["a", "2024-01-01T00:00:00Z", "2.5"])).unwrap();
+        assert_eq!(row.time, 1_704_067_200_000);
+        assert_eq!(row.values, vec![Some(Num::Float(2.5)), Some(Num::Int(1_704_067_200_000))]);
+        let err = decode_csv(&s, &columns, &ByteRecord::from(vec!["a", "1", "abc"])).unwrap_err();
+        assert!(err.contains("'v' must be a number"), "{err}");
+        let err = CsvColumns::new(&s, &ByteRecord::from(vec!["k", "time"])).unwrap_err();
+        assert!(err.contains("no column 'ts' (--time-field)"), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Scalar values of the command line's rows: keys and numbers.
+
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// A grouping key: any JSON scalar (CSV keys are strings).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Key {
+    /// No key (no `--key-field`, or the field is null or missing).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+}
+
+impl Key {
+    fn rank(&self) -> u8 {
+        match self {
+            Key::Null => 0,
+            Key::Bool(_) => 1,
+            Key::Int(_) => 2,
+            Key::Float(_) => 3,
+            Key::Str(_) => 4,
+        }
+    }
+
+    /// Writes the key as a JSON value.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Key::Null => out.extend_from_slice(b"null"),
+            Key::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Key::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Key::Float(f) => write_json_f64(*f, out),
+            Key::Str(s) => {
+                // Serialising a string to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, s);
+            }
+        }
+    }
+
+    /// The key as CSV text (empty for null).
+    pub fn csv_text(&self) -> String {
+        match self {
+            Key::Null => String::new(),
+            Key::Bool(b) => b.to_string(),
+            Key::Int(i) => i.to_string(),
+            Key::Float(f) => f.to_string(),
+            Key::Str(s) => s.clone(),
+        }
+    }
+}
+
+// Keys compare and hash floats by their bits (with -0.0 folded into 0.0), so that every key,
+// NaN included, equals itself and groups with itself.
+fn float_bits(f: f64) -> u64 {
+    if f == 0.0 {
+        0
+    } else {
+        f.to_bits()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Key {}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Key::Bool(a), Key::Bool(b)) => a.cmp(b),
+            (Key::Int(a), Key::Int(b)) => a.cmp(b),
+            (Key::Float(a), Key::Float(b)) => {
+                if float_bits(*a) == float_bits(*b) {
+                    Ordering::Equal
+                } else {
+                    a.total_cmp(b)
+                }
+            }
+            (Key::Str(a), Key::Str(b)) => a.cmp(b),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.rank().hash(state);
+        match self {
+            Key::Null => {}
+            Key::Bool(b) => b.hash(state),
+            Key::Int(i) => i.hash(state),
+            Key::Float(f) => float_bits(*f).hash(state),
+            Key::Str(s) => s.hash(state),
+        }
+    }
+}
+
+/// A number read from an aggregated field.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Num {
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+}
+
+impl Num {
+    /// The number as `f64`.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    /// Compares two numbers: integers exactly, otherwise as `f64`.
+    pub fn compare(self, other: Num) -> Option<Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+}
+
+/// Writes a float as JSON: shortest round-trip form, `null` for NaN and infinities (JSON has
+/// no such numbers).
+pub(crate) fn write_json_f64(f: f64, out: &mut Vec<u8>) {
+    if f.is_finite() {
+        // Serialising a finite f64 to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &f);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_different_kinds_are_distinct_and_ordered() {
+        let mut keys = vec![Key::Str("1".into()), Key::Int(1), Key::Float(1.0), Key::Null, Key::Bool(true)];
+        keys.sort();
+        assert_eq!(keys, vec![Key::Null, Key::Bool(true), Key::Int(1), Key::Float(1.0), Key::Str("1".into())]);
+        assert_eq!(Key::Float(-0.0), Key::Float(0.0));
+        assert_eq!(Key::Float(f64::NAN), Key::Float(f64::NAN));
+        let mut json = Vec::new();
+        Key::Str("a\"b".into()).write_json(&mut json);
+        assert_eq!(json, br#""a\"b""#);
+    }
+}
