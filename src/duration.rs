@@ -14,22 +14,36 @@ use std::time::Duration;
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     if number.is_empty() {
         return Err(format!("invalid duration '{text}': expected a whole number and a unit, like 250ms, 10s, 5m, 1h"));
     }
-    let value: u64 = number.parse().map_err(|_| format!("invalid duration '{text}': number too large"))?;
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}': number too large"))?;
     let millis_per_unit: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        "" => return Err(format!("invalid duration '{text}': missing unit (ms, s, m, h or d)")),
-        other => return Err(format!("invalid duration '{text}': unknown unit '{other}' (use ms, s, m, h or d)")),
+        "" => {
+            return Err(format!(
+                "invalid duration '{text}': missing unit (ms, s, m, h or d)"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "invalid duration '{text}': unknown unit '{other}' (use ms, s, m, h or d)"
+            ))
+        }
     };
-    let millis = value.checked_mul(millis_per_unit).ok_or_else(|| format!("invalid duration '{text}': too large"))?;
+    let millis = value
+        .checked_mul(millis_per_unit)
+        .ok_or_else(|| format!("invalid duration '{text}': too large"))?;
     Ok(Duration::from_millis(millis))
 }
 

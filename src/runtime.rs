@@ -39,7 +39,9 @@ impl Default for Config {
 impl Config {
     /// A job on `workers` worker threads (at least 1).
     pub fn workers(workers: usize) -> Self {
-        Config { workers: workers.max(1) }
+        Config {
+            workers: workers.max(1),
+        }
     }
 
     fn timely(&self) -> timely::Config {
@@ -77,7 +79,10 @@ pub(crate) struct SharedJob {
 impl SharedJob {
     /// Records `error` (the first one wins) and asks every worker to stop.
     pub(crate) fn fail(&self, error: Error) {
-        let mut slot = self.error.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self
+            .error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         slot.get_or_insert(error);
         self.stop.store(true, Ordering::SeqCst);
     }
@@ -87,7 +92,10 @@ impl SharedJob {
     }
 
     fn take_error(&self) -> Option<Error> {
-        self.error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+        self.error
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 }
 
@@ -188,13 +196,24 @@ where
             shared: Arc::clone(&worker_shared),
             terminals: RefCell::new(Vec::new()),
         });
-        let built = worker.dataflow::<u64, _, _>(|scope| build(&mut Flow { scope, job: Rc::clone(&job) }));
+        let built = worker.dataflow::<u64, _, _>(|scope| {
+            build(&mut Flow {
+                scope,
+                job: Rc::clone(&job),
+            })
+        });
         if let Err(error) = built {
             job.shared.fail(error);
             return;
         }
         while !job.finished() && !job.shared.stopped() {
             worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+        if job.shared.stopped() {
+            // Sources halted without closing their windows; timely would wait for them forever.
+            for dataflow in worker.installed_dataflows() {
+                worker.drop_dataflow(dataflow);
+            }
         }
     })
     .map_err(|e| Error::Internal(format!("could not start workers: {e}")))?;

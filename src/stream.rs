@@ -9,14 +9,16 @@ use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
+use tideflow_operators::aggregate::Aggregator;
+use tideflow_operators::window::{
+    SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams,
+};
+use tideflow_operators::Event;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
-use tideflow_operators::aggregate::Aggregator;
-use tideflow_operators::window::{SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams};
-use tideflow_operators::Event;
 
 use crate::runtime::WorkerJob;
 use crate::sink::{Parallelism, Sink, SinkContext};
@@ -30,7 +32,10 @@ pub struct Stream<'scope, D> {
 
 impl<D: Clone + 'static> Clone for Stream<'_, D> {
     fn clone(&self) -> Self {
-        Stream { inner: self.inner.clone(), job: Rc::clone(&self.job) }
+        Stream {
+            inner: self.inner.clone(),
+            job: Rc::clone(&self.job),
+        }
     }
 }
 
@@ -54,7 +59,9 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         self.with_inner(|inner| {
             inner.flat_map(move |event| {
                 let time = event.time;
-                logic(event.data).into_iter().map(move |data| Event::new(time, data))
+                logic(event.data)
+                    .into_iter()
+                    .map(move |data| Event::new(time, data))
             })
         })
     }
@@ -131,47 +138,56 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             Parallelism::Single => 0,
         };
         let active = sink.parallelism() == Parallelism::PerWorker || job.index == 0;
-        let context = SinkContext { worker_index: job.index, peers: job.peers };
+        let context = SinkContext {
+            worker_index: job.index,
+            peers: job.peers,
+        };
         let mut started = false;
         let mut watermark = Some(0);
-        self.inner.sink(Exchange::new(move |_: &Event<D>| route), "Sink", move |(input, frontier)| {
-            if done.get() || !active {
-                input.for_each(|_, data| data.clear());
-                done.set(done.get() || frontier.is_empty());
-                return;
-            }
-            let mut step = || -> Result<(), crate::Error> {
-                if !started {
-                    started = true;
-                    sink.on_start(&context)?;
+        self.inner.sink(
+            Exchange::new(move |_: &Event<D>| route),
+            "Sink",
+            move |(input, frontier)| {
+                if done.get() || !active {
+                    input.for_each(|_, data| data.clear());
+                    done.set(done.get() || frontier.is_empty());
+                    return;
                 }
-                let mut result = Ok(());
-                input.for_each(|_, data| {
-                    job.shared.records_out.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    if result.is_ok() {
-                        result = sink.write(data);
+                let mut step = || -> Result<(), crate::Error> {
+                    if !started {
+                        started = true;
+                        sink.on_start(&context)?;
                     }
-                    data.clear();
-                });
-                result?;
-                let now = frontier.frontier().first().copied();
-                if now != watermark {
-                    watermark = now;
-                    match now {
-                        Some(time) => sink.on_watermark(time)?,
-                        None => sink.on_close()?,
+                    let mut result = Ok(());
+                    input.for_each(|_, data| {
+                        job.shared
+                            .records_out
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        if result.is_ok() {
+                            result = sink.write(data);
+                        }
+                        data.clear();
+                    });
+                    result?;
+                    let now = frontier.frontier().first().copied();
+                    if now != watermark {
+                        watermark = now;
+                        match now {
+                            Some(time) => sink.on_watermark(time)?,
+                            None => sink.on_close()?,
+                        }
+                    }
+                    Ok(())
+                };
+                match step() {
+                    Ok(()) => done.set(watermark.is_none()),
+                    Err(error) => {
+                        job.shared.fail(error);
+                        done.set(true);
                     }
                 }
-                Ok(())
-            };
-            match step() {
-                Ok(()) => done.set(watermark.is_none()),
-                Err(error) => {
-                    job.shared.fail(error);
-                    done.set(true);
-                }
-            }
-        });
+            },
+        );
     }
 
     /// The underlying timely stream of events, for raw timely operators.
@@ -183,10 +199,16 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         self,
         logic: impl FnOnce(StreamVec<'scope, u64, Event<D>>) -> StreamVec<'scope, u64, Event<D2>>,
     ) -> Stream<'scope, D2> {
-        Stream { inner: logic(self.inner), job: self.job }
+        Stream {
+            inner: logic(self.inner),
+            job: self.job,
+        }
     }
 
-    fn map_events<D2: 'static>(self, logic: impl FnMut(Event<D>) -> Event<D2> + 'static) -> Stream<'scope, D2> {
+    fn map_events<D2: 'static>(
+        self,
+        logic: impl FnMut(Event<D>) -> Event<D2> + 'static,
+    ) -> Stream<'scope, D2> {
         self.with_inner(|inner| inner.map(logic))
     }
 }
@@ -195,7 +217,10 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
     /// Treats the first element of each pair as its key, without copying it (where
     /// [`Stream::key_by`] derives the key from a reference to the record).
     pub fn into_keyed(self) -> KeyedStream<'scope, K, D> {
-        KeyedStream { inner: self.inner, job: self.job }
+        KeyedStream {
+            inner: self.inner,
+            job: self.job,
+        }
     }
 }
 
@@ -208,12 +233,18 @@ pub struct KeyedStream<'scope, K, D> {
 impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
     /// Groups each key's records into windows; finish with [`WindowedStream::aggregate`].
     pub fn window(self, window: Window) -> WindowedStream<'scope, K, D> {
-        WindowedStream { keyed: self, window }
+        WindowedStream {
+            keyed: self,
+            window,
+        }
     }
 
     /// Back to a plain stream of `(key, record)` pairs.
     pub fn into_stream(self) -> Stream<'scope, (K, D)> {
-        Stream { inner: self.inner, job: self.job }
+        Stream {
+            inner: self.inner,
+            job: self.job,
+        }
     }
 }
 
@@ -233,7 +264,10 @@ where
     /// [`Aggregator`]). A window's result leaves as soon as the watermark passes its end and
     /// carries event time `window_end - 1`. Records that arrive after every window they belong
     /// to has closed are dropped and counted in [`JobReport::late_dropped`](crate::JobReport).
-    pub fn aggregate<A: Aggregator<D>>(self, aggregator: A) -> Stream<'scope, WindowResult<K, A::Output>> {
+    pub fn aggregate<A: Aggregator<D>>(
+        self,
+        aggregator: A,
+    ) -> Stream<'scope, WindowResult<K, A::Output>> {
         let KeyedStream { inner, job } = self.keyed;
         let WindowStreams { results, late } = match self.window {
             Window::Tumbling { size } => inner.tumbling_window(size, aggregator),
@@ -244,11 +278,17 @@ where
         let shared = Rc::clone(&job);
         late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
             input.for_each(|_, data| {
-                shared.shared.late_dropped.fetch_add(data.len() as u64, Ordering::Relaxed);
+                shared
+                    .shared
+                    .late_dropped
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
                 data.clear();
             });
             done.set(frontier.is_empty());
         });
-        Stream { inner: results, job }
+        Stream {
+            inner: results,
+            job,
+        }
     }
 }

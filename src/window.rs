@@ -43,7 +43,9 @@ pub enum Window {
 impl Window {
     /// Tumbling windows of `size` (at least 1 ms).
     pub fn tumbling(size: Duration) -> Result<Self, Error> {
-        Ok(Window::Tumbling { size: positive("tumbling window size", size)? })
+        Ok(Window::Tumbling {
+            size: positive("tumbling window size", size)?,
+        })
     }
 
     /// Sliding windows of `size` every `slide` (`0 < slide <= size`, as Spark requires).
@@ -51,14 +53,18 @@ impl Window {
         let size = positive("sliding window size", size)?;
         let slide = positive("sliding window slide", slide)?;
         if slide > size {
-            return Err(Error::Config(format!("sliding window slide ({slide}ms) must not exceed its size ({size}ms)")));
+            return Err(Error::Config(format!(
+                "sliding window slide ({slide}ms) must not exceed its size ({size}ms)"
+            )));
         }
         Ok(Window::Sliding { size, slide })
     }
 
     /// Session windows closed by `gap` of inactivity (at least 1 ms).
     pub fn session(gap: Duration) -> Result<Self, Error> {
-        Ok(Window::Session { gap: positive("session gap", gap)? })
+        Ok(Window::Session {
+            gap: positive("session gap", gap)?,
+        })
     }
 }
 
@@ -75,14 +81,19 @@ impl FromStr for Window {
     /// Parses `tumbling:SIZE`, `sliding:SIZE,SLIDE` or `session:GAP`.
     fn from_str(text: &str) -> Result<Self, Error> {
         let usage = "expected tumbling:SIZE, sliding:SIZE,SLIDE or session:GAP, e.g. tumbling:10s";
-        let (kind, args) = text.split_once(':').ok_or_else(|| Error::Config(format!("invalid window '{text}': {usage}")))?;
-        let duration = |arg: &str| parse_duration(arg).map_err(|e| Error::Config(format!("invalid window '{text}': {e}")));
-        match (kind, args.split(',').collect::<Vec<_>>().as_slice()) {
+        let (kind, args) = text
+            .split_once(':')
+            .ok_or_else(|| Error::Config(format!("invalid window '{text}': {usage}")))?;
+        let duration = |arg: &str| {
+            parse_duration(arg).map_err(|e| Error::Config(format!("invalid window '{text}': {e}")))
+        };
+        let window = match (kind, args.split(',').collect::<Vec<_>>().as_slice()) {
             ("tumbling", [size]) => Window::tumbling(duration(size)?),
             ("sliding", [size, slide]) => Window::sliding(duration(size)?, duration(slide)?),
             ("session", [gap]) => Window::session(duration(gap)?),
-            _ => Err(Error::Config(format!("invalid window '{text}': {usage}"))),
-        }
+            _ => return Err(Error::Config(format!("invalid window '{text}': {usage}"))),
+        };
+        window.map_err(|e| Error::Config(format!("invalid window '{text}': {e}")))
     }
 }
 
@@ -102,13 +113,34 @@ mod tests {
 
     #[test]
     fn parses_and_rejects_specs() {
-        assert_eq!("tumbling:1s".parse::<Window>().unwrap(), Window::Tumbling { size: 1_000 });
-        assert_eq!("session:250ms".parse::<Window>().unwrap(), Window::Session { gap: 250 });
-        for bad in ["tumbling", "hopping:1s", "sliding:1s", "sliding:1s,2s", "session:1s,1s", "tumbling:abc"] {
+        assert_eq!(
+            "tumbling:1s".parse::<Window>().unwrap(),
+            Window::Tumbling { size: 1_000 }
+        );
+        assert_eq!(
+            "session:250ms".parse::<Window>().unwrap(),
+            Window::Session { gap: 250 }
+        );
+        for bad in [
+            "tumbling",
+            "hopping:1s",
+            "sliding:1s",
+            "sliding:1s,2s",
+            "session:1s,1s",
+            "tumbling:abc",
+        ] {
             let err = bad.parse::<Window>().unwrap_err().to_string();
             assert!(err.contains(bad), "error for {bad} does not name it: {err}");
         }
-        let shown = Window::sliding(Duration::from_secs(10), Duration::from_secs(5)).unwrap().to_string();
-        assert_eq!(shown.parse::<Window>().unwrap(), Window::Sliding { size: 10_000, slide: 5_000 });
+        let shown = Window::sliding(Duration::from_secs(10), Duration::from_secs(5))
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            shown.parse::<Window>().unwrap(),
+            Window::Sliding {
+                size: 10_000,
+                slide: 5_000
+            }
+        );
     }
 }

@@ -25,7 +25,10 @@ impl<D> Event<D> {
 
     /// Applies `f` to the record and keeps the event time.
     pub fn map<D2>(self, f: impl FnOnce(D) -> D2) -> Event<D2> {
-        Event { time: self.time, data: f(self.data) }
+        Event {
+            time: self.time,
+            data: f(self.data),
+        }
     }
 }
 
@@ -69,7 +72,10 @@ mod tests {
             buckets[(key_hash(&k) & 3) as usize] += 1;
         }
         for count in buckets {
-            assert!((800..1200).contains(&count), "unbalanced buckets {buckets:?}");
+            assert!(
+                (800..1200).contains(&count),
+                "unbalanced buckets {buckets:?}"
+            );
         }
     }
 }

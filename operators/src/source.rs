@@ -24,6 +24,10 @@ pub enum SourceStatus {
     Wait(Duration),
     /// The input is exhausted on this worker: release the watermark, which closes every window.
     Done,
+    /// The job is being torn down (an error elsewhere, a stop request): stop polling but keep
+    /// holding the watermark, so that nothing downstream mistakes the stop for the end of the
+    /// input and closes windows early.
+    Halt,
 }
 
 /// The buffer a poll function writes records into, with the partition watermarks they update.
@@ -35,7 +39,10 @@ pub struct SourceOutput<D> {
 impl<D> SourceOutput<D> {
     /// An output for `partitions` partitions whose watermarks trail by `delay_ms`.
     pub fn new(partitions: usize, delay_ms: u64) -> Self {
-        SourceOutput { watermarks: PartitionWatermarks::new(partitions, delay_ms), pending: Vec::new() }
+        SourceOutput {
+            watermarks: PartitionWatermarks::new(partitions, delay_ms),
+            pending: Vec::new(),
+        }
     }
 
     /// Emits `data` with event time `event_time` from `partition`.
@@ -72,7 +79,8 @@ impl<D> SourceOutput<D> {
 /// [`SourceOutput`] and returns a [`SourceStatus`]. Each record is sent at its stamp (its event
 /// time, or its partition's watermark when it arrived behind it), and the capability is
 /// downgraded to the minimum watermark over unfinished partitions after each poll. When `poll`
-/// returns [`SourceStatus::Done`], or every partition has finished, the capability is dropped.
+/// returns [`SourceStatus::Done`], or every partition has finished, the capability is dropped;
+/// after [`SourceStatus::Halt`] the operator is not polled again and keeps its capability.
 ///
 /// # Examples
 /// ```
@@ -112,43 +120,52 @@ where
     D: 'static,
     P: FnMut(&mut SourceOutput<D>) -> SourceStatus + 'static,
 {
-    source::<_, CapacityContainerBuilder<Vec<Event<D>>>, _, _>(scope, name, move |capability, info| {
-        let activator = scope.activator_for(info.address);
-        let mut capability = Some(capability);
-        let mut out = SourceOutput::new(partitions, strategy.delay_ms());
-        move |output| {
-            let Some(cap) = capability.as_mut() else { return };
-            let status = poll(&mut out);
+    source::<_, CapacityContainerBuilder<Vec<Event<D>>>, _, _>(
+        scope,
+        name,
+        move |capability, info| {
+            let activator = scope.activator_for(info.address);
+            let mut capability = Some(capability);
+            let mut out = SourceOutput::new(partitions, strategy.delay_ms());
+            move |output| {
+                let Some(cap) = capability.as_mut() else {
+                    return;
+                };
+                let status = poll(&mut out);
 
-            if !out.pending.is_empty() {
-                if !out.pending.is_sorted_by_key(|(stamp, _)| *stamp) {
-                    out.pending.sort_by_key(|(stamp, _)| *stamp);
-                }
-                let floor = *cap.time();
-                let mut records = out.pending.drain(..).peekable();
-                while let Some((stamp, event)) = records.next() {
-                    let at = cap.delayed(&stamp.max(floor));
-                    let mut session = output.session(&at);
-                    session.give(event);
-                    while let Some((_, event)) = records.next_if(|(next, _)| *next == stamp) {
+                if !out.pending.is_empty() {
+                    if !out.pending.is_sorted_by_key(|(stamp, _)| *stamp) {
+                        out.pending.sort_by_key(|(stamp, _)| *stamp);
+                    }
+                    let floor = *cap.time();
+                    let mut records = out.pending.drain(..).peekable();
+                    while let Some((stamp, event)) = records.next() {
+                        let at = cap.delayed(&stamp.max(floor));
+                        let mut session = output.session(&at);
                         session.give(event);
+                        while let Some((_, event)) = records.next_if(|(next, _)| *next == stamp) {
+                            session.give(event);
+                        }
                     }
                 }
-            }
 
-            let watermark = out.watermarks.watermark();
-            match (status, watermark) {
-                (SourceStatus::Done, _) | (_, None) => capability = None,
-                (status, Some(watermark)) => {
-                    if watermark > *cap.time() {
-                        cap.downgrade(&watermark);
-                    }
-                    match status {
-                        SourceStatus::Wait(after) => activator.activate_after(after),
-                        _ => activator.activate(),
+                if status == SourceStatus::Halt {
+                    return;
+                }
+                let watermark = out.watermarks.watermark();
+                match (status, watermark) {
+                    (SourceStatus::Done, _) | (_, None) => capability = None,
+                    (status, Some(watermark)) => {
+                        if watermark > *cap.time() {
+                            cap.downgrade(&watermark);
+                        }
+                        match status {
+                            SourceStatus::Wait(after) => activator.activate_after(after),
+                            _ => activator.activate(),
+                        }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }

@@ -75,14 +75,23 @@ struct PartitionState {
 impl PartitionWatermarks {
     /// State for `partitions` partitions with out-of-orderness `delay_ms`.
     pub fn new(partitions: usize, delay_ms: u64) -> Self {
-        let fresh = PartitionState { max_seen: None, finished: false };
-        PartitionWatermarks { delay: delay_ms, partitions: vec![fresh; partitions] }
+        let fresh = PartitionState {
+            max_seen: None,
+            finished: false,
+        };
+        PartitionWatermarks {
+            delay: delay_ms,
+            partitions: vec![fresh; partitions],
+        }
     }
 
     /// Adds a partition (a new file in a watched directory, say) and returns its index. Until it
     /// sees its first record it holds the watermark where it is.
     pub fn add_partition(&mut self) -> usize {
-        self.partitions.push(PartitionState { max_seen: None, finished: false });
+        self.partitions.push(PartitionState {
+            max_seen: None,
+            finished: false,
+        });
         self.partitions.len() - 1
     }
 
@@ -98,7 +107,9 @@ impl PartitionWatermarks {
 
     /// The watermark of one partition: `max_seen - delay`, or 0 before its first record.
     pub fn partition_watermark(&self, partition: usize) -> u64 {
-        self.partitions[partition].max_seen.map_or(0, |m| m.saturating_sub(self.delay))
+        self.partitions[partition]
+            .max_seen
+            .map_or(0, |m| m.saturating_sub(self.delay))
     }
 
     /// Records an event of `partition` and returns its stamp: the larger of its event time and

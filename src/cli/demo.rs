@@ -41,12 +41,16 @@ pub(crate) struct DemoArgs {
 /// Runs `tideflow demo`.
 pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
     let workers = usize::from(args.workers);
-    let window = Window::tumbling(args.window).map_err(|e| Error::Config(format!("--window: {e}")))?;
+    let window =
+        Window::tumbling(args.window).map_err(|e| Error::Config(format!("--window: {e}")))?;
     println!(
         "tideflow demo: {} events/s over {} keys for {:?}, {} tumbling count per key, {} worker(s)",
         args.rate, args.keys, args.duration, window, workers
     );
-    let source = RateSource::new(args.rate).keys(args.keys).duration(args.duration).partitions(workers);
+    let source = RateSource::new(args.rate)
+        .keys(args.keys)
+        .duration(args.duration)
+        .partitions(workers);
     let report = execute(Config::workers(workers), move |flow| {
         let shared = Arc::clone(&flow.job.shared);
         flow.source(source.clone())
@@ -85,13 +89,24 @@ struct DemoSink {
 
 impl DemoSink {
     fn new(shared: Arc<SharedJob>) -> Self {
-        let histogram = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
-        DemoSink { shared, interval: histogram(), total: histogram(), last_report: Instant::now(), last_records: 0, buffer: Vec::new() }
+        let histogram =
+            || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+        DemoSink {
+            shared,
+            interval: histogram(),
+            total: histogram(),
+            last_report: Instant::now(),
+            last_records: 0,
+            buffer: Vec::new(),
+        }
     }
 
     fn print(&mut self) -> Result<(), Error> {
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&self.buffer).and_then(|()| stdout.flush()).map_err(|e| Error::io("writing to standard output", e))?;
+        stdout
+            .write_all(&self.buffer)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("writing to standard output", e))?;
         self.buffer.clear();
         Ok(())
     }
@@ -103,7 +118,9 @@ fn millis(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 
 impl Sink<WindowResult<u64, u64>> for DemoSink {
     fn write(&mut self, batch: &mut Vec<Event<WindowResult<u64, u64>>>) -> Result<(), Error> {
-        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
         batch.sort_by_key(|event| (event.data.end, event.data.key));
         for event in batch.drain(..) {
             let row = event.data;

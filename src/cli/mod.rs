@@ -61,9 +61,16 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// Prints a clap error on one line (help and version as they are) and picks the exit code.
 fn clap_exit(error: clap::Error) -> ExitCode {
     use clap::error::ErrorKind as Kind;
-    if matches!(error.kind(), Kind::DisplayHelp | Kind::DisplayVersion | Kind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        error.kind(),
+        Kind::DisplayHelp | Kind::DisplayVersion | Kind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = error.print();
-        return if error.kind() == Kind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        return if error.kind() == Kind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     let rendered = error.render().to_string();
     let message: Vec<&str> = rendered
@@ -73,7 +80,10 @@ fn clap_exit(error: clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     let message = message.join(" ");
-    eprintln!("tideflow: {} (see --help)", message.strip_prefix("error: ").unwrap_or(&message));
+    eprintln!(
+        "tideflow: {} (see --help)",
+        message.strip_prefix("error: ").unwrap_or(&message)
+    );
     ExitCode::from(2)
 }
 

@@ -9,7 +9,9 @@ use clap::{Args, ValueEnum};
 use super::output::RowEncoder;
 use super::{duration_arg, spec_arg};
 use crate::error::Error;
-use crate::record::{decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema};
+use crate::record::{
+    decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
+};
 use crate::runtime::{execute, Config, Flow, JobReport};
 use crate::sink::{ConsoleSink, FileSink, OrderedSink};
 use crate::source::{Csv, FileSource, JsonLines};
@@ -91,7 +93,10 @@ impl Query {
         let mut columns = HashSet::new();
         for spec in &args.aggs {
             if !columns.insert(spec.column()) {
-                return Err(Error::Config(format!("--agg: {} is given twice", spec.column())));
+                return Err(Error::Config(format!(
+                    "--agg: {} is given twice",
+                    spec.column()
+                )));
             }
         }
         let mut value_fields: Vec<String> = Vec::new();
@@ -101,11 +106,18 @@ impl Query {
             }
         }
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
-        let output_format = args.output_format.or_else(|| output.as_deref().and_then(Format::from_extension)).unwrap_or(Format::Jsonl);
+        let output_format = args
+            .output_format
+            .or_else(|| output.as_deref().and_then(Format::from_extension))
+            .unwrap_or(Format::Jsonl);
         Ok(Query {
             input: args.input,
             format,
-            schema: Schema { time_field: args.time_field, key_field: args.key_field, value_fields },
+            schema: Schema {
+                time_field: args.time_field,
+                key_field: args.key_field,
+                value_fields,
+            },
             window: args.window,
             aggs: args.aggs,
             delay: args.watermark_delay,
@@ -121,15 +133,21 @@ impl Query {
         match self.format {
             Format::Jsonl => {
                 let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                flow.source(FileSource::new(&self.input, format)).with_event_time(event_time).with_watermark(self.delay)
+                flow.source(FileSource::new(&self.input, format))
+                    .with_event_time(event_time)
+                    .with_watermark(self.delay)
             }
             Format::Csv => {
                 let format = Csv::with_decoder(move |header| {
                     let schema = schema.clone();
                     let columns = CsvColumns::new(&schema, header)?;
-                    Ok(Box::new(move |row: &csv::ByteRecord| decode_csv(&schema, &columns, row)))
+                    Ok(Box::new(move |row: &csv::ByteRecord| {
+                        decode_csv(&schema, &columns, row)
+                    }))
                 });
-                flow.source(FileSource::new(&self.input, format)).with_event_time(event_time).with_watermark(self.delay)
+                flow.source(FileSource::new(&self.input, format))
+                    .with_event_time(event_time)
+                    .with_watermark(self.delay)
             }
         }
     }

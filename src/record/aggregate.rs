@@ -67,13 +67,24 @@ impl FromStr for AggSpec {
             "avg" => AggKind::Avg,
             "min" => AggKind::Min,
             "max" => AggKind::Max,
-            _ => return Err(Error::Config(format!("invalid aggregate '{text}': {usage}"))),
+            _ => {
+                return Err(Error::Config(format!(
+                    "invalid aggregate '{text}': {usage}"
+                )))
+            }
         };
         match (kind, field) {
             (AggKind::Count, None) => Ok(AggSpec { kind, field: None }),
-            (AggKind::Count, Some(_)) => Err(Error::Config(format!("invalid aggregate '{text}': count takes no field"))),
-            (_, Some(field)) if !field.is_empty() => Ok(AggSpec { kind, field: Some(field.to_string()) }),
-            _ => Err(Error::Config(format!("invalid aggregate '{text}': {name} needs a field, like {name}:amount"))),
+            (AggKind::Count, Some(_)) => Err(Error::Config(format!(
+                "invalid aggregate '{text}': count takes no field"
+            ))),
+            (_, Some(field)) if !field.is_empty() => Ok(AggSpec {
+                kind,
+                field: Some(field.to_string()),
+            }),
+            _ => Err(Error::Config(format!(
+                "invalid aggregate '{text}': {name} needs a field, like {name}:amount"
+            ))),
         }
     }
 }
@@ -159,7 +170,12 @@ pub enum AccSlot {
     /// Rows counted.
     Count(u64),
     /// Integer part, float part, whether any float was seen, whether any value was seen.
-    Sum { int: i128, float: f64, any_float: bool, seen: bool },
+    Sum {
+        int: i128,
+        float: f64,
+        any_float: bool,
+        seen: bool,
+    },
     /// Sum and count of non-null values.
     Avg { sum: f64, count: u64 },
     /// The extreme so far.
@@ -179,7 +195,11 @@ impl RowAggregator {
         let slots = specs
             .iter()
             .map(|spec| {
-                let index = spec.field.as_ref().and_then(|f| value_fields.iter().position(|v| v == f)).unwrap_or(0);
+                let index = spec
+                    .field
+                    .as_ref()
+                    .and_then(|f| value_fields.iter().position(|v| v == f))
+                    .unwrap_or(0);
                 (spec.kind, index)
             })
             .collect();
@@ -207,7 +227,12 @@ impl Aggregator<Row> for RowAggregator {
             .iter()
             .map(|(kind, _)| match kind {
                 AggKind::Count => AccSlot::Count(0),
-                AggKind::Sum => AccSlot::Sum { int: 0, float: 0.0, any_float: false, seen: false },
+                AggKind::Sum => AccSlot::Sum {
+                    int: 0,
+                    float: 0.0,
+                    any_float: false,
+                    seen: false,
+                },
                 AggKind::Avg => AccSlot::Avg { sum: 0.0, count: 0 },
                 AggKind::Min | AggKind::Max => AccSlot::Extreme(None),
             })
@@ -220,9 +245,16 @@ impl Aggregator<Row> for RowAggregator {
                 *n += 1;
                 continue;
             }
-            let Some(value) = row.values.get(*index).copied().flatten() else { continue };
+            let Some(value) = row.values.get(*index).copied().flatten() else {
+                continue;
+            };
             match slot {
-                AccSlot::Sum { int, float, any_float, seen } => {
+                AccSlot::Sum {
+                    int,
+                    float,
+                    any_float,
+                    seen,
+                } => {
                     *seen = true;
                     match value {
                         Num::Int(i) => *int += i128::from(i),
@@ -237,7 +269,11 @@ impl Aggregator<Row> for RowAggregator {
                     *count += 1;
                 }
                 AccSlot::Extreme(extreme) => {
-                    let wanted = if *kind == AggKind::Min { Ordering::Less } else { Ordering::Greater };
+                    let wanted = if *kind == AggKind::Min {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    };
                     keep(extreme, value, wanted);
                 }
                 AccSlot::Count(_) => {}
@@ -250,8 +286,18 @@ impl Aggregator<Row> for RowAggregator {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a += b,
                 (
-                    AccSlot::Sum { int, float, any_float, seen },
-                    AccSlot::Sum { int: i2, float: f2, any_float: a2, seen: s2 },
+                    AccSlot::Sum {
+                        int,
+                        float,
+                        any_float,
+                        seen,
+                    },
+                    AccSlot::Sum {
+                        int: i2,
+                        float: f2,
+                        any_float: a2,
+                        seen: s2,
+                    },
                 ) => {
                     *int += i2;
                     *float += f2;
@@ -263,7 +309,11 @@ impl Aggregator<Row> for RowAggregator {
                     *count += c2;
                 }
                 (AccSlot::Extreme(extreme), AccSlot::Extreme(Some(value))) => {
-                    let wanted = if *kind == AggKind::Min { Ordering::Less } else { Ordering::Greater };
+                    let wanted = if *kind == AggKind::Min {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    };
                     keep(extreme, value, wanted);
                 }
                 _ => {}
@@ -276,7 +326,12 @@ impl Aggregator<Row> for RowAggregator {
             .map(|slot| match *slot {
                 AccSlot::Count(n) => AggValue::Int(n.into()),
                 AccSlot::Sum { seen: false, .. } => AggValue::Null,
-                AccSlot::Sum { int, float, any_float: false, .. } => {
+                AccSlot::Sum {
+                    int,
+                    float,
+                    any_float: false,
+                    ..
+                } => {
                     debug_assert_eq!(float, 0.0);
                     AggValue::Int(int)
                 }
@@ -295,12 +350,19 @@ mod tests {
     use crate::record::Key;
 
     fn row(values: Vec<Option<Num>>) -> Row {
-        Row { key: Key::Null, time: 0, values }
+        Row {
+            key: Key::Null,
+            time: 0,
+            values,
+        }
     }
 
     #[test]
     fn sql_null_semantics_and_integer_sums() {
-        let specs: Vec<AggSpec> = ["count", "sum:a", "avg:a", "min:a", "max:b", "sum:b"].iter().map(|s| s.parse().unwrap()).collect();
+        let specs: Vec<AggSpec> = ["count", "sum:a", "avg:a", "min:a", "max:b", "sum:b"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         let fields = vec!["a".to_string(), "b".to_string()];
         let agg = RowAggregator::new(&specs, &fields);
         let mut acc = agg.init();
@@ -321,7 +383,10 @@ mod tests {
                 AggValue::Null,
             ]
         );
-        assert_eq!(specs.iter().map(AggSpec::column).collect::<Vec<_>>(), ["count", "sum_a", "avg_a", "min_a", "max_b", "sum_b"]);
+        assert_eq!(
+            specs.iter().map(AggSpec::column).collect::<Vec<_>>(),
+            ["count", "sum_a", "avg_a", "min_a", "max_b", "sum_b"]
+        );
     }
 
     #[test]

@@ -36,7 +36,9 @@ pub struct Schema {
 pub fn parse_time(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        let ms: u64 = text.parse().map_err(|_| format!("time {text} is out of range"))?;
+        let ms: u64 = text
+            .parse()
+            .map_err(|_| format!("time {text} is out of range"))?;
         return check_time(ms);
     }
     if let Some(rest) = text.strip_prefix('-') {
@@ -44,10 +46,18 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
             return Err(format!("time {text} is negative"));
         }
     }
-    let parsed = chrono::DateTime::parse_from_rfc3339(text)
-        .map_err(|e| format!("time '{text}' is neither integer milliseconds nor an RFC 3339 timestamp ({e})"))?;
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
+        format!("time '{text}' is neither integer milliseconds nor an RFC 3339 timestamp")
+    })?;
     let ms = parsed.timestamp_millis();
-    u64::try_from(ms).map_err(|_| format!("time '{text}' is before 1970")).and_then(check_time)
+    u64::try_from(ms)
+        .map_err(|_| format!("time '{text}' is before 1970"))
+        .and_then(check_time)
+}
+
+/// An event time as an aggregated number (event times fit `i64`: see [`check_time`]).
+fn time_num(ms: u64) -> Num {
+    Num::Int(ms as i64)
 }
 
 fn check_time(ms: u64) -> Result<u64, String> {
@@ -70,9 +80,20 @@ fn check_time(ms: u64) -> Result<u64, String> {
 /// ```
 pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
     let mut deserializer = serde_json::Deserializer::from_str(line);
-    let row = RowSeed { schema }.deserialize(&mut deserializer).map_err(|e| e.to_string())?;
-    deserializer.end().map_err(|e| e.to_string())?;
+    let row = RowSeed { schema }
+        .deserialize(&mut deserializer)
+        .map_err(json_error)?;
+    deserializer.end().map_err(json_error)?;
     Ok(row)
+}
+
+/// serde_json's message, with its position given as a column: the line is the file's.
+fn json_error(error: serde_json::Error) -> String {
+    let message = error.to_string();
+    match message.rfind(" at line ") {
+        Some(at) => format!("{} (column {})", &message[..at], error.column()),
+        None => message,
+    }
 }
 
 struct RowSeed<'a> {
@@ -115,10 +136,16 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 key = value.to_key(&name).map_err(de::Error::custom)?;
             }
             if let Some(slot) = value_slot {
-                values[slot] = value.to_num(&name).map_err(de::Error::custom)?;
+                // The time field as a value is its time in ms, whichever way it is written.
+                values[slot] = match time.filter(|_| is_time) {
+                    Some(ms) => Some(time_num(ms)),
+                    None => value.to_num(&name).map_err(de::Error::custom)?,
+                };
             }
         }
-        let time = time.ok_or_else(|| de::Error::custom(format!("missing time field '{}'", schema.time_field)))?;
+        let time = time.ok_or_else(|| {
+            de::Error::custom(format!("missing time field '{}'", schema.time_field))
+        })?;
         Ok(Row { key, time, values })
     }
 }
@@ -166,7 +193,11 @@ impl Scalar<'_> {
             Scalar::UInt(u) => i64::try_from(*u).map_or(Key::Float(*u as f64), Key::Int),
             Scalar::Float(f) => Key::Float(*f),
             Scalar::Str(s) => Key::Str(s.to_string()),
-            Scalar::Composite => return Err(format!("key field '{field}' must be a scalar, got an object or array")),
+            Scalar::Composite => {
+                return Err(format!(
+                    "key field '{field}' must be a scalar, got an object or array"
+                ))
+            }
         })
     }
 
@@ -176,7 +207,12 @@ impl Scalar<'_> {
             Scalar::Int(i) => Some(Num::Int(*i)),
             Scalar::UInt(u) => Some(i64::try_from(*u).map_or(Num::Float(*u as f64), Num::Int)),
             Scalar::Float(f) => Some(Num::Float(*f)),
-            other => return Err(format!("field '{field}' must be a number, got {}", other.kind())),
+            other => {
+                return Err(format!(
+                    "field '{field}' must be a number, got {}",
+                    other.kind()
+                ))
+            }
         })
     }
 }
@@ -202,7 +238,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Bool(b))
     }
     fn visit_i64<E>(self, i: i64) -> Result<Scalar<'de>, E> {
-        Ok(if i >= 0 { Scalar::UInt(i as u64) } else { Scalar::Int(i) })
+        Ok(if i >= 0 {
+            Scalar::UInt(i as u64)
+        } else {
+            Scalar::Int(i)
+        })
     }
     fn visit_u64<E>(self, u: u64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::UInt(u))
@@ -237,16 +277,30 @@ pub struct CsvColumns {
 impl CsvColumns {
     /// Finds each field of `schema` in `header`; a missing column is an error naming it.
     pub fn new(schema: &Schema, header: &ByteRecord) -> Result<Self, String> {
-        let names: Vec<String> = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+            .collect();
         let find = |field: &str, flag: &str| {
             names.iter().position(|n| n == field).ok_or_else(|| {
-                format!("no column '{field}' ({flag}) in the CSV header; the columns are: {}", names.join(", "))
+                format!(
+                    "no column '{field}' ({flag}) in the CSV header; the columns are: {}",
+                    names.join(", ")
+                )
             })
         };
         Ok(CsvColumns {
             time: find(&schema.time_field, "--time-field")?,
-            key: schema.key_field.as_deref().map(|k| find(k, "--key-field")).transpose()?,
-            values: schema.value_fields.iter().map(|f| find(f, "--agg")).collect::<Result<_, _>>()?,
+            key: schema
+                .key_field
+                .as_deref()
+                .map(|k| find(k, "--key-field"))
+                .transpose()?,
+            values: schema
+                .value_fields
+                .iter()
+                .map(|f| find(f, "--agg"))
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -255,14 +309,19 @@ impl CsvColumns {
 /// parse as one, else floats.
 pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Result<Row, String> {
     let cell = |index: usize, field: &str| -> Result<&str, String> {
-        let bytes = row.get(index).ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
-        std::str::from_utf8(bytes).map(str::trim).map_err(|_| format!("field '{field}' is not valid UTF-8"))
+        let bytes = row
+            .get(index)
+            .ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
+        std::str::from_utf8(bytes)
+            .map(str::trim)
+            .map_err(|_| format!("field '{field}' is not valid UTF-8"))
     };
     let time_text = cell(columns.time, &schema.time_field)?;
     if time_text.is_empty() {
         return Err(format!("missing time field '{}'", schema.time_field));
     }
-    let time = parse_time(time_text).map_err(|e| format!("time field '{}': {e}", schema.time_field))?;
+    let time =
+        parse_time(time_text).map_err(|e| format!("time field '{}': {e}", schema.time_field))?;
     let key = match (columns.key, schema.key_field.as_deref()) {
         (Some(index), Some(field)) => match cell(index, field)? {
             "" => Key::Null,
@@ -273,12 +332,16 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
     let mut values = Vec::with_capacity(columns.values.len());
     for (&index, field) in columns.values.iter().zip(&schema.value_fields) {
         let text = cell(index, field)?;
-        values.push(if text.is_empty() {
+        values.push(if *field == schema.time_field {
+            Some(time_num(time))
+        } else if text.is_empty() {
             None
         } else if let Ok(i) = text.parse::<i64>() {
             Some(Num::Int(i))
         } else {
-            let f = text.parse::<f64>().map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
+            let f = text
+                .parse::<f64>()
+                .map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
             Some(Num::Float(f))
         });
     }
@@ -290,7 +353,11 @@ mod tests {
     use super::*;
 
     fn schema() -> Schema {
-        Schema { time_field: "ts".into(), key_field: Some("k".into()), value_fields: vec!["v".into(), "ts".into()] }
+        Schema {
+            time_field: "ts".into(),
+            key_field: Some("k".into()),
+            value_fields: vec!["v".into(), "ts".into()],
+        }
     }
 
     #[test]
@@ -300,7 +367,10 @@ mod tests {
             (r#"{"ts": -1}"#, "negative"),
             (r#"{"ts": 1.5}"#, "integer milliseconds"),
             (r#"{"ts": "yesterday"}"#, "RFC 3339"),
-            (r#"{"ts": 1, "v": "x"}"#, "field 'v' must be a number, got a string"),
+            (
+                r#"{"ts": 1, "v": "x"}"#,
+                "field 'v' must be a number, got a string",
+            ),
             (r#"{"ts": 1, "k": {"a": 1}}"#, "must be a scalar"),
             (r#"[1, 2]"#, "a JSON object"),
             (r#"{"ts": 1"#, "EOF"),
@@ -316,7 +386,14 @@ mod tests {
     #[test]
     fn a_field_can_be_time_and_value_and_escaped_names_match() {
         let row = decode_json(&schema(), r#"{"\u0074s": 7, "v": null, "k": 3}"#).unwrap();
-        assert_eq!(row, Row { key: Key::Int(3), time: 7, values: vec![None, Some(Num::Int(7))] });
+        assert_eq!(
+            row,
+            Row {
+                key: Key::Int(3),
+                time: 7,
+                values: vec![None, Some(Num::Int(7))]
+            }
+        );
     }
 
     #[test]
@@ -324,9 +401,17 @@ mod tests {
         let s = schema();
         let header = ByteRecord::from(vec!["k", "ts", "v"]);
         let columns = CsvColumns::new(&s, &header).unwrap();
-        let row = decode_csv(&s, &columns, &ByteRecord::from(vec!["a", "2024-01-01T00:00:00Z", "2.5"])).unwrap();
+        let row = decode_csv(
+            &s,
+            &columns,
+            &ByteRecord::from(vec!["a", "2024-01-01T00:00:00Z", "2.5"]),
+        )
+        .unwrap();
         assert_eq!(row.time, 1_704_067_200_000);
-        assert_eq!(row.values, vec![Some(Num::Float(2.5)), Some(Num::Int(1_704_067_200_000))]);
+        assert_eq!(
+            row.values,
+            vec![Some(Num::Float(2.5)), Some(Num::Int(1_704_067_200_000))]
+        );
         let err = decode_csv(&s, &columns, &ByteRecord::from(vec!["a", "1", "abc"])).unwrap_err();
         assert!(err.contains("'v' must be a number"), "{err}");
         let err = CsvColumns::new(&s, &ByteRecord::from(vec!["k", "time"])).unwrap_err();

@@ -159,9 +159,24 @@ mod tests {
 
     #[test]
     fn keys_of_different_kinds_are_distinct_and_ordered() {
-        let mut keys = vec![Key::Str("1".into()), Key::Int(1), Key::Float(1.0), Key::Null, Key::Bool(true)];
+        let mut keys = vec![
+            Key::Str("1".into()),
+            Key::Int(1),
+            Key::Float(1.0),
+            Key::Null,
+            Key::Bool(true),
+        ];
         keys.sort();
-        assert_eq!(keys, vec![Key::Null, Key::Bool(true), Key::Int(1), Key::Float(1.0), Key::Str("1".into())]);
+        assert_eq!(
+            keys,
+            vec![
+                Key::Null,
+                Key::Bool(true),
+                Key::Int(1),
+                Key::Float(1.0),
+                Key::Str("1".into())
+            ]
+        );
         assert_eq!(Key::Float(-0.0), Key::Float(0.0));
         assert_eq!(Key::Float(f64::NAN), Key::Float(f64::NAN));
         let mut json = Vec::new();

@@ -25,7 +25,10 @@ pub struct ConsoleSink<E> {
 impl<E> ConsoleSink<E> {
     /// Prints records encoded by `encoder`.
     pub fn new(encoder: E) -> Self {
-        ConsoleSink { encoder, buffer: Vec::new() }
+        ConsoleSink {
+            encoder,
+            buffer: Vec::new(),
+        }
     }
 }
 
@@ -47,7 +50,10 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
     fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
         encode_batch(&mut self.encoder, batch, &mut self.buffer)?;
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&self.buffer).and_then(|()| stdout.flush()).map_err(|e| Error::io("writing to standard output", e))
+        stdout
+            .write_all(&self.buffer)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::io("writing to standard output", e))
     }
 
     fn parallelism(&self) -> Parallelism {

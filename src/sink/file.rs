@@ -29,12 +29,18 @@ pub struct FileSink<E> {
 impl<E> FileSink<E> {
     /// Writes records encoded by `encoder` to `path`.
     pub fn new(path: impl Into<PathBuf>, encoder: E) -> Self {
-        FileSink { path: path.into(), encoder, writer: None, buffer: Vec::new() }
+        FileSink {
+            path: path.into(),
+            encoder,
+            writer: None,
+            buffer: Vec::new(),
+        }
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, Error> {
         if self.writer.is_none() {
-            let file = File::create(&self.path).map_err(|e| Error::io(format!("cannot create {}", self.path.display()), e))?;
+            let file = File::create(&self.path)
+                .map_err(|e| Error::io(format!("cannot create {}", self.path.display()), e))?;
             self.writer = Some(BufWriter::new(file));
         }
         Ok(self.writer.as_mut().expect("writer opened above"))
@@ -64,14 +70,19 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
         let mut buffer = std::mem::take(&mut self.buffer);
         encode_batch(&mut self.encoder, batch, &mut buffer)?;
         let path = self.path.display().to_string();
-        let result = self.writer()?.write_all(&buffer).map_err(|e| Error::io(format!("cannot write {path}"), e));
+        let result = self
+            .writer()?
+            .write_all(&buffer)
+            .map_err(|e| Error::io(format!("cannot write {path}"), e));
         self.buffer = buffer;
         result
     }
 
     fn on_close(&mut self) -> Result<(), Error> {
         let path = self.path.display().to_string();
-        self.writer()?.flush().map_err(|e| Error::io(format!("cannot write {path}"), e))
+        self.writer()?
+            .flush()
+            .map_err(|e| Error::io(format!("cannot write {path}"), e))
     }
 
     fn parallelism(&self) -> Parallelism {

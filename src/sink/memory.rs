@@ -22,13 +22,17 @@ pub struct MemorySink<D> {
 
 impl<D> Clone for MemorySink<D> {
     fn clone(&self) -> Self {
-        MemorySink { records: Arc::clone(&self.records) }
+        MemorySink {
+            records: Arc::clone(&self.records),
+        }
     }
 }
 
 impl<D> Default for MemorySink<D> {
     fn default() -> Self {
-        MemorySink { records: Arc::new(Mutex::new(Vec::new())) }
+        MemorySink {
+            records: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 }
 
@@ -55,7 +59,9 @@ impl<D> MemorySink<D> {
 
     fn lock(&self) -> MutexGuard<'_, Vec<D>> {
         // A worker that panicked while holding the lock leaves complete records behind.
-        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

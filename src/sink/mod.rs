@@ -87,7 +87,8 @@ pub struct JsonLinesEncoder;
 
 impl<D: Serialize> Encoder<D> for JsonLinesEncoder {
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
-        serde_json::to_writer(&mut *out, record).map_err(|e| Error::Internal(format!("cannot encode a record as JSON: {e}")))?;
+        serde_json::to_writer(&mut *out, record)
+            .map_err(|e| Error::Internal(format!("cannot encode a record as JSON: {e}")))?;
         out.push(b'\n');
         Ok(())
     }
@@ -117,13 +118,20 @@ impl Write for SharedBuffer {
 impl Default for CsvEncoder {
     fn default() -> Self {
         let bytes = SharedBuffer::default();
-        CsvEncoder { writer: csv::Writer::from_writer(bytes.clone()), bytes }
+        CsvEncoder {
+            writer: csv::Writer::from_writer(bytes.clone()),
+            bytes,
+        }
     }
 }
 
 impl<D: Serialize> Encoder<D> for CsvEncoder {
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
-        let failed = |e: &dyn std::fmt::Display| Error::Config(format!("cannot write a record as CSV (only flat records can be): {e}"));
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::Config(format!(
+                "cannot write a record as CSV (only flat records can be): {e}"
+            ))
+        };
         self.writer.serialize(record).map_err(|e| failed(&e))?;
         self.writer.flush().map_err(|e| failed(&e))?;
         out.append(&mut self.bytes.0.borrow_mut());
@@ -137,12 +145,17 @@ pub struct DebugEncoder;
 
 impl<D: Debug> Encoder<D> for DebugEncoder {
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
-        writeln!(out, "{record:?}").map_err(|e| Error::Internal(format!("cannot format a record: {e}")))
+        writeln!(out, "{record:?}")
+            .map_err(|e| Error::Internal(format!("cannot format a record: {e}")))
     }
 }
 
 /// Encodes a batch of events into `buffer` (cleared first).
-pub(crate) fn encode_batch<D, E: Encoder<D>>(encoder: &mut E, batch: &mut Vec<Event<D>>, buffer: &mut Vec<u8>) -> Result<(), Error> {
+pub(crate) fn encode_batch<D, E: Encoder<D>>(
+    encoder: &mut E,
+    batch: &mut Vec<Event<D>>,
+    buffer: &mut Vec<u8>,
+) -> Result<(), Error> {
     buffer.clear();
     for event in batch.drain(..) {
         encoder.encode(&event.data, buffer)?;

@@ -25,7 +25,11 @@ pub struct OrderedSink<S, D> {
 impl<S, D> OrderedSink<S, D> {
     /// Orders the records `inner` receives.
     pub fn new(inner: S) -> Self {
-        OrderedSink { inner, pending: Vec::new(), ready: Vec::new() }
+        OrderedSink {
+            inner,
+            pending: Vec::new(),
+            ready: Vec::new(),
+        }
     }
 }
 

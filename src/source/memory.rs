@@ -40,7 +40,14 @@ impl<T> MemorySource<T> {
 
     /// `partitions` partitions; record `i` goes to partition `i % partitions`.
     pub fn partitioned(records: impl Into<Arc<Vec<T>>>, partitions: usize) -> Self {
-        MemorySource { records: records.into(), partitions: partitions.max(1), local: Vec::new(), cursors: Vec::new(), finished: Vec::new(), next_local: 0 }
+        MemorySource {
+            records: records.into(),
+            partitions: partitions.max(1),
+            local: Vec::new(),
+            cursors: Vec::new(),
+            finished: Vec::new(),
+            next_local: 0,
+        }
     }
 
     /// The number of records over all partitions.
@@ -81,7 +88,9 @@ impl<T: Clone + 'static> Source for MemorySource<T> {
             let cursor = &mut self.cursors[local];
             let per_partition = (BATCH / self.local.len()).max(1);
             for _ in 0..per_partition {
-                let Some(record) = self.records.get(*cursor) else { break };
+                let Some(record) = self.records.get(*cursor) else {
+                    break;
+                };
                 batch.push(local, record.clone());
                 *cursor += self.partitions;
             }
@@ -90,6 +99,10 @@ impl<T: Clone + 'static> Source for MemorySource<T> {
                 batch.finish_partition(local);
             }
         }
-        Ok(if live == 0 { SourceStatus::Done } else { SourceStatus::Ready })
+        Ok(if live == 0 {
+            SourceStatus::Done
+        } else {
+            SourceStatus::Ready
+        })
     }
 }

@@ -55,7 +55,10 @@ pub struct SourceBatch<T> {
 
 impl<T> SourceBatch<T> {
     fn new() -> Self {
-        SourceBatch { records: Vec::new(), finished: Vec::new() }
+        SourceBatch {
+            records: Vec::new(),
+            finished: Vec::new(),
+        }
     }
 
     /// Adds a record read from local partition `partition` (0-based among this worker's).
@@ -87,8 +90,8 @@ impl<T> SourceBatch<T> {
 /// it adds what is ready to the batch (a few thousand records at most, so one source does not
 /// starve the rest of the dataflow) and says when to call it again. Returning
 /// [`SourceStatus::Done`] ends this worker's share of the input. An `Err` stops the whole job
-/// and is what [`execute`](crate::execute) returns, so it must name the file, line or address
-/// at fault.
+/// without closing any window (what was read is not treated as the whole input) and is what
+/// [`execute`](crate::execute) returns, so it must name the file, line or address at fault.
 pub trait Source: 'static {
     /// The records this source produces.
     type Item: 'static;
@@ -127,7 +130,11 @@ impl<'flow, 'scope, S: Source> SourceBuilder<'flow, 'scope, S> {
     where
         F: Fn(&S::Item) -> u64 + 'static,
     {
-        EventTimeBuilder { flow: self.flow, source: self.source, event_time }
+        EventTimeBuilder {
+            flow: self.flow,
+            source: self.source,
+            event_time,
+        }
     }
 }
 
@@ -168,33 +175,52 @@ where
     /// # Ok::<(), tideflow::Error>(())
     /// ```
     pub fn with_watermark(self, strategy: impl Into<WatermarkStrategy>) -> Stream<'scope, S::Item> {
-        let EventTimeBuilder { flow, mut source, event_time } = self;
+        let EventTimeBuilder {
+            flow,
+            mut source,
+            event_time,
+        } = self;
         let job = Rc::clone(&flow.job);
-        let context = SourceContext { worker_index: job.index, peers: job.peers };
+        let context = SourceContext {
+            worker_index: job.index,
+            peers: job.peers,
+        };
         let started = source.on_start(&context);
-        let partitions = if started.is_ok() { source.partitions() } else { 0 };
+        let partitions = if started.is_ok() {
+            source.partitions()
+        } else {
+            0
+        };
         if let Err(error) = started {
             job.shared.fail(error);
         }
         let shared = Arc::clone(&job.shared);
         let mut batch = SourceBatch::new();
-        let inner = watermarked_source(flow.scope, "Source", partitions, strategy.into(), move |out| {
-            if shared.stopped() {
-                return SourceStatus::Done;
-            }
-            let status = source.read(&mut batch);
-            shared.records_in.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-            for (partition, record) in batch.records.drain(..) {
-                out.push(partition, event_time(&record), record);
-            }
-            for partition in batch.finished.drain(..) {
-                out.finish_partition(partition);
-            }
-            status.unwrap_or_else(|error| {
-                shared.fail(error);
-                SourceStatus::Done
-            })
-        });
+        let inner = watermarked_source(
+            flow.scope,
+            "Source",
+            partitions,
+            strategy.into(),
+            move |out| {
+                if shared.stopped() {
+                    return SourceStatus::Halt;
+                }
+                let status = source.read(&mut batch);
+                shared
+                    .records_in
+                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                for (partition, record) in batch.records.drain(..) {
+                    out.push(partition, event_time(&record), record);
+                }
+                for partition in batch.finished.drain(..) {
+                    out.finish_partition(partition);
+                }
+                status.unwrap_or_else(|error| {
+                    shared.fail(error);
+                    SourceStatus::Halt
+                })
+            },
+        );
         Stream { inner, job }
     }
 }

@@ -136,7 +136,11 @@ impl RateSource {
     /// Record `index`, a function of the seed and the index alone.
     pub fn record(&self, index: u64) -> RateRecord {
         let bits = key_hash(&(self.seed, index));
-        let disorder = if self.max_disorder == 0 { 0 } else { (bits >> 32) % (self.max_disorder + 1) };
+        let disorder = if self.max_disorder == 0 {
+            0
+        } else {
+            (bits >> 32) % (self.max_disorder + 1)
+        };
         RateRecord {
             ts: self.due_time(index).saturating_sub(disorder),
             key: key_hash(&(bits, self.seed)) % self.keys,
@@ -146,7 +150,9 @@ impl RateSource {
 }
 
 fn wall_clock_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| millis(d))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
 }
 
 impl Source for RateSource {
@@ -171,7 +177,8 @@ impl Source for RateSource {
             if now < self.start {
                 0
             } else {
-                ((now - self.start) as u128 * self.rows_per_sec as u128 / 1_000 + 1).min(end as u128) as u64
+                ((now - self.start) as u128 * self.rows_per_sec as u128 / 1_000 + 1)
+                    .min(end as u128) as u64
             }
         } else {
             end
@@ -199,11 +206,19 @@ impl Source for RateSource {
         if !live {
             return Ok(SourceStatus::Done);
         }
-        let next = self.cursors.iter().copied().filter(|&c| c < end).min().unwrap_or(end);
+        let next = self
+            .cursors
+            .iter()
+            .copied()
+            .filter(|&c| c < end)
+            .min()
+            .unwrap_or(end);
         if !self.paced || next < due {
             return Ok(SourceStatus::Ready);
         }
         let wait = self.due_time(next).saturating_sub(wall_clock_ms());
-        Ok(SourceStatus::Wait(Duration::from_millis(wait.clamp(1, 100))))
+        Ok(SourceStatus::Wait(Duration::from_millis(
+            wait.clamp(1, 100),
+        )))
     }
 }

@@ -1,3 +1,5 @@
 //! Tideflow's integration tests, in one binary to keep link time down.
 
+mod cli;
 mod cli_spark;
+mod oracle;

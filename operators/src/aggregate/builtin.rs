@@ -55,7 +55,10 @@ pub struct Sum<F, T> {
 impl<F, T> Sum<F, T> {
     /// The sum of `field(record)` over a window's records.
     pub fn of(field: F) -> Self {
-        Sum { field, _value: PhantomData }
+        Sum {
+            field,
+            _value: PhantomData,
+        }
     }
 }
 
@@ -100,7 +103,10 @@ pub struct Min<F, T> {
 impl<F, T> Min<F, T> {
     /// The minimum of `field(record)` over a window's records.
     pub fn of(field: F) -> Self {
-        Min { field, _value: PhantomData }
+        Min {
+            field,
+            _value: PhantomData,
+        }
     }
 }
 
@@ -122,13 +128,20 @@ pub struct Max<F, T> {
 impl<F, T> Max<F, T> {
     /// The maximum of `field(record)` over a window's records.
     pub fn of(field: F) -> Self {
-        Max { field, _value: PhantomData }
+        Max {
+            field,
+            _value: PhantomData,
+        }
     }
 }
 
 /// Keeps `candidate` in `acc` when `better(candidate, current)` holds.
 #[inline]
-fn keep_extreme<T: PartialOrd + Copy>(acc: &mut Option<T>, candidate: T, better: impl Fn(&T, &T) -> bool) {
+fn keep_extreme<T: PartialOrd + Copy>(
+    acc: &mut Option<T>,
+    candidate: T,
+    better: impl Fn(&T, &T) -> bool,
+) {
     match acc {
         Some(current) => {
             if better(&candidate, current) {

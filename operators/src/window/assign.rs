@@ -96,7 +96,15 @@ impl<Acc> Sessions<Acc> {
         let first = self.list.partition_point(|s| s.end < start);
         let last = first + self.list[first..].partition_point(|s| s.start <= end);
         if first == last {
-            self.list.insert(first, Session { start, end, acc: init(), timer: end });
+            self.list.insert(
+                first,
+                Session {
+                    start,
+                    end,
+                    acc: init(),
+                    timer: end,
+                },
+            );
             return (&mut self.list[first], true);
         }
         let merged: Vec<Session<Acc>> = self.list.drain(first + 1..last).collect();
@@ -123,7 +131,12 @@ impl<Acc> Sessions<Acc> {
 
     /// Removes and returns the sessions whose timer is `timer`, for which `is_done` holds; the
     /// others with that timer are re-armed at their end, and `rearm` is told each new timer.
-    pub fn fire(&mut self, timer: u64, mut rearm: impl FnMut(u64), mut closed: impl FnMut(Session<Acc>)) {
+    pub fn fire(
+        &mut self,
+        timer: u64,
+        mut rearm: impl FnMut(u64),
+        mut closed: impl FnMut(Session<Acc>),
+    ) {
         let mut index = 0;
         while index < self.list.len() {
             let session = &mut self.list[index];

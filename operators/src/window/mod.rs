@@ -78,33 +78,45 @@ pub struct WindowStreams<'scope, K, D, O> {
 }
 
 /// The input handle of a keyed window operator.
-pub(crate) type KeyedInput<K, D> =
-    InputHandleCore<u64, Vec<Event<(K, D)>>, LogPuller<Box<dyn Pull<Message<u64, Vec<Event<(K, D)>>>>>>>;
+pub(crate) type KeyedInput<K, D> = InputHandleCore<
+    u64,
+    Vec<Event<(K, D)>>,
+    LogPuller<Box<dyn Pull<Message<u64, Vec<Event<(K, D)>>>>>>,
+>;
 /// An output handle for events of type `R`.
-pub(crate) type EventOutput<'a, R> = OutputBuilderSession<'a, u64, CapacityContainerBuilder<Vec<Event<R>>>>;
+pub(crate) type EventOutput<'a, R> =
+    OutputBuilderSession<'a, u64, CapacityContainerBuilder<Vec<Event<R>>>>;
 
 /// Builds a keyed operator with a result output (port 0) and a late output (port 1), its input
 /// exchanged by the key's hash. `logic` runs on every activation with the input, its frontier
 /// and both outputs.
-pub(crate) fn keyed_window_operator<'scope, K, D, R, L>(
+pub(crate) fn keyed_window_operator<'scope, K, D, O, L>(
     stream: StreamVec<'scope, u64, Event<(K, D)>>,
     name: &str,
     mut logic: L,
-) -> (StreamVec<'scope, u64, Event<R>>, StreamVec<'scope, u64, Event<LateRecord<K, D>>>)
+) -> WindowStreams<'scope, K, D, O>
 where
     K: ExchangeData + Hash,
     D: ExchangeData,
-    R: 'static,
-    L: FnMut(&mut KeyedInput<K, D>, &MutableAntichain<u64>, &mut EventOutput<'_, R>, &mut EventOutput<'_, LateRecord<K, D>>)
-        + 'static,
+    O: 'static,
+    L: FnMut(
+            &mut KeyedInput<K, D>,
+            &MutableAntichain<u64>,
+            &mut EventOutput<'_, WindowResult<K, O>>,
+            &mut EventOutput<'_, LateRecord<K, D>>,
+        ) + 'static,
 {
     let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
     let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
     let mut input = builder.new_input(stream, Exchange::new(route));
     let (results, results_stream) = builder.new_output();
     let (late, late_stream) = builder.new_output();
-    let mut results = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<R>>>>::from(results);
-    let mut late = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<LateRecord<K, D>>>>>::from(late);
+    let mut results =
+        OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<WindowResult<K, O>>>>>::from(
+            results,
+        );
+    let mut late =
+        OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<LateRecord<K, D>>>>>::from(late);
     builder.build(move |initial_capabilities| {
         // Every output capability is minted from input capabilities.
         drop(initial_capabilities);
@@ -114,7 +126,10 @@ where
             logic(&mut input, &frontiers[0], &mut results, &mut late);
         }
     });
-    (results_stream, late_stream)
+    WindowStreams {
+        results: results_stream,
+        late: late_stream,
+    }
 }
 
 /// Sends `event` to the late output as a [`LateRecord`] stamped `stamp`.
@@ -126,7 +141,14 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
 ) {
     let stamp = *capability.time();
     let (key, data) = event.data;
-    late.session(capability).give(Event::new(event.time, LateRecord { key, data, watermark: stamp }));
+    late.session(capability).give(Event::new(
+        event.time,
+        LateRecord {
+            key,
+            data,
+            watermark: stamp,
+        },
+    ));
 }
 
 /// The earliest time a window ending at `end` is complete: every record that belongs to it
@@ -151,7 +173,11 @@ struct OpenWindow<K, Acc> {
 
 impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
     pub(crate) fn new(size: u64, lateness: u64) -> Self {
-        AlignedWindows { size, lateness, open: BTreeMap::new() }
+        AlignedWindows {
+            size,
+            lateness,
+            open: BTreeMap::new(),
+        }
     }
 
     /// Whether a record stamped `stamp` is late for the window ending at `end`.
@@ -182,7 +208,10 @@ impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
         if !window.accumulators.contains_key(key) {
             window.accumulators.insert(key.clone(), init());
         }
-        window.accumulators.get_mut(key).expect("accumulator inserted above")
+        window
+            .accumulators
+            .get_mut(key)
+            .expect("accumulator inserted above")
     }
 
     /// Emits and frees every window the frontier has passed, oldest first.
@@ -201,7 +230,15 @@ impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
             let mut session = results.session(&window.capability);
             for (key, acc) in window.accumulators {
                 let value = finish(&acc);
-                session.give(Event::new(end - 1, WindowResult { key, start, end, value }));
+                session.give(Event::new(
+                    end - 1,
+                    WindowResult {
+                        key,
+                        start,
+                        end,
+                        value,
+                    },
+                ));
             }
         }
     }
@@ -224,7 +261,7 @@ where
     I: Iterator<Item = u64>,
 {
     let mut windows = AlignedWindows::<K, A::Acc>::new(size, lateness);
-    let (results, late) = keyed_window_operator(stream, name, move |input, frontier, results, late| {
+    keyed_window_operator(stream, name, move |input, frontier, results, late| {
         let port = results.output_index();
         input.for_each_time(|capability, containers| {
             let stamp = *capability.time();
@@ -236,7 +273,8 @@ where
                         break;
                     }
                     let (key, data) = &event.data;
-                    let acc = windows.accumulator(end, key, &capability, port, || aggregator.init());
+                    let acc =
+                        windows.accumulator(end, key, &capability, port, || aggregator.init());
                     aggregator.add(acc, data);
                     assigned = true;
                 }
@@ -246,6 +284,5 @@ where
             }
         });
         windows.close_passed(frontier, results, |acc| aggregator.finish(acc));
-    });
-    WindowStreams { results, late }
+    })
 }

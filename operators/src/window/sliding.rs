@@ -40,7 +40,12 @@ pub trait SlidingWindow<'scope, K, D> {
     /// rows.sort();
     /// assert_eq!(rows, vec![(0, 10_000, 12), (5_000, 15_000, 7)]);
     /// ```
-    fn sliding_window<A: Aggregator<D>>(self, size: u64, slide: u64, aggregator: A) -> WindowStreams<'scope, K, D, A::Output>;
+    fn sliding_window<A: Aggregator<D>>(
+        self,
+        size: u64,
+        slide: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, A::Output>;
 
     /// Sliding windows that stay open for records stamped up to `lateness` ms past their end.
     fn sliding_window_core<A: Aggregator<D>>(
@@ -57,7 +62,12 @@ where
     K: ExchangeData + Hash + Eq + Clone,
     D: ExchangeData,
 {
-    fn sliding_window<A: Aggregator<D>>(self, size: u64, slide: u64, aggregator: A) -> WindowStreams<'scope, K, D, A::Output> {
+    fn sliding_window<A: Aggregator<D>>(
+        self,
+        size: u64,
+        slide: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, A::Output> {
         self.sliding_window_core(size, slide, 0, aggregator)
     }
 
@@ -68,7 +78,17 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, A::Output> {
-        assert!(slide > 0 && slide <= size, "sliding windows need 0 < slide <= size");
-        aligned_window(self, "SlidingWindow", size, lateness, aggregator, move |time| sliding_ends(time, size, slide))
+        assert!(
+            slide > 0 && slide <= size,
+            "sliding windows need 0 < slide <= size"
+        );
+        aligned_window(
+            self,
+            "SlidingWindow",
+            size,
+            lateness,
+            aggregator,
+            move |time| sliding_ends(time, size, slide),
+        )
     }
 }

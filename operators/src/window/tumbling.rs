@@ -38,7 +38,11 @@ pub trait TumblingWindow<'scope, K, D> {
     /// rows.sort();
     /// assert_eq!(rows, vec![("a".into(), 0, 2), ("a".into(), 1_000, 1), ("b".into(), 0, 1)]);
     /// ```
-    fn tumbling_window<A: Aggregator<D>>(self, size: u64, aggregator: A) -> WindowStreams<'scope, K, D, A::Output>;
+    fn tumbling_window<A: Aggregator<D>>(
+        self,
+        size: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, A::Output>;
 
     /// Tumbling windows of `size` ms that stay open for records stamped up to `lateness` ms past
     /// their end.
@@ -55,7 +59,11 @@ where
     K: ExchangeData + Hash + Eq + Clone,
     D: ExchangeData,
 {
-    fn tumbling_window<A: Aggregator<D>>(self, size: u64, aggregator: A) -> WindowStreams<'scope, K, D, A::Output> {
+    fn tumbling_window<A: Aggregator<D>>(
+        self,
+        size: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, A::Output> {
         self.tumbling_window_core(size, 0, aggregator)
     }
 
@@ -66,8 +74,13 @@ where
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, A::Output> {
         assert!(size > 0, "tumbling window size must be positive");
-        aligned_window(self, "TumblingWindow", size, lateness, aggregator, move |time| {
-            std::iter::once(tumbling_end(time, size))
-        })
+        aligned_window(
+            self,
+            "TumblingWindow",
+            size,
+            lateness,
+            aggregator,
+            move |time| std::iter::once(tumbling_end(time, size)),
+        )
     }
 }

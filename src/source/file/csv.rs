@@ -22,7 +22,9 @@ pub struct Csv<T> {
 
 impl<T> Clone for Csv<T> {
     fn clone(&self) -> Self {
-        Csv { prepare: Arc::clone(&self.prepare) }
+        Csv {
+            prepare: Arc::clone(&self.prepare),
+        }
     }
 }
 
@@ -31,7 +33,9 @@ impl<T: DeserializeOwned + 'static> Csv<T> {
     pub fn serde() -> Self {
         Self::with_decoder(|header| {
             let header = header.clone();
-            Ok(Box::new(move |row: &ByteRecord| row.deserialize(Some(&header)).map_err(|e| e.to_string())))
+            Ok(Box::new(move |row: &ByteRecord| {
+                row.deserialize(Some(&header)).map_err(|e| e.to_string())
+            }))
         })
     }
 }
@@ -40,8 +44,12 @@ impl<T> Csv<T> {
     /// Decodes rows with the decoder `prepare` makes from each file's header. An `Err` from
     /// `prepare` (a missing column, say) is reported with the file; an `Err` from the decoder
     /// with the file and line.
-    pub fn with_decoder(prepare: impl Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync + 'static) -> Self {
-        Csv { prepare: Arc::new(prepare) }
+    pub fn with_decoder(
+        prepare: impl Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync + 'static,
+    ) -> Self {
+        Csv {
+            prepare: Arc::new(prepare),
+        }
     }
 }
 
@@ -51,10 +59,21 @@ impl<T: 'static> FileFormat for Csv<T> {
 
     fn open(&self, path: &Path, file: File) -> Result<Self::Reader, Error> {
         let mut reader = ReaderBuilder::new().has_headers(true).from_reader(file);
-        let bad_header = |reason: String| Error::Input { path: path.to_path_buf(), line: 1, reason };
-        let header = reader.byte_headers().map_err(|e| bad_header(format!("cannot read the CSV header: {e}")))?;
+        let bad_header = |reason: String| Error::Input {
+            path: path.to_path_buf(),
+            line: 1,
+            reason,
+        };
+        let header = reader
+            .byte_headers()
+            .map_err(|e| bad_header(format!("cannot read the CSV header: {e}")))?;
         let decode = (self.prepare)(header).map_err(bad_header)?;
-        Ok(CsvReader { path: path.to_path_buf(), reader, row: ByteRecord::new(), decode })
+        Ok(CsvReader {
+            path: path.to_path_buf(),
+            reader,
+            row: ByteRecord::new(),
+            decode,
+        })
     }
 }
 
@@ -73,15 +92,28 @@ impl<T: 'static> RecordReader for CsvReader<T> {
         let more = self.reader.read_byte_record(&mut self.row).map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             if e.is_io_error() {
-                Error::io(format!("cannot read {}", self.path.display()), std::io::Error::other(e))
+                Error::io(
+                    format!("cannot read {}", self.path.display()),
+                    std::io::Error::other(e),
+                )
             } else {
-                Error::Input { path: self.path.clone(), line, reason: e.to_string() }
+                Error::Input {
+                    path: self.path.clone(),
+                    line,
+                    reason: e.to_string(),
+                }
             }
         })?;
         if !more {
             return Ok(None);
         }
         let line = self.row.position().map_or(0, |p| p.line());
-        (self.decode)(&self.row).map(Some).map_err(|reason| Error::Input { path: self.path.clone(), line, reason })
+        (self.decode)(&self.row)
+            .map(Some)
+            .map_err(|reason| Error::Input {
+                path: self.path.clone(),
+                line,
+                reason,
+            })
     }
 }

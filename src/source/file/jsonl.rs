@@ -19,7 +19,9 @@ pub struct JsonLines<T> {
 
 impl<T> Clone for JsonLines<T> {
     fn clone(&self) -> Self {
-        JsonLines { decode: Arc::clone(&self.decode) }
+        JsonLines {
+            decode: Arc::clone(&self.decode),
+        }
     }
 }
 
@@ -32,8 +34,12 @@ impl<T: DeserializeOwned> JsonLines<T> {
 
 impl<T> JsonLines<T> {
     /// Decodes each line with `decode`; an `Err` is reported with the file and line.
-    pub fn with_decoder(decode: impl Fn(&str) -> Result<T, String> + Send + Sync + 'static) -> Self {
-        JsonLines { decode: Arc::new(decode) }
+    pub fn with_decoder(
+        decode: impl Fn(&str) -> Result<T, String> + Send + Sync + 'static,
+    ) -> Self {
+        JsonLines {
+            decode: Arc::new(decode),
+        }
     }
 }
 
@@ -75,8 +81,13 @@ impl<T: 'static> RecordReader for JsonLinesReader<T> {
                 return Ok(None);
             }
             self.line_number += 1;
-            let bad = |reason: String| Error::Input { path: self.path.clone(), line: self.line_number, reason };
-            let text = std::str::from_utf8(&self.line).map_err(|e| bad(format!("invalid UTF-8: {e}")))?;
+            let bad = |reason: String| Error::Input {
+                path: self.path.clone(),
+                line: self.line_number,
+                reason,
+            };
+            let text =
+                std::str::from_utf8(&self.line).map_err(|e| bad(format!("invalid UTF-8: {e}")))?;
             let text = text.trim();
             if text.is_empty() {
                 continue;

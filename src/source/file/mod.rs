@@ -69,23 +69,32 @@ pub struct FileSource<F: FileFormat> {
 impl<F: FileFormat> FileSource<F> {
     /// Reads `path` (a file, or every visible file in a directory) in `format`.
     pub fn new(path: impl Into<PathBuf>, format: F) -> Self {
-        FileSource { path: path.into(), format, readers: Vec::new(), next: 0 }
+        FileSource {
+            path: path.into(),
+            format,
+            readers: Vec::new(),
+            next: 0,
+        }
     }
 }
 
 /// The files a path names: itself, or the visible regular files of a directory, sorted.
 pub(crate) fn list_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Config(format!("input {} does not exist", path.display())),
+        std::io::ErrorKind::NotFound => {
+            Error::Config(format!("input {} does not exist", path.display()))
+        }
         _ => Error::io(format!("cannot read input {}", path.display()), e),
     })?;
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
+    let entries = std::fs::read_dir(path)
+        .map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
+        let entry =
+            entry.map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
         if is_file && !hidden {
@@ -103,7 +112,8 @@ impl<F: FileFormat> Source for FileSource<F> {
         let files = list_files(&self.path)?;
         for index in context.local_partitions(files.len()) {
             let path = &files[index];
-            let file = File::open(path).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+            let file = File::open(path)
+                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
             self.readers.push(Some(self.format.open(path, file)?));
         }
         Ok(())
@@ -122,7 +132,9 @@ impl<F: FileFormat> Source for FileSource<F> {
         for _ in 0..self.readers.len() {
             let partition = self.next;
             self.next = (self.next + 1) % self.readers.len();
-            let Some(reader) = self.readers[partition].as_mut() else { continue };
+            let Some(reader) = self.readers[partition].as_mut() else {
+                continue;
+            };
             for _ in 0..per_file {
                 match reader.next_record()? {
                     Some(record) => batch.push(partition, record),

@@ -1,0 +1,417 @@
+//! The command line as a user meets it: errors are one line naming the flag, file or line, with
+//! a non-zero exit and no panic; late records are counted at exit; output is ordered; the demo
+//! runs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tideflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tideflow"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the tideflow binary runs")
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write test input");
+    path.to_string_lossy().into_owned()
+}
+
+/// Runs `args`, expects failure with `code` and no output (a failed run closes no window
+/// early), and returns the single stderr line.
+fn fails(args: &[&str], code: i32) -> String {
+    let out = tideflow(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "args {args:?}: stderr {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "args {args:?}: output before the error: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "args {args:?}: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "args {args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("tideflow: "), "{stderr}");
+    stderr
+}
+
+fn run_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--input",
+        input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "k",
+        "--window",
+        "tumbling:10s",
+        "--agg",
+        "count",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn bad_records_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "malformed.jsonl",
+            "{\"ts\":1,\"k\":\"a\"}\n{\"ts\":2,\"k\":\n",
+            ":2:",
+        ),
+        (
+            "missing_time.jsonl",
+            "{\"ts\":1,\"k\":\"a\"}\n\n{\"k\":\"b\"}\n",
+            ":3: missing time field 'ts'",
+        ),
+        (
+            "bad_time.jsonl",
+            "{\"ts\":\"noon\",\"k\":\"a\"}\n",
+            ":1: time field 'ts'",
+        ),
+        (
+            "negative_time.jsonl",
+            "{\"ts\":-5,\"k\":\"a\"}\n",
+            ":1: time field 'ts' is negative",
+        ),
+        ("not_object.jsonl", "[1,2]\n", ":1:"),
+        (
+            "bad_time.csv",
+            "ts,k\n100,a\nyesterday,b\n",
+            ":3: time field 'ts'",
+        ),
+        (
+            "no_column.csv",
+            "time,k\n100,a\n",
+            ":1: no column 'ts' (--time-field)",
+        ),
+    ];
+    for (name, contents, expected) in cases {
+        let path = write(dir.path(), name, contents);
+        for workers in ["1", "2"] {
+            let line = fails(&run_args(&path, &["--workers", workers]), 2);
+            assert!(
+                line.contains(name) && line.contains(expected),
+                "{name}: {line}"
+            );
+        }
+    }
+    let path = write(dir.path(), "utf8.jsonl", "");
+    std::fs::write(&path, b"{\"ts\":1,\"k\":\"\xff\"}\n").unwrap();
+    let line = fails(&run_args(&path, &[]), 2);
+    assert!(line.contains("utf8.jsonl:1: invalid UTF-8"), "{line}");
+    let path = write(
+        dir.path(),
+        "sum.jsonl",
+        "{\"ts\":1,\"k\":\"a\",\"v\":\"ten\"}\n",
+    );
+    let line = fails(&run_args(&path, &["--agg", "sum:v"]), 2);
+    assert!(
+        line.contains("sum.jsonl:1: field 'v' must be a number"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "ok.jsonl", "{\"ts\":1,\"k\":\"a\"}\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "hopping:1s",
+                "--agg",
+                "count",
+            ],
+            "--window",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "median:x",
+            ],
+            "--agg",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "sum",
+            ],
+            "--agg",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+            ],
+            "--agg",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "sliding:1s,2s",
+                "--agg",
+                "count",
+            ],
+            "--window",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+                "--watermark-delay",
+                "5 minutes",
+            ],
+            "--watermark-delay",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+                "--workers",
+                "0",
+            ],
+            "--workers",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+                "--agg",
+                "count",
+            ],
+            "--agg",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                &input,
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--time-field",
+        ),
+        (
+            vec![
+                "run",
+                "--input",
+                "data.txt",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--format",
+        ),
+        (vec!["run", "--bogus"], "--bogus"),
+    ];
+    for (args, flag) in cases {
+        let line = fails(&args, 2);
+        assert!(line.contains(flag), "{args:?}: {line}");
+    }
+    let line = fails(&run_args("no/such/file.jsonl", &[]), 2);
+    assert!(line.contains("no/such/file.jsonl does not exist"), "{line}");
+}
+
+#[test]
+fn late_records_are_dropped_and_counted_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3_000 arrives after 25_000 with a 2 s delay: its window [0, 10s) has closed.
+    let input = write(
+        dir.path(),
+        "late.jsonl",
+        "{\"ts\":1000,\"k\":\"a\"}\n{\"ts\":25000,\"k\":\"a\"}\n{\"ts\":3000,\"k\":\"a\"}\n{\"ts\":24000,\"k\":\"a\"}\n",
+    );
+    let out = tideflow(&run_args(&input, &["--watermark-delay", "2s"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n\
+         {\"key\":\"a\",\"window_start\":20000,\"window_end\":30000,\"count\":2}\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 records read") && stderr.contains("1 late records dropped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn output_file_is_ordered_and_identical_across_worker_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..2_000u64 {
+        lines.push_str(&format!(
+            "{{\"ts\":{},\"k\":\"k{}\",\"v\":{}}}\n",
+            i * 37 % 50_000,
+            i % 7,
+            i
+        ));
+    }
+    let input = write(dir.path(), "in.jsonl", &lines);
+    let mut outputs = Vec::new();
+    for workers in ["1", "2", "4"] {
+        let output = dir.path().join(format!("out{workers}.csv"));
+        let output = output.to_string_lossy().into_owned();
+        let args = run_args(
+            &input,
+            &[
+                "--agg",
+                "sum:v",
+                "--watermark-delay",
+                "60s",
+                "--workers",
+                workers,
+                "--output",
+                &output,
+            ],
+        );
+        let out = tideflow(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push(std::fs::read_to_string(&output).unwrap());
+    }
+    assert!(
+        outputs[0].starts_with("key,window_start,window_end,count,sum_v\nk0,0,10000,"),
+        "{}",
+        &outputs[0][..80]
+    );
+    assert_eq!(outputs[0].lines().count(), 1 + 5 * 7);
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+#[test]
+fn a_directory_is_read_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.jsonl",
+        "{\"ts\":1000,\"k\":\"x\"}\n{\"ts\":12000,\"k\":\"x\"}\n",
+    );
+    write(dir.path(), "b.jsonl", "{\"ts\":2000,\"k\":\"x\"}\n");
+    write(dir.path(), ".hidden", "not json\n");
+    let input = dir.path().to_string_lossy().into_owned();
+    let out = tideflow(&run_args(&input, &["--format", "jsonl", "--workers", "2"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"key\":\"x\",\"window_start\":0,\"window_end\":10000,\"count\":2}\n\
+         {\"key\":\"x\",\"window_start\":10000,\"window_end\":20000,\"count\":1}\n"
+    );
+}
+
+#[test]
+fn demo_runs_and_reports_windows_throughput_and_latency() {
+    let out = tideflow(&[
+        "demo",
+        "--duration",
+        "2500ms",
+        "--rate",
+        "20000",
+        "--keys",
+        "3",
+        "--workers",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("{\"key\":") && l.contains("\"count\":")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("events/s | window-close latency p50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("done: 50000 events"), "{stdout}");
+}
