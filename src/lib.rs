@@ -61,3 +61,8 @@ pub use stream::{KeyedStream, Stream, WindowedStream};
 pub use tideflow_operators::window::{LateRecord, WindowResult};
 pub use tideflow_operators::Event;
 pub use window::Window;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -4,7 +4,9 @@ use std::io::Write;
 
 use tideflow_operators::Event;
 
-use super::{encode_batch, DebugEncoder, Encoder, JsonLinesEncoder, Parallelism, Sink};
+use super::{
+    encode_batch, DebugEncoder, DisplayEncoder, Encoder, JsonLinesEncoder, Parallelism, Sink,
+};
 use crate::error::Error;
 
 /// Prints records to standard output, one per line, from worker 0 (records of all workers are
@@ -15,7 +17,8 @@ use crate::error::Error;
 /// use tideflow::sink::ConsoleSink;
 /// let json = ConsoleSink::json();   // serde records as JSON lines
 /// let debug = ConsoleSink::debug(); // any `Debug` record
-/// # let _ = (json, debug);
+/// let text = ConsoleSink::display(); // any `Display` record, e.g. formatted strings
+/// # let _ = (json, debug, text);
 /// ```
 pub struct ConsoleSink<E> {
     encoder: E,
@@ -36,6 +39,13 @@ impl ConsoleSink<JsonLinesEncoder> {
     /// Prints records as JSON lines.
     pub fn json() -> Self {
         Self::new(JsonLinesEncoder)
+    }
+}
+
+impl ConsoleSink<DisplayEncoder> {
+    /// Prints records in their `Display` form (strings as they are).
+    pub fn display() -> Self {
+        Self::new(DisplayEncoder)
     }
 }
 

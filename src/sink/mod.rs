@@ -150,6 +150,17 @@ impl<D: Debug> Encoder<D> for DebugEncoder {
     }
 }
 
+/// Encodes records with their `Display` form, one per line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DisplayEncoder;
+
+impl<D: std::fmt::Display> Encoder<D> for DisplayEncoder {
+    fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
+        writeln!(out, "{record}")
+            .map_err(|e| Error::Internal(format!("cannot format a record: {e}")))
+    }
+}
+
 /// Encodes a batch of events into `buffer` (cleared first).
 pub(crate) fn encode_batch<D, E: Encoder<D>>(
     encoder: &mut E,
