@@ -14,8 +14,9 @@ use tideflow_operators::window::{
     SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams,
 };
 use tideflow_operators::Event;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
@@ -42,12 +43,27 @@ impl<D: Clone + 'static> Clone for Stream<'_, D> {
 impl<'scope, D: 'static> Stream<'scope, D> {
     /// Transforms each record; the event time is kept.
     pub fn map<D2: 'static>(self, mut logic: impl FnMut(D) -> D2 + 'static) -> Stream<'scope, D2> {
-        self.with_inner(|inner| inner.map(move |event| event.map(&mut logic)))
+        self.map_events(move |event| event.map(&mut logic))
     }
 
     /// Keeps the records for which `predicate` holds.
     pub fn filter(self, mut predicate: impl FnMut(&D) -> bool + 'static) -> Stream<'scope, D> {
-        self.with_inner(|inner| inner.filter(move |event| predicate(&event.data)))
+        self.with_inner(|inner| {
+            inner.unary::<CapacityContainerBuilder<Vec<Event<D>>>, _, _, _>(
+                Pipeline,
+                "Filter",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each(|time, data| {
+                            data.retain(|event| predicate(&event.data));
+                            if !data.is_empty() {
+                                output.session(&time).give_container(data);
+                            }
+                        });
+                    }
+                },
+            )
+        })
     }
 
     /// Turns each record into any number of records with the same event time.
@@ -205,11 +221,26 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         }
     }
 
+    /// Maps whole containers: one allocation per batch instead of a push per record.
     fn map_events<D2: 'static>(
         self,
-        logic: impl FnMut(Event<D>) -> Event<D2> + 'static,
+        mut logic: impl FnMut(Event<D>) -> Event<D2> + 'static,
     ) -> Stream<'scope, D2> {
-        self.with_inner(|inner| inner.map(logic))
+        self.with_inner(|inner| {
+            inner.unary::<CapacityContainerBuilder<Vec<Event<D2>>>, _, _, _>(
+                Pipeline,
+                "Map",
+                move |_, _| {
+                    move |input, output| {
+                        input.for_each(|time, data| {
+                            let mut mapped: Vec<Event<D2>> =
+                                data.drain(..).map(&mut logic).collect();
+                            output.session(&time).give_container(&mut mapped);
+                        });
+                    }
+                },
+            )
+        })
     }
 }
 

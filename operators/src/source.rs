@@ -33,7 +33,9 @@ pub enum SourceStatus {
 /// The buffer a poll function writes records into, with the partition watermarks they update.
 pub struct SourceOutput<D> {
     watermarks: PartitionWatermarks,
-    pending: Vec<(u64, Event<D>)>,
+    /// The stamps of the pending events, index for index.
+    stamps: Vec<u64>,
+    events: Vec<Event<D>>,
 }
 
 impl<D> SourceOutput<D> {
@@ -41,7 +43,8 @@ impl<D> SourceOutput<D> {
     pub fn new(partitions: usize, delay_ms: u64) -> Self {
         SourceOutput {
             watermarks: PartitionWatermarks::new(partitions, delay_ms),
-            pending: Vec::new(),
+            stamps: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -49,7 +52,8 @@ impl<D> SourceOutput<D> {
     #[inline]
     pub fn push(&mut self, partition: usize, event_time: u64, data: D) {
         let stamp = self.watermarks.stamp(partition, event_time);
-        self.pending.push((stamp, Event::new(event_time, data)));
+        self.stamps.push(stamp);
+        self.events.push(Event::new(event_time, data));
     }
 
     /// Marks `partition` as exhausted; it stops holding the watermark back.
@@ -69,7 +73,42 @@ impl<D> SourceOutput<D> {
 
     /// The number of records pushed since the last send.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.events.len()
+    }
+
+    /// Sorts the pending events by stamp (stably), if they are not in order already.
+    fn sort_by_stamp(&mut self) {
+        if !self.stamps.is_sorted() {
+            let mut pairs: Vec<(u64, Event<D>)> =
+                self.stamps.drain(..).zip(self.events.drain(..)).collect();
+            pairs.sort_by_key(|(stamp, _)| *stamp);
+            for (stamp, event) in pairs {
+                self.stamps.push(stamp);
+                self.events.push(event);
+            }
+        }
+    }
+
+    /// Sends the pending events, each run of equal stamps as one container at
+    /// `max(stamp, floor)`. Runs leave last first: the last is the buffer itself, earlier ones
+    /// are split off it, so no record is pushed one at a time.
+    fn send(&mut self, mut send_run: impl FnMut(u64, &mut Vec<Event<D>>)) {
+        self.sort_by_stamp();
+        let polled = self.events.len();
+        let mut end = polled;
+        while end > 0 {
+            let stamp = self.stamps[end - 1];
+            let start = self.stamps[..end].partition_point(|s| *s < stamp);
+            let mut run = if start == 0 {
+                std::mem::take(&mut self.events)
+            } else {
+                self.events.split_off(start)
+            };
+            send_run(stamp, &mut run);
+            end = start;
+        }
+        self.stamps.clear();
+        self.events = Vec::with_capacity(polled);
     }
 }
 
@@ -133,20 +172,13 @@ where
                 };
                 let status = poll(&mut out);
 
-                if !out.pending.is_empty() {
-                    if !out.pending.is_sorted_by_key(|(stamp, _)| *stamp) {
-                        out.pending.sort_by_key(|(stamp, _)| *stamp);
-                    }
+                if !out.events.is_empty() {
                     let floor = *cap.time();
-                    let mut records = out.pending.drain(..).peekable();
-                    while let Some((stamp, event)) = records.next() {
-                        let at = cap.delayed(&stamp.max(floor));
-                        let mut session = output.session(&at);
-                        session.give(event);
-                        while let Some((_, event)) = records.next_if(|(next, _)| *next == stamp) {
-                            session.give(event);
-                        }
-                    }
+                    out.send(|stamp, run| {
+                        output
+                            .session(&cap.delayed(&stamp.max(floor)))
+                            .give_container(run)
+                    });
                 }
 
                 if status == SourceStatus::Halt {

@@ -180,19 +180,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
         }
     }
 
-    /// Whether a record stamped `stamp` is late for the window ending at `end`.
-    #[inline]
-    pub(crate) fn is_late(&self, end: u64, stamp: u64) -> bool {
-        stamp >= close_time(end, self.lateness)
-    }
-
     /// The accumulator of `key` in the window ending at `end`, created by `init` if new. The
     /// window's result capability is the earliest of `max(end - 1, stamp)` over its records.
     #[inline]
     pub(crate) fn accumulator(
         &mut self,
         end: u64,
-        key: &K,
+        key: K,
         capability: &InputCapability<u64>,
         output_port: usize,
         init: impl FnOnce() -> Acc,
@@ -205,13 +199,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
         if *window.capability.time() > at {
             window.capability = capability.delayed(&at, output_port);
         }
-        if !window.accumulators.contains_key(key) {
-            window.accumulators.insert(key.clone(), init());
-        }
-        window
-            .accumulators
-            .get_mut(key)
-            .expect("accumulator inserted above")
+        window.accumulators.entry(key).or_insert_with(init)
     }
 
     /// Emits and frees every window the frontier has passed, oldest first.
@@ -266,20 +254,28 @@ where
         input.for_each_time(|capability, containers| {
             let stamp = *capability.time();
             for event in containers.flat_map(|container| container.drain(..)) {
-                let mut assigned = false;
-                for end in ends(event.time) {
-                    if windows.is_late(end, stamp) {
-                        // Earlier windows end earlier: they are late too.
-                        break;
-                    }
-                    let (key, data) = &event.data;
+                // Earlier windows end earlier: once one is late, the rest are too.
+                let mut open = ends(event.time)
+                    .take_while(|&end| stamp < close_time(end, lateness))
+                    .peekable();
+                if open.peek().is_none() {
+                    emit_late(late, &capability, event);
+                    continue;
+                }
+                // The key moves into the last window's map (the only one, for tumbling windows):
+                // one hash lookup per window, and a clone only for earlier sliding windows.
+                let (key, data) = event.data;
+                let mut key = Some(key);
+                while let Some(end) = open.next() {
+                    let key = if open.peek().is_some() {
+                        key.clone()
+                    } else {
+                        key.take()
+                    };
+                    let key = key.expect("the key is moved out only for the last window");
                     let acc =
                         windows.accumulator(end, key, &capability, port, || aggregator.init());
-                    aggregator.add(acc, data);
-                    assigned = true;
-                }
-                if !assigned {
-                    emit_late(late, &capability, event);
+                    aggregator.add(acc, &data);
                 }
             }
         });
