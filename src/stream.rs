@@ -42,31 +42,74 @@ impl<D: Clone + 'static> Clone for Stream<'_, D> {
 
 impl<'scope, D: 'static> Stream<'scope, D> {
     /// Transforms each record; the event time is kept.
+    ///
+    /// # Examples
+    /// ```
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(vec![1u64, 2, 3]))
+    ///         .with_event_time(|n| *n)
+    ///         .with_watermark(std::time::Duration::ZERO)
+    ///         .map(|n| format!("#{n}"))
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let mut seen = sink.take();
+    /// seen.sort();
+    /// assert_eq!(seen, ["#1", "#2", "#3"]);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn map<D2: 'static>(self, mut logic: impl FnMut(D) -> D2 + 'static) -> Stream<'scope, D2> {
         self.map_events(move |event| event.map(&mut logic))
     }
 
     /// Keeps the records for which `predicate` holds.
+    ///
+    /// # Examples
+    /// ```
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::workers(2), move |flow| {
+    ///     flow.source(MemorySource::partitioned((0..100u64).collect::<Vec<_>>(), 4))
+    ///         .with_event_time(|n| *n)
+    ///         .with_watermark(std::time::Duration::ZERO)
+    ///         .filter(|n| n % 10 == 0)
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(sink.len(), 10);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn filter(self, mut predicate: impl FnMut(&D) -> bool + 'static) -> Stream<'scope, D> {
-        self.with_inner(|inner| {
-            inner.unary::<CapacityContainerBuilder<Vec<Event<D>>>, _, _, _>(
-                Pipeline,
-                "Filter",
-                move |_, _| {
-                    move |input, output| {
-                        input.for_each(|time, data| {
-                            data.retain(|event| predicate(&event.data));
-                            if !data.is_empty() {
-                                output.session(&time).give_container(data);
-                            }
-                        });
-                    }
-                },
-            )
+        self.map_containers("Filter", move |events| {
+            events.retain(|event| predicate(&event.data));
+            std::mem::take(events)
         })
     }
 
     /// Turns each record into any number of records with the same event time.
+    ///
+    /// # Examples
+    /// ```
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(vec!["to be".to_string(), "or not".to_string()]))
+    ///         .with_event_time(|_| 0)
+    ///         .with_watermark(std::time::Duration::ZERO)
+    ///         .flat_map(|line| line.split(' ').map(str::to_string).collect::<Vec<_>>())
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let mut words = sink.take();
+    /// words.sort();
+    /// assert_eq!(words, ["be", "not", "or", "to"]);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn flat_map<I>(self, mut logic: impl FnMut(D) -> I + 'static) -> Stream<'scope, I::Item>
     where
         I: IntoIterator,
@@ -83,11 +126,52 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     }
 
     /// Calls `observe` on each record as it passes.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    /// let total = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&total);
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     let seen = Arc::clone(&seen);
+    ///     flow.source(MemorySource::new(vec![5u64, 7]))
+    ///         .with_event_time(|n| *n)
+    ///         .with_watermark(std::time::Duration::ZERO)
+    ///         .inspect(move |n| { seen.fetch_add(*n, Ordering::Relaxed); })
+    ///         .sink(MemorySink::new());
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(total.load(Ordering::Relaxed), 12);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn inspect(self, mut observe: impl FnMut(&D) + 'static) -> Stream<'scope, D> {
         self.with_inner(|inner| inner.inspect(move |event| observe(&event.data)))
     }
 
     /// Merges two streams of the same type; the watermark is the smaller of the two.
+    ///
+    /// # Examples
+    /// ```
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     let evens = flow.source(MemorySource::new(vec![0u64, 2]))
+    ///         .with_event_time(|n| *n)
+    ///         .with_watermark(std::time::Duration::ZERO);
+    ///     let odds = flow.source(MemorySource::new(vec![1u64, 3]))
+    ///         .with_event_time(|n| *n)
+    ///         .with_watermark(std::time::Duration::ZERO);
+    ///     evens.union(odds).sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let mut all = sink.take();
+    /// all.sort();
+    /// assert_eq!(all, [0, 1, 2, 3]);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn union(self, other: Stream<'scope, D>) -> Stream<'scope, D> {
         self.with_inner(|inner| inner.concat(other.inner))
     }
@@ -221,21 +305,34 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         }
     }
 
-    /// Maps whole containers: one allocation per batch instead of a push per record.
+    /// Maps each event, a whole container at a time.
     fn map_events<D2: 'static>(
         self,
         mut logic: impl FnMut(Event<D>) -> Event<D2> + 'static,
     ) -> Stream<'scope, D2> {
+        self.map_containers("Map", move |events| {
+            events.drain(..).map(&mut logic).collect()
+        })
+    }
+
+    /// Turns each incoming container into an outgoing one: one allocation per batch, where
+    /// timely's record-at-a-time `map` pushes each record into a new container.
+    fn map_containers<D2: 'static>(
+        self,
+        name: &str,
+        mut logic: impl FnMut(&mut Vec<Event<D>>) -> Vec<Event<D2>> + 'static,
+    ) -> Stream<'scope, D2> {
         self.with_inner(|inner| {
             inner.unary::<CapacityContainerBuilder<Vec<Event<D2>>>, _, _, _>(
                 Pipeline,
-                "Map",
+                name,
                 move |_, _| {
                     move |input, output| {
                         input.for_each(|time, data| {
-                            let mut mapped: Vec<Event<D2>> =
-                                data.drain(..).map(&mut logic).collect();
-                            output.session(&time).give_container(&mut mapped);
+                            let mut events = logic(data);
+                            if !events.is_empty() {
+                                output.session(&time).give_container(&mut events);
+                            }
                         });
                     }
                 },
@@ -247,6 +344,29 @@ impl<'scope, D: 'static> Stream<'scope, D> {
 impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
     /// Treats the first element of each pair as its key, without copying it (where
     /// [`Stream::key_by`] derives the key from a reference to the record).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{aggregate::Sum, sink::MemorySink, source::MemorySource, Config, Window};
+    /// let sink = MemorySink::new();
+    /// let output = sink.clone();
+    /// let sales = vec![("tea".to_string(), 3i64, 10u64), ("tea".to_string(), 4, 20)];
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(sales.clone()))
+    ///         .with_event_time(|(_, _, ts)| *ts)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .map(|(item, amount, _)| (item, amount))
+    ///         .into_keyed()
+    ///         .window(Window::session(Duration::from_millis(50))?)
+    ///         .aggregate(Sum::of(|amount: &i64| *amount))
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let rows = sink.take();
+    /// assert_eq!((rows[0].key.as_str(), rows[0].start, rows[0].end, rows[0].value), ("tea", 10, 70, 7));
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
     pub fn into_keyed(self) -> KeyedStream<'scope, K, D> {
         KeyedStream {
             inner: self.inner,
