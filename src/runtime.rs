@@ -6,13 +6,16 @@
 //! its input, or until any worker reports an error. Errors travel through a slot shared by all
 //! workers of the process, so the first one stops everybody and is the one returned.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use timely::dataflow::Scope;
+use timely::worker::Worker;
 
 use crate::error::Error;
 
@@ -147,6 +150,35 @@ impl<'scope> Flow<'scope> {
     }
 }
 
+/// Builds this worker's dataflow and steps it until its terminals are done or the job stops.
+fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F)
+where
+    F: Fn(&mut Flow<'_>) -> Result<(), Error>,
+{
+    let built = worker.dataflow::<u64, _, _>(|scope| {
+        build(&mut Flow {
+            scope,
+            job: Rc::clone(job),
+        })
+    });
+    if let Err(error) = built {
+        job.shared.fail(error);
+        return;
+    }
+    while !job.finished() && !job.shared.stopped() {
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
 /// Runs a job: calls `build` on every worker to construct its dataflow, then runs the dataflow
 /// until all input is consumed and every sink has closed, or until an error.
 ///
@@ -196,18 +228,14 @@ where
             shared: Arc::clone(&worker_shared),
             terminals: RefCell::new(Vec::new()),
         });
-        let built = worker.dataflow::<u64, _, _>(|scope| {
-            build(&mut Flow {
-                scope,
-                job: Rc::clone(&job),
-            })
-        });
-        if let Err(error) = built {
-            job.shared.fail(error);
-            return;
-        }
-        while !job.finished() && !job.shared.stopped() {
-            worker.step_or_park(Some(Duration::from_millis(1)));
+        // A panic (a bug, or a panicking user closure) must not leave the other workers waiting
+        // for this one's progress: it becomes the job's error and every worker stops.
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| run_worker(worker, &job, &build)));
+        if let Err(payload) = ran {
+            job.shared.fail(Error::Internal(format!(
+                "a worker panicked: {}",
+                panic_message(&*payload)
+            )));
         }
         if job.shared.stopped() {
             // Sources halted without closing their windows; timely would wait for them forever.

@@ -3,3 +3,4 @@
 mod cli;
 mod cli_spark;
 mod oracle;
+mod runtime;
