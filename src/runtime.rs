@@ -65,6 +65,12 @@ pub struct JobReport {
     pub records_out: u64,
     /// Records that arrived after every window they belong to had closed, and were dropped.
     pub late_dropped: u64,
+    /// Late records sent to a late-data output instead of being dropped.
+    pub late_routed: u64,
+    /// Input records that could not be decoded and were skipped (`OnError::Skip`).
+    pub records_skipped: u64,
+    /// Input records that could not be decoded and went to a dead-letter file.
+    pub records_dead_lettered: u64,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -77,6 +83,9 @@ pub(crate) struct SharedJob {
     pub(crate) records_in: AtomicU64,
     pub(crate) records_out: AtomicU64,
     pub(crate) late_dropped: AtomicU64,
+    pub(crate) late_routed: AtomicU64,
+    pub(crate) records_skipped: AtomicU64,
+    pub(crate) records_dead_lettered: AtomicU64,
 }
 
 impl SharedJob {
@@ -262,6 +271,9 @@ where
         records_in: shared.records_in.load(Ordering::Relaxed),
         records_out: shared.records_out.load(Ordering::Relaxed),
         late_dropped: shared.late_dropped.load(Ordering::Relaxed),
+        late_routed: shared.late_routed.load(Ordering::Relaxed),
+        records_skipped: shared.records_skipped.load(Ordering::Relaxed),
+        records_dead_lettered: shared.records_dead_lettered.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
     })
 }
