@@ -8,10 +8,11 @@
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tideflow_operators::aggregate::Aggregator;
 use tideflow_operators::window::{
-    SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams,
+    LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams,
 };
 use tideflow_operators::Event;
 use timely::container::CapacityContainerBuilder;
@@ -21,6 +22,7 @@ use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
+use crate::duration::millis;
 use crate::runtime::WorkerJob;
 use crate::sink::{Parallelism, Sink, SinkContext};
 use crate::window::Window;
@@ -387,6 +389,7 @@ impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
         WindowedStream {
             keyed: self,
             window,
+            lateness: 0,
         }
     }
 
@@ -399,10 +402,18 @@ impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
     }
 }
 
+/// The window results and the late records of
+/// [`WindowedStream::aggregate_with_late`].
+pub type ResultsAndLate<'scope, K, D, O> = (
+    Stream<'scope, WindowResult<K, O>>,
+    Stream<'scope, LateRecord<K, D>>,
+);
+
 /// A keyed stream grouped into windows.
 pub struct WindowedStream<'scope, K, D> {
     keyed: KeyedStream<'scope, K, D>,
     window: Window,
+    lateness: u64,
 }
 
 impl<'scope, K, D> WindowedStream<'scope, K, D>
@@ -410,26 +421,31 @@ where
     K: ExchangeData + Hash + Eq + Clone,
     D: ExchangeData,
 {
+    /// Keeps each window open for records stamped up to `lateness` after its end (Flink's
+    /// `allowedLateness`): a window's result leaves once, when the watermark passes
+    /// `window_end + lateness`, and includes the records that arrived late but within it. By
+    /// default, zero.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.lateness = millis(lateness);
+        self
+    }
+
     /// Aggregates each key's records per window with `aggregator` (a built-in such as
     /// [`Count`](crate::aggregate::Count), a tuple of several, or your own
-    /// [`Aggregator`]). A window's result leaves as soon as the watermark passes its end and
-    /// carries event time `window_end - 1`. Records that arrive after every window they belong
-    /// to has closed are dropped and counted in [`JobReport::late_dropped`](crate::JobReport).
+    /// [`Aggregator`]). A window's result leaves as soon as the watermark passes its end (plus
+    /// the allowed lateness) and carries event time `window_end - 1`. Records that arrive after
+    /// every window they belong to has closed are dropped and counted in
+    /// [`JobReport::late_dropped`](crate::JobReport).
     pub fn aggregate<A: Aggregator<D>>(
         self,
         aggregator: A,
     ) -> Stream<'scope, WindowResult<K, A::Output>> {
-        let KeyedStream { inner, job } = self.keyed;
-        let WindowStreams { results, late } = match self.window {
-            Window::Tumbling { size } => inner.tumbling_window(size, aggregator),
-            Window::Sliding { size, slide } => inner.sliding_window(size, slide, aggregator),
-            Window::Session { gap } => inner.session_window(gap, aggregator),
-        };
+        let (job, WindowStreams { results, late }) = self.windows(aggregator);
         let done = job.terminal();
-        let shared = Rc::clone(&job);
+        let counter = Rc::clone(&job);
         late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
             input.for_each(|_, data| {
-                shared
+                counter
                     .shared
                     .late_dropped
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -441,5 +457,78 @@ where
             inner: results,
             job,
         }
+    }
+
+    /// Like [`aggregate`](Self::aggregate), but records too late for every window they belong
+    /// to come out on a second stream instead of being dropped (Flink's `sideOutputLateData`),
+    /// each with the watermark it arrived behind and the end of the window it missed; they are
+    /// counted in [`JobReport::late_routed`](crate::JobReport).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
+    ///
+    /// let (rows, late) = (MemorySink::new(), MemorySink::new());
+    /// let (rows_out, late_out) = (rows.clone(), late.clone());
+    /// let report = tideflow::execute(Config::default(), move |flow| {
+    ///     let (results, too_late) = flow
+    ///         .source(MemorySource::new(vec![1_000u64, 12_000, 9_000, 30_000, 5_000]))
+    ///         .with_event_time(|t| *t)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .key_by(|_| "all".to_string())
+    ///         .window(Window::tumbling(Duration::from_secs(10))?)
+    ///         .allowed_lateness(Duration::from_secs(5))
+    ///         .aggregate_with_late(Count);
+    ///     results.sink(rows_out.clone());
+    ///     too_late.sink(late_out.clone());
+    ///     Ok(())
+    /// })?;
+    /// // 9_000 arrives behind watermark 12_000, within [0, 10 s) + 5 s: it is counted.
+    /// // 5_000 arrives behind watermark 30_000, past 10 s + 5 s: it is late.
+    /// let mut counts: Vec<(u64, u64)> = rows.take().iter().map(|r| (r.start, r.value)).collect();
+    /// counts.sort();
+    /// assert_eq!(counts, vec![(0, 2), (10_000, 1), (30_000, 1)]);
+    /// let late = late.take();
+    /// assert_eq!((late[0].data, late[0].watermark, late[0].window_end), (5_000, 30_000, 10_000));
+    /// assert_eq!((report.late_routed, report.late_dropped), (1, 0));
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn aggregate_with_late<A: Aggregator<D>>(
+        self,
+        aggregator: A,
+    ) -> ResultsAndLate<'scope, K, D, A::Output> {
+        let (job, WindowStreams { results, late }) = self.windows(aggregator);
+        let counter = Rc::clone(&job);
+        let late = late.inspect_batch(move |_, records| {
+            counter
+                .shared
+                .late_routed
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+        });
+        (
+            Stream {
+                inner: results,
+                job: Rc::clone(&job),
+            },
+            Stream { inner: late, job },
+        )
+    }
+
+    /// Builds the window operator of this stream's kind.
+    fn windows<A: Aggregator<D>>(
+        self,
+        aggregator: A,
+    ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, A::Output>) {
+        let KeyedStream { inner, job } = self.keyed;
+        let lateness = self.lateness;
+        let streams = match self.window {
+            Window::Tumbling { size } => inner.tumbling_window_core(size, lateness, aggregator),
+            Window::Sliding { size, slide } => {
+                inner.sliding_window_core(size, slide, lateness, aggregator)
+            }
+            Window::Session { gap } => inner.session_window_core(gap, lateness, aggregator),
+        };
+        (job, streams)
     }
 }

@@ -2,10 +2,13 @@
 
 use std::io::Write;
 
-use tideflow_operators::window::WindowResult;
+use std::time::Duration;
 
+use tideflow_operators::window::{LateRecord, WindowResult};
+
+use crate::duration::millis;
 use crate::error::Error;
-use crate::record::{AggValue, Key};
+use crate::record::{AggValue, Key, Row};
 use crate::sink::Encoder;
 
 /// Encodes window results as `{"key":..,"window_start":..,"window_end":..,<aggregates>}` JSON
@@ -83,6 +86,49 @@ impl Encoder<WindowResult<Key, Vec<AggValue>>> for RowEncoder {
             value.write_json(out);
         }
         out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+}
+
+/// Encodes late records as JSON lines: `key`, `event_time`, `watermark` (the stamp it arrived
+/// behind), `window_end` (of the latest window it belonged to), `reason`, and the aggregated
+/// `fields` it carried.
+pub struct LateEncoder {
+    fields: Vec<String>,
+    lateness: u64,
+}
+
+impl LateEncoder {
+    /// Late records whose rows hold `fields`, under `lateness` of allowed lateness.
+    pub fn new(fields: Vec<String>, lateness: Duration) -> Self {
+        LateEncoder {
+            fields,
+            lateness: millis(lateness),
+        }
+    }
+}
+
+impl Encoder<LateRecord<Key, Row>> for LateEncoder {
+    fn encode(&mut self, late: &LateRecord<Key, Row>, out: &mut Vec<u8>) -> Result<(), Error> {
+        out.extend_from_slice(b"{\"key\":");
+        late.key.write_json(out);
+        let _ = write!(
+            out,
+            ",\"event_time\":{},\"watermark\":{},\"window_end\":{},\"reason\":\"every window of the record had closed: watermark {} >= window end {} + allowed lateness {}ms\",\"fields\":{{",
+            late.data.time, late.watermark, late.window_end, late.watermark, late.window_end, self.lateness
+        );
+        for (index, (field, value)) in self.fields.iter().zip(&late.data.values).enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut *out, field);
+            out.push(b':');
+            match value {
+                None => out.extend_from_slice(b"null"),
+                Some(number) => AggValue::from(*number).write_json(out),
+            }
+        }
+        out.extend_from_slice(b"}}\n");
         Ok(())
     }
 }

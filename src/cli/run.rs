@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::output::RowEncoder;
+use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg};
 use crate::error::Error;
 use crate::record::{
@@ -14,7 +14,7 @@ use crate::record::{
 };
 use crate::runtime::{execute, Config, Flow, JobReport};
 use crate::sink::{ConsoleSink, FileSink, OrderedSink};
-use crate::source::{Csv, FileSource, JsonLines};
+use crate::source::{Csv, FileFormat, FileSource, JsonLines, OnError, DEFAULT_MAX_RECORD_BYTES};
 use crate::stream::Stream;
 use crate::window::Window;
 
@@ -62,6 +62,14 @@ pub(crate) struct RunArgs {
     /// How far out of order events may arrive (per input file), e.g. 5s.
     #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration_arg)]
     watermark_delay: Duration,
+    /// How long after its end a window still takes late records, e.g. 30s (Flink's allowed
+    /// lateness). The window's row is written once, when the watermark passes end + lateness.
+    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration_arg)]
+    allowed_lateness: Duration,
+    /// Write records too late for every window they belong to here (JSON lines, with their
+    /// event time, the watermark they arrived behind and the reason), instead of dropping them.
+    #[arg(long, value_name = "PATH")]
+    late_output: Option<PathBuf>,
     /// Where results go: a file path, or - for standard output.
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
@@ -71,6 +79,13 @@ pub(crate) struct RunArgs {
     /// Worker threads.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: u16,
+    /// What to do with a record that cannot be decoded: fail (stop with its file and line),
+    /// skip (drop and count it) or dead-letter:PATH (write it to PATH as a JSON line, count it).
+    #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = spec_arg::<OnError>)]
+    on_error: OnError,
+    /// The longest record accepted, in bytes; a longer one is a bad record (see --on-error).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RECORD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_record_bytes: u64,
 }
 
 /// The query `tideflow run` executes, checked before the dataflow starts.
@@ -81,8 +96,12 @@ struct Query {
     window: Window,
     aggs: Vec<AggSpec>,
     delay: Duration,
+    lateness: Duration,
+    late_output: Option<PathBuf>,
     output: Option<PathBuf>,
     output_format: Format,
+    on_error: OnError,
+    max_record_bytes: usize,
 }
 
 impl Query {
@@ -121,9 +140,20 @@ impl Query {
             window: args.window,
             aggs: args.aggs,
             delay: args.watermark_delay,
+            lateness: args.allowed_lateness,
+            late_output: args.late_output,
             output,
             output_format,
+            on_error: args.on_error,
+            max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
         })
+    }
+
+    /// Reads the input in `format`, with the bad-input policy and record size limit.
+    fn file_source<F: FileFormat>(&self, format: F) -> FileSource<F> {
+        FileSource::new(&self.input, format)
+            .on_error(self.on_error.clone())
+            .max_record_bytes(self.max_record_bytes)
     }
 
     /// The input rows as a stream.
@@ -133,7 +163,7 @@ impl Query {
         match self.format {
             Format::Jsonl => {
                 let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                flow.source(FileSource::new(&self.input, format))
+                flow.source(self.file_source(format))
                     .with_event_time(event_time)
                     .with_watermark(self.delay)
             }
@@ -145,7 +175,7 @@ impl Query {
                         decode_csv(&schema, &columns, row)
                     }))
                 });
-                flow.source(FileSource::new(&self.input, format))
+                flow.source(self.file_source(format))
                     .with_event_time(event_time)
                     .with_watermark(self.delay)
             }
@@ -163,12 +193,21 @@ impl Query {
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
         execute(Config::workers(workers), move |flow| {
             let aggregator = RowAggregator::new(&self.aggs, &self.schema.value_fields);
-            let results = self
+            let windowed = self
                 .rows(flow)
                 .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
                 .into_keyed()
                 .window(self.window)
-                .aggregate(aggregator);
+                .allowed_lateness(self.lateness);
+            let results = match &self.late_output {
+                None => windowed.aggregate(aggregator),
+                Some(path) => {
+                    let (results, late) = windowed.aggregate_with_late(aggregator);
+                    let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
+                    late.sink(FileSink::new(path, encoder));
+                    results
+                }
+            };
             // Rows are released in (window end, key) order once the watermark passes them, so
             // the output does not depend on the worker count.
             match &self.output {
@@ -184,9 +223,11 @@ impl Query {
 pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     let workers = usize::from(args.workers);
     let report = Query::new(args)?.execute(workers)?;
+    // Late records routed to --late-output are sink writes too; the rest are window rows.
+    let window_rows = report.records_out - report.late_routed;
     eprintln!(
-        "tideflow: {} records read, {} window rows written, {} late records dropped (they arrived after every window they belong to had closed)",
-        report.records_in, report.records_out, report.late_dropped
+        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} window rows written, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed)",
+        report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed
     );
     Ok(())
 }

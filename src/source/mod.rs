@@ -11,6 +11,7 @@
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with
 //! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`].
 
+mod bad_input;
 mod file;
 mod memory;
 mod rate;
@@ -19,6 +20,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
@@ -51,6 +53,8 @@ impl SourceContext {
 pub struct SourceBatch<T> {
     records: Vec<(usize, T)>,
     finished: Vec<usize>,
+    skipped: u64,
+    dead_lettered: u64,
 }
 
 impl<T> SourceBatch<T> {
@@ -58,6 +62,8 @@ impl<T> SourceBatch<T> {
         SourceBatch {
             records: Vec::new(),
             finished: Vec::new(),
+            skipped: 0,
+            dead_lettered: 0,
         }
     }
 
@@ -70,6 +76,18 @@ impl<T> SourceBatch<T> {
     /// Marks local partition `partition` as exhausted: it stops holding the watermark back.
     pub fn finish_partition(&mut self, partition: usize) {
         self.finished.push(partition);
+    }
+
+    /// Counts `n` bad input records that were skipped (reported as
+    /// [`JobReport::records_skipped`](crate::JobReport)).
+    pub fn count_skipped(&mut self, n: u64) {
+        self.skipped += n;
+    }
+
+    /// Counts `n` bad input records that went to a dead-letter file (reported as
+    /// [`JobReport::records_dead_lettered`](crate::JobReport)).
+    pub fn count_dead_lettered(&mut self, n: u64) {
+        self.dead_lettered += n;
     }
 
     /// How many records this batch holds.
@@ -209,6 +227,16 @@ where
                 shared
                     .records_in
                     .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+                if batch.skipped > 0 {
+                    shared
+                        .records_skipped
+                        .fetch_add(std::mem::take(&mut batch.skipped), Ordering::Relaxed);
+                }
+                if batch.dead_lettered > 0 {
+                    shared
+                        .records_dead_lettered
+                        .fetch_add(std::mem::take(&mut batch.dead_lettered), Ordering::Relaxed);
+                }
                 for (partition, record) in batch.records.drain(..) {
                     out.push(partition, event_time(&record), record);
                 }

@@ -2,68 +2,7 @@
 //! a non-zero exit and no panic; late records are counted at exit; output is ordered; the demo
 //! runs.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn tideflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tideflow"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the tideflow binary runs")
-}
-
-fn write(dir: &Path, name: &str, contents: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("write test input");
-    path.to_string_lossy().into_owned()
-}
-
-/// Runs `args`, expects failure with `code` and no output (a failed run closes no window
-/// early), and returns the single stderr line.
-fn fails(args: &[&str], code: i32) -> String {
-    let out = tideflow(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "args {args:?}: stderr {stderr}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "args {args:?}: output before the error: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "args {args:?}: {stderr}"
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "args {args:?}: not one line: {stderr}"
-    );
-    assert!(stderr.starts_with("tideflow: "), "{stderr}");
-    stderr
-}
-
-fn run_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--input",
-        input,
-        "--time-field",
-        "ts",
-        "--key-field",
-        "k",
-        "--window",
-        "tumbling:10s",
-        "--agg",
-        "count",
-    ];
-    args.extend_from_slice(extra);
-    args
-}
+use crate::support::{fails, run_args, tideflow, write};
 
 #[test]
 fn bad_records_name_file_and_line() {
@@ -314,4 +253,69 @@ fn demo_runs_and_reports_windows_throughput_and_latency() {
         "{stdout}"
     );
     assert!(stdout.contains("done: 50000 events"), "{stdout}");
+}
+
+#[test]
+fn allowed_lateness_keeps_windows_open_and_late_output_gets_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // After 25_000 with a 2 s delay the watermark is 23_000: 3_000 is 13 s past [0, 10s).
+    let input = write(
+        dir.path(),
+        "late.jsonl",
+        "{\"ts\":1000,\"k\":\"a\",\"v\":1}\n{\"ts\":25000,\"k\":\"a\",\"v\":2}\n{\"ts\":3000,\"k\":\"a\",\"v\":4}\n",
+    );
+    let delay = ["--watermark-delay", "2s", "--agg", "sum:v"];
+    let out = tideflow(&run_args(
+        &input,
+        &[&delay[..], &["--allowed-lateness", "15s"]].concat(),
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":2,\"sum_v\":5}\n\
+         {\"key\":\"a\",\"window_start\":20000,\"window_end\":30000,\"count\":1,\"sum_v\":2}\n"
+    );
+
+    let late_path = dir.path().join("late-out.jsonl");
+    let late_path = late_path.to_string_lossy().into_owned();
+    let args = [
+        &delay[..],
+        &["--allowed-lateness", "5s", "--late-output", &late_path],
+    ]
+    .concat();
+    let out = tideflow(&run_args(&input, &args));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("0 late records dropped, 1 written to the late output"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_v\":1}\n\
+         {\"key\":\"a\",\"window_start\":20000,\"window_end\":30000,\"count\":1,\"sum_v\":2}\n"
+    );
+    let late: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&late_path).unwrap().trim()).unwrap();
+    assert_eq!(late["key"], "a");
+    assert_eq!(
+        (
+            late["event_time"].as_u64(),
+            late["watermark"].as_u64(),
+            late["window_end"].as_u64()
+        ),
+        (Some(3_000), Some(23_000), Some(10_000))
+    );
+    assert_eq!(late["fields"]["v"], 4);
+    assert!(
+        late["reason"]
+            .as_str()
+            .unwrap()
+            .contains("allowed lateness 5000ms"),
+        "{late}"
+    );
 }

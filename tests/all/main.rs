@@ -1,6 +1,8 @@
 //! Tideflow's integration tests, in one binary to keep link time down.
 
+mod bad_input;
 mod cli;
 mod cli_spark;
 mod oracle;
 mod runtime;
+mod support;

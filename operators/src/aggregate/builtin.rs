@@ -1,7 +1,7 @@
 //! The built-in aggregates: count, sum, min, max and average of a field.
 
 use std::marker::PhantomData;
-use std::ops::Add;
+use std::ops::{Add, Sub};
 
 use super::Aggregator;
 
@@ -33,6 +33,12 @@ impl<In: ?Sized> Aggregator<In> for Count {
     }
     fn finish(&self, acc: &u64) -> u64 {
         *acc
+    }
+    fn invertible(&self) -> bool {
+        true
+    }
+    fn retract(&self, acc: &mut u64, other: &u64) {
+        *acc -= other;
     }
 }
 
@@ -66,7 +72,7 @@ impl<In, F, T> Aggregator<In> for Sum<F, T>
 where
     In: ?Sized,
     F: Fn(&In) -> T + 'static,
-    T: Copy + Default + Add<Output = T> + 'static,
+    T: Copy + Default + Add<Output = T> + Sub<Output = T> + 'static,
 {
     type Acc = T;
     type Output = T;
@@ -82,6 +88,12 @@ where
     }
     fn finish(&self, acc: &T) -> T {
         *acc
+    }
+    fn invertible(&self) -> bool {
+        true
+    }
+    fn retract(&self, acc: &mut T, other: &T) {
+        *acc = *acc - *other;
     }
 }
 
@@ -233,6 +245,13 @@ where
     }
     fn finish(&self, acc: &(f64, u64)) -> f64 {
         acc.0 / acc.1 as f64
+    }
+    fn invertible(&self) -> bool {
+        true
+    }
+    fn retract(&self, acc: &mut (f64, u64), other: &(f64, u64)) {
+        acc.0 -= other.0;
+        acc.1 -= other.1;
     }
 }
 

@@ -48,6 +48,24 @@ pub trait Aggregator<In: ?Sized>: 'static {
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc);
     /// The result for the records added so far.
     fn finish(&self, acc: &Self::Acc) -> Self::Output;
+
+    /// Whether [`retract`](Self::retract) can undo a [`merge`](Self::merge), as for count, sum
+    /// and average (not for min or max). Sliding windows of an invertible aggregate update each
+    /// key's running result in O(1) per slide instead of re-merging the window's panes (the
+    /// `reduceByKeyAndWindow(f, f_inverse)` idea). By default, `false`.
+    fn invertible(&self) -> bool {
+        false
+    }
+
+    /// Removes from `acc` what `other` added to it: `merge(a, b)` then `retract(a, &b)` leaves
+    /// `a` as it was. Called only when [`invertible`](Self::invertible) is `true`.
+    ///
+    /// # Panics
+    /// By default, always: an aggregate that says it is invertible must implement this.
+    fn retract(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+        let _ = (acc, other);
+        panic!("Aggregator::retract called on an aggregate that is not invertible");
+    }
 }
 
 macro_rules! tuple_aggregator {
@@ -67,6 +85,12 @@ macro_rules! tuple_aggregator {
             }
             fn finish(&self, acc: &Self::Acc) -> Self::Output {
                 ($(self.$index.finish(&acc.$index),)+)
+            }
+            fn invertible(&self) -> bool {
+                true $(&& self.$index.invertible())+
+            }
+            fn retract(&self, acc: &mut Self::Acc, other: &Self::Acc) {
+                $(self.$index.retract(&mut acc.$index, &other.$index);)+
             }
         }
     };

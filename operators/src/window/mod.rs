@@ -67,6 +67,10 @@ pub struct LateRecord<K, D> {
     pub data: D,
     /// The watermark the record arrived behind: its stamp.
     pub watermark: u64,
+    /// The end of the latest window the record belongs to (for sessions, of its own window
+    /// `[t, t + gap)`). Every window of the record closed when the watermark reached
+    /// `window_end + allowed_lateness`, and `watermark` is at or past that.
+    pub window_end: u64,
 }
 
 /// The two outputs of a window operator.
@@ -132,12 +136,13 @@ where
     }
 }
 
-/// Sends `event` to the late output as a [`LateRecord`] stamped `stamp`.
+/// Sends `event`, too late for the window ending at `window_end`, to the late output.
 #[inline]
 pub(crate) fn emit_late<K: 'static, D: 'static>(
     late: &mut EventOutput<'_, LateRecord<K, D>>,
     capability: &InputCapability<u64>,
     event: Event<(K, D)>,
+    window_end: u64,
 ) {
     let stamp = *capability.time();
     let (key, data) = event.data;
@@ -147,6 +152,7 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
             key,
             data,
             watermark: stamp,
+            window_end,
         },
     ));
 }
@@ -259,7 +265,8 @@ where
                     .take_while(|&end| stamp < close_time(end, lateness))
                     .peekable();
                 if open.peek().is_none() {
-                    emit_late(late, &capability, event);
+                    let window_end = ends(event.time).next().unwrap_or(event.time);
+                    emit_late(late, &capability, event, window_end);
                     continue;
                 }
                 // The key moves into the last window's map (the only one, for tumbling windows):

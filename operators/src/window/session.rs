@@ -124,7 +124,8 @@ where
                             let mut kept = Vec::with_capacity(container.len());
                             for event in container.drain(..) {
                                 if is_late(&event) {
-                                    emit_late(late, &capability, event);
+                                    let window_end = event.time.saturating_add(gap);
+                                    emit_late(late, &capability, event, window_end);
                                 } else {
                                     kept.push(event);
                                 }

@@ -1,20 +1,32 @@
 //! Sliding (hopping) windows: `[k * slide, k * slide + size)`, each record in `size / slide` of
-//! them.
+//! them, updated incrementally.
+//!
+//! A record does not go into each of its windows. It goes, once, into a *contribution*: the
+//! records of one key that enter the sequence of windows at the same window end and leave it
+//! after the same window end (the records of one pane, `gcd(size, slide)` wide, unless some
+//! arrived late for their earliest windows, which makes them enter later). When a window
+//! closes, the contributions entering at its end are merged into each key's state and those
+//! that have left are dropped. For an invertible aggregate ([`Aggregator::invertible`]: count,
+//! sum, average) each key keeps a running accumulator, merged with what enters and retracted by
+//! what leaves: O(1) per key per slide, however many slides a window spans. Otherwise each
+//! window's result is merged from the key's live contributions.
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use rustc_hash::FxHashMap;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
+use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::assign::sliding_ends;
-use super::{aligned_window, WindowStreams};
+use super::{
+    close_time, emit_late, keyed_window_operator, EventOutput, WindowResult, WindowStreams,
+};
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
-///
-/// Each record is added to every window that contains it (as Flink's sliding assigner does), so
-/// the cost per record is `size / slide` accumulator updates.
 pub trait SlidingWindow<'scope, K, D> {
     /// Sliding windows of `size` ms every `slide` ms, with no allowed lateness.
     ///
@@ -82,13 +94,231 @@ where
             slide > 0 && slide <= size,
             "sliding windows need 0 < slide <= size"
         );
-        aligned_window(
+        let grid = Grid { size, slide };
+        let mut state = SlidingState::<K, A::Acc> {
+            grid,
+            lateness,
+            entering: BTreeMap::new(),
+            active: FxHashMap::default(),
+            held: None,
+            last_closed: None,
+        };
+        keyed_window_operator(
             self,
             "SlidingWindow",
-            size,
-            lateness,
-            aggregator,
-            move |time| sliding_ends(time, size, slide),
+            move |input, frontier, results, late| {
+                let port = results.output_index();
+                input.for_each_time(|capability, containers| {
+                    let stamp = *capability.time();
+                    for event in containers.flat_map(|container| container.drain(..)) {
+                        let exit = grid.last_end(event.time);
+                        // The first window the record is not late for: end + lateness > stamp.
+                        let entry = match stamp.checked_sub(lateness) {
+                            Some(bound) => grid
+                                .first_end_after(event.time)
+                                .max(grid.first_end_after(bound)),
+                            None => grid.first_end_after(event.time),
+                        };
+                        if entry > exit {
+                            emit_late(late, &capability, event, exit);
+                            continue;
+                        }
+                        let (key, data) = event.data;
+                        let acc = state.contribution(entry, key, exit, &capability, port, || {
+                            aggregator.init()
+                        });
+                        aggregator.add(acc, &data);
+                    }
+                });
+                state.close_passed(frontier, results, &aggregator);
+            },
         )
+    }
+}
+
+/// The window ends of sliding windows: `size + k * slide` for `k >= 0`.
+#[derive(Clone, Copy, Debug)]
+struct Grid {
+    size: u64,
+    slide: u64,
+}
+
+impl Grid {
+    /// The smallest window end above `time`: the first window containing it, if it is `time`.
+    fn first_end_after(&self, time: u64) -> u64 {
+        if time < self.size {
+            self.size
+        } else {
+            self.size + ((time - self.size) / self.slide + 1) * self.slide
+        }
+    }
+
+    /// The end of the last window containing `time`.
+    fn last_end(&self, time: u64) -> u64 {
+        (time - time % self.slide).saturating_add(self.size)
+    }
+}
+
+/// Contributions entering at one window end, with the capability for that window's results.
+struct Entering<K, Acc> {
+    capability: Capability<u64>,
+    /// Per key and exit end (the last window end the records belong to).
+    parts: FxHashMap<(K, u64), Acc>,
+}
+
+/// One key's live contributions, sorted by exit end, and their running total when the
+/// aggregate is invertible.
+struct Active<Acc> {
+    running: Option<Acc>,
+    parts: Vec<(u64, Acc)>,
+}
+
+struct SlidingState<K, Acc> {
+    grid: Grid,
+    lateness: u64,
+    entering: BTreeMap<u64, Entering<K, Acc>>,
+    active: FxHashMap<K, Active<Acc>>,
+    /// While keys are active, a capability for the next window's results.
+    held: Option<Capability<u64>>,
+    last_closed: Option<u64>,
+}
+
+impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> {
+    /// The accumulator of the records of `key` entering at `entry` and leaving after `exit`.
+    fn contribution(
+        &mut self,
+        entry: u64,
+        key: K,
+        exit: u64,
+        capability: &InputCapability<u64>,
+        port: usize,
+        init: impl FnOnce() -> Acc,
+    ) -> &mut Acc {
+        let at = (entry - 1).max(*capability.time());
+        let entering = self.entering.entry(entry).or_insert_with(|| Entering {
+            capability: capability.delayed(&at, port),
+            parts: FxHashMap::default(),
+        });
+        if *entering.capability.time() > at {
+            entering.capability = capability.delayed(&at, port);
+        }
+        entering.parts.entry((key, exit)).or_insert_with(init)
+    }
+
+    /// Closes, in order, every window the frontier has passed.
+    fn close_passed<D, A: Aggregator<D, Acc = Acc>>(
+        &mut self,
+        frontier: &MutableAntichain<u64>,
+        results: &mut EventOutput<'_, WindowResult<K, A::Output>>,
+        aggregator: &A,
+    ) {
+        loop {
+            let next_active = self
+                .last_closed
+                .filter(|_| !self.active.is_empty())
+                .map(|end| end + self.grid.slide);
+            let next_entering = self.entering.first_key_value().map(|(end, _)| *end);
+            let Some(end) = next_active.into_iter().chain(next_entering).min() else {
+                break;
+            };
+            if frontier.less_than(&close_time(end, self.lateness)) {
+                break;
+            }
+            self.close(end, results, aggregator);
+        }
+    }
+
+    /// Closes the window ending at `end`: admits what enters, drops what has left, and emits
+    /// one result per key with records in the window.
+    fn close<D, A: Aggregator<D, Acc = Acc>>(
+        &mut self,
+        end: u64,
+        results: &mut EventOutput<'_, WindowResult<K, A::Output>>,
+        aggregator: &A,
+    ) {
+        let invertible = aggregator.invertible();
+        let entering = self.entering.remove(&end);
+        let capability = match (&self.held, &entering) {
+            (Some(held), _) => held.delayed(&(end - 1).max(*held.time())),
+            (None, Some(entering)) => entering.capability.clone(),
+            (None, None) => return,
+        };
+        for ((key, exit), acc) in entering.into_iter().flat_map(|entering| entering.parts) {
+            let active = self.active.entry(key).or_insert_with(|| Active {
+                running: None,
+                parts: Vec::new(),
+            });
+            if invertible {
+                match active.running.as_mut() {
+                    Some(running) => aggregator.merge(running, acc.clone()),
+                    None => active.running = Some(acc.clone()),
+                }
+            }
+            match active.parts.binary_search_by_key(&exit, |(exit, _)| *exit) {
+                Ok(index) => aggregator.merge(&mut active.parts[index].1, acc),
+                Err(index) => active.parts.insert(index, (exit, acc)),
+            }
+        }
+        let start = end - self.grid.size;
+        let mut output = results.session(&capability);
+        self.active.retain(|key, active| {
+            let expired = active.parts.partition_point(|(exit, _)| *exit < end);
+            for (_, acc) in active.parts.drain(..expired) {
+                if let Some(running) = active.running.as_mut() {
+                    aggregator.retract(running, &acc);
+                }
+            }
+            if active.parts.is_empty() {
+                return false;
+            }
+            let value = match &active.running {
+                Some(running) => aggregator.finish(running),
+                None => {
+                    let mut window = aggregator.init();
+                    for (_, acc) in &active.parts {
+                        aggregator.merge(&mut window, acc.clone());
+                    }
+                    aggregator.finish(&window)
+                }
+            };
+            output.give(Event::new(
+                end - 1,
+                WindowResult {
+                    key: key.clone(),
+                    start,
+                    end,
+                    value,
+                },
+            ));
+            true
+        });
+        drop(output);
+        self.last_closed = Some(end);
+        self.held = if self.active.is_empty() {
+            None
+        } else {
+            let next = (end + self.grid.slide - 1).max(*capability.time());
+            Some(capability.delayed(&next))
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_ends_bracket_the_windows_containing_a_time() {
+        let grid = Grid {
+            size: 1_000,
+            slide: 300,
+        };
+        // Windows containing 1_250: [300, 1300), [600, 1600), [900, 1900), [1200, 2200).
+        assert_eq!(grid.first_end_after(1_250), 1_300);
+        assert_eq!(grid.last_end(1_250), 2_200);
+        assert_eq!(grid.first_end_after(10), 1_000);
+        assert_eq!(grid.last_end(10), 1_000);
+        // An end is not after itself.
+        assert_eq!(grid.first_end_after(1_300), 1_600);
     }
 }

@@ -1,7 +1,7 @@
 //! JSON lines: one JSON value per line; blank lines are skipped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::{FileFormat, RecordReader};
 use crate::error::Error;
+use crate::source::{BadRecord, ReadError};
 
 type LineDecoder<T> = dyn Fn(&str) -> Result<T, String> + Send + Sync;
 
@@ -47,12 +48,18 @@ impl<T: 'static> FileFormat for JsonLines<T> {
     type Item = T;
     type Reader = JsonLinesReader<T>;
 
-    fn open(&self, path: &Path, file: File) -> Result<Self::Reader, Error> {
+    fn open(
+        &self,
+        path: &Path,
+        file: File,
+        max_record_bytes: usize,
+    ) -> Result<Self::Reader, Error> {
         Ok(JsonLinesReader {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(64 * 1024, file),
             line: Vec::new(),
             line_number: 0,
+            max_record_bytes,
             decode: Arc::clone(&self.decode),
         })
     }
@@ -64,35 +71,111 @@ pub struct JsonLinesReader<T> {
     reader: BufReader<File>,
     line: Vec<u8>,
     line_number: u64,
+    max_record_bytes: usize,
     decode: Arc<LineDecoder<T>>,
+}
+
+/// Reads the next line of `reader` into `line`, without its `\n`, keeping at most `max + 1`
+/// bytes of it. Returns the line's whole length (without the `\n`), or `None` at the end.
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
+    line.clear();
+    let mut length = 0;
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let content = newline.unwrap_or(available.len());
+        let room = (max + 1).saturating_sub(line.len());
+        line.extend_from_slice(&available[..content.min(room)]);
+        length += content;
+        reader.consume(newline.map_or(content, |at| at + 1));
+        if newline.is_some() {
+            break;
+        }
+    }
+    Ok(any.then_some(length))
 }
 
 impl<T: 'static> RecordReader for JsonLinesReader<T> {
     type Item = T;
 
-    fn next_record(&mut self) -> Result<Option<T>, Error> {
+    fn next_record(&mut self) -> Result<Option<T>, ReadError> {
         loop {
-            self.line.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', &mut self.line)
+            let max = self.max_record_bytes;
+            let length = read_line_capped(&mut self.reader, &mut self.line, max)
                 .map_err(|e| Error::io(format!("cannot read {}", self.path.display()), e))?;
-            if read == 0 {
+            let Some(mut length) = length else {
                 return Ok(None);
-            }
-            self.line_number += 1;
-            let bad = |reason: String| Error::Input {
-                path: self.path.clone(),
-                line: self.line_number,
-                reason,
             };
-            let text =
-                std::str::from_utf8(&self.line).map_err(|e| bad(format!("invalid UTF-8: {e}")))?;
-            let text = text.trim();
+            self.line_number += 1;
+            if length <= max + 1 && self.line.last() == Some(&b'\r') {
+                self.line.pop();
+                length -= 1;
+            }
+            let bad = |line: &mut Vec<u8>, line_number, reason: String| {
+                line.truncate(max);
+                ReadError::Bad(BadRecord {
+                    line: line_number,
+                    reason,
+                    raw: std::mem::take(line),
+                })
+            };
+            if length > max {
+                let reason = format!("record is longer than {max} bytes");
+                return Err(bad(&mut self.line, self.line_number, reason));
+            }
+            let text = match std::str::from_utf8(&self.line) {
+                Ok(text) => text.trim(),
+                Err(e) => {
+                    let reason = format!("invalid UTF-8: {e}");
+                    return Err(bad(&mut self.line, self.line_number, reason));
+                }
+            };
             if text.is_empty() {
                 continue;
             }
-            return (self.decode)(text).map(Some).map_err(bad);
+            match (self.decode)(text) {
+                Ok(record) => return Ok(Some(record)),
+                Err(reason) => return Err(bad(&mut self.line, self.line_number, reason)),
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_whole_up_to_the_cap_and_cut_past_it() {
+        let input = b"abc\r\n\nabcdef\nabcd\r\nxy".to_vec();
+        let mut reader = io::BufReader::with_capacity(2, &input[..]);
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(length) = read_line_capped(&mut reader, &mut line, 4).unwrap() {
+            lines.push((length, String::from_utf8(line.clone()).unwrap()));
+        }
+        let expected = [
+            (4, "abc\r"),
+            (0, ""),
+            (6, "abcde"),
+            (5, "abcd\r"),
+            (2, "xy"),
+        ];
+        let expected: Vec<(usize, String)> =
+            expected.iter().map(|(n, s)| (*n, s.to_string())).collect();
+        assert_eq!(lines, expected);
     }
 }
