@@ -71,6 +71,9 @@ pub struct JobReport {
     pub records_skipped: u64,
     /// Input records that could not be decoded and went to a dead-letter file.
     pub records_dead_lettered: u64,
+    /// Events stamped further ahead of the wall clock than the allowed future skew: processed,
+    /// but kept from advancing the watermark.
+    pub future_events: u64,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -86,6 +89,7 @@ pub(crate) struct SharedJob {
     pub(crate) late_routed: AtomicU64,
     pub(crate) records_skipped: AtomicU64,
     pub(crate) records_dead_lettered: AtomicU64,
+    pub(crate) future_events: AtomicU64,
 }
 
 impl SharedJob {
@@ -274,6 +278,7 @@ where
         late_routed: shared.late_routed.load(Ordering::Relaxed),
         records_skipped: shared.records_skipped.load(Ordering::Relaxed),
         records_dead_lettered: shared.records_dead_lettered.load(Ordering::Relaxed),
+        future_events: shared.future_events.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
     })
 }
