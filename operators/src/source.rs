@@ -1,8 +1,10 @@
 //! The watermarked source operator: polls records from a user function, stamps them with event
 //! time, and holds the source's watermark as its capability.
 //!
-//! The operator knows nothing of files or clocks: the poll function fills a [`SourceOutput`] and
-//! says when it wants to be polled again. Records of one poll are grouped by timestamp before
+//! The operator knows nothing of files and reads no clock: the poll function fills a
+//! [`SourceOutput`] and says when it wants to be polled again, and a clock function the caller
+//! passes in gives the processing time that idle timeouts, heartbeats and the future-skew guard
+//! use ([`WatermarkStrategy`]). Records of one poll are grouped by timestamp before
 //! they are sent, so a poll that spans a few milliseconds becomes a few timely messages, not one
 //! per record.
 
@@ -13,7 +15,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::event::Event;
-use crate::watermark::{PartitionWatermarks, WatermarkStrategy};
+use crate::watermark::{PartitionWatermarks, ProcessingTime, WatermarkStrategy};
 
 /// What a poll function tells the source operator about its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +43,17 @@ pub struct SourceOutput<D> {
 impl<D> SourceOutput<D> {
     /// An output for `partitions` partitions whose watermarks trail by `delay_ms`.
     pub fn new(partitions: usize, delay_ms: u64) -> Self {
+        SourceOutput::with_watermarks(PartitionWatermarks::new(partitions, delay_ms))
+    }
+
+    /// An output for `partitions` partitions whose watermarks follow `strategy`.
+    pub fn with_strategy(partitions: usize, strategy: &WatermarkStrategy) -> Self {
+        SourceOutput::with_watermarks(PartitionWatermarks::with_strategy(partitions, strategy))
+    }
+
+    fn with_watermarks(watermarks: PartitionWatermarks) -> Self {
         SourceOutput {
-            watermarks: PartitionWatermarks::new(partitions, delay_ms),
+            watermarks,
             stamps: Vec::new(),
             events: Vec::new(),
         }
@@ -69,6 +80,12 @@ impl<D> SourceOutput<D> {
     /// The watermark state, for sources that report it.
     pub fn watermarks(&self) -> &PartitionWatermarks {
         &self.watermarks
+    }
+
+    /// The number of events pushed since the last call that were too far ahead of the wall clock
+    /// ([`WatermarkStrategy::max_future_skew`]): sent, but kept from the watermark.
+    pub fn take_future_count(&mut self) -> u64 {
+        self.watermarks.take_future_count()
     }
 
     /// The number of records pushed since the last send.
@@ -121,17 +138,25 @@ impl<D> SourceOutput<D> {
 /// returns [`SourceStatus::Done`], or every partition has finished, the capability is dropped;
 /// after [`SourceStatus::Halt`] the operator is not polled again and keeps its capability.
 ///
+/// `clock` is read once before each poll; its [`ProcessingTime`] is what the records of that
+/// poll and the watermark after it see. The capability never goes back, so a record stamped
+/// below it (after an idle partition resumes, or after a heartbeat moved the watermark) is sent
+/// at the capability. A [`SourceStatus::Wait`] is shortened so that the source is polled again
+/// when an idle timeout or the heartbeat may move the watermark
+/// ([`PartitionWatermarks::wake_after`]).
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
 /// use timely::dataflow::operators::{Capture, capture::Extract};
 /// use tideflow_operators::source::{watermarked_source, SourceStatus};
-/// use tideflow_operators::watermark::WatermarkStrategy;
+/// use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
 ///
 /// let captured = timely::example(|scope| {
 ///     let mut input = vec![3_000u64, 1_000, 5_000, 4_500].into_iter();
 ///     let strategy = WatermarkStrategy::bounded_delay(Duration::from_millis(1_000));
-///     watermarked_source(scope, "Numbers", 1, strategy, move |out| {
+///     let clock = ProcessingTime::default; // no processing-time rule in `strategy`
+///     watermarked_source(scope, "Numbers", 1, strategy, clock, move |out| {
 ///         match input.next() {
 ///             Some(t) => { out.push(0, t, t / 1_000); SourceStatus::Ready }
 ///             None => SourceStatus::Done,
@@ -148,15 +173,17 @@ impl<D> SourceOutput<D> {
 /// // 1_000 arrived behind the watermark 3_000 - 1_000: it is sent at 2_000, keeping its time.
 /// assert_eq!(times, vec![(2_000, 1_000), (3_000, 3_000), (4_500, 4_500), (5_000, 5_000)]);
 /// ```
-pub fn watermarked_source<'scope, D, P>(
+pub fn watermarked_source<'scope, D, C, P>(
     scope: Scope<'scope, u64>,
     name: &str,
     partitions: usize,
     strategy: WatermarkStrategy,
+    mut clock: C,
     mut poll: P,
 ) -> StreamVec<'scope, u64, Event<D>>
 where
     D: 'static,
+    C: FnMut() -> ProcessingTime + 'static,
     P: FnMut(&mut SourceOutput<D>) -> SourceStatus + 'static,
 {
     source::<_, CapacityContainerBuilder<Vec<Event<D>>>, _, _>(
@@ -165,11 +192,12 @@ where
         move |capability, info| {
             let activator = scope.activator_for(info.address);
             let mut capability = Some(capability);
-            let mut out = SourceOutput::new(partitions, strategy.delay_ms());
+            let mut out = SourceOutput::with_strategy(partitions, &strategy);
             move |output| {
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
+                out.watermarks.set_now(clock());
                 let status = poll(&mut out);
 
                 if !out.events.is_empty() {
@@ -192,7 +220,11 @@ where
                             cap.downgrade(&watermark);
                         }
                         match status {
-                            SourceStatus::Wait(after) => activator.activate_after(after),
+                            SourceStatus::Wait(after) => {
+                                let wake =
+                                    out.watermarks.wake_after().map_or(after, |w| w.min(after));
+                                activator.activate_after(wake)
+                            }
                             _ => activator.activate(),
                         }
                     }

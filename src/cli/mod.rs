@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Aggregate a file (or directory) of JSON lines or CSV into event-time windows.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run a built-in pipeline on generated events and print windows, throughput and latency.
     Demo(demo::DemoArgs),
 }
@@ -42,7 +42,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(e) => return clap_exit(e),
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Demo(args) => demo::demo(args),
     };
     match result {

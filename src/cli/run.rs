@@ -1,4 +1,5 @@
-//! `tideflow run`: windows over a file or directory of JSON lines or CSV.
+//! `tideflow run`: windows over a file or directory of JSON lines or CSV, a TCP socket or
+//! standard input.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,11 @@ use crate::record::{
 };
 use crate::runtime::{execute, Config, Flow, JobReport};
 use crate::sink::{ConsoleSink, FileSink, OrderedSink};
-use crate::source::{Csv, FileFormat, FileSource, JsonLines, OnError, DEFAULT_MAX_RECORD_BYTES};
+use crate::source::WatermarkStrategy;
+use crate::source::{
+    Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
+    DEFAULT_MAX_RECORD_BYTES,
+};
 use crate::stream::Stream;
 use crate::window::Window;
 
@@ -41,9 +46,15 @@ impl Format {
 /// Arguments of `tideflow run`.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// Input file, or a directory whose files are all read (each file is one partition).
+    /// Input file, or a directory whose files are all read (each file is one partition);
+    /// tcp://HOST:PORT to read JSON lines from a server (until it closes the connection); - for
+    /// standard input (JSON lines, until end of file).
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
+    /// Keep watching the --input directory, listing it again every DUR and reading new files,
+    /// until the process is stopped (Ctrl-C).
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    watch: Option<Duration>,
     /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv).
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -86,16 +97,52 @@ pub(crate) struct RunArgs {
     /// The longest record accepted, in bytes; a longer one is a bad record (see --on-error).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RECORD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_record_bytes: u64,
+    /// An input file (partition) that sends nothing for DUR stops holding the watermark back
+    /// until it sends again; its records may then be late depending on timing.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    idle_timeout: Option<Duration>,
+    /// While no record arrives for DUR, move the watermark with the wall clock (from where it
+    /// was), re-checked every DUR, so that windows close on a quiet input.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    heartbeat: Option<Duration>,
+    /// A record more than DUR ahead of the wall clock is still aggregated but does not advance
+    /// the watermark; such records are counted at exit.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    max_future_skew: Option<Duration>,
+}
+
+/// Where `tideflow run` reads from.
+enum Input {
+    /// A file or a directory.
+    Path(PathBuf),
+    /// A TCP server, `HOST:PORT`.
+    Tcp(String),
+    /// Standard input.
+    Stdin,
+}
+
+impl Input {
+    fn new(input: PathBuf) -> Input {
+        match input.to_str() {
+            Some("-") => Input::Stdin,
+            Some(text) => match text.strip_prefix("tcp://") {
+                Some(address) => Input::Tcp(address.to_string()),
+                None => Input::Path(input),
+            },
+            None => Input::Path(input),
+        }
+    }
 }
 
 /// The query `tideflow run` executes, checked before the dataflow starts.
 struct Query {
-    input: PathBuf,
+    input: Input,
+    watch: Option<Duration>,
     format: Format,
     schema: Schema,
     window: Window,
     aggs: Vec<AggSpec>,
-    delay: Duration,
+    watermark: WatermarkStrategy,
     lateness: Duration,
     late_output: Option<PathBuf>,
     output: Option<PathBuf>,
@@ -106,9 +153,22 @@ struct Query {
 
 impl Query {
     fn new(args: RunArgs) -> Result<Self, Error> {
-        let format = args.format.or_else(|| Format::from_extension(&args.input)).ok_or_else(|| {
-            Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", args.input.display()))
-        })?;
+        let input = Input::new(args.input);
+        let format = match &input {
+            Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
+                Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
+            })?,
+            Input::Tcp(_) | Input::Stdin => match args.format {
+                Some(Format::Jsonl) => Format::Jsonl,
+                Some(Format::Csv) => return Err(Error::Config("--format: a tcp:// or - input is read as JSON lines; pass --format jsonl".into())),
+                None => return Err(Error::Config("--format: required with a tcp:// or - input; pass --format jsonl".into())),
+            },
+        };
+        if args.watch.is_some() && !matches!(input, Input::Path(_)) {
+            return Err(Error::Config(
+                "--watch: only a directory --input can be watched".into(),
+            ));
+        }
         let mut columns = HashSet::new();
         for spec in &args.aggs {
             if !columns.insert(spec.column()) {
@@ -118,10 +178,19 @@ impl Query {
                 )));
             }
         }
-        let mut value_fields: Vec<String> = Vec::new();
-        for field in args.aggs.iter().filter_map(|spec| spec.field.clone()) {
-            if !value_fields.contains(&field) {
-                value_fields.push(field);
+        // Numeric fields (sum, avg, min, max) and scalar fields (first, last,
+        // count_distinct), each without repeats.
+        let (mut value_fields, mut scalar_fields): (Vec<String>, Vec<String>) =
+            (Vec::new(), Vec::new());
+        for spec in &args.aggs {
+            let Some(field) = &spec.field else { continue };
+            let fields = if spec.kind.reads_scalars() {
+                &mut scalar_fields
+            } else {
+                &mut value_fields
+            };
+            if !fields.contains(field) {
+                fields.push(field.clone());
             }
         }
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
@@ -130,16 +199,23 @@ impl Query {
             .or_else(|| output.as_deref().and_then(Format::from_extension))
             .unwrap_or(Format::Jsonl);
         Ok(Query {
-            input: args.input,
+            input,
+            watch: args.watch,
             format,
             schema: Schema {
                 time_field: args.time_field,
                 key_field: args.key_field,
                 value_fields,
+                scalar_fields,
             },
             window: args.window,
             aggs: args.aggs,
-            delay: args.watermark_delay,
+            watermark: watermark_strategy(
+                args.watermark_delay,
+                args.idle_timeout,
+                args.heartbeat,
+                args.max_future_skew,
+            )?,
             lateness: args.allowed_lateness,
             late_output: args.late_output,
             output,
@@ -149,23 +225,51 @@ impl Query {
         })
     }
 
-    /// Reads the input in `format`, with the bad-input policy and record size limit.
-    fn file_source<F: FileFormat>(&self, format: F) -> FileSource<F> {
-        FileSource::new(&self.input, format)
+    /// Reads the input file or directory in `format`, with the bad-input policy and record
+    /// size limit, watching it with `--watch`.
+    fn file_source<F: FileFormat>(&self, path: &Path, format: F) -> FileSource<F> {
+        let source = FileSource::new(path, format)
             .on_error(self.on_error.clone())
-            .max_record_bytes(self.max_record_bytes)
+            .max_record_bytes(self.max_record_bytes);
+        match self.watch {
+            Some(poll_interval) => source.watch(poll_interval),
+            None => source,
+        }
     }
 
     /// The input rows as a stream.
     fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Stream<'scope, Row> {
         let schema = self.schema.clone();
         let event_time = |row: &Row| row.time;
+        let path = match &self.input {
+            Input::Path(path) => path,
+            Input::Tcp(address) => {
+                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
+                let source = SocketSource::connect(address.clone(), format)
+                    .on_error(self.on_error.clone())
+                    .max_record_bytes(self.max_record_bytes);
+                return flow
+                    .source(source)
+                    .with_event_time(event_time)
+                    .with_watermark(self.watermark);
+            }
+            Input::Stdin => {
+                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
+                let source = StdinSource::new(format)
+                    .on_error(self.on_error.clone())
+                    .max_record_bytes(self.max_record_bytes);
+                return flow
+                    .source(source)
+                    .with_event_time(event_time)
+                    .with_watermark(self.watermark);
+            }
+        };
         match self.format {
             Format::Jsonl => {
                 let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                flow.source(self.file_source(format))
+                flow.source(self.file_source(path, format))
                     .with_event_time(event_time)
-                    .with_watermark(self.delay)
+                    .with_watermark(self.watermark)
             }
             Format::Csv => {
                 let format = Csv::with_decoder(move |header| {
@@ -175,9 +279,9 @@ impl Query {
                         decode_csv(&schema, &columns, row)
                     }))
                 });
-                flow.source(self.file_source(format))
+                flow.source(self.file_source(path, format))
                     .with_event_time(event_time)
-                    .with_watermark(self.delay)
+                    .with_watermark(self.watermark)
             }
         }
     }
@@ -192,7 +296,11 @@ impl Query {
 
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
         execute(Config::workers(workers), move |flow| {
-            let aggregator = RowAggregator::new(&self.aggs, &self.schema.value_fields);
+            let aggregator = RowAggregator::new(
+                &self.aggs,
+                &self.schema.value_fields,
+                &self.schema.scalar_fields,
+            );
             let windowed = self
                 .rows(flow)
                 .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
@@ -219,6 +327,27 @@ impl Query {
     }
 }
 
+/// The watermark strategy of `--watermark-delay`, `--idle-timeout`, `--heartbeat` and
+/// `--max-future-skew`.
+fn watermark_strategy(
+    delay: Duration,
+    idle_timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
+    max_future_skew: Option<Duration>,
+) -> Result<WatermarkStrategy, Error> {
+    for (flag, value) in [("--idle-timeout", idle_timeout), ("--heartbeat", heartbeat)] {
+        if value == Some(Duration::ZERO) {
+            return Err(Error::Config(format!("{flag}: must be longer than 0ms")));
+        }
+    }
+    Ok(WatermarkStrategy {
+        delay,
+        idle_timeout,
+        heartbeat,
+        max_future_skew,
+    })
+}
+
 /// Runs `tideflow run`.
 pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     let workers = usize::from(args.workers);
@@ -226,8 +355,8 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
     eprintln!(
-        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} window rows written, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed)",
-        report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed
+        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} window rows written, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
+        report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed, report.future_events
     );
     Ok(())
 }

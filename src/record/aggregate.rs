@@ -1,16 +1,23 @@
 //! The command line's aggregates over [`Row`]s: `count`, `sum:F`, `avg:F`, `min:F`, `max:F`,
-//! several at once, with SQL null semantics (nulls are skipped; an aggregate over nulls only is
-//! null; `count` counts rows).
+//! `first:F`, `last:F` and `count_distinct:F`, several at once, with SQL null semantics (nulls
+//! are skipped; an aggregate over nulls only is null; `count` counts rows).
+//!
+//! `sum`, `avg`, `min` and `max` read numbers. `first`, `last` and `count_distinct` read any
+//! scalar (strings too): `first` is the value of the record with the earliest event time (ties:
+//! the smaller value), `last` of the latest (ties: the larger), `count_distinct` counts distinct
+//! non-null values exactly. When every aggregate is `count`, `sum` or `avg`, the aggregator is
+//! invertible, so sliding windows update in O(1) per slide.
 
 use std::cmp::Ordering;
 use std::io::Write;
 use std::str::FromStr;
 
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use tideflow_operators::Aggregator;
 
 use super::value::write_json_f64;
-use super::{Num, Row};
+use super::{Key, Num, Row};
 use crate::error::Error;
 
 /// An aggregate function.
@@ -18,14 +25,48 @@ use crate::error::Error;
 pub enum AggKind {
     /// Number of rows.
     Count,
-    /// Sum of a field: an integer while every value is one, else a float.
+    /// Sum of a numeric field: an integer while every value is one, else a float.
     Sum,
-    /// Mean of a field, a float.
+    /// Mean of a numeric field, a float.
     Avg,
-    /// Smallest value of a field.
+    /// Smallest value of a numeric field.
     Min,
-    /// Largest value of a field.
+    /// Largest value of a numeric field.
     Max,
+    /// The value of the record with the earliest event time.
+    First,
+    /// The value of the record with the latest event time.
+    Last,
+    /// The number of distinct non-null values.
+    CountDistinct,
+}
+
+impl AggKind {
+    /// The name used in `--agg` and as the column prefix.
+    fn name(self) -> &'static str {
+        match self {
+            AggKind::Count => "count",
+            AggKind::Sum => "sum",
+            AggKind::Avg => "avg",
+            AggKind::Min => "min",
+            AggKind::Max => "max",
+            AggKind::First => "first",
+            AggKind::Last => "last",
+            AggKind::CountDistinct => "count_distinct",
+        }
+    }
+
+    /// Whether the aggregate reads its field as any scalar (else as a number).
+    pub fn reads_scalars(self) -> bool {
+        matches!(
+            self,
+            AggKind::First | AggKind::Last | AggKind::CountDistinct
+        )
+    }
+
+    fn invertible(self) -> bool {
+        matches!(self, AggKind::Count | AggKind::Sum | AggKind::Avg)
+    }
 }
 
 /// One `--agg` flag: a function and the field it reads.
@@ -38,40 +79,41 @@ pub struct AggSpec {
 }
 
 impl AggSpec {
-    /// The output column: `count`, `sum_F`, `avg_F`, `min_F`, `max_F`.
+    /// The output column: `count`, or the function and field, like `sum_F`, `count_distinct_F`.
     pub fn column(&self) -> String {
-        let prefix = match self.kind {
-            AggKind::Count => return "count".to_string(),
-            AggKind::Sum => "sum",
-            AggKind::Avg => "avg",
-            AggKind::Min => "min",
-            AggKind::Max => "max",
-        };
-        format!("{prefix}_{}", self.field.as_deref().unwrap_or_default())
+        match &self.field {
+            None => self.kind.name().to_string(),
+            Some(field) => format!("{}_{field}", self.kind.name()),
+        }
     }
 }
 
 impl FromStr for AggSpec {
     type Err = Error;
 
-    /// Parses `count`, `sum:F`, `avg:F`, `min:F` or `max:F`.
+    /// Parses `count`, or `sum`, `avg`, `min`, `max`, `first`, `last` or `count_distinct`
+    /// followed by `:FIELD`.
     fn from_str(text: &str) -> Result<Self, Error> {
-        let usage = "expected count, sum:FIELD, avg:FIELD, min:FIELD or max:FIELD";
+        let usage =
+            "expected count, or sum, avg, min, max, first, last or count_distinct with :FIELD";
         let (name, field) = match text.split_once(':') {
             Some((name, field)) => (name, Some(field)),
             None => (text, None),
         };
-        let kind = match name {
-            "count" => AggKind::Count,
-            "sum" => AggKind::Sum,
-            "avg" => AggKind::Avg,
-            "min" => AggKind::Min,
-            "max" => AggKind::Max,
-            _ => {
-                return Err(Error::Config(format!(
-                    "invalid aggregate '{text}': {usage}"
-                )))
-            }
+        let kinds = [
+            AggKind::Count,
+            AggKind::Sum,
+            AggKind::Avg,
+            AggKind::Min,
+            AggKind::Max,
+            AggKind::First,
+            AggKind::Last,
+            AggKind::CountDistinct,
+        ];
+        let Some(kind) = kinds.into_iter().find(|kind| kind.name() == name) else {
+            return Err(Error::Config(format!(
+                "invalid aggregate '{text}': {usage}"
+            )));
         };
         match (kind, field) {
             (AggKind::Count, None) => Ok(AggSpec { kind, field: None }),
@@ -90,7 +132,7 @@ impl FromStr for AggSpec {
 }
 
 /// The value of one aggregate for one window.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum AggValue {
     /// No non-null input.
     Null,
@@ -98,6 +140,8 @@ pub enum AggValue {
     Int(i128),
     /// A float.
     Float(f64),
+    /// A value as read (`first`, `last`).
+    Scalar(Key),
 }
 
 impl AggValue {
@@ -109,6 +153,7 @@ impl AggValue {
                 let _ = write!(out, "{i}");
             }
             AggValue::Float(f) => write_json_f64(*f, out),
+            AggValue::Scalar(key) => key.write_json(out),
         }
     }
 
@@ -118,6 +163,7 @@ impl AggValue {
             AggValue::Null => String::new(),
             AggValue::Int(i) => i.to_string(),
             AggValue::Float(f) => f.to_string(),
+            AggValue::Scalar(key) => key.csv_text(),
         }
     }
 
@@ -126,6 +172,7 @@ impl AggValue {
             AggValue::Null => 0,
             AggValue::Int(_) => 1,
             AggValue::Float(_) => 2,
+            AggValue::Scalar(_) => 3,
         }
     }
 }
@@ -145,6 +192,7 @@ impl Ord for AggValue {
         match (self, other) {
             (AggValue::Int(a), AggValue::Int(b)) => a.cmp(b),
             (AggValue::Float(a), AggValue::Float(b)) => a.total_cmp(b),
+            (AggValue::Scalar(a), AggValue::Scalar(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -169,36 +217,47 @@ impl Eq for AggValue {}
 pub enum AccSlot {
     /// Rows counted.
     Count(u64),
-    /// Integer part, float part, whether any float was seen, whether any value was seen.
+    /// Integer part, float part, how many values were floats, how many values there were
+    /// (for `sum` and for `avg`, which divides by `values`). Integers are summed exactly, so
+    /// retracting them leaves no rounding behind.
     Sum {
         int: i128,
         float: f64,
-        any_float: bool,
-        seen: bool,
+        floats: u64,
+        values: u64,
     },
-    /// Sum and count of non-null values.
-    Avg { sum: f64, count: u64 },
-    /// The extreme so far.
+    /// The extreme so far (`min`, `max`).
     Extreme(Option<Num>),
+    /// The value with its event time (`first`, `last`).
+    Timed(Option<(u64, Key)>),
+    /// The distinct values seen.
+    Distinct(FxHashSet<Key>),
 }
 
 /// Runs a list of [`AggSpec`]s over rows at once.
 #[derive(Clone, Debug)]
 pub struct RowAggregator {
-    /// Per aggregate: its function and the index of its field in [`Row::values`].
+    /// Per aggregate: its function and the index of its field in [`Row::values`] (numeric
+    /// functions) or [`Row::scalars`] (the others).
     slots: Vec<(AggKind, usize)>,
 }
 
 impl RowAggregator {
-    /// Aggregates reading `Row::values` laid out as `value_fields`.
-    pub fn new(specs: &[AggSpec], value_fields: &[String]) -> Self {
+    /// Aggregates reading `Row::values` laid out as `value_fields` and `Row::scalars` laid out
+    /// as `scalar_fields`.
+    pub fn new(specs: &[AggSpec], value_fields: &[String], scalar_fields: &[String]) -> Self {
         let slots = specs
             .iter()
             .map(|spec| {
+                let fields = if spec.kind.reads_scalars() {
+                    scalar_fields
+                } else {
+                    value_fields
+                };
                 let index = spec
                     .field
                     .as_ref()
-                    .and_then(|f| value_fields.iter().position(|v| v == f))
+                    .and_then(|f| fields.iter().position(|v| v == f))
                     .unwrap_or(0);
                 (spec.kind, index)
             })
@@ -218,6 +277,28 @@ fn keep(acc: &mut Option<Num>, value: Num, wanted: Ordering) {
     }
 }
 
+/// Keeps `(time, value)` in `acc` when it comes before (`first`) or after (`last`) the current.
+fn keep_timed(acc: &mut Option<(u64, Key)>, candidate: (u64, Key), first: bool) {
+    let replace = match acc {
+        None => true,
+        Some(current) => {
+            let order = candidate
+                .0
+                .cmp(&current.0)
+                .then_with(|| candidate.1.cmp(&current.1));
+            order
+                == if first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+        }
+    };
+    if replace {
+        *acc = Some(candidate);
+    }
+}
+
 impl Aggregator<Row> for RowAggregator {
     type Acc = Vec<AccSlot>;
     type Output = Vec<AggValue>;
@@ -227,48 +308,57 @@ impl Aggregator<Row> for RowAggregator {
             .iter()
             .map(|(kind, _)| match kind {
                 AggKind::Count => AccSlot::Count(0),
-                AggKind::Sum => AccSlot::Sum {
+                AggKind::Sum | AggKind::Avg => AccSlot::Sum {
                     int: 0,
                     float: 0.0,
-                    any_float: false,
-                    seen: false,
+                    floats: 0,
+                    values: 0,
                 },
-                AggKind::Avg => AccSlot::Avg { sum: 0.0, count: 0 },
                 AggKind::Min | AggKind::Max => AccSlot::Extreme(None),
+                AggKind::First | AggKind::Last => AccSlot::Timed(None),
+                AggKind::CountDistinct => AccSlot::Distinct(FxHashSet::default()),
             })
             .collect()
     }
 
     fn add(&self, acc: &mut Vec<AccSlot>, row: &Row) {
         for ((kind, index), slot) in self.slots.iter().zip(acc.iter_mut()) {
-            if let AccSlot::Count(n) = slot {
-                *n += 1;
-                continue;
-            }
-            let Some(value) = row.values.get(*index).copied().flatten() else {
-                continue;
-            };
             match slot {
+                AccSlot::Count(n) => *n += 1,
+                AccSlot::Timed(timed) => {
+                    if let Some(value) = row.scalars.get(*index).filter(|v| **v != Key::Null) {
+                        keep_timed(timed, (row.time, value.clone()), *kind == AggKind::First);
+                    }
+                }
+                AccSlot::Distinct(seen) => {
+                    if let Some(value) = row.scalars.get(*index).filter(|v| **v != Key::Null) {
+                        if !seen.contains(value) {
+                            seen.insert(value.clone());
+                        }
+                    }
+                }
                 AccSlot::Sum {
                     int,
                     float,
-                    any_float,
-                    seen,
+                    floats,
+                    values,
                 } => {
-                    *seen = true;
+                    let Some(value) = row.values.get(*index).copied().flatten() else {
+                        continue;
+                    };
+                    *values += 1;
                     match value {
                         Num::Int(i) => *int += i128::from(i),
                         Num::Float(f) => {
                             *float += f;
-                            *any_float = true;
+                            *floats += 1;
                         }
                     }
                 }
-                AccSlot::Avg { sum, count } => {
-                    *sum += value.as_f64();
-                    *count += 1;
-                }
                 AccSlot::Extreme(extreme) => {
+                    let Some(value) = row.values.get(*index).copied().flatten() else {
+                        continue;
+                    };
                     let wanted = if *kind == AggKind::Min {
                         Ordering::Less
                     } else {
@@ -276,7 +366,6 @@ impl Aggregator<Row> for RowAggregator {
                     };
                     keep(extreme, value, wanted);
                 }
-                AccSlot::Count(_) => {}
             }
         }
     }
@@ -289,24 +378,20 @@ impl Aggregator<Row> for RowAggregator {
                     AccSlot::Sum {
                         int,
                         float,
-                        any_float,
-                        seen,
+                        floats,
+                        values,
                     },
                     AccSlot::Sum {
                         int: i2,
                         float: f2,
-                        any_float: a2,
-                        seen: s2,
+                        floats: fl2,
+                        values: v2,
                     },
                 ) => {
                     *int += i2;
                     *float += f2;
-                    *any_float |= a2;
-                    *seen |= s2;
-                }
-                (AccSlot::Avg { sum, count }, AccSlot::Avg { sum: s2, count: c2 }) => {
-                    *sum += s2;
-                    *count += c2;
+                    *floats += fl2;
+                    *values += v2;
                 }
                 (AccSlot::Extreme(extreme), AccSlot::Extreme(Some(value))) => {
                     let wanted = if *kind == AggKind::Min {
@@ -316,59 +401,104 @@ impl Aggregator<Row> for RowAggregator {
                     };
                     keep(extreme, value, wanted);
                 }
+                (AccSlot::Timed(timed), AccSlot::Timed(Some(candidate))) => {
+                    keep_timed(timed, candidate, *kind == AggKind::First);
+                }
+                (AccSlot::Distinct(seen), AccSlot::Distinct(other)) => seen.extend(other),
                 _ => {}
             }
         }
     }
 
     fn finish(&self, acc: &Vec<AccSlot>) -> Vec<AggValue> {
-        acc.iter()
-            .map(|slot| match *slot {
-                AccSlot::Count(n) => AggValue::Int(n.into()),
-                AccSlot::Sum { seen: false, .. } => AggValue::Null,
+        self.slots
+            .iter()
+            .zip(acc)
+            .map(|((kind, _), slot)| match slot {
+                AccSlot::Count(n) => AggValue::Int((*n).into()),
+                AccSlot::Sum { values: 0, .. } => AggValue::Null,
                 AccSlot::Sum {
-                    int,
-                    float,
-                    any_float: false,
-                    ..
-                } => {
-                    debug_assert_eq!(float, 0.0);
-                    AggValue::Int(int)
+                    int, float, values, ..
+                } if *kind == AggKind::Avg => {
+                    AggValue::Float((*int as f64 + float) / *values as f64)
                 }
-                AccSlot::Sum { int, float, .. } => AggValue::Float(int as f64 + float),
-                AccSlot::Avg { count: 0, .. } => AggValue::Null,
-                AccSlot::Avg { sum, count } => AggValue::Float(sum / count as f64),
+                AccSlot::Sum { int, floats: 0, .. } => AggValue::Int(*int),
+                AccSlot::Sum { int, float, .. } => AggValue::Float(*int as f64 + float),
                 AccSlot::Extreme(value) => value.map_or(AggValue::Null, AggValue::from),
+                AccSlot::Timed(timed) => timed
+                    .as_ref()
+                    .map_or(AggValue::Null, |(_, v)| AggValue::Scalar(v.clone())),
+                AccSlot::Distinct(seen) => AggValue::Int(seen.len() as i128),
             })
             .collect()
+    }
+
+    fn invertible(&self) -> bool {
+        self.slots.iter().all(|(kind, _)| kind.invertible())
+    }
+
+    fn retract(&self, acc: &mut Vec<AccSlot>, other: &Vec<AccSlot>) {
+        for (slot, other) in acc.iter_mut().zip(other) {
+            match (slot, other) {
+                (AccSlot::Count(a), AccSlot::Count(b)) => *a -= b,
+                (
+                    AccSlot::Sum {
+                        int,
+                        float,
+                        floats,
+                        values,
+                    },
+                    AccSlot::Sum {
+                        int: i2,
+                        float: f2,
+                        floats: fl2,
+                        values: v2,
+                    },
+                ) => {
+                    *int -= i2;
+                    *float -= f2;
+                    *floats -= fl2;
+                    *values -= v2;
+                    if *floats == 0 {
+                        // No float is left: drop the rounding residue of adding and removing.
+                        *float = 0.0;
+                    }
+                }
+                _ => panic!("RowAggregator::retract on an aggregate that is not invertible"),
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Key;
 
-    fn row(values: Vec<Option<Num>>) -> Row {
+    fn row(time: u64, values: Vec<Option<Num>>, scalars: Vec<Key>) -> Row {
         Row {
             key: Key::Null,
-            time: 0,
+            time,
             values,
+            scalars,
         }
+    }
+
+    fn specs(texts: &[&str]) -> Vec<AggSpec> {
+        texts.iter().map(|s| s.parse().unwrap()).collect()
     }
 
     #[test]
     fn sql_null_semantics_and_integer_sums() {
-        let specs: Vec<AggSpec> = ["count", "sum:a", "avg:a", "min:a", "max:b", "sum:b"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let specs = specs(&["count", "sum:a", "avg:a", "min:a", "max:b", "sum:b"]);
         let fields = vec!["a".to_string(), "b".to_string()];
-        let agg = RowAggregator::new(&specs, &fields);
+        let agg = RowAggregator::new(&specs, &fields, &[]);
         let mut acc = agg.init();
-        agg.add(&mut acc, &row(vec![Some(Num::Int(i64::MAX)), None]));
+        agg.add(
+            &mut acc,
+            &row(0, vec![Some(Num::Int(i64::MAX)), None], vec![]),
+        );
         let mut other = agg.init();
-        agg.add(&mut other, &row(vec![Some(Num::Int(3)), None]));
+        agg.add(&mut other, &row(0, vec![Some(Num::Int(3)), None], vec![]));
         agg.merge(&mut acc, other);
         let out = agg.finish(&acc);
         let max = i128::from(i64::MAX);
@@ -387,11 +517,50 @@ mod tests {
             specs.iter().map(AggSpec::column).collect::<Vec<_>>(),
             ["count", "sum_a", "avg_a", "min_a", "max_b", "sum_b"]
         );
+        assert!(!agg.invertible());
+    }
+
+    #[test]
+    fn first_last_and_count_distinct_read_any_scalar() {
+        let specs = specs(&["first:u", "last:u", "count_distinct:u"]);
+        let agg = RowAggregator::new(&specs, &[], &["u".to_string()]);
+        let mut acc = agg.init();
+        for (time, user) in [(20, "bo"), (10, "al"), (30, "al"), (10, "ab")] {
+            agg.add(&mut acc, &row(time, vec![], vec![Key::Str(user.into())]));
+        }
+        agg.add(&mut acc, &row(5, vec![], vec![Key::Null]));
+        let out = agg.finish(&acc);
+        assert_eq!(
+            out,
+            vec![
+                AggValue::Scalar(Key::Str("ab".into())),
+                AggValue::Scalar(Key::Str("al".into())),
+                AggValue::Int(3)
+            ]
+        );
+        assert_eq!(specs[2].column(), "count_distinct_u");
+    }
+
+    #[test]
+    fn count_sum_avg_retract_exactly() {
+        let specs = specs(&["count", "sum:a", "avg:a"]);
+        let agg = RowAggregator::new(&specs, &["a".to_string()], &[]);
+        assert!(agg.invertible());
+        let (mut total, mut part) = (agg.init(), agg.init());
+        agg.add(&mut total, &row(0, vec![Some(Num::Int(4))], vec![]));
+        agg.add(&mut part, &row(0, vec![Some(Num::Float(0.1))], vec![]));
+        agg.add(&mut part, &row(0, vec![None], vec![]));
+        agg.merge(&mut total, part.clone());
+        agg.retract(&mut total, &part);
+        assert_eq!(
+            agg.finish(&total),
+            vec![AggValue::Int(1), AggValue::Int(4), AggValue::Float(4.0)]
+        );
     }
 
     #[test]
     fn bad_specs_are_rejected_with_the_spec() {
-        for bad in ["total", "sum", "sum:", "count:x", "median:x"] {
+        for bad in ["total", "sum", "sum:", "count:x", "median:x", "first"] {
             let err = bad.parse::<AggSpec>().unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }

@@ -21,6 +21,8 @@ pub struct Schema {
     pub key_field: Option<String>,
     /// The numeric fields the aggregates read, without repeats.
     pub value_fields: Vec<String>,
+    /// The fields read as any scalar (`first`, `last`, `count_distinct`), without repeats.
+    pub scalar_fields: Vec<String>,
 }
 
 /// Parses an event time written as integer milliseconds since the epoch or as an RFC 3339
@@ -73,7 +75,12 @@ fn check_time(ms: u64) -> Result<u64, String> {
 /// # Examples
 /// ```
 /// use tideflow::record::{decode_json, Key, Num, Schema};
-/// let schema = Schema { time_field: "ts".into(), key_field: Some("user".into()), value_fields: vec!["n".into()] };
+/// let schema = Schema {
+///     time_field: "ts".into(),
+///     key_field: Some("user".into()),
+///     value_fields: vec!["n".into()],
+///     scalar_fields: vec![],
+/// };
 /// let row = decode_json(&schema, r#"{"user":"ann","ts":1000,"n":2.5,"other":[1,2]}"#).unwrap();
 /// assert_eq!((row.key, row.time, row.values), (Key::Str("ann".into()), 1_000, vec![Some(Num::Float(2.5))]));
 /// assert!(decode_json(&schema, r#"{"user":"ann"}"#).unwrap_err().contains("missing time field 'ts'"));
@@ -119,12 +126,14 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         let mut time = None;
         let mut key = Key::Null;
         let mut values = vec![None; schema.value_fields.len()];
+        let mut scalars = vec![Key::Null; schema.scalar_fields.len()];
         while let Some(name) = map.next_key::<Scalar<'de>>()? {
             let Scalar::Str(name) = name else { continue };
             let is_time = *name == *schema.time_field;
             let is_key = schema.key_field.as_deref() == Some(&*name);
             let value_slot = schema.value_fields.iter().position(|f| *f == *name);
-            if !is_time && !is_key && value_slot.is_none() {
+            let scalar_slot = schema.scalar_fields.iter().position(|f| *f == *name);
+            if !is_time && !is_key && value_slot.is_none() && scalar_slot.is_none() {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
@@ -133,7 +142,9 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 time = Some(value.to_time(&name).map_err(de::Error::custom)?);
             }
             if is_key {
-                key = value.to_key(&name).map_err(de::Error::custom)?;
+                key = value
+                    .to_key(&name, "key field")
+                    .map_err(de::Error::custom)?;
             }
             if let Some(slot) = value_slot {
                 // The time field as a value is its time in ms, whichever way it is written.
@@ -142,11 +153,22 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     None => value.to_num(&name).map_err(de::Error::custom)?,
                 };
             }
+            if let Some(slot) = scalar_slot {
+                scalars[slot] = match time.filter(|_| is_time) {
+                    Some(ms) => Key::Int(ms as i64),
+                    None => value.to_key(&name, "field").map_err(de::Error::custom)?,
+                };
+            }
         }
         let time = time.ok_or_else(|| {
             de::Error::custom(format!("missing time field '{}'", schema.time_field))
         })?;
-        Ok(Row { key, time, values })
+        Ok(Row {
+            key,
+            time,
+            values,
+            scalars,
+        })
     }
 }
 
@@ -185,7 +207,7 @@ impl Scalar<'_> {
         }
     }
 
-    fn to_key(&self, field: &str) -> Result<Key, String> {
+    fn to_key(&self, field: &str, what: &str) -> Result<Key, String> {
         Ok(match self {
             Scalar::Null => Key::Null,
             Scalar::Bool(b) => Key::Bool(*b),
@@ -195,7 +217,7 @@ impl Scalar<'_> {
             Scalar::Str(s) => Key::Str(s.to_string()),
             Scalar::Composite => {
                 return Err(format!(
-                    "key field '{field}' must be a scalar, got an object or array"
+                    "{what} '{field}' must be a scalar, got an object or array"
                 ))
             }
         })
@@ -272,6 +294,7 @@ pub struct CsvColumns {
     time: usize,
     key: Option<usize>,
     values: Vec<usize>,
+    scalars: Vec<usize>,
 }
 
 impl CsvColumns {
@@ -298,6 +321,11 @@ impl CsvColumns {
                 .transpose()?,
             values: schema
                 .value_fields
+                .iter()
+                .map(|f| find(f, "--agg"))
+                .collect::<Result<_, _>>()?,
+            scalars: schema
+                .scalar_fields
                 .iter()
                 .map(|f| find(f, "--agg"))
                 .collect::<Result<_, _>>()?,
@@ -345,7 +373,27 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
             Some(Num::Float(f))
         });
     }
-    Ok(Row { key, time, values })
+    let mut scalars = Vec::with_capacity(columns.scalars.len());
+    for (&index, field) in columns.scalars.iter().zip(&schema.scalar_fields) {
+        let text = cell(index, field)?;
+        scalars.push(if *field == schema.time_field {
+            Key::Int(time as i64)
+        } else if text.is_empty() {
+            Key::Null
+        } else if let Ok(i) = text.parse::<i64>() {
+            Key::Int(i)
+        } else if let Ok(f) = text.parse::<f64>() {
+            Key::Float(f)
+        } else {
+            Key::Str(text.to_string())
+        });
+    }
+    Ok(Row {
+        key,
+        time,
+        values,
+        scalars,
+    })
 }
 
 #[cfg(test)]
@@ -357,6 +405,7 @@ mod tests {
             time_field: "ts".into(),
             key_field: Some("k".into()),
             value_fields: vec!["v".into(), "ts".into()],
+            scalar_fields: vec!["k".into()],
         }
     }
 
@@ -391,7 +440,8 @@ mod tests {
             Row {
                 key: Key::Int(3),
                 time: 7,
-                values: vec![None, Some(Num::Int(7))]
+                values: vec![None, Some(Num::Int(7))],
+                scalars: vec![Key::Int(3)],
             }
         );
     }

@@ -26,4 +26,7 @@ pub struct Row {
     pub time: u64,
     /// The aggregated fields, in [`Schema::value_fields`] order; `None` for null or missing.
     pub values: Vec<Option<Num>>,
+    /// The fields read as any scalar, in [`Schema::scalar_fields`] order; `Key::Null` for null
+    /// or missing.
+    pub scalars: Vec<Key>,
 }

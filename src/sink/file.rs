@@ -10,7 +10,9 @@ use super::{encode_batch, CsvEncoder, Encoder, JsonLinesEncoder, Parallelism, Si
 use crate::error::Error;
 
 /// Writes records to one file (created or truncated at start), from worker 0: records of all
-/// workers are gathered there, so the file has a single writer.
+/// workers are gathered there, so the file has a single writer. What was written is flushed
+/// to the file each time the watermark advances, so a continuous job's results show up as
+/// their windows close.
 ///
 /// # Examples
 /// ```
@@ -24,6 +26,8 @@ pub struct FileSink<E> {
     encoder: E,
     writer: Option<BufWriter<File>>,
     buffer: Vec<u8>,
+    /// Whether records were written since the last flush.
+    unflushed: bool,
 }
 
 impl<E> FileSink<E> {
@@ -34,6 +38,7 @@ impl<E> FileSink<E> {
             encoder,
             writer: None,
             buffer: Vec::new(),
+            unflushed: false,
         }
     }
 
@@ -75,7 +80,15 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
             .write_all(&buffer)
             .map_err(|e| Error::io(format!("cannot write {path}"), e));
         self.buffer = buffer;
+        self.unflushed = true;
         result
+    }
+
+    fn on_watermark(&mut self, _watermark: u64) -> Result<(), Error> {
+        if !std::mem::take(&mut self.unflushed) {
+            return Ok(());
+        }
+        self.on_close()
     }
 
     fn on_close(&mut self) -> Result<(), Error> {

@@ -7,6 +7,7 @@
 
 mod console;
 mod file;
+mod foreach;
 mod memory;
 mod ordered;
 
@@ -18,6 +19,7 @@ use tideflow_operators::Event;
 
 pub use console::ConsoleSink;
 pub use file::FileSink;
+pub use foreach::ForeachSink;
 pub use memory::MemorySink;
 pub use ordered::OrderedSink;
 

@@ -7,27 +7,38 @@
 //! Partitions are numbered globally and partition `p` is read by worker `p % peers`, so which
 //! records are late depends on the input and its partitioning, never on the worker count.
 //!
+//! Bounded sources ([`FileSource`], [`MemorySource`]) end; live ones read until their peer
+//! closes ([`SocketSource`], [`StdinSource`]) or forever ([`FileSource::watch`], which adds a
+//! partition per new file with [`SourceBatch::add_partition`]).
+//!
 //! A job reads a source with [`Flow::source`], names the event time with
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with
 //! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`].
 
 mod bad_input;
 mod file;
+mod lines;
 mod memory;
 mod rate;
+mod socket;
+mod stdin;
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
+pub use socket::SocketSource;
+pub use stdin::StdinSource;
 pub use tideflow_operators::source::SourceStatus;
 pub use tideflow_operators::watermark::WatermarkStrategy;
 
 use tideflow_operators::source::watermarked_source;
+use tideflow_operators::watermark::ProcessingTime;
 
 use crate::error::Error;
 use crate::runtime::Flow;
@@ -53,6 +64,7 @@ impl SourceContext {
 pub struct SourceBatch<T> {
     records: Vec<(usize, T)>,
     finished: Vec<usize>,
+    added: usize,
     skipped: u64,
     dead_lettered: u64,
 }
@@ -62,6 +74,7 @@ impl<T> SourceBatch<T> {
         SourceBatch {
             records: Vec::new(),
             finished: Vec::new(),
+            added: 0,
             skipped: 0,
             dead_lettered: 0,
         }
@@ -76,6 +89,15 @@ impl<T> SourceBatch<T> {
     /// Marks local partition `partition` as exhausted: it stops holding the watermark back.
     pub fn finish_partition(&mut self, partition: usize) {
         self.finished.push(partition);
+    }
+
+    /// Adds a local partition discovered while running (a new file in a watched directory).
+    /// Partitions are numbered in the order they appear: the first added one is numbered
+    /// [`Source::partitions`] (as it was at start), the next one more, and so on. Records of
+    /// the new partition may be pushed into this same batch. Until its first record it holds
+    /// the watermark where it is.
+    pub fn add_partition(&mut self) {
+        self.added += 1;
     }
 
     /// Counts `n` bad input records that were skipped (reported as
@@ -170,7 +192,10 @@ where
 {
     /// Sets how far out of order events may arrive (a `Duration`, or a full
     /// [`WatermarkStrategy`]) and starts the stream. Each partition's watermark trails the
-    /// largest event time it has seen by this delay.
+    /// largest event time it has seen by this delay. The strategy's processing-time rules (idle
+    /// timeout, heartbeat, future skew) read the monotonic clock and the system clock before
+    /// each read; events held back by the future-skew guard are counted in
+    /// [`JobReport::future_events`](crate::JobReport).
     ///
     /// # Examples
     /// ```
@@ -214,11 +239,22 @@ where
         }
         let shared = Arc::clone(&job.shared);
         let mut batch = SourceBatch::new();
+        let started_at = Instant::now();
+        let clock = move || ProcessingTime {
+            monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            // A system clock before 1970 reads as the epoch: nothing is then "in the future".
+            wall_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                }),
+        };
         let inner = watermarked_source(
             flow.scope,
             "Source",
             partitions,
             strategy.into(),
+            clock,
             move |out| {
                 if shared.stopped() {
                     return SourceStatus::Halt;
@@ -237,8 +273,15 @@ where
                         .records_dead_lettered
                         .fetch_add(std::mem::take(&mut batch.dead_lettered), Ordering::Relaxed);
                 }
+                for _ in 0..std::mem::take(&mut batch.added) {
+                    out.add_partition();
+                }
                 for (partition, record) in batch.records.drain(..) {
                     out.push(partition, event_time(&record), record);
+                }
+                let future = out.take_future_count();
+                if future > 0 {
+                    shared.future_events.fetch_add(future, Ordering::Relaxed);
                 }
                 for partition in batch.finished.drain(..) {
                     out.finish_partition(partition);

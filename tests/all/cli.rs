@@ -319,3 +319,99 @@ fn allowed_lateness_keeps_windows_open_and_late_output_gets_the_rest() {
         "{late}"
     );
 }
+
+#[test]
+fn first_last_and_count_distinct_read_strings_and_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "pages.jsonl",
+        "{\"ts\":3000,\"k\":\"a\",\"page\":\"/b\"}\n{\"ts\":1000,\"k\":\"a\",\"page\":\"/a\"}\n\
+         {\"ts\":2000,\"k\":\"a\",\"page\":null}\n{\"ts\":4000,\"k\":\"a\",\"page\":\"/a\"}\n\
+         {\"ts\":5000,\"k\":\"a\",\"page\":7}\n",
+    );
+    let aggs = [
+        "--agg",
+        "first:page",
+        "--agg",
+        "last:page",
+        "--agg",
+        "count_distinct:page",
+        "--watermark-delay",
+        "10s",
+    ];
+    let out = tideflow(&run_args(&input, &aggs));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":5,\"first_page\":\"/a\",\"last_page\":7,\"count_distinct_page\":3}\n"
+    );
+}
+
+#[test]
+fn invertible_and_merged_sliding_windows_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    let mut state = 17u64;
+    for i in 0..3_000u64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let jitter = (state >> 33) % 400;
+        let value = if state % 11 == 0 {
+            "null".to_string()
+        } else {
+            format!("{}", (state >> 40) % 200)
+        };
+        lines.push_str(&format!(
+            "{{\"ts\":{},\"k\":\"k{}\",\"v\":{value}}}\n",
+            (i * 13).saturating_sub(jitter),
+            (state >> 20) % 5
+        ));
+    }
+    let input = write(dir.path(), "values.jsonl", &lines);
+    let sliding = [
+        "run",
+        "--input",
+        &input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "k",
+        "--window",
+        "sliding:2s,100ms",
+        "--watermark-delay",
+        "300ms",
+        "--agg",
+        "count",
+        "--agg",
+        "sum:v",
+        "--agg",
+        "avg:v",
+    ];
+    let invertible = tideflow(&sliding);
+    let merged = tideflow(&[&sliding[..], &["--agg", "min:v"]].concat());
+    assert!(invertible.status.success() && merged.status.success());
+    let rows = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (rows(&invertible), rows(&merged));
+    assert!(a.len() > 500, "only {} rows", a.len());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        for field in ["key", "window_start", "window_end", "count", "sum_v"] {
+            assert_eq!(x[field], y[field], "{field}: {x} vs {y}");
+        }
+        match (x["avg_v"].as_f64(), y["avg_v"].as_f64()) {
+            (Some(p), Some(q)) => assert!((p - q).abs() <= 1e-9 * p.abs().max(1.0), "{x} vs {y}"),
+            (p, q) => assert_eq!(p, q, "{x} vs {y}"),
+        }
+    }
+}

@@ -3,6 +3,8 @@
 mod bad_input;
 mod cli;
 mod cli_spark;
+mod clocks;
+mod live_sources;
 mod oracle;
 mod runtime;
 mod support;

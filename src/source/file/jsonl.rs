@@ -11,7 +11,7 @@ use super::{FileFormat, RecordReader};
 use crate::error::Error;
 use crate::source::{BadRecord, ReadError};
 
-type LineDecoder<T> = dyn Fn(&str) -> Result<T, String> + Send + Sync;
+pub(crate) type LineDecoder<T> = dyn Fn(&str) -> Result<T, String> + Send + Sync;
 
 /// The JSON lines format, decoding each line with serde or with a function.
 pub struct JsonLines<T> {
@@ -34,6 +34,11 @@ impl<T: DeserializeOwned> JsonLines<T> {
 }
 
 impl<T> JsonLines<T> {
+    /// The function that decodes one line.
+    pub(crate) fn decoder(&self) -> Arc<LineDecoder<T>> {
+        Arc::clone(&self.decode)
+    }
+
     /// Decodes each line with `decode`; an `Err` is reported with the file and line.
     pub fn with_decoder(
         decode: impl Fn(&str) -> Result<T, String> + Send + Sync + 'static,
@@ -77,7 +82,7 @@ pub struct JsonLinesReader<T> {
 
 /// Reads the next line of `reader` into `line`, without its `\n`, keeping at most `max + 1`
 /// bytes of it. Returns the line's whole length (without the `\n`), or `None` at the end.
-fn read_line_capped(
+pub(crate) fn read_line_capped(
     reader: &mut impl BufRead,
     line: &mut Vec<u8>,
     max: usize,
@@ -116,41 +121,53 @@ impl<T: 'static> RecordReader for JsonLinesReader<T> {
             let max = self.max_record_bytes;
             let length = read_line_capped(&mut self.reader, &mut self.line, max)
                 .map_err(|e| Error::io(format!("cannot read {}", self.path.display()), e))?;
-            let Some(mut length) = length else {
+            let Some(length) = length else {
                 return Ok(None);
             };
             self.line_number += 1;
-            if length <= max + 1 && self.line.last() == Some(&b'\r') {
-                self.line.pop();
-                length -= 1;
-            }
-            let bad = |line: &mut Vec<u8>, line_number, reason: String| {
-                line.truncate(max);
-                ReadError::Bad(BadRecord {
-                    line: line_number,
-                    reason,
-                    raw: std::mem::take(line),
-                })
-            };
-            if length > max {
-                let reason = format!("record is longer than {max} bytes");
-                return Err(bad(&mut self.line, self.line_number, reason));
-            }
-            let text = match std::str::from_utf8(&self.line) {
-                Ok(text) => text.trim(),
-                Err(e) => {
-                    let reason = format!("invalid UTF-8: {e}");
-                    return Err(bad(&mut self.line, self.line_number, reason));
-                }
-            };
-            if text.is_empty() {
-                continue;
-            }
-            match (self.decode)(text) {
-                Ok(record) => return Ok(Some(record)),
-                Err(reason) => return Err(bad(&mut self.line, self.line_number, reason)),
+            let line = &mut self.line;
+            if let Some(record) = decode_line(&*self.decode, line, length, self.line_number, max)? {
+                return Ok(Some(record));
             }
         }
+    }
+}
+
+/// Decodes one line read by [`read_line_capped`] (`length` bytes long, at most `max + 1` of
+/// them kept in `line`): `None` for a blank line, else the record or a bad record with its
+/// line number, reason and raw text (taken out of `line`).
+pub(crate) fn decode_line<T>(
+    decode: &LineDecoder<T>,
+    line: &mut Vec<u8>,
+    mut length: usize,
+    line_number: u64,
+    max: usize,
+) -> Result<Option<T>, ReadError> {
+    if length <= max + 1 && line.last() == Some(&b'\r') {
+        line.pop();
+        length -= 1;
+    }
+    let bad = |line: &mut Vec<u8>, reason: String| {
+        line.truncate(max);
+        ReadError::Bad(BadRecord {
+            line: line_number,
+            reason,
+            raw: std::mem::take(line),
+        })
+    };
+    if length > max {
+        return Err(bad(line, format!("record is longer than {max} bytes")));
+    }
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text.trim(),
+        Err(e) => return Err(bad(line, format!("invalid UTF-8: {e}"))),
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match decode(text) {
+        Ok(record) => Ok(Some(record)),
+        Err(reason) => Err(bad(line, reason)),
     }
 }
 

@@ -7,15 +7,21 @@
 //! [`Csv`], each decoding with serde by default or with a function of yours. A record that
 //! cannot be decoded, or is longer than [`FileSource::max_record_bytes`], is handled by the
 //! source's [`OnError`] policy.
+//!
+//! With [`FileSource::watch`] the source is continuous: it re-lists the directory every poll
+//! interval and reads each new file as a new partition, and never finishes on its own.
 
 mod csv;
 mod jsonl;
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
+pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};
 
 use super::bad_input::{BadInputHandler, Handled, DEFAULT_MAX_RECORD_BYTES};
 use super::{OnError, ReadError, Source, SourceBatch, SourceContext, SourceStatus};
@@ -73,8 +79,25 @@ pub struct FileSource<F: FileFormat> {
     max_record_bytes: usize,
     handler: Option<BadInputHandler>,
     /// This worker's files, each with its reader until the file is exhausted.
+    /// Index `p` is local partition `p`; a watching worker with no file at start has a
+    /// placeholder entry (no path, no reader) so that it holds the watermark.
     readers: Vec<(PathBuf, Option<F::Reader>)>,
     next: usize,
+    watch: Option<Watch>,
+}
+
+/// The state of a watched directory.
+struct Watch {
+    poll_interval: Duration,
+    last_poll: Instant,
+    context: SourceContext,
+    /// Every file listed so far, by any worker's count.
+    seen: HashSet<PathBuf>,
+    /// How many files have been listed so far: a new file's number, which picks its worker.
+    discovered: usize,
+    /// A partition kept unfinished, although exhausted, because it was this worker's last open
+    /// one: it holds the watermark at its last value until a new file arrives.
+    held: Option<usize>,
 }
 
 impl<F: FileFormat> FileSource<F> {
@@ -88,7 +111,79 @@ impl<F: FileFormat> FileSource<F> {
             handler: None,
             readers: Vec::new(),
             next: 0,
+            watch: None,
         }
+    }
+
+    /// Keeps watching the directory: every `poll_interval` it is listed again and each new
+    /// file becomes a new partition, so the source never finishes on its own (the job runs
+    /// until the process is stopped). By default, the directory is listed once and the source
+    /// finishes when every file is read.
+    ///
+    /// New files are numbered in discovery order (the files of one listing in name order,
+    /// after every file seen before) and file `n` is read by worker `n % workers`. Put a file
+    /// in place whole (write it elsewhere, then rename it into the directory): a file is read
+    /// up to its end once, and what is appended to it after that is not read. A file that
+    /// has been read to its end stops holding the watermark back, except a worker's last open
+    /// one: while a worker has no file open, its watermark stays where it was (and at 0 on a
+    /// worker that has had no file yet), so windows close only as new files bring later
+    /// event times. An idle timeout or processing-time heartbeat (DESIGN.md "Time") is what
+    /// lets windows close on a quiet directory.
+    pub fn watch(mut self, poll_interval: Duration) -> Self {
+        self.watch = Some(Watch {
+            poll_interval,
+            last_poll: Instant::now(),
+            context: SourceContext {
+                worker_index: 0,
+                peers: 1,
+            },
+            seen: HashSet::new(),
+            discovered: 0,
+            held: None,
+        });
+        self
+    }
+
+    /// Opens `path` as this worker's next partition.
+    fn open(&mut self, path: &Path) -> Result<(), Error> {
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        let reader = self.format.open(path, file, self.max_record_bytes)?;
+        self.readers.push((path.to_path_buf(), Some(reader)));
+        Ok(())
+    }
+
+    /// Lists a watched directory again, if its poll interval has passed, and opens this
+    /// worker's share of the new files as new partitions.
+    fn poll_directory(&mut self, batch: &mut SourceBatch<F::Item>) -> Result<(), Error> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        if watch.last_poll.elapsed() < watch.poll_interval {
+            return Ok(());
+        }
+        watch.last_poll = Instant::now();
+        let mut mine = Vec::new();
+        for path in list_files(&self.path)? {
+            if watch.seen.insert(path.clone()) {
+                let number = watch.discovered;
+                watch.discovered += 1;
+                if number % watch.context.peers.max(1) == watch.context.worker_index {
+                    mine.push(path);
+                }
+            }
+        }
+        if mine.is_empty() {
+            return Ok(());
+        }
+        if let Some(held) = watch.held.take() {
+            batch.finish_partition(held);
+        }
+        for path in mine {
+            self.open(&path)?;
+            batch.add_partition();
+        }
+        Ok(())
     }
 
     /// Sets what to do with a record that cannot be decoded. By default, [`OnError::Fail`]:
@@ -169,11 +264,17 @@ impl<F: FileFormat> Source for FileSource<F> {
         let files = list_files(&self.path)?;
         self.handler = Some(BadInputHandler::new(&self.on_error)?);
         for index in context.local_partitions(files.len()) {
-            let path = &files[index];
-            let file = File::open(path)
-                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-            let reader = self.format.open(path, file, self.max_record_bytes)?;
-            self.readers.push((path.clone(), Some(reader)));
+            self.open(&files[index])?;
+        }
+        if let Some(watch) = self.watch.as_mut() {
+            watch.context = *context;
+            watch.discovered = files.len();
+            watch.seen = files.into_iter().collect();
+            watch.last_poll = Instant::now();
+            if self.readers.is_empty() {
+                self.readers.push((PathBuf::new(), None));
+                watch.held = Some(0);
+            }
         }
         Ok(())
     }
@@ -183,13 +284,21 @@ impl<F: FileFormat> Source for FileSource<F> {
     }
 
     fn read(&mut self, batch: &mut SourceBatch<F::Item>) -> Result<SourceStatus, Error> {
+        self.poll_directory(batch)?;
         let Some(handler) = self.handler.as_ref() else {
             return Err(Error::Internal("FileSource::read before on_start".into()));
         };
         let open = self.readers.iter().filter(|(_, r)| r.is_some()).count();
         if open == 0 {
             handler.flush()?;
-            return Ok(SourceStatus::Done);
+            return Ok(match &self.watch {
+                None => SourceStatus::Done,
+                Some(watch) => SourceStatus::Wait(
+                    watch
+                        .poll_interval
+                        .saturating_sub(watch.last_poll.elapsed()),
+                ),
+            });
         }
         let per_file = (BATCH / open).max(1);
         for _ in 0..self.readers.len() {
@@ -203,7 +312,11 @@ impl<F: FileFormat> Source for FileSource<F> {
                     Ok(Some(record)) => batch.push(partition, record),
                     Ok(None) => {
                         self.readers[partition].1 = None;
-                        batch.finish_partition(partition);
+                        let last_open = self.readers.iter().all(|(_, r)| r.is_none());
+                        match self.watch.as_mut() {
+                            Some(watch) if last_open => watch.held = Some(partition),
+                            _ => batch.finish_partition(partition),
+                        }
                     }
                     Err(ReadError::Fatal(error)) => return Err(error),
                     Err(ReadError::Bad(record)) => match handler.handle(path, record)? {
