@@ -164,6 +164,7 @@ struct PartitionState {
 }
 
 impl PartitionState {
+    #[inline]
     fn watermark(&self, delay: u64) -> u64 {
         self.max_seen.map_or(0, |m| m.saturating_sub(delay))
     }
@@ -251,8 +252,28 @@ impl PartitionWatermarks {
     /// If `partition` is out of range: the source broke its own partition numbering.
     #[inline]
     pub fn stamp(&mut self, partition: usize, event_time: u64) -> u64 {
+        let timed = self.now.is_some() && self.uses_processing_time();
         let state = &mut self.partitions[partition];
         let before = state.watermark(self.delay);
+        if !timed {
+            // The hot path: no processing-time rule is on.
+            state.max_seen = Some(state.max_seen.map_or(event_time, |m| m.max(event_time)));
+            return event_time.max(before);
+        }
+        self.stamp_timed(partition, event_time, before)
+    }
+
+    /// Whether any processing-time rule is on.
+    #[inline]
+    fn uses_processing_time(&self) -> bool {
+        self.idle_timeout.is_some() || self.heartbeat.is_some() || self.max_future_skew.is_some()
+    }
+
+    /// [`PartitionWatermarks::stamp`] with the processing-time rules: the future-skew guard, and
+    /// the activity times idleness and the heartbeat read.
+    #[cold]
+    fn stamp_timed(&mut self, partition: usize, event_time: u64, before: u64) -> u64 {
+        let state = &mut self.partitions[partition];
         let future = match (self.max_future_skew, self.now) {
             (Some(skew), Some(now)) => event_time > now.wall_ms.saturating_add(skew),
             _ => false,
