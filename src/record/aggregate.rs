@@ -217,21 +217,73 @@ impl Eq for AggValue {}
 pub enum AccSlot {
     /// Rows counted.
     Count(u64),
-    /// Integer part, float part, how many values were floats, how many values there were
-    /// (for `sum` and for `avg`, which divides by `values`). Integers are summed exactly, so
-    /// retracting them leaves no rounding behind.
-    Sum {
-        int: i128,
-        float: f64,
-        floats: u64,
-        values: u64,
-    },
+    /// A sum (`sum`, and `avg`, which divides it by its count).
+    Sum(SumAcc),
     /// The extreme so far (`min`, `max`).
     Extreme(Option<Num>),
     /// The value with its event time (`first`, `last`).
     Timed(Option<(u64, Key)>),
     /// The distinct values seen.
     Distinct(FxHashSet<Key>),
+}
+
+/// A sum kept as an exact integer part and a float part, with how many values (and how many
+/// floats) went in: integers add and retract without rounding, and a sum of integers stays an
+/// integer.
+#[derive(Clone, Debug, Default)]
+pub struct SumAcc {
+    int: i128,
+    float: f64,
+    floats: u64,
+    values: u64,
+}
+
+impl SumAcc {
+    fn add(&mut self, value: Num) {
+        self.values += 1;
+        match value {
+            Num::Int(i) => self.int += i128::from(i),
+            Num::Float(f) => {
+                self.float += f;
+                self.floats += 1;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &SumAcc) {
+        self.int += other.int;
+        self.float += other.float;
+        self.floats += other.floats;
+        self.values += other.values;
+    }
+
+    fn retract(&mut self, other: &SumAcc) {
+        self.int -= other.int;
+        self.float -= other.float;
+        self.floats -= other.floats;
+        self.values -= other.values;
+        if self.floats == 0 {
+            // No float is left: drop the rounding residue of adding and removing them.
+            self.float = 0.0;
+        }
+    }
+
+    /// The sum: null without values, an integer while every value was one.
+    fn total(&self) -> AggValue {
+        match (self.values, self.floats) {
+            (0, _) => AggValue::Null,
+            (_, 0) => AggValue::Int(self.int),
+            _ => AggValue::Float(self.int as f64 + self.float),
+        }
+    }
+
+    /// The mean: null without values.
+    fn mean(&self) -> AggValue {
+        match self.values {
+            0 => AggValue::Null,
+            n => AggValue::Float((self.int as f64 + self.float) / n as f64),
+        }
+    }
 }
 
 /// Runs a list of [`AggSpec`]s over rows at once.
@@ -308,12 +360,7 @@ impl Aggregator<Row> for RowAggregator {
             .iter()
             .map(|(kind, _)| match kind {
                 AggKind::Count => AccSlot::Count(0),
-                AggKind::Sum | AggKind::Avg => AccSlot::Sum {
-                    int: 0,
-                    float: 0.0,
-                    floats: 0,
-                    values: 0,
-                },
+                AggKind::Sum | AggKind::Avg => AccSlot::Sum(SumAcc::default()),
                 AggKind::Min | AggKind::Max => AccSlot::Extreme(None),
                 AggKind::First | AggKind::Last => AccSlot::Timed(None),
                 AggKind::CountDistinct => AccSlot::Distinct(FxHashSet::default()),
@@ -337,22 +384,9 @@ impl Aggregator<Row> for RowAggregator {
                         }
                     }
                 }
-                AccSlot::Sum {
-                    int,
-                    float,
-                    floats,
-                    values,
-                } => {
-                    let Some(value) = row.values.get(*index).copied().flatten() else {
-                        continue;
-                    };
-                    *values += 1;
-                    match value {
-                        Num::Int(i) => *int += i128::from(i),
-                        Num::Float(f) => {
-                            *float += f;
-                            *floats += 1;
-                        }
+                AccSlot::Sum(sum) => {
+                    if let Some(value) = row.values.get(*index).copied().flatten() {
+                        sum.add(value);
                     }
                 }
                 AccSlot::Extreme(extreme) => {
@@ -374,25 +408,7 @@ impl Aggregator<Row> for RowAggregator {
         for ((kind, _), (slot, other)) in self.slots.iter().zip(acc.iter_mut().zip(other)) {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a += b,
-                (
-                    AccSlot::Sum {
-                        int,
-                        float,
-                        floats,
-                        values,
-                    },
-                    AccSlot::Sum {
-                        int: i2,
-                        float: f2,
-                        floats: fl2,
-                        values: v2,
-                    },
-                ) => {
-                    *int += i2;
-                    *float += f2;
-                    *floats += fl2;
-                    *values += v2;
-                }
+                (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.merge(&other),
                 (AccSlot::Extreme(extreme), AccSlot::Extreme(Some(value))) => {
                     let wanted = if *kind == AggKind::Min {
                         Ordering::Less
@@ -416,14 +432,8 @@ impl Aggregator<Row> for RowAggregator {
             .zip(acc)
             .map(|((kind, _), slot)| match slot {
                 AccSlot::Count(n) => AggValue::Int((*n).into()),
-                AccSlot::Sum { values: 0, .. } => AggValue::Null,
-                AccSlot::Sum {
-                    int, float, values, ..
-                } if *kind == AggKind::Avg => {
-                    AggValue::Float((*int as f64 + float) / *values as f64)
-                }
-                AccSlot::Sum { int, floats: 0, .. } => AggValue::Int(*int),
-                AccSlot::Sum { int, float, .. } => AggValue::Float(*int as f64 + float),
+                AccSlot::Sum(sum) if *kind == AggKind::Avg => sum.mean(),
+                AccSlot::Sum(sum) => sum.total(),
                 AccSlot::Extreme(value) => value.map_or(AggValue::Null, AggValue::from),
                 AccSlot::Timed(timed) => timed
                     .as_ref()
@@ -441,29 +451,7 @@ impl Aggregator<Row> for RowAggregator {
         for (slot, other) in acc.iter_mut().zip(other) {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a -= b,
-                (
-                    AccSlot::Sum {
-                        int,
-                        float,
-                        floats,
-                        values,
-                    },
-                    AccSlot::Sum {
-                        int: i2,
-                        float: f2,
-                        floats: fl2,
-                        values: v2,
-                    },
-                ) => {
-                    *int -= i2;
-                    *float -= f2;
-                    *floats -= fl2;
-                    *values -= v2;
-                    if *floats == 0 {
-                        // No float is left: drop the rounding residue of adding and removing.
-                        *float = 0.0;
-                    }
-                }
+                (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.retract(other),
                 _ => panic!("RowAggregator::retract on an aggregate that is not invertible"),
             }
         }
