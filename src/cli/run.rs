@@ -15,11 +15,11 @@ use crate::record::{
 };
 use crate::runtime::{execute, Config, Flow, JobReport};
 use crate::sink::{ConsoleSink, FileSink, OrderedSink};
-use crate::source::WatermarkStrategy;
 use crate::source::{
     Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
     DEFAULT_MAX_RECORD_BYTES,
 };
+use crate::source::{Source, WatermarkStrategy};
 use crate::stream::Stream;
 use crate::window::Window;
 
@@ -240,38 +240,26 @@ impl Query {
     /// The input rows as a stream.
     fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Stream<'scope, Row> {
         let schema = self.schema.clone();
-        let event_time = |row: &Row| row.time;
-        let path = match &self.input {
-            Input::Path(path) => path,
-            Input::Tcp(address) => {
-                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                let source = SocketSource::connect(address.clone(), format)
-                    .on_error(self.on_error.clone())
-                    .max_record_bytes(self.max_record_bytes);
-                return flow
-                    .source(source)
-                    .with_event_time(event_time)
-                    .with_watermark(self.watermark);
-            }
-            Input::Stdin => {
-                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                let source = StdinSource::new(format)
-                    .on_error(self.on_error.clone())
-                    .max_record_bytes(self.max_record_bytes);
-                return flow
-                    .source(source)
-                    .with_event_time(event_time)
-                    .with_watermark(self.watermark);
-            }
+        let json = move || {
+            let schema = schema.clone();
+            JsonLines::with_decoder(move |line| decode_json(&schema, line))
         };
-        match self.format {
-            Format::Jsonl => {
-                let format = JsonLines::with_decoder(move |line| decode_json(&schema, line));
-                flow.source(self.file_source(path, format))
-                    .with_event_time(event_time)
-                    .with_watermark(self.watermark)
+        match (&self.input, self.format) {
+            (Input::Tcp(address), _) => {
+                let source = SocketSource::connect(address.clone(), json())
+                    .on_error(self.on_error.clone())
+                    .max_record_bytes(self.max_record_bytes);
+                self.timed(flow, source)
             }
-            Format::Csv => {
+            (Input::Stdin, _) => {
+                let source = StdinSource::new(json())
+                    .on_error(self.on_error.clone())
+                    .max_record_bytes(self.max_record_bytes);
+                self.timed(flow, source)
+            }
+            (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
+            (Input::Path(path), Format::Csv) => {
+                let schema = self.schema.clone();
                 let format = Csv::with_decoder(move |header| {
                     let schema = schema.clone();
                     let columns = CsvColumns::new(&schema, header)?;
@@ -279,11 +267,20 @@ impl Query {
                         decode_csv(&schema, &columns, row)
                     }))
                 });
-                flow.source(self.file_source(path, format))
-                    .with_event_time(event_time)
-                    .with_watermark(self.watermark)
+                self.timed(flow, self.file_source(path, format))
             }
         }
+    }
+
+    /// Reads `source` with the rows' event time and the query's watermark strategy.
+    fn timed<'scope, S: Source<Item = Row>>(
+        &self,
+        flow: &mut Flow<'scope>,
+        source: S,
+    ) -> Stream<'scope, Row> {
+        flow.source(source)
+            .with_event_time(|row: &Row| row.time)
+            .with_watermark(self.watermark)
     }
 
     fn encoder(&self) -> RowEncoder {
