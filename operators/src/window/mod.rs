@@ -21,10 +21,8 @@ pub mod session;
 pub mod sliding;
 pub mod tumbling;
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::communication::Pull;
 use timely::container::CapacityContainerBuilder;
@@ -32,7 +30,7 @@ use timely::dataflow::channels::pact::{Exchange, LogPuller};
 use timely::dataflow::channels::Message;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
-use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
@@ -41,7 +39,6 @@ pub use session::SessionWindow;
 pub use sliding::SlidingWindow;
 pub use tumbling::TumblingWindow;
 
-use crate::aggregate::Aggregator;
 use crate::event::{key_hash, Event};
 
 /// One key's result for one window.
@@ -162,130 +159,4 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
 #[inline]
 pub(crate) fn close_time(end: u64, lateness: u64) -> u64 {
     end.saturating_add(lateness)
-}
-
-/// The open windows of an aligned (tumbling or sliding) window operator: per window end, a
-/// capability for its result and one accumulator per key.
-pub(crate) struct AlignedWindows<K, Acc> {
-    size: u64,
-    lateness: u64,
-    open: BTreeMap<u64, OpenWindow<K, Acc>>,
-}
-
-struct OpenWindow<K, Acc> {
-    capability: Capability<u64>,
-    accumulators: FxHashMap<K, Acc>,
-}
-
-impl<K: Hash + Eq + Clone + 'static, Acc> AlignedWindows<K, Acc> {
-    pub(crate) fn new(size: u64, lateness: u64) -> Self {
-        AlignedWindows {
-            size,
-            lateness,
-            open: BTreeMap::new(),
-        }
-    }
-
-    /// The accumulator of `key` in the window ending at `end`, created by `init` if new. The
-    /// window's result capability is the earliest of `max(end - 1, stamp)` over its records.
-    #[inline]
-    pub(crate) fn accumulator(
-        &mut self,
-        end: u64,
-        key: K,
-        capability: &InputCapability<u64>,
-        output_port: usize,
-        init: impl FnOnce() -> Acc,
-    ) -> &mut Acc {
-        let at = (end - 1).max(*capability.time());
-        let window = self.open.entry(end).or_insert_with(|| OpenWindow {
-            capability: capability.delayed(&at, output_port),
-            accumulators: FxHashMap::default(),
-        });
-        if *window.capability.time() > at {
-            window.capability = capability.delayed(&at, output_port);
-        }
-        window.accumulators.entry(key).or_insert_with(init)
-    }
-
-    /// Emits and frees every window the frontier has passed, oldest first.
-    pub(crate) fn close_passed<O: 'static>(
-        &mut self,
-        frontier: &MutableAntichain<u64>,
-        results: &mut EventOutput<'_, WindowResult<K, O>>,
-        mut finish: impl FnMut(&Acc) -> O,
-    ) {
-        while let Some((&end, _)) = self.open.first_key_value() {
-            if frontier.less_than(&close_time(end, self.lateness)) {
-                break;
-            }
-            let window = self.open.remove(&end).expect("first window exists");
-            let start = end - self.size;
-            let mut session = results.session(&window.capability);
-            for (key, acc) in window.accumulators {
-                let value = finish(&acc);
-                session.give(Event::new(
-                    end - 1,
-                    WindowResult {
-                        key,
-                        start,
-                        end,
-                        value,
-                    },
-                ));
-            }
-        }
-    }
-}
-
-/// Shared body of the tumbling and sliding operators: `ends(t)` lists the ends of the windows an
-/// event time belongs to, latest first.
-pub(crate) fn aligned_window<'scope, K, D, A, I>(
-    stream: StreamVec<'scope, u64, Event<(K, D)>>,
-    name: &str,
-    size: u64,
-    lateness: u64,
-    aggregator: A,
-    ends: impl Fn(u64) -> I + 'static,
-) -> WindowStreams<'scope, K, D, A::Output>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    I: Iterator<Item = u64>,
-{
-    let mut windows = AlignedWindows::<K, A::Acc>::new(size, lateness);
-    keyed_window_operator(stream, name, move |input, frontier, results, late| {
-        let port = results.output_index();
-        input.for_each_time(|capability, containers| {
-            let stamp = *capability.time();
-            for event in containers.flat_map(|container| container.drain(..)) {
-                // Earlier windows end earlier: once one is late, the rest are too.
-                let mut open = ends(event.time)
-                    .take_while(|&end| stamp < close_time(end, lateness))
-                    .peekable();
-                if open.peek().is_none() {
-                    let window_end = ends(event.time).next().unwrap_or(event.time);
-                    emit_late(late, &capability, event, window_end);
-                    continue;
-                }
-                // The key moves into the last window's map (the only one, for tumbling windows):
-                // one hash lookup per window, and a clone only for earlier sliding windows.
-                let (key, data) = event.data;
-                let mut key = Some(key);
-                while let Some(end) = open.next() {
-                    let key = if open.peek().is_some() {
-                        key.clone()
-                    } else {
-                        key.take()
-                    };
-                    let key = key.expect("the key is moved out only for the last window");
-                    let acc =
-                        windows.accumulator(end, key, &capability, port, || aggregator.init());
-                    aggregator.add(acc, &data);
-                }
-            }
-        });
-        windows.close_passed(frontier, results, |acc| aggregator.finish(acc));
-    })
 }

@@ -306,6 +306,25 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::assign::sliding_ends;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The grid brackets exactly the windows the assigner says contain a time: the first
+        /// end after it and the last end containing it, every `slide` between.
+        #[test]
+        fn grid_matches_the_sliding_assigner(
+            time in 0u64..200_000, slide in 1u64..3_000, factor in 1u64..8, extra in 0u64..3_000,
+        ) {
+            let size = slide * factor + extra % slide;
+            let grid = Grid { size, slide };
+            let mut ends: Vec<u64> = sliding_ends(time, size, slide).collect();
+            ends.reverse();
+            let bracketed: Vec<u64> =
+                (grid.first_end_after(time)..=grid.last_end(time)).step_by(slide as usize).collect();
+            prop_assert_eq!(ends, bracketed);
+        }
+    }
 
     #[test]
     fn grid_ends_bracket_the_windows_containing_a_time() {
