@@ -58,7 +58,7 @@ pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
-pub use tideflow_operators::window::{LateRecord, WindowResult};
+pub use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 pub use tideflow_operators::Event;
 pub use window::Window;
 

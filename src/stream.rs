@@ -8,15 +8,17 @@
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tideflow_operators::aggregate::Aggregator;
 use tideflow_operators::window::{
-    LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams,
+    LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowRow,
+    WindowStreams, WindowUpdate,
 };
 use tideflow_operators::Event;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
@@ -184,7 +186,7 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     ///
     /// # Examples
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use tideflow::{aggregate::{Count, Sum}, sink::MemorySink, source::MemorySource, Config, Window};
     ///
     /// #[derive(Clone)]
@@ -246,10 +248,13 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         };
         let mut started = false;
         let mut watermark = Some(0);
-        self.inner.sink(
-            Exchange::new(move |_: &Event<D>| route),
-            "Sink",
-            move |(input, frontier)| {
+        let scope = self.inner.scope();
+        let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
+        let activator = scope.activator_for(builder.operator_info().address);
+        let mut input = builder.new_input(self.inner, Exchange::new(move |_: &Event<D>| route));
+        builder.build(move |_capabilities| {
+            move |frontiers| {
+                let frontier = &frontiers[0];
                 if done.get() || !active {
                     input.for_each(|_, data| data.clear());
                     done.set(done.get() || frontier.is_empty());
@@ -279,6 +284,11 @@ impl<'scope, D: 'static> Stream<'scope, D> {
                             None => sink.on_close()?,
                         }
                     }
+                    if watermark.is_some() {
+                        if let Some(wait) = sink.on_tick(Instant::now())? {
+                            activator.activate_after(wait);
+                        }
+                    }
                     Ok(())
                 };
                 match step() {
@@ -288,8 +298,8 @@ impl<'scope, D: 'static> Stream<'scope, D> {
                         done.set(true);
                     }
                 }
-            },
-        );
+            }
+        });
     }
 
     /// The underlying timely stream of events, for raw timely operators.
@@ -349,7 +359,7 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
     ///
     /// # Examples
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use tideflow::{aggregate::Sum, sink::MemorySink, source::MemorySource, Config, Window};
     /// let sink = MemorySink::new();
     /// let output = sink.clone();
@@ -402,12 +412,10 @@ impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
     }
 }
 
-/// The window results and the late records of
-/// [`WindowedStream::aggregate_with_late`].
-pub type ResultsAndLate<'scope, K, D, O> = (
-    Stream<'scope, WindowResult<K, O>>,
-    Stream<'scope, LateRecord<K, D>>,
-);
+/// The window rows (results in append mode, [`WindowUpdate`]s in update mode) and the late
+/// records of [`WindowedStream::aggregate_with_late`] and
+/// [`WindowedStream::aggregate_updates_with_late`].
+pub type ResultsAndLate<'scope, K, D, R> = (Stream<'scope, R>, Stream<'scope, LateRecord<K, D>>);
 
 /// A keyed stream grouped into windows.
 pub struct WindowedStream<'scope, K, D> {
@@ -440,6 +448,65 @@ where
         self,
         aggregator: A,
     ) -> Stream<'scope, WindowResult<K, A::Output>> {
+        self.rows(aggregator)
+    }
+
+    /// Aggregates like [`aggregate`](Self::aggregate), in update mode: each time the watermark
+    /// advances, an early row ([`UpdateKind::Early`](crate::UpdateKind)) for every (key, window)
+    /// whose result changed, and when a window closes its final row
+    /// ([`UpdateKind::Final`](crate::UpdateKind)). With allowed lateness, records that arrive
+    /// after the window's end but within the lateness produce corrected early rows. A session
+    /// that grows or merges makes its earlier rows obsolete: a [`UpdateKind::Retract`] row
+    /// deletes each. Upserting the rows on (key, start, end), and deleting retracted ones, gives
+    /// exactly the [`aggregate`](Self::aggregate) results once the input ends.
+    ///
+    /// [`UpdateKind::Retract`]: crate::UpdateKind::Retract
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
+    ///
+    /// let rows = MemorySink::new();
+    /// let output = rows.clone();
+    /// tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(vec![1_000u64, 2_000, 3_000]).batch_size(1))
+    ///         .with_event_time(|t| *t)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .key_by(|_| "all".to_string())
+    ///         .window(Window::tumbling(Duration::from_secs(10))?)
+    ///         .aggregate_updates(Count)
+    ///         .sink(output.clone());
+    ///     Ok(())
+    /// })?;
+    /// let rows = rows.take();
+    /// // Early counts as the watermark moves through the window, then the final count.
+    /// let last = rows.last().unwrap();
+    /// assert!(last.is_final() && last.result.value == 3);
+    /// assert!(rows.len() > 1 && rows[..rows.len() - 1].iter().all(|row| !row.is_final()));
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn aggregate_updates<A: Aggregator<D>>(
+        self,
+        aggregator: A,
+    ) -> Stream<'scope, WindowUpdate<K, A::Output>> {
+        self.rows(aggregator)
+    }
+
+    /// Update-mode rows like [`aggregate_updates`](Self::aggregate_updates), and the late
+    /// records like [`aggregate_with_late`](Self::aggregate_with_late).
+    pub fn aggregate_updates_with_late<A: Aggregator<D>>(
+        self,
+        aggregator: A,
+    ) -> ResultsAndLate<'scope, K, D, WindowUpdate<K, A::Output>> {
+        self.rows_with_late(aggregator)
+    }
+
+    /// The rows `R` of the window operator, late records dropped and counted.
+    fn rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        aggregator: A,
+    ) -> Stream<'scope, R> {
         let (job, WindowStreams { results, late }) = self.windows(aggregator);
         let done = job.terminal();
         let counter = Rc::clone(&job);
@@ -466,7 +533,7 @@ where
     ///
     /// # Examples
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
     ///
     /// let (rows, late) = (MemorySink::new(), MemorySink::new());
@@ -497,7 +564,15 @@ where
     pub fn aggregate_with_late<A: Aggregator<D>>(
         self,
         aggregator: A,
-    ) -> ResultsAndLate<'scope, K, D, A::Output> {
+    ) -> ResultsAndLate<'scope, K, D, WindowResult<K, A::Output>> {
+        self.rows_with_late(aggregator)
+    }
+
+    /// The rows `R` of the window operator and its late records, counted.
+    fn rows_with_late<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        aggregator: A,
+    ) -> ResultsAndLate<'scope, K, D, R> {
         let (job, WindowStreams { results, late }) = self.windows(aggregator);
         let counter = Rc::clone(&job);
         let late = late.inspect_batch(move |_, records| {
@@ -516,18 +591,18 @@ where
     }
 
     /// Builds the window operator of this stream's kind.
-    fn windows<A: Aggregator<D>>(
+    fn windows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         aggregator: A,
-    ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, A::Output>) {
+    ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
         let KeyedStream { inner, job } = self.keyed;
         let lateness = self.lateness;
         let streams = match self.window {
-            Window::Tumbling { size } => inner.tumbling_window_core(size, lateness, aggregator),
+            Window::Tumbling { size } => inner.tumbling_window_rows(size, lateness, aggregator),
             Window::Sliding { size, slide } => {
-                inner.sliding_window_core(size, slide, lateness, aggregator)
+                inner.sliding_window_rows(size, slide, lateness, aggregator)
             }
-            Window::Session { gap } => inner.session_window_core(gap, lateness, aggregator),
+            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator),
         };
         (job, streams)
     }

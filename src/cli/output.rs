@@ -4,19 +4,29 @@ use std::io::Write;
 
 use std::time::Duration;
 
-use tideflow_operators::window::{LateRecord, WindowResult};
+use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 
 use crate::duration::millis;
 use crate::error::Error;
 use crate::record::{AggValue, Key, Row};
-use crate::sink::Encoder;
+use crate::sink::{Encoder, TableRow};
 
-/// Encodes window results as `{"key":..,"window_start":..,"window_end":..,<aggregates>}` JSON
-/// lines, or as CSV rows under a header with the same columns.
+/// Encodes window rows as `{"key":..,"window_start":..,"window_end":..,<aggregates>}` JSON
+/// lines, or as CSV rows under a header with the same columns. Update-mode rows add `final`
+/// (and `"retract":true` on a retraction; in CSV a `retract` column); complete-mode rows start
+/// with `batch` and add `final`.
 pub struct RowEncoder {
     columns: Vec<String>,
     csv: bool,
     header_written: bool,
+}
+
+/// The extra columns of one output mode's rows.
+#[derive(Clone, Copy)]
+struct Extra {
+    batch: Option<u64>,
+    is_final: Option<bool>,
+    retract: Option<bool>,
 }
 
 impl RowEncoder {
@@ -37,42 +47,21 @@ impl RowEncoder {
             header_written: false,
         }
     }
-}
 
-impl Encoder<WindowResult<Key, Vec<AggValue>>> for RowEncoder {
-    fn encode(
+    fn encode_row(
         &mut self,
         row: &WindowResult<Key, Vec<AggValue>>,
+        extra: Extra,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         if self.csv {
-            let mut writer = csv::Writer::from_writer(&mut *out);
-            let failed = |e: csv::Error| Error::Internal(format!("cannot encode a CSV row: {e}"));
-            if !self.header_written {
-                self.header_written = true;
-                let header = ["key", "window_start", "window_end"]
-                    .into_iter()
-                    .map(str::to_string)
-                    .chain(self.columns.iter().cloned());
-                writer.write_record(header).map_err(failed)?;
-            }
-            let fixed = [
-                row.key.csv_text(),
-                row.start.to_string(),
-                row.end.to_string(),
-            ];
-            writer
-                .write_record(
-                    fixed
-                        .into_iter()
-                        .chain(row.value.iter().map(AggValue::csv_text)),
-                )
-                .map_err(failed)?;
-            return writer
-                .flush()
-                .map_err(|e| Error::Internal(format!("cannot encode a CSV row: {e}")));
+            return self.encode_csv(row, extra, out);
         }
-        out.extend_from_slice(b"{\"key\":");
+        out.push(b'{');
+        if let Some(batch) = extra.batch {
+            let _ = write!(out, "\"batch\":{batch},");
+        }
+        out.extend_from_slice(b"\"key\":");
         row.key.write_json(out);
         let _ = write!(
             out,
@@ -85,8 +74,113 @@ impl Encoder<WindowResult<Key, Vec<AggValue>>> for RowEncoder {
             out.extend_from_slice(b":");
             value.write_json(out);
         }
+        if let Some(is_final) = extra.is_final {
+            let _ = write!(out, ",\"final\":{is_final}");
+        }
+        if extra.retract == Some(true) {
+            out.extend_from_slice(b",\"retract\":true");
+        }
         out.extend_from_slice(b"}\n");
         Ok(())
+    }
+
+    fn encode_csv(
+        &mut self,
+        row: &WindowResult<Key, Vec<AggValue>>,
+        extra: Extra,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let mut writer = csv::Writer::from_writer(&mut *out);
+        let failed = |e: csv::Error| Error::Internal(format!("cannot encode a CSV row: {e}"));
+        if !self.header_written {
+            self.header_written = true;
+            let header = extra
+                .batch
+                .map(|_| "batch")
+                .into_iter()
+                .chain(["key", "window_start", "window_end"])
+                .map(str::to_string)
+                .chain(self.columns.iter().cloned())
+                .chain(extra.is_final.map(|_| "final".to_string()))
+                .chain(extra.retract.map(|_| "retract".to_string()));
+            writer.write_record(header).map_err(failed)?;
+        }
+        let fields = extra
+            .batch
+            .map(|batch| batch.to_string())
+            .into_iter()
+            .chain([
+                row.key.csv_text(),
+                row.start.to_string(),
+                row.end.to_string(),
+            ])
+            .chain(row.value.iter().map(AggValue::csv_text))
+            .chain(extra.is_final.map(|value| value.to_string()))
+            .chain(extra.retract.map(|value| value.to_string()));
+        writer.write_record(fields).map_err(failed)?;
+        writer
+            .flush()
+            .map_err(|e| Error::Internal(format!("cannot encode a CSV row: {e}")))
+    }
+}
+
+/// Append mode: the window's result.
+impl Encoder<WindowResult<Key, Vec<AggValue>>> for RowEncoder {
+    fn encode(
+        &mut self,
+        row: &WindowResult<Key, Vec<AggValue>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let extra = Extra {
+            batch: None,
+            is_final: None,
+            retract: None,
+        };
+        self.encode_row(row, extra, out)
+    }
+
+    fn begin_file(&mut self) {
+        self.header_written = false;
+    }
+}
+
+/// Update mode: the result with `final`, and `retract` on a retraction.
+impl Encoder<WindowUpdate<Key, Vec<AggValue>>> for RowEncoder {
+    fn encode(
+        &mut self,
+        row: &WindowUpdate<Key, Vec<AggValue>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let extra = Extra {
+            batch: None,
+            is_final: Some(row.is_final()),
+            retract: Some(row.kind == UpdateKind::Retract),
+        };
+        self.encode_row(&row.result, extra, out)
+    }
+
+    fn begin_file(&mut self) {
+        self.header_written = false;
+    }
+}
+
+/// Complete mode: the table's batch number, the result and `final`.
+impl Encoder<TableRow<Key, Vec<AggValue>>> for RowEncoder {
+    fn encode(
+        &mut self,
+        row: &TableRow<Key, Vec<AggValue>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let extra = Extra {
+            batch: Some(row.batch),
+            is_final: Some(row.is_final),
+            retract: None,
+        };
+        self.encode_row(&row.result, extra, out)
+    }
+
+    fn begin_file(&mut self) {
+        self.header_written = false;
     }
 }
 
@@ -162,6 +256,55 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "key,window_start,window_end,count,avg_x,max_y\na,0,10,3,1.5,\na,0,10,3,1.5,\n"
+        );
+    }
+
+    #[test]
+    fn update_and_complete_rows_carry_their_mode_columns() {
+        let result = WindowResult {
+            key: Key::Str("a".into()),
+            start: 0,
+            end: 10,
+            value: vec![AggValue::Int(3)],
+        };
+        let columns = vec!["count".to_string()];
+        let encode = |encoder: &mut RowEncoder, row: &WindowUpdate<Key, Vec<AggValue>>| {
+            let mut out = Vec::new();
+            encoder.encode(row, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut json = RowEncoder::json(columns.clone());
+        let early = WindowUpdate {
+            result: result.clone(),
+            kind: UpdateKind::Early,
+        };
+        let retract = WindowUpdate {
+            result: result.clone(),
+            kind: UpdateKind::Retract,
+        };
+        assert_eq!(
+            encode(&mut json, &early),
+            "{\"key\":\"a\",\"window_start\":0,\"window_end\":10,\"count\":3,\"final\":false}\n"
+        );
+        assert_eq!(
+            encode(&mut json, &retract),
+            "{\"key\":\"a\",\"window_start\":0,\"window_end\":10,\"count\":3,\"final\":false,\"retract\":true}\n"
+        );
+        let mut csv = RowEncoder::csv(columns.clone());
+        assert_eq!(
+            encode(&mut csv, &retract),
+            "key,window_start,window_end,count,final,retract\na,0,10,3,false,true\n"
+        );
+        let row = TableRow {
+            batch: 4,
+            result,
+            is_final: true,
+        };
+        let mut out = Vec::new();
+        RowEncoder::json(columns).encode(&row, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"batch\":4,\"key\":\"a\",\"window_start\":0,\"window_end\":10,\"count\":3,\"final\":true}\n"
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
 };
 use crate::runtime::{execute, Config, Flow, JobReport};
-use crate::sink::{ConsoleSink, FileSink, OrderedSink};
+use crate::sink::{CompleteSink, ConsoleSink, FileSink, OrderedSink};
 use crate::source::{
     Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
     DEFAULT_MAX_RECORD_BYTES,
@@ -41,6 +41,21 @@ impl Format {
             _ => None,
         }
     }
+}
+
+/// Which rows `tideflow run` writes (DESIGN.md "Output modes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// Each window's row once, when the watermark passes its end (plus the allowed lateness).
+    Append,
+    /// A row whenever a window's result changes as the watermark advances, then its final
+    /// row; each row has "final": true|false, and a session that grows or merges retracts its
+    /// earlier rows ("retract": true).
+    Update,
+    /// The whole result table every --complete-interval while it changes, and at the end;
+    /// each row has its table's "batch" number and "final". An --output file is replaced by
+    /// each new table.
+    Complete,
 }
 
 /// Arguments of `tideflow run`.
@@ -81,6 +96,13 @@ pub(crate) struct RunArgs {
     /// event time, the watermark they arrived behind and the reason), instead of dropping them.
     #[arg(long, value_name = "PATH")]
     late_output: Option<PathBuf>,
+    /// Output mode: append, update or complete.
+    #[arg(long, value_enum, default_value = "append")]
+    mode: Mode,
+    /// In complete mode, how often the result table is written while it changes, e.g. 500ms.
+    /// Default 1s.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    complete_interval: Option<Duration>,
     /// Where results go: a file path, or - for standard output.
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
@@ -145,6 +167,8 @@ struct Query {
     watermark: WatermarkStrategy,
     lateness: Duration,
     late_output: Option<PathBuf>,
+    mode: Mode,
+    complete_interval: Duration,
     output: Option<PathBuf>,
     output_format: Format,
     on_error: OnError,
@@ -193,6 +217,21 @@ impl Query {
                 fields.push(field.clone());
             }
         }
+        let complete_interval = match (args.mode, args.complete_interval) {
+            (Mode::Complete, None) => Duration::from_secs(1),
+            (Mode::Complete, Some(Duration::ZERO)) => {
+                return Err(Error::Config(
+                    "--complete-interval: must be longer than 0ms".into(),
+                ))
+            }
+            (Mode::Complete, Some(interval)) => interval,
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "--complete-interval: only with --mode complete".into(),
+                ))
+            }
+            (_, None) => Duration::ZERO,
+        };
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
@@ -218,6 +257,8 @@ impl Query {
             )?,
             lateness: args.allowed_lateness,
             late_output: args.late_output,
+            mode: args.mode,
+            complete_interval,
             output,
             output_format,
             on_error: args.on_error,
@@ -304,20 +345,56 @@ impl Query {
                 .into_keyed()
                 .window(self.window)
                 .allowed_lateness(self.lateness);
-            let results = match &self.late_output {
-                None => windowed.aggregate(aggregator),
-                Some(path) => {
-                    let (results, late) = windowed.aggregate_with_late(aggregator);
-                    let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
-                    late.sink(FileSink::new(path, encoder));
-                    results
+            let late_output = self.late_output.as_ref().map(|path| {
+                let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
+                FileSink::new(path, encoder)
+            });
+            match self.mode {
+                Mode::Append => {
+                    let results = match late_output {
+                        None => windowed.aggregate(aggregator),
+                        Some(late_sink) => {
+                            let (results, late) = windowed.aggregate_with_late(aggregator);
+                            late.sink(late_sink);
+                            results
+                        }
+                    };
+                    // Rows are released in (window end, key) order once the watermark passes
+                    // them, so the output does not depend on the worker count.
+                    match &self.output {
+                        None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                        Some(path) => {
+                            results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
+                        }
+                    }
                 }
-            };
-            // Rows are released in (window end, key) order once the watermark passes them, so
-            // the output does not depend on the worker count.
-            match &self.output {
-                None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                Some(path) => results.sink(OrderedSink::new(FileSink::new(path, self.encoder()))),
+                Mode::Update | Mode::Complete => {
+                    let updates = match late_output {
+                        None => windowed.aggregate_updates(aggregator),
+                        Some(late_sink) => {
+                            let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
+                            late.sink(late_sink);
+                            updates
+                        }
+                    };
+                    // Rows leave as they come: the rows of one window come from one worker, in
+                    // order.
+                    let interval = self.complete_interval;
+                    match (&self.output, self.mode) {
+                        (None, Mode::Update) => updates.sink(ConsoleSink::new(self.encoder())),
+                        (Some(path), Mode::Update) => {
+                            updates.sink(FileSink::new(path, self.encoder()))
+                        }
+                        (None, _) => updates.sink(CompleteSink::new(
+                            interval,
+                            ConsoleSink::new(self.encoder()),
+                        )),
+                        (Some(path), _) => updates.sink(CompleteSink::new(
+                            interval,
+                            FileSink::new(path, self.encoder()).replace_on_write(),
+                        )),
+                    }
+                }
             }
             Ok(())
         })
@@ -348,11 +425,16 @@ fn watermark_strategy(
 /// Runs `tideflow run`.
 pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     let workers = usize::from(args.workers);
+    let rows = match args.mode {
+        Mode::Append => "window rows written",
+        Mode::Update => "update rows written",
+        Mode::Complete => "updates applied to the result table",
+    };
     let report = Query::new(args)?.execute(workers)?;
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
     eprintln!(
-        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} window rows written, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
+        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} {rows}, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
         report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed, report.future_events
     );
     Ok(())

@@ -28,6 +28,8 @@ pub struct FileSink<E> {
     buffer: Vec<u8>,
     /// Whether records were written since the last flush.
     unflushed: bool,
+    /// Whether each write replaces the file.
+    replace: bool,
 }
 
 impl<E> FileSink<E> {
@@ -39,7 +41,38 @@ impl<E> FileSink<E> {
             writer: None,
             buffer: Vec::new(),
             unflushed: false,
+            replace: false,
         }
+    }
+
+    /// Makes each `write` replace the file's contents with its batch, atomically: the batch is
+    /// written to a temporary file beside it (`PATH.tmp`), which is then renamed over it. A
+    /// reader sees either the previous batch or the new one, whole (complete mode writes its
+    /// table this way).
+    pub fn replace_on_write(mut self) -> Self {
+        self.replace = true;
+        self
+    }
+
+    /// Writes `bytes` to a temporary file and renames it over the file.
+    fn replace_with(&self, bytes: &[u8]) -> Result<(), Error> {
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let failed = |e| Error::io(format!("cannot write {}", temporary.display()), e);
+        let mut file = File::create(&temporary).map_err(failed)?;
+        file.write_all(bytes).map_err(failed)?;
+        file.sync_data().map_err(failed)?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot rename {} to {}",
+                    temporary.display(),
+                    self.path.display()
+                ),
+                e,
+            )
+        })
     }
 
     fn writer(&mut self) -> Result<&mut BufWriter<File>, Error> {
@@ -73,6 +106,13 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
 
     fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
         let mut buffer = std::mem::take(&mut self.buffer);
+        if self.replace {
+            self.encoder.begin_file();
+            encode_batch(&mut self.encoder, batch, &mut buffer)?;
+            let result = self.replace_with(&buffer);
+            self.buffer = buffer;
+            return result;
+        }
         encode_batch(&mut self.encoder, batch, &mut buffer)?;
         let path = self.path.display().to_string();
         let result = self

@@ -5,6 +5,7 @@
 //! worker 0 ([`Parallelism::Single`], like a file or the console, so there is one writer).
 //! Console and file sinks format records with an [`Encoder`].
 
+mod complete;
 mod console;
 mod file;
 mod foreach;
@@ -13,10 +14,12 @@ mod ordered;
 
 use std::fmt::Debug;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tideflow_operators::Event;
 
+pub use complete::{CompleteSink, TableRow};
 pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use foreach::ForeachSink;
@@ -71,6 +74,15 @@ pub trait Sink<D>: 'static {
         Ok(())
     }
 
+    /// Processing time has passed: called after every activation of the sink (after `write`
+    /// and `on_watermark`), for sinks that act on the wall clock. Returns how long from `now`
+    /// the sink wants to be called again even if nothing arrives. By default, does nothing and
+    /// asks for nothing.
+    fn on_tick(&mut self, now: Instant) -> Result<Option<Duration>, Error> {
+        let _ = now;
+        Ok(None)
+    }
+
     /// Which workers receive records. By default, [`Parallelism::PerWorker`].
     fn parallelism(&self) -> Parallelism {
         Parallelism::PerWorker
@@ -81,6 +93,10 @@ pub trait Sink<D>: 'static {
 pub trait Encoder<D>: 'static {
     /// Appends one encoded record, with its line end, to `out`.
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error>;
+
+    /// A new file begins (a file sink that replaces its file on each write): a header, if the
+    /// format has one, is due again. By default, does nothing.
+    fn begin_file(&mut self) {}
 }
 
 /// Encodes records as JSON, one object per line (serde).
@@ -128,6 +144,10 @@ impl Default for CsvEncoder {
 }
 
 impl<D: Serialize> Encoder<D> for CsvEncoder {
+    fn begin_file(&mut self) {
+        *self = CsvEncoder::default();
+    }
+
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {
         let failed = |e: &dyn std::fmt::Display| {
             Error::Config(format!(

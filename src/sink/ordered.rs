@@ -1,5 +1,7 @@
 //! A sink adapter that releases records in a deterministic order.
 
+use std::time::{Duration, Instant};
+
 use tideflow_operators::Event;
 
 use super::{Parallelism, Sink, SinkContext};
@@ -73,6 +75,10 @@ impl<D: Ord + 'static, S: Sink<D>> Sink<D> for OrderedSink<S, D> {
     fn on_close(&mut self) -> Result<(), Error> {
         self.release(None)?;
         self.inner.on_close()
+    }
+
+    fn on_tick(&mut self, now: Instant) -> Result<Option<Duration>, Error> {
+        self.inner.on_tick(now)
     }
 
     fn parallelism(&self) -> Parallelism {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Source, SourceBatch, SourceContext, SourceStatus};
 use crate::error::Error;
 
-/// Records read at most this many at a time.
+/// Records read at most this many at a time, by default.
 const BATCH: usize = 1024;
 
 /// Reads a `Vec` of records, split into partitions: record `i` belongs to partition
@@ -30,6 +30,7 @@ pub struct MemorySource<T> {
     cursors: Vec<usize>,
     finished: Vec<bool>,
     next_local: usize,
+    batch: usize,
 }
 
 impl<T> MemorySource<T> {
@@ -47,7 +48,16 @@ impl<T> MemorySource<T> {
             cursors: Vec::new(),
             finished: Vec::new(),
             next_local: 0,
+            batch: BATCH,
         }
+    }
+
+    /// Reads at most `records` records per read (by default 1024), shared among this worker's
+    /// partitions (at least one each). The watermark can advance after every read, so a small
+    /// batch makes a job see its input arrive in many steps, as a live source's would.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch = records.max(1);
+        self
     }
 
     /// The number of records over all partitions.
@@ -86,7 +96,7 @@ impl<T: Clone + 'static> Source for MemorySource<T> {
             }
             live += 1;
             let cursor = &mut self.cursors[local];
-            let per_partition = (BATCH / self.local.len()).max(1);
+            let per_partition = (self.batch / self.local.len()).max(1);
             for _ in 0..per_partition {
                 let Some(record) = self.records.get(*cursor) else {
                     break;

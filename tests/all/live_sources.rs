@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,56 +14,7 @@ use tideflow::sink::ForeachSink;
 use tideflow::source::{JsonLines, SocketSource};
 use tideflow::{Config, Window, WindowResult};
 
-use crate::support::run_args;
-
-/// How long any one wait may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A running `tideflow` child process, killed when dropped.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    fn spawn(args: &[&str], stdin: Stdio) -> ChildGuard {
-        let child = Command::new(env!("CARGO_BIN_EXE_tideflow"))
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the tideflow binary starts");
-        ChildGuard(child)
-    }
-
-    /// Waits (bounded) for the process to exit; returns its exit code, stdout and stderr.
-    fn finish(&mut self) -> (Option<i32>, String, String) {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = self.0.try_wait().expect("wait for tideflow") {
-                break status;
-            }
-            assert!(start.elapsed() < DEADLINE, "tideflow did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        if let Some(mut out) = self.0.stdout.take() {
-            out.read_to_string(&mut stdout).expect("read stdout");
-        }
-        if let Some(mut err) = self.0.stderr.take() {
-            err.read_to_string(&mut stderr).expect("read stderr");
-        }
-        (status.code(), stdout, stderr)
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // The process may have exited already; then there is nothing to kill.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{run_args, ChildGuard, DEADLINE};
 
 /// Accepts one connection on `listener`, waiting at most [`DEADLINE`].
 fn accept(listener: &TcpListener) -> std::net::TcpStream {

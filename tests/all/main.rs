@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod cli;
+mod cli_modes;
 mod cli_spark;
 mod clocks;
 mod live_sources;

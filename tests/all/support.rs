@@ -1,7 +1,9 @@
 //! Helpers shared by the command-line tests: run the real binary, write inputs, expect errors.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// Runs the `tideflow` binary with `args` in the repository root.
 pub fn tideflow(args: &[&str]) -> Output {
@@ -48,6 +50,14 @@ pub fn fails(args: &[&str], code: i32) -> String {
 
 /// `tideflow run` on `input` keyed by `k` in 10 s tumbling windows with a count, then `extra`.
 pub fn run_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = query_args(input, &["--window", "tumbling:10s", "--agg", "count"]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `tideflow run` on `input` with event time `ts`, keyed by `k`, then `extra` (the window and
+/// aggregates, at least).
+pub fn query_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "run",
         "--input",
@@ -56,11 +66,56 @@ pub fn run_args<'a>(input: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "ts",
         "--key-field",
         "k",
-        "--window",
-        "tumbling:10s",
-        "--agg",
-        "count",
     ];
     args.extend_from_slice(extra);
     args
+}
+
+/// How long any one wait may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `tideflow` child process, killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn spawn(args: &[&str], stdin: Stdio) -> ChildGuard {
+        let child = Command::new(env!("CARGO_BIN_EXE_tideflow"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the tideflow binary starts");
+        ChildGuard(child)
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code, stdout and stderr.
+    pub fn finish(&mut self) -> (Option<i32>, String, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.0.try_wait().expect("wait for tideflow") {
+                break status;
+            }
+            assert!(start.elapsed() < DEADLINE, "tideflow did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = self.0.stdout.take() {
+            out.read_to_string(&mut stdout).expect("read stdout");
+        }
+        if let Some(mut err) = self.0.stderr.take() {
+            err.read_to_string(&mut stderr).expect("read stderr");
+        }
+        (status.code(), stdout, stderr)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // The process may have exited already; then there is nothing to kill.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

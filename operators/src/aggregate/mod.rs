@@ -39,7 +39,7 @@ pub trait Aggregator<In: ?Sized>: 'static {
     /// The running state of one key in one window.
     type Acc: Clone + 'static;
     /// The result of one key in one window.
-    type Output: 'static;
+    type Output: Clone + 'static;
     /// A fresh accumulator, before any record.
     fn init(&self) -> Self::Acc;
     /// Adds one record.

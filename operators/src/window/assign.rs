@@ -40,6 +40,39 @@ pub fn sliding_ends(time: u64, size: u64, slide: u64) -> impl Iterator<Item = u6
     })
 }
 
+/// The window ends of sliding windows: `size + k * slide` for `k >= 0`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grid {
+    pub(crate) size: u64,
+    pub(crate) slide: u64,
+}
+
+impl Grid {
+    /// The smallest window end above `time`: the first window containing it, if it is `time`.
+    pub(crate) fn first_end_after(&self, time: u64) -> u64 {
+        if time < self.size {
+            self.size
+        } else {
+            self.size + ((time - self.size) / self.slide + 1) * self.slide
+        }
+    }
+
+    /// The first window containing `time` that a record stamped `stamp` is not late for under
+    /// `lateness` (its end: `end + lateness > stamp`). Above [`last_end`](Self::last_end) when
+    /// the record is late for every window containing it.
+    pub(crate) fn first_open_end(&self, time: u64, stamp: u64, lateness: u64) -> u64 {
+        match stamp.checked_sub(lateness) {
+            Some(bound) => self.first_end_after(time).max(self.first_end_after(bound)),
+            None => self.first_end_after(time),
+        }
+    }
+
+    /// The end of the last window containing `time`.
+    pub(crate) fn last_end(&self, time: u64) -> u64 {
+        (time - time % self.slide).saturating_add(self.size)
+    }
+}
+
 /// One session: `[start, end)` with `end = last_event + gap`, its accumulator, and the end at
 /// which its close timer is registered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,5 +257,37 @@ mod tests {
         assert!(closed.is_empty());
         sessions.fire(10, |t| rearmed.push(t), |s| closed.push((s.start, s.end)));
         assert_eq!(closed, vec![(0, 10)]);
+    }
+
+    proptest! {
+        /// The grid brackets exactly the windows the assigner says contain a time: the first
+        /// end after it and the last end containing it, every `slide` between.
+        #[test]
+        fn grid_matches_the_sliding_assigner(
+            time in 0u64..200_000, slide in 1u64..3_000, factor in 1u64..8, extra in 0u64..3_000,
+        ) {
+            let size = slide * factor + extra % slide;
+            let grid = Grid { size, slide };
+            let mut ends: Vec<u64> = sliding_ends(time, size, slide).collect();
+            ends.reverse();
+            let bracketed: Vec<u64> =
+                (grid.first_end_after(time)..=grid.last_end(time)).step_by(slide as usize).collect();
+            prop_assert_eq!(ends, bracketed);
+        }
+    }
+
+    #[test]
+    fn grid_ends_bracket_the_windows_containing_a_time() {
+        let grid = Grid {
+            size: 1_000,
+            slide: 300,
+        };
+        // Windows containing 1_250: [300, 1300), [600, 1600), [900, 1900), [1200, 2200).
+        assert_eq!(grid.first_end_after(1_250), 1_300);
+        assert_eq!(grid.last_end(1_250), 2_200);
+        assert_eq!(grid.first_end_after(10), 1_000);
+        assert_eq!(grid.last_end(10), 1_000);
+        // An end is not after itself.
+        assert_eq!(grid.first_end_after(1_300), 1_600);
     }
 }

@@ -7,6 +7,11 @@
 //! Windows are aligned to the epoch like Spark's and Flink's: `[k * slide, k * slide + size)`;
 //! a session is `[first_event, last_event + gap)`.
 //!
+//! Each operator emits its rows in one of two output modes, chosen by the row type `R` of the
+//! `*_rows` methods ([`WindowRow`]): [`WindowResult`] is append mode (one row per window, when it
+//! closes); [`WindowUpdate`] is update mode (an early row whenever a window's result changed as
+//! the frontier advanced, then a final row; sessions also retract rows whose bounds changed).
+//!
 //! Lateness is decided per record and deterministically: a record stamped `stamp` (its event
 //! time, or its partition's watermark when it arrived behind it) is late for a window when
 //! `stamp >= window_end + allowed_lateness` (for sessions the window is the record's own
@@ -16,6 +21,7 @@
 //! [`key_hash`]: crate::key_hash
 //! [`Aggregator`]: crate::Aggregator
 
+mod aligned;
 pub mod assign;
 pub mod session;
 pub mod sliding;
@@ -30,7 +36,7 @@ use timely::dataflow::channels::pact::{Exchange, LogPuller};
 use timely::dataflow::channels::Message;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{InputHandleCore, OutputBuilder, OutputBuilderSession};
-use timely::dataflow::operators::InputCapability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
@@ -70,10 +76,75 @@ pub struct LateRecord<K, D> {
     pub window_end: u64,
 }
 
+/// What an update-mode row says about its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum UpdateKind {
+    /// The window's result so far: more rows for the window may follow.
+    Early,
+    /// The window's last result: the window has closed and no row for it follows.
+    Final,
+    /// The window no longer exists (a session that grew or merged into another one): delete
+    /// the row with this key and bounds. The value is the one last emitted for it.
+    Retract,
+}
+
+/// A row of update-mode output: upserting [`UpdateKind::Early`] and [`UpdateKind::Final`] rows
+/// on `(key, start, end)` and deleting on [`UpdateKind::Retract`] rows holds, once the input
+/// ends, exactly the append-mode results.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WindowUpdate<K, O> {
+    /// The window and its result.
+    pub result: WindowResult<K, O>,
+    /// Whether the row is early, final or a retraction.
+    pub kind: UpdateKind,
+}
+
+impl<K, O> WindowUpdate<K, O> {
+    /// Whether this is the window's last row.
+    pub fn is_final(&self) -> bool {
+        self.kind == UpdateKind::Final
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<K, O> Sealed for super::WindowResult<K, O> {}
+    impl<K, O> Sealed for super::WindowUpdate<K, O> {}
+}
+
+/// The rows a window operator emits, which set its output mode: [`WindowResult`] for append
+/// mode, [`WindowUpdate`] for update mode.
+pub trait WindowRow<K, O>: sealed::Sealed + 'static {
+    /// Whether the operator emits early rows and retractions (update mode).
+    const UPDATES: bool;
+    /// The row for `result`. In append mode `kind` is always [`UpdateKind::Final`].
+    fn row(result: WindowResult<K, O>, kind: UpdateKind) -> Self;
+}
+
+impl<K: 'static, O: 'static> WindowRow<K, O> for WindowResult<K, O> {
+    const UPDATES: bool = false;
+    #[inline]
+    fn row(result: WindowResult<K, O>, kind: UpdateKind) -> Self {
+        debug_assert_eq!(kind, UpdateKind::Final, "append mode emits final rows only");
+        result
+    }
+}
+
+impl<K: 'static, O: 'static> WindowRow<K, O> for WindowUpdate<K, O> {
+    const UPDATES: bool = true;
+    #[inline]
+    fn row(result: WindowResult<K, O>, kind: UpdateKind) -> Self {
+        WindowUpdate { result, kind }
+    }
+}
+
 /// The two outputs of a window operator.
-pub struct WindowStreams<'scope, K, D, O> {
-    /// One result per (key, window), at event time `window_end - 1`.
-    pub results: StreamVec<'scope, u64, Event<WindowResult<K, O>>>,
+pub struct WindowStreams<'scope, K, D, R> {
+    /// The rows: in append mode one [`WindowResult`] per (key, window) at event time
+    /// `window_end - 1`; in update mode [`WindowUpdate`]s, early ones and retractions at event
+    /// time `max(watermark - 1, earliest change shown)` for the watermark they were emitted
+    /// at, final ones at `window_end - 1`.
+    pub results: StreamVec<'scope, u64, Event<R>>,
     /// Records too late for every window they belong to.
     pub late: StreamVec<'scope, u64, Event<LateRecord<K, D>>>,
 }
@@ -91,19 +162,19 @@ pub(crate) type EventOutput<'a, R> =
 /// Builds a keyed operator with a result output (port 0) and a late output (port 1), its input
 /// exchanged by the key's hash. `logic` runs on every activation with the input, its frontier
 /// and both outputs.
-pub(crate) fn keyed_window_operator<'scope, K, D, O, L>(
+pub(crate) fn keyed_window_operator<'scope, K, D, R, L>(
     stream: StreamVec<'scope, u64, Event<(K, D)>>,
     name: &str,
     mut logic: L,
-) -> WindowStreams<'scope, K, D, O>
+) -> WindowStreams<'scope, K, D, R>
 where
     K: ExchangeData + Hash,
     D: ExchangeData,
-    O: 'static,
+    R: 'static,
     L: FnMut(
             &mut KeyedInput<K, D>,
             &MutableAntichain<u64>,
-            &mut EventOutput<'_, WindowResult<K, O>>,
+            &mut EventOutput<'_, R>,
             &mut EventOutput<'_, LateRecord<K, D>>,
         ) + 'static,
 {
@@ -112,10 +183,7 @@ where
     let mut input = builder.new_input(stream, Exchange::new(route));
     let (results, results_stream) = builder.new_output();
     let (late, late_stream) = builder.new_output();
-    let mut results =
-        OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<WindowResult<K, O>>>>>::from(
-            results,
-        );
+    let mut results = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<R>>>>::from(results);
     let mut late =
         OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<LateRecord<K, D>>>>>::from(late);
     builder.build(move |initial_capabilities| {
@@ -152,6 +220,20 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
             window_end,
         },
     ));
+}
+
+/// Lowers `held` to `at`, minted from `capability` for output `port`, if it is later: a
+/// window's result capability is the earliest its records need.
+#[inline]
+pub(crate) fn hold_earliest(
+    held: &mut Capability<u64>,
+    capability: &InputCapability<u64>,
+    at: u64,
+    port: usize,
+) {
+    if *held.time() > at {
+        *held = capability.delayed(&at, port);
+    }
 }
 
 /// The earliest time a window ending at `end` is complete: every record that belongs to it

@@ -11,13 +11,16 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use super::assign::Sessions;
-use super::{close_time, emit_late, keyed_window_operator, WindowResult, WindowStreams};
+use super::{
+    close_time, emit_late, keyed_window_operator, EventOutput, UpdateKind, WindowResult, WindowRow,
+    WindowStreams,
+};
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 
@@ -52,7 +55,7 @@ pub trait SessionWindow<'scope, K, D> {
         self,
         gap: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
 
     /// Sessions that stay open for records stamped up to `lateness` ms past their end.
     fn session_window_core<A: Aggregator<D>>(
@@ -60,7 +63,138 @@ pub trait SessionWindow<'scope, K, D> {
         gap: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
+
+    /// Sessions in the output mode of the row type `R`: [`WindowResult`] (append) or
+    /// [`WindowUpdate`](super::WindowUpdate) (update: after each step of the frontier, an early
+    /// row for every open session of a key that received records, a retraction for every
+    /// session row of it whose bounds no longer exist, and a final row when a session closes).
+    fn session_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        gap: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R>;
+}
+
+/// Update mode: the keys whose sessions received records since their last early rows, and the
+/// bounds and value of every early row of a still-open session, to retract it if the session
+/// grows or merges.
+struct Updates<K, O> {
+    dirty: FxHashSet<K>,
+    emitted: FxHashMap<K, Vec<(u64, u64, O)>>,
+    /// While keys are dirty: a capability at the earliest stamp applied to them.
+    early: Option<Capability<u64>>,
+}
+
+impl<K, O> Default for Updates<K, O> {
+    fn default() -> Self {
+        Updates {
+            dirty: FxHashSet::default(),
+            emitted: FxHashMap::default(),
+            early: None,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + 'static, O: Clone + 'static> Updates<K, O> {
+    /// A record stamped `capability.time()` was applied to `key`'s sessions.
+    fn changed(&mut self, key: &K, capability: &Capability<u64>) {
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.clone());
+        }
+        if self
+            .early
+            .as_ref()
+            .is_none_or(|early| early.time() > capability.time())
+        {
+            self.early = Some(capability.clone());
+        }
+    }
+
+    /// The session `[start, end)` of `key` is closing: its early row needs no retraction (the
+    /// final row replaces it), and `retract` is given every other early row of the key within
+    /// its bounds (sessions that grew or merged into it), so that they are deleted before the
+    /// final row arrives.
+    fn closing(&mut self, key: &K, start: u64, end: u64, mut retract: impl FnMut(u64, u64, O)) {
+        let Some(rows) = self.emitted.get_mut(key) else {
+            return;
+        };
+        let mut index = 0;
+        while index < rows.len() {
+            let (s, e) = (rows[index].0, rows[index].1);
+            if start <= s && e <= end {
+                let (s, e, value) = rows.swap_remove(index);
+                if (s, e) != (start, end) {
+                    retract(s, e, value);
+                }
+            } else {
+                index += 1;
+            }
+        }
+        if rows.is_empty() {
+            self.emitted.remove(key);
+        }
+    }
+
+    /// After the records stamped below `frontier` were applied: for every dirty key, retracts
+    /// its early rows whose bounds are no longer an open session's, and emits an early row for
+    /// each of its open sessions, at event time `frontier - 1`.
+    fn emit<Acc, R: WindowRow<K, O>>(
+        &mut self,
+        frontier: Option<u64>,
+        sessions: &FxHashMap<K, Sessions<Acc>>,
+        results: &mut EventOutput<'_, R>,
+        mut finish: impl FnMut(&Acc) -> O,
+    ) {
+        let Some(early) = self.early.take() else {
+            return;
+        };
+        // Every applied record is stamped below the frontier; at the end of input, anywhere.
+        let at = frontier.map_or(*early.time(), |now| now - 1);
+        let capability = early.delayed(&at);
+        let mut output = results.session(&capability);
+        for key in self.dirty.drain() {
+            let open = sessions.get(&key);
+            let is_open = |start: u64, end: u64| {
+                open.is_some_and(|open| open.iter().any(|s| (s.start, s.end) == (start, end)))
+            };
+            let mut rows = self.emitted.remove(&key).unwrap_or_default();
+            rows.retain(|(start, end, value)| {
+                let keep = is_open(*start, *end);
+                if !keep {
+                    let result = WindowResult {
+                        key: key.clone(),
+                        start: *start,
+                        end: *end,
+                        value: value.clone(),
+                    };
+                    output.give(Event::new(at, R::row(result, UpdateKind::Retract)));
+                }
+                keep
+            });
+            for session in open.into_iter().flat_map(Sessions::iter) {
+                let value = finish(&session.acc);
+                match rows
+                    .iter_mut()
+                    .find(|(s, e, _)| (*s, *e) == (session.start, session.end))
+                {
+                    Some(row) => row.2 = value.clone(),
+                    None => rows.push((session.start, session.end, value.clone())),
+                }
+                let result = WindowResult {
+                    key: key.clone(),
+                    start: session.start,
+                    end: session.end,
+                    value,
+                };
+                output.give(Event::new(at, R::row(result, UpdateKind::Early)));
+            }
+            if !rows.is_empty() {
+                self.emitted.insert(key, rows);
+            }
+        }
+    }
 }
 
 /// Close timers: per session end, the capability for the results and the keys to look at.
@@ -91,7 +225,7 @@ where
         self,
         gap: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
         self.session_window_core(gap, 0, aggregator)
     }
 
@@ -100,13 +234,23 @@ where
         gap: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
+        self.session_window_rows(gap, lateness, aggregator)
+    }
+
+    fn session_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        gap: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R> {
         assert!(gap > 0, "session gap must be positive");
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let mut stash: Stash<K, D> = BTreeMap::new();
         let mut sessions: FxHashMap<K, Sessions<A::Acc>> = FxHashMap::default();
         let mut timers: BTreeMap<u64, Timer<K>> = BTreeMap::new();
         let mut rearm: Vec<u64> = Vec::new();
+        let mut updates = R::UPDATES.then(Updates::<K, A::Output>::default);
 
         keyed_window_operator(
             self,
@@ -172,6 +316,20 @@ where
                                 end,
                                 |new_end| rearm.push(new_end),
                                 |session| {
+                                    if let Some(updates) = updates.as_mut() {
+                                        let time = session.end - 1;
+                                        let retract = |start, end, value| {
+                                            let result = WindowResult {
+                                                key: key.clone(),
+                                                start,
+                                                end,
+                                                value,
+                                            };
+                                            let row = R::row(result, UpdateKind::Retract);
+                                            output.give(Event::new(time, row));
+                                        };
+                                        updates.closing(&key, session.start, session.end, retract);
+                                    }
                                     let value = aggregator.finish(&session.acc);
                                     let result = WindowResult {
                                         key: key.clone(),
@@ -179,7 +337,8 @@ where
                                         end: session.end,
                                         value,
                                     };
-                                    output.give(Event::new(session.end - 1, result));
+                                    let row = R::row(result, UpdateKind::Final);
+                                    output.give(Event::new(session.end - 1, row));
                                 },
                             );
                             for new_end in rearm.drain(..) {
@@ -193,6 +352,9 @@ where
                         let (_, (capability, batches)) = stash.pop_first().expect("a batch is due");
                         for event in batches.into_iter().flatten() {
                             let (key, data) = event.data;
+                            if let Some(updates) = updates.as_mut() {
+                                updates.changed(&key, &capability);
+                            }
                             let (start, end) = (event.time, event.time.saturating_add(gap));
                             let mut apply = |open: &mut Sessions<A::Acc>, key: &K| {
                                 let (session, new) = open.insert(
@@ -216,6 +378,11 @@ where
                             }
                         }
                     }
+                }
+                if let Some(updates) = updates.as_mut() {
+                    updates.emit(frontier_min, &sessions, results, |acc| {
+                        aggregator.finish(acc)
+                    });
                 }
             },
         )

@@ -20,8 +20,11 @@ use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
+use super::aligned::aligned_windows;
+use super::assign::Grid;
 use super::{
-    close_time, emit_late, keyed_window_operator, EventOutput, WindowResult, WindowStreams,
+    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, UpdateKind,
+    WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
@@ -57,7 +60,7 @@ pub trait SlidingWindow<'scope, K, D> {
         size: u64,
         slide: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
 
     /// Sliding windows that stay open for records stamped up to `lateness` ms past their end.
     fn sliding_window_core<A: Aggregator<D>>(
@@ -66,7 +69,19 @@ pub trait SlidingWindow<'scope, K, D> {
         slide: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
+
+    /// Sliding windows in the output mode of the row type `R`: [`WindowResult`] (append, on
+    /// per-key contributions) or [`WindowUpdate`](super::WindowUpdate) (update: early rows as
+    /// the frontier advances, then the final one; each record is added to each of its windows,
+    /// so that every open window's value is at hand).
+    fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        size: u64,
+        slide: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R>;
 }
 
 impl<'scope, K, D> SlidingWindow<'scope, K, D> for StreamVec<'scope, u64, Event<(K, D)>>
@@ -79,7 +94,7 @@ where
         size: u64,
         slide: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
         self.sliding_window_core(size, slide, 0, aggregator)
     }
 
@@ -89,74 +104,74 @@ where
         slide: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
+        self.sliding_window_rows(size, slide, lateness, aggregator)
+    }
+
+    fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        size: u64,
+        slide: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R> {
         assert!(
             slide > 0 && slide <= size,
             "sliding windows need 0 < slide <= size"
         );
         let grid = Grid { size, slide };
-        let mut state = SlidingState::<K, A::Acc> {
-            grid,
-            lateness,
-            entering: BTreeMap::new(),
-            active: FxHashMap::default(),
-            held: None,
-            last_closed: None,
-        };
-        keyed_window_operator(
-            self,
-            "SlidingWindow",
-            move |input, frontier, results, late| {
-                let port = results.output_index();
-                input.for_each_time(|capability, containers| {
-                    let stamp = *capability.time();
-                    for event in containers.flat_map(|container| container.drain(..)) {
-                        let exit = grid.last_end(event.time);
-                        // The first window the record is not late for: end + lateness > stamp.
-                        let entry = match stamp.checked_sub(lateness) {
-                            Some(bound) => grid
-                                .first_end_after(event.time)
-                                .max(grid.first_end_after(bound)),
-                            None => grid.first_end_after(event.time),
-                        };
-                        if entry > exit {
-                            emit_late(late, &capability, event, exit);
-                            continue;
-                        }
-                        let (key, data) = event.data;
-                        let acc = state.contribution(entry, key, exit, &capability, port, || {
-                            aggregator.init()
-                        });
-                        aggregator.add(acc, &data);
-                    }
-                });
-                state.close_passed(frontier, results, &aggregator);
-            },
-        )
-    }
-}
-
-/// The window ends of sliding windows: `size + k * slide` for `k >= 0`.
-#[derive(Clone, Copy, Debug)]
-struct Grid {
-    size: u64,
-    slide: u64,
-}
-
-impl Grid {
-    /// The smallest window end above `time`: the first window containing it, if it is `time`.
-    fn first_end_after(&self, time: u64) -> u64 {
-        if time < self.size {
-            self.size
+        if R::UPDATES {
+            aligned_windows(self, "SlidingWindow", grid, lateness, aggregator)
         } else {
-            self.size + ((time - self.size) / self.slide + 1) * self.slide
+            contributions(self, grid, lateness, aggregator)
         }
     }
+}
 
-    /// The end of the last window containing `time`.
-    fn last_end(&self, time: u64) -> u64 {
-        (time - time % self.slide).saturating_add(self.size)
-    }
+/// Append-mode sliding windows on per-key contributions.
+fn contributions<'scope, K, D, A, R>(
+    stream: StreamVec<'scope, u64, Event<(K, D)>>,
+    grid: Grid,
+    lateness: u64,
+    aggregator: A,
+) -> WindowStreams<'scope, K, D, R>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+    A: Aggregator<D>,
+    R: WindowRow<K, A::Output>,
+{
+    let mut state = SlidingState::<K, A::Acc> {
+        grid,
+        lateness,
+        entering: BTreeMap::new(),
+        active: FxHashMap::default(),
+        held: None,
+        last_closed: None,
+    };
+    keyed_window_operator(
+        stream,
+        "SlidingWindow",
+        move |input, frontier, results, late| {
+            let port = results.output_index();
+            input.for_each_time(|capability, containers| {
+                let stamp = *capability.time();
+                for event in containers.flat_map(|container| container.drain(..)) {
+                    let exit = grid.last_end(event.time);
+                    let entry = grid.first_open_end(event.time, stamp, lateness);
+                    if entry > exit {
+                        emit_late(late, &capability, event, exit);
+                        continue;
+                    }
+                    let (key, data) = event.data;
+                    let acc = state
+                        .contribution(entry, key, exit, &capability, port, || aggregator.init());
+                    aggregator.add(acc, &data);
+                }
+            });
+            state.close_passed(frontier, results, &aggregator);
+        },
+    )
 }
 
 /// Contributions entering at one window end, with the capability for that window's results.
@@ -199,17 +214,15 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
             capability: capability.delayed(&at, port),
             parts: FxHashMap::default(),
         });
-        if *entering.capability.time() > at {
-            entering.capability = capability.delayed(&at, port);
-        }
+        hold_earliest(&mut entering.capability, capability, at, port);
         entering.parts.entry((key, exit)).or_insert_with(init)
     }
 
     /// Closes, in order, every window the frontier has passed.
-    fn close_passed<D, A: Aggregator<D, Acc = Acc>>(
+    fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
         &mut self,
         frontier: &MutableAntichain<u64>,
-        results: &mut EventOutput<'_, WindowResult<K, A::Output>>,
+        results: &mut EventOutput<'_, R>,
         aggregator: &A,
     ) {
         loop {
@@ -230,10 +243,10 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
 
     /// Closes the window ending at `end`: admits what enters, drops what has left, and emits
     /// one result per key with records in the window.
-    fn close<D, A: Aggregator<D, Acc = Acc>>(
+    fn close<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
         &mut self,
         end: u64,
-        results: &mut EventOutput<'_, WindowResult<K, A::Output>>,
+        results: &mut EventOutput<'_, R>,
         aggregator: &A,
     ) {
         let invertible = aggregator.invertible();
@@ -281,15 +294,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
                     aggregator.finish(&window)
                 }
             };
-            output.give(Event::new(
-                end - 1,
-                WindowResult {
-                    key: key.clone(),
-                    start,
-                    end,
-                    value,
-                },
-            ));
+            let result = WindowResult {
+                key: key.clone(),
+                start,
+                end,
+                value,
+            };
+            output.give(Event::new(end - 1, R::row(result, UpdateKind::Final)));
             true
         });
         drop(output);
@@ -300,44 +311,5 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
             let next = (end + self.grid.slide - 1).max(*capability.time());
             Some(capability.delayed(&next))
         };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::window::assign::sliding_ends;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The grid brackets exactly the windows the assigner says contain a time: the first
-        /// end after it and the last end containing it, every `slide` between.
-        #[test]
-        fn grid_matches_the_sliding_assigner(
-            time in 0u64..200_000, slide in 1u64..3_000, factor in 1u64..8, extra in 0u64..3_000,
-        ) {
-            let size = slide * factor + extra % slide;
-            let grid = Grid { size, slide };
-            let mut ends: Vec<u64> = sliding_ends(time, size, slide).collect();
-            ends.reverse();
-            let bracketed: Vec<u64> =
-                (grid.first_end_after(time)..=grid.last_end(time)).step_by(slide as usize).collect();
-            prop_assert_eq!(ends, bracketed);
-        }
-    }
-
-    #[test]
-    fn grid_ends_bracket_the_windows_containing_a_time() {
-        let grid = Grid {
-            size: 1_000,
-            slide: 300,
-        };
-        // Windows containing 1_250: [300, 1300), [600, 1600), [900, 1900), [1200, 2200).
-        assert_eq!(grid.first_end_after(1_250), 1_300);
-        assert_eq!(grid.last_end(1_250), 2_200);
-        assert_eq!(grid.first_end_after(10), 1_000);
-        assert_eq!(grid.last_end(10), 1_000);
-        // An end is not after itself.
-        assert_eq!(grid.first_end_after(1_300), 1_600);
     }
 }

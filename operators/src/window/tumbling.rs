@@ -1,18 +1,13 @@
 //! Tumbling windows: fixed-size, non-overlapping, aligned to the epoch.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use rustc_hash::FxHashMap;
-use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
-use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::assign::tumbling_end;
-use super::{
-    close_time, emit_late, keyed_window_operator, EventOutput, WindowResult, WindowStreams,
-};
+use super::aligned::aligned_windows;
+use super::assign::Grid;
+use super::{WindowResult, WindowRow, WindowStreams};
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 
@@ -48,7 +43,7 @@ pub trait TumblingWindow<'scope, K, D> {
         self,
         size: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
 
     /// Tumbling windows of `size` ms that stay open for records stamped up to `lateness` ms past
     /// their end.
@@ -57,7 +52,17 @@ pub trait TumblingWindow<'scope, K, D> {
         size: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output>;
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>>;
+
+    /// Tumbling windows in the output mode of the row type `R`: [`WindowResult`] (append) or
+    /// [`WindowUpdate`](super::WindowUpdate) (update: early rows as the frontier advances, then
+    /// the final one).
+    fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        size: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R>;
 }
 
 impl<'scope, K, D> TumblingWindow<'scope, K, D> for StreamVec<'scope, u64, Event<(K, D)>>
@@ -69,7 +74,7 @@ where
         self,
         size: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
         self.tumbling_window_core(size, 0, aggregator)
     }
 
@@ -78,105 +83,18 @@ where
         size: u64,
         lateness: u64,
         aggregator: A,
-    ) -> WindowStreams<'scope, K, D, A::Output> {
+    ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
+        self.tumbling_window_rows(size, lateness, aggregator)
+    }
+
+    fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        size: u64,
+        lateness: u64,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R> {
         assert!(size > 0, "tumbling window size must be positive");
-        let mut windows = TumblingWindows::<K, A::Acc>::new(size, lateness);
-        keyed_window_operator(
-            self,
-            "TumblingWindow",
-            move |input, frontier, results, late| {
-                let port = results.output_index();
-                input.for_each_time(|capability, containers| {
-                    let stamp = *capability.time();
-                    for event in containers.flat_map(|container| container.drain(..)) {
-                        let end = tumbling_end(event.time, size);
-                        if stamp >= close_time(end, lateness) {
-                            emit_late(late, &capability, event, end);
-                            continue;
-                        }
-                        let (key, data) = event.data;
-                        let acc =
-                            windows.accumulator(end, key, &capability, port, || aggregator.init());
-                        aggregator.add(acc, &data);
-                    }
-                });
-                windows.close_passed(frontier, results, |acc| aggregator.finish(acc));
-            },
-        )
-    }
-}
-
-/// The open tumbling windows: per window end, a capability for its results and one accumulator
-/// per key.
-struct TumblingWindows<K, Acc> {
-    size: u64,
-    lateness: u64,
-    open: BTreeMap<u64, OpenWindow<K, Acc>>,
-}
-
-struct OpenWindow<K, Acc> {
-    capability: Capability<u64>,
-    accumulators: FxHashMap<K, Acc>,
-}
-
-impl<K: Hash + Eq + 'static, Acc> TumblingWindows<K, Acc> {
-    fn new(size: u64, lateness: u64) -> Self {
-        TumblingWindows {
-            size,
-            lateness,
-            open: BTreeMap::new(),
-        }
-    }
-
-    /// The accumulator of `key` in the window ending at `end`, created by `init` if new (the key
-    /// moves into the map: one hash lookup). The window's result capability is the earliest of
-    /// `max(end - 1, stamp)` over its records.
-    #[inline]
-    fn accumulator(
-        &mut self,
-        end: u64,
-        key: K,
-        capability: &InputCapability<u64>,
-        output_port: usize,
-        init: impl FnOnce() -> Acc,
-    ) -> &mut Acc {
-        let at = (end - 1).max(*capability.time());
-        let window = self.open.entry(end).or_insert_with(|| OpenWindow {
-            capability: capability.delayed(&at, output_port),
-            accumulators: FxHashMap::default(),
-        });
-        if *window.capability.time() > at {
-            window.capability = capability.delayed(&at, output_port);
-        }
-        window.accumulators.entry(key).or_insert_with(init)
-    }
-
-    /// Emits and frees every window the frontier has passed, oldest first.
-    fn close_passed<O: 'static>(
-        &mut self,
-        frontier: &MutableAntichain<u64>,
-        results: &mut EventOutput<'_, WindowResult<K, O>>,
-        mut finish: impl FnMut(&Acc) -> O,
-    ) {
-        while let Some((&end, _)) = self.open.first_key_value() {
-            if frontier.less_than(&close_time(end, self.lateness)) {
-                break;
-            }
-            let window = self.open.remove(&end).expect("first window exists");
-            let start = end - self.size;
-            let mut session = results.session(&window.capability);
-            for (key, acc) in window.accumulators {
-                let value = finish(&acc);
-                session.give(Event::new(
-                    end - 1,
-                    WindowResult {
-                        key,
-                        start,
-                        end,
-                        value,
-                    },
-                ));
-            }
-        }
+        let grid = Grid { size, slide: size };
+        aligned_windows(self, "TumblingWindow", grid, lateness, aggregator)
     }
 }

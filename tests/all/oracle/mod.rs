@@ -521,6 +521,7 @@ fn ev(key: u64, ts: u64, value: i64) -> Ev {
 }
 
 mod hand_computed;
+mod modes;
 mod random;
 mod sessions;
 mod stateless;

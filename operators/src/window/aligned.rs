@@ -1,0 +1,258 @@
+//! The state and operator of aligned windows `[end - size, end)` with one accumulator per (key,
+//! window): tumbling windows in both output modes, and sliding windows in update mode (where
+//! every open window's current value must be at hand for its early rows).
+//!
+//! In update mode each accumulator carries a dirty flag and each window a list of the keys
+//! whose accumulator changed since the last early rows. Each time the frontier moves, the
+//! operator emits an early row for every dirty (key, window) that is still open, showing every
+//! record received so far; a window's final row leaves when it closes.
+
+use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+
+use rustc_hash::FxHashMap;
+use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::StreamVec;
+use timely::progress::frontier::MutableAntichain;
+use timely::ExchangeData;
+
+use super::assign::Grid;
+use super::{
+    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, UpdateKind,
+    WindowResult, WindowRow, WindowStreams,
+};
+use crate::aggregate::Aggregator;
+use crate::event::Event;
+
+/// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
+/// stamped up to `lateness` ms past their end, emitting rows of type `R`.
+pub(crate) fn aligned_windows<'scope, K, D, A, R>(
+    stream: StreamVec<'scope, u64, Event<(K, D)>>,
+    name: &str,
+    grid: Grid,
+    lateness: u64,
+    aggregator: A,
+) -> WindowStreams<'scope, K, D, R>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+    A: Aggregator<D>,
+    R: WindowRow<K, A::Output>,
+{
+    let Grid { size, slide } = grid;
+    let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
+    keyed_window_operator(stream, name, move |input, frontier, results, late| {
+        let port = results.output_index();
+        input.for_each_time(|capability, containers| {
+            let stamp = *capability.time();
+            windows.note_change(&capability, port);
+            for event in containers.flat_map(|container| container.drain(..)) {
+                // The windows of the record it is not late for: ends in `entry..=exit`.
+                let exit = grid.last_end(event.time);
+                if slide == size {
+                    if stamp >= close_time(exit, lateness) {
+                        emit_late(late, &capability, event, exit);
+                        continue;
+                    }
+                    let (key, data) = event.data;
+                    let acc =
+                        windows.accumulator(exit, key, &capability, port, || aggregator.init());
+                    aggregator.add(acc, &data);
+                    continue;
+                }
+                let entry = grid.first_open_end(event.time, stamp, lateness);
+                if entry > exit {
+                    emit_late(late, &capability, event, exit);
+                    continue;
+                }
+                let (key, data) = event.data;
+                let mut end = entry;
+                while end < exit {
+                    let acc = windows
+                        .accumulator(end, key.clone(), &capability, port, || aggregator.init());
+                    aggregator.add(acc, &data);
+                    end += slide;
+                }
+                let acc = windows.accumulator(exit, key, &capability, port, || aggregator.init());
+                aggregator.add(acc, &data);
+            }
+        });
+        windows.close_passed(frontier, results, |acc| aggregator.finish(acc));
+        windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
+    })
+}
+
+/// The open windows: per window end, a capability for its results and one accumulator per key.
+/// The row type `R` emitted with results `O` sets the output mode at compile time.
+struct AlignedWindows<K, Acc, O, R> {
+    size: u64,
+    lateness: u64,
+    rows: PhantomData<fn(O) -> R>,
+    open: BTreeMap<u64, OpenWindow<K, Acc>>,
+    /// In update mode, while changes wait for their early rows: a capability at the earliest
+    /// stamp among them.
+    early: Option<Capability<u64>>,
+    /// The frontier at the last activation.
+    frontier: Option<u64>,
+}
+
+struct OpenWindow<K, Acc> {
+    capability: Capability<u64>,
+    accumulators: FxHashMap<K, Slot<Acc>>,
+    /// Update mode: the keys whose accumulator changed since their last early row.
+    dirty: Vec<K>,
+}
+
+struct Slot<Acc> {
+    acc: Acc,
+    dirty: bool,
+}
+
+impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<K, Acc, O, R> {
+    /// Update mode: track changes and emit early rows.
+    const UPDATES: bool = R::UPDATES;
+
+    fn new(size: u64, lateness: u64) -> Self {
+        AlignedWindows {
+            size,
+            lateness,
+            rows: PhantomData,
+            open: BTreeMap::new(),
+            early: None,
+            frontier: Some(0),
+        }
+    }
+
+    /// In update mode, notes that records stamped `capability.time()` may change results.
+    #[inline]
+    fn note_change(&mut self, capability: &InputCapability<u64>, port: usize) {
+        if Self::UPDATES
+            && self
+                .early
+                .as_ref()
+                .is_none_or(|early| early.time() > capability.time())
+        {
+            self.early = Some(capability.delayed(capability.time(), port));
+        }
+    }
+
+    /// The accumulator of `key` in the window ending at `end`, created by `init` if new (the key
+    /// moves into the map: one hash lookup). The window's result capability is the earliest of
+    /// `max(end - 1, stamp)` over its records.
+    #[inline]
+    fn accumulator(
+        &mut self,
+        end: u64,
+        key: K,
+        capability: &InputCapability<u64>,
+        output_port: usize,
+        init: impl FnOnce() -> Acc,
+    ) -> &mut Acc {
+        let at = (end - 1).max(*capability.time());
+        let window = self.open.entry(end).or_insert_with(|| OpenWindow {
+            capability: capability.delayed(&at, output_port),
+            accumulators: FxHashMap::default(),
+            dirty: Vec::new(),
+        });
+        hold_earliest(&mut window.capability, capability, at, output_port);
+        if !Self::UPDATES {
+            let slot = window.accumulators.entry(key).or_insert_with(|| Slot {
+                acc: init(),
+                dirty: false,
+            });
+            return &mut slot.acc;
+        }
+        let slot = match window.accumulators.entry(key) {
+            Entry::Occupied(entry) => {
+                if !entry.get().dirty {
+                    window.dirty.push(entry.key().clone());
+                }
+                entry.into_mut()
+            }
+            Entry::Vacant(entry) => {
+                window.dirty.push(entry.key().clone());
+                entry.insert(Slot {
+                    acc: init(),
+                    dirty: false,
+                })
+            }
+        };
+        slot.dirty = true;
+        &mut slot.acc
+    }
+
+    /// Emits and frees every window the frontier has passed, oldest first.
+    fn close_passed(
+        &mut self,
+        frontier: &MutableAntichain<u64>,
+        results: &mut EventOutput<'_, R>,
+        mut finish: impl FnMut(&Acc) -> O,
+    ) {
+        while let Some((&end, _)) = self.open.first_key_value() {
+            if frontier.less_than(&close_time(end, self.lateness)) {
+                break;
+            }
+            let window = self.open.remove(&end).expect("first window exists");
+            let start = end - self.size;
+            let mut session = results.session(&window.capability);
+            for (key, slot) in window.accumulators {
+                let value = finish(&slot.acc);
+                let result = WindowResult {
+                    key,
+                    start,
+                    end,
+                    value,
+                };
+                session.give(Event::new(end - 1, R::row(result, UpdateKind::Final)));
+            }
+        }
+    }
+
+    /// In update mode, when the frontier has moved (or has passed the earliest change waiting
+    /// for its early row), emits one early row per changed (key, window), showing every record
+    /// received so far, at event time `max(frontier - 1, earliest change)`.
+    fn emit_early(
+        &mut self,
+        frontier: &MutableAntichain<u64>,
+        results: &mut EventOutput<'_, R>,
+        mut finish: impl FnMut(&Acc) -> O,
+    ) {
+        let now = frontier.frontier().first().copied();
+        let moved = std::mem::replace(&mut self.frontier, now) != now;
+        let Some(early) = &self.early else {
+            return;
+        };
+        let Some(now) = now else {
+            // The input has ended: every window closed with its final row.
+            self.early = None;
+            return;
+        };
+        if !moved && *early.time() >= now {
+            return;
+        }
+        let at = (now - 1).max(*early.time());
+        let capability = early.delayed(&at);
+        self.early = None;
+        let mut session = results.session(&capability);
+        for (&end, window) in &mut self.open {
+            let start = end - self.size;
+            for key in window.dirty.drain(..) {
+                let slot = window
+                    .accumulators
+                    .get_mut(&key)
+                    .expect("a dirty key has an accumulator");
+                slot.dirty = false;
+                let value = finish(&slot.acc);
+                let result = WindowResult {
+                    key,
+                    start,
+                    end,
+                    value,
+                };
+                session.give(Event::new(at, R::row(result, UpdateKind::Early)));
+            }
+        }
+    }
+}
