@@ -59,7 +59,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
 pub use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
-pub use tideflow_operators::Event;
+pub use tideflow_operators::{Event, Trigger};
 pub use window::Window;
 
 /// The README's examples, compiled and run as doctests so that they stay true.

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tideflow_operators::Trigger;
 use timely::dataflow::Scope;
 use timely::worker::Worker;
 
@@ -31,11 +32,17 @@ use crate::error::Error;
 pub struct Config {
     /// Worker threads in this process. By default, 1.
     pub workers: usize,
+    /// When sources let the watermark advance, and whether they stop at the end of the input
+    /// available now. By default, [`Trigger::Continuous`].
+    pub trigger: Trigger,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { workers: 1 }
+        Config {
+            workers: 1,
+            trigger: Trigger::Continuous,
+        }
     }
 }
 
@@ -44,7 +51,24 @@ impl Config {
     pub fn workers(workers: usize) -> Self {
         Config {
             workers: workers.max(1),
+            ..Config::default()
         }
+    }
+
+    /// Sets the job's trigger (DESIGN.md "Triggers"). Every trigger gives the same final
+    /// results; they differ in when results leave.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{Config, Trigger};
+    /// // Micro-batches: the watermark advances every 100 ms of processing time.
+    /// let config = Config::workers(2).trigger(Trigger::Interval(Duration::from_millis(100)));
+    /// assert_eq!(config.trigger, Trigger::Interval(Duration::from_millis(100)));
+    /// ```
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = trigger;
+        self
     }
 
     fn timely(&self) -> timely::Config {
@@ -120,6 +144,7 @@ impl SharedJob {
 pub(crate) struct WorkerJob {
     pub(crate) index: usize,
     pub(crate) peers: usize,
+    pub(crate) trigger: Trigger,
     pub(crate) shared: Arc<SharedJob>,
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
 }
@@ -234,10 +259,12 @@ where
     let started = Instant::now();
     let shared = Arc::new(SharedJob::default());
     let worker_shared = Arc::clone(&shared);
+    let trigger = config.trigger;
     let guards = timely::execute(config.timely(), move |worker| {
         let job = Rc::new(WorkerJob {
             index: worker.index(),
             peers: worker.peers(),
+            trigger,
             shared: Arc::clone(&worker_shared),
             terminals: RefCell::new(Vec::new()),
         });

@@ -16,8 +16,10 @@
 pub mod aggregate;
 pub mod event;
 pub mod source;
+pub mod trigger;
 pub mod watermark;
 pub mod window;
 
 pub use aggregate::Aggregator;
 pub use event::{key_hash, Event};
+pub use trigger::Trigger;

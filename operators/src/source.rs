@@ -15,6 +15,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::event::Event;
+use crate::trigger::{Schedule, Trigger};
 use crate::watermark::{PartitionWatermarks, ProcessingTime, WatermarkStrategy};
 
 /// What a poll function tells the source operator about its input.
@@ -134,7 +135,11 @@ impl<D> SourceOutput<D> {
 /// `poll` is called whenever the operator is scheduled; it pushes records into the
 /// [`SourceOutput`] and returns a [`SourceStatus`]. Each record is sent at its stamp (its event
 /// time, or its partition's watermark when it arrived behind it), and the capability is
-/// downgraded to the minimum watermark over unfinished partitions after each poll. When `poll`
+/// downgraded to the minimum watermark over unfinished partitions after each poll, or when the
+/// [`Trigger`] allows it: at once (continuous), at the next interval boundary of the clock's
+/// monotonic time (interval), or only at the end (once). Under [`Trigger::AvailableNow`] and
+/// [`Trigger::Once`], a poll that returns [`SourceStatus::Wait`] (no input ready) finishes the
+/// source. When `poll`
 /// returns [`SourceStatus::Done`], or every partition has finished, the capability is dropped;
 /// after [`SourceStatus::Halt`] the operator is not polled again and keeps its capability.
 ///
@@ -151,12 +156,14 @@ impl<D> SourceOutput<D> {
 /// use timely::dataflow::operators::{Capture, capture::Extract};
 /// use tideflow_operators::source::{watermarked_source, SourceStatus};
 /// use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
+/// use tideflow_operators::Trigger;
 ///
 /// let captured = timely::example(|scope| {
 ///     let mut input = vec![3_000u64, 1_000, 5_000, 4_500].into_iter();
 ///     let strategy = WatermarkStrategy::bounded_delay(Duration::from_millis(1_000));
 ///     let clock = ProcessingTime::default; // no processing-time rule in `strategy`
-///     watermarked_source(scope, "Numbers", 1, strategy, clock, move |out| {
+///     let trigger = Trigger::Continuous;
+///     watermarked_source(scope, "Numbers", 1, strategy, trigger, clock, move |out| {
 ///         match input.next() {
 ///             Some(t) => { out.push(0, t, t / 1_000); SourceStatus::Ready }
 ///             None => SourceStatus::Done,
@@ -178,6 +185,7 @@ pub fn watermarked_source<'scope, D, C, P>(
     name: &str,
     partitions: usize,
     strategy: WatermarkStrategy,
+    trigger: Trigger,
     mut clock: C,
     mut poll: P,
 ) -> StreamVec<'scope, u64, Event<D>>
@@ -193,12 +201,14 @@ where
             let activator = scope.activator_for(info.address);
             let mut capability = Some(capability);
             let mut out = SourceOutput::with_strategy(partitions, &strategy);
+            let mut schedule = Schedule::new(trigger);
             move |output| {
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
-                out.watermarks.set_now(clock());
-                let status = poll(&mut out);
+                let now = clock();
+                out.watermarks.set_now(now);
+                let mut status = poll(&mut out);
 
                 if !out.events.is_empty() {
                     let floor = *cap.time();
@@ -212,17 +222,30 @@ where
                 if status == SourceStatus::Halt {
                     return;
                 }
+                if trigger.finishes_when_idle() && matches!(status, SourceStatus::Wait(_)) {
+                    status = SourceStatus::Done;
+                }
                 let watermark = out.watermarks.watermark();
                 match (status, watermark) {
                     (SourceStatus::Done, _) | (_, None) => capability = None,
                     (status, Some(watermark)) => {
+                        let mut held_back = false;
                         if watermark > *cap.time() {
-                            cap.downgrade(&watermark);
+                            if schedule.release(now.monotonic_ms) {
+                                cap.downgrade(&watermark);
+                            } else {
+                                held_back = true;
+                            }
                         }
                         match status {
                             SourceStatus::Wait(after) => {
-                                let wake =
+                                let mut wake =
                                     out.watermarks.wake_after().map_or(after, |w| w.min(after));
+                                if held_back {
+                                    if let Some(release) = schedule.wait(now.monotonic_ms) {
+                                        wake = wake.min(release);
+                                    }
+                                }
                                 activator.activate_after(wake)
                             }
                             _ => activator.activate(),

@@ -92,6 +92,25 @@ fn duration_arg(text: &str) -> Result<Duration, String> {
     crate::parse_duration(text)
 }
 
+/// Parses `continuous`, `interval:DUR`, `available-now` or `once` for clap.
+fn trigger_arg(text: &str) -> Result<crate::Trigger, String> {
+    use crate::Trigger;
+    match text {
+        "continuous" => Ok(Trigger::Continuous),
+        "available-now" => Ok(Trigger::AvailableNow),
+        "once" => Ok(Trigger::Once),
+        _ => match text.strip_prefix("interval:") {
+            Some(interval) => match crate::parse_duration(interval)? {
+                Duration::ZERO => Err("the interval must be longer than 0ms".to_string()),
+                interval => Ok(Trigger::Interval(interval)),
+            },
+            None => Err(format!(
+                "expected continuous, interval:DUR, available-now or once, got '{text}'"
+            )),
+        },
+    }
+}
+
 /// Parses a value with `FromStr<Err = Error>` for clap.
 fn spec_arg<T: std::str::FromStr<Err = Error>>(text: &str) -> Result<T, String> {
     text.parse().map_err(|e: Error| e.to_string())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::output::{LateEncoder, RowEncoder};
-use super::{duration_arg, spec_arg};
+use super::{duration_arg, spec_arg, trigger_arg};
 use crate::error::Error;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
@@ -22,6 +22,7 @@ use crate::source::{
 use crate::source::{Source, WatermarkStrategy};
 use crate::stream::Stream;
 use crate::window::Window;
+use crate::Trigger;
 
 /// A record or output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,8 +63,8 @@ pub(crate) enum Mode {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// Input file, or a directory whose files are all read (each file is one partition);
-    /// tcp://HOST:PORT to read JSON lines from a server (until it closes the connection); - for
-    /// standard input (JSON lines, until end of file).
+    /// tcp://HOST:PORT to read from a server (until it closes the connection); - for standard
+    /// input (until end of file). tcp:// and - need --format: jsonl, or csv with a header row.
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
     /// Keep watching the --input directory, listing it again every DUR and reading new files,
@@ -109,6 +110,12 @@ pub(crate) struct RunArgs {
     /// Output format. By default, from the output's extension, else JSON lines.
     #[arg(long, value_enum)]
     output_format: Option<Format>,
+    /// When results leave: continuous (as soon as the watermark passes them), interval:DUR
+    /// (micro-batches: the watermark advances every DUR), available-now (read the input there
+    /// is at start, in batches, then stop) or once (all of it as one batch, then stop). The
+    /// final results are the same.
+    #[arg(long, value_name = "TRIGGER", default_value = "continuous", value_parser = trigger_arg)]
+    trigger: Trigger,
     /// Worker threads.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: u16,
@@ -169,6 +176,7 @@ struct Query {
     late_output: Option<PathBuf>,
     mode: Mode,
     complete_interval: Duration,
+    trigger: Trigger,
     output: Option<PathBuf>,
     output_format: Format,
     on_error: OnError,
@@ -182,12 +190,15 @@ impl Query {
             Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
                 Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
             })?,
-            Input::Tcp(_) | Input::Stdin => match args.format {
-                Some(Format::Jsonl) => Format::Jsonl,
-                Some(Format::Csv) => return Err(Error::Config("--format: a tcp:// or - input is read as JSON lines; pass --format jsonl".into())),
-                None => return Err(Error::Config("--format: required with a tcp:// or - input; pass --format jsonl".into())),
-            },
+            Input::Tcp(_) | Input::Stdin => args.format.ok_or_else(|| {
+                Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
+            })?,
         };
+        if args.trigger.finishes_when_idle() && !matches!(input, Input::Path(_)) {
+            return Err(Error::Config(
+                "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
+            ));
+        }
         if args.watch.is_some() && !matches!(input, Input::Path(_)) {
             return Err(Error::Config(
                 "--watch: only a directory --input can be watched".into(),
@@ -259,6 +270,7 @@ impl Query {
             late_output: args.late_output,
             mode: args.mode,
             complete_interval,
+            trigger: args.trigger,
             output,
             output_format,
             on_error: args.on_error,
@@ -285,31 +297,37 @@ impl Query {
             let schema = schema.clone();
             JsonLines::with_decoder(move |line| decode_json(&schema, line))
         };
+        let schema = self.schema.clone();
+        let csv = move || {
+            let schema = schema.clone();
+            Csv::with_decoder(move |header| {
+                let schema = schema.clone();
+                let columns = CsvColumns::new(&schema, header)?;
+                Ok(Box::new(move |row: &csv::ByteRecord| {
+                    decode_csv(&schema, &columns, row)
+                }))
+            })
+        };
+        let (on_error, max) = (self.on_error.clone(), self.max_record_bytes);
         match (&self.input, self.format) {
-            (Input::Tcp(address), _) => {
-                let source = SocketSource::connect(address.clone(), json())
-                    .on_error(self.on_error.clone())
-                    .max_record_bytes(self.max_record_bytes);
-                self.timed(flow, source)
+            (Input::Tcp(address), Format::Jsonl) => {
+                let source = SocketSource::connect(address.clone(), json());
+                self.timed(flow, source.on_error(on_error).max_record_bytes(max))
             }
-            (Input::Stdin, _) => {
-                let source = StdinSource::new(json())
-                    .on_error(self.on_error.clone())
-                    .max_record_bytes(self.max_record_bytes);
-                self.timed(flow, source)
+            (Input::Tcp(address), Format::Csv) => {
+                let source = SocketSource::connect_csv(address.clone(), csv());
+                self.timed(flow, source.on_error(on_error).max_record_bytes(max))
+            }
+            (Input::Stdin, Format::Jsonl) => {
+                let source = StdinSource::new(json());
+                self.timed(flow, source.on_error(on_error).max_record_bytes(max))
+            }
+            (Input::Stdin, Format::Csv) => {
+                let source = StdinSource::csv(csv());
+                self.timed(flow, source.on_error(on_error).max_record_bytes(max))
             }
             (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
-            (Input::Path(path), Format::Csv) => {
-                let schema = self.schema.clone();
-                let format = Csv::with_decoder(move |header| {
-                    let schema = schema.clone();
-                    let columns = CsvColumns::new(&schema, header)?;
-                    Ok(Box::new(move |row: &csv::ByteRecord| {
-                        decode_csv(&schema, &columns, row)
-                    }))
-                });
-                self.timed(flow, self.file_source(path, format))
-            }
+            (Input::Path(path), Format::Csv) => self.timed(flow, self.file_source(path, csv())),
         }
     }
 
@@ -333,71 +351,77 @@ impl Query {
     }
 
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
-        execute(Config::workers(workers), move |flow| {
-            let aggregator = RowAggregator::new(
-                &self.aggs,
-                &self.schema.value_fields,
-                &self.schema.scalar_fields,
-            );
-            let windowed = self
-                .rows(flow)
-                .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
-                .into_keyed()
-                .window(self.window)
-                .allowed_lateness(self.lateness);
-            let late_output = self.late_output.as_ref().map(|path| {
-                let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
-                FileSink::new(path, encoder)
-            });
-            match self.mode {
-                Mode::Append => {
-                    let results = match late_output {
-                        None => windowed.aggregate(aggregator),
-                        Some(late_sink) => {
-                            let (results, late) = windowed.aggregate_with_late(aggregator);
-                            late.sink(late_sink);
-                            results
+        execute(
+            Config::workers(workers).trigger(self.trigger),
+            move |flow| {
+                let aggregator = RowAggregator::new(
+                    &self.aggs,
+                    &self.schema.value_fields,
+                    &self.schema.scalar_fields,
+                );
+                let windowed = self
+                    .rows(flow)
+                    .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
+                    .into_keyed()
+                    .window(self.window)
+                    .allowed_lateness(self.lateness);
+                let late_output = self.late_output.as_ref().map(|path| {
+                    let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
+                    FileSink::new(path, encoder)
+                });
+                match self.mode {
+                    Mode::Append => {
+                        let results = match late_output {
+                            None => windowed.aggregate(aggregator),
+                            Some(late_sink) => {
+                                let (results, late) = windowed.aggregate_with_late(aggregator);
+                                late.sink(late_sink);
+                                results
+                            }
+                        };
+                        // Rows are released in (window end, key) order once the watermark passes
+                        // them, so the output does not depend on the worker count.
+                        match &self.output {
+                            None => {
+                                results.sink(OrderedSink::new(ConsoleSink::new(self.encoder())))
+                            }
+                            Some(path) => {
+                                results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
+                            }
                         }
-                    };
-                    // Rows are released in (window end, key) order once the watermark passes
-                    // them, so the output does not depend on the worker count.
-                    match &self.output {
-                        None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                        Some(path) => {
-                            results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
+                    }
+                    Mode::Update | Mode::Complete => {
+                        let updates = match late_output {
+                            None => windowed.aggregate_updates(aggregator),
+                            Some(late_sink) => {
+                                let (updates, late) =
+                                    windowed.aggregate_updates_with_late(aggregator);
+                                late.sink(late_sink);
+                                updates
+                            }
+                        };
+                        // Rows leave as they come: the rows of one window come from one worker, in
+                        // order.
+                        let interval = self.complete_interval;
+                        match (&self.output, self.mode) {
+                            (None, Mode::Update) => updates.sink(ConsoleSink::new(self.encoder())),
+                            (Some(path), Mode::Update) => {
+                                updates.sink(FileSink::new(path, self.encoder()))
+                            }
+                            (None, _) => updates.sink(CompleteSink::new(
+                                interval,
+                                ConsoleSink::new(self.encoder()),
+                            )),
+                            (Some(path), _) => updates.sink(CompleteSink::new(
+                                interval,
+                                FileSink::new(path, self.encoder()).replace_on_write(),
+                            )),
                         }
                     }
                 }
-                Mode::Update | Mode::Complete => {
-                    let updates = match late_output {
-                        None => windowed.aggregate_updates(aggregator),
-                        Some(late_sink) => {
-                            let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
-                            late.sink(late_sink);
-                            updates
-                        }
-                    };
-                    // Rows leave as they come: the rows of one window come from one worker, in
-                    // order.
-                    let interval = self.complete_interval;
-                    match (&self.output, self.mode) {
-                        (None, Mode::Update) => updates.sink(ConsoleSink::new(self.encoder())),
-                        (Some(path), Mode::Update) => {
-                            updates.sink(FileSink::new(path, self.encoder()))
-                        }
-                        (None, _) => updates.sink(CompleteSink::new(
-                            interval,
-                            ConsoleSink::new(self.encoder()),
-                        )),
-                        (Some(path), _) => updates.sink(CompleteSink::new(
-                            interval,
-                            FileSink::new(path, self.encoder()).replace_on_write(),
-                        )),
-                    }
-                }
-            }
-            Ok(())
-        })
+                Ok(())
+            },
+        )
     }
 }
 

@@ -254,6 +254,7 @@ where
             "Source",
             partitions,
             strategy.into(),
+            job.trigger,
             clock,
             move |out| {
                 if shared.stopped() {

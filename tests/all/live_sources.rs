@@ -14,26 +14,7 @@ use tideflow::sink::ForeachSink;
 use tideflow::source::{JsonLines, SocketSource};
 use tideflow::{Config, Window, WindowResult};
 
-use crate::support::{run_args, ChildGuard, DEADLINE};
-
-/// Accepts one connection on `listener`, waiting at most [`DEADLINE`].
-fn accept(listener: &TcpListener) -> std::net::TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let start = Instant::now();
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                return stream;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(start.elapsed() < DEADLINE, "tideflow did not connect");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
+use crate::support::{accept, run_args, ChildGuard, DEADLINE};
 
 const EVENTS: &str = "{\"ts\":1000,\"k\":\"a\"}\n{\"ts\":2000,\"k\":\"a\"}\n\n\
                       {\"ts\":12000,\"k\":\"b\"}\n{\"ts\":3000,\"k\":\"b\"}\n";

@@ -1,23 +1,26 @@
-//! CSV with a header row.
+//! CSV with a header row: the format, the file reader, and the record framing and parsing
+//! the live sources ([`SocketSource`](crate::source::SocketSource),
+//! [`StdinSource`](crate::source::StdinSource)) use to read CSV from a stream.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use csv::{ByteRecord, ReaderBuilder};
+use csv::{ByteRecord, Position, ReaderBuilder, Terminator};
 use serde::de::DeserializeOwned;
 
 use super::{FileFormat, RecordReader};
 use crate::error::Error;
 use crate::source::{BadRecord, ReadError};
 
-/// Decodes the rows of one file.
+/// Decodes the rows of one input (a file, or a live stream).
 pub type RowDecoder<T> = Box<dyn FnMut(&ByteRecord) -> Result<T, String>>;
 type Prepare<T> = dyn Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync;
 
 /// The CSV format: a header row, then one record per row. Each row is decoded with serde (by
-/// column name) or with a decoder prepared from each file's header.
+/// column name) or with a decoder prepared from each input's header (each file's, or a live
+/// stream's first record).
 pub struct Csv<T> {
     prepare: Arc<Prepare<T>>,
 }
@@ -43,15 +46,46 @@ impl<T: DeserializeOwned + 'static> Csv<T> {
 }
 
 impl<T> Csv<T> {
-    /// Decodes rows with the decoder `prepare` makes from each file's header. An `Err` from
-    /// `prepare` (a missing column, say) is reported with the file; an `Err` from the decoder
-    /// with the file and line.
+    /// Decodes rows with the decoder `prepare` makes from each input's header. An `Err` from
+    /// `prepare` (a missing column, say) stops the job with the input's name and the header's
+    /// line, whatever the [`OnError`](crate::source::OnError) policy; an `Err` from the decoder
+    /// is a bad record, reported with the input and line.
     pub fn with_decoder(
         prepare: impl Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + Sync + 'static,
     ) -> Self {
         Csv {
             prepare: Arc::new(prepare),
         }
+    }
+
+    /// Prepares to decode the rows under `header`. An `Err` (a missing column, say) is the
+    /// header's fault.
+    pub(crate) fn rows(&self, header: &ByteRecord) -> Result<CsvRows<T>, String> {
+        Ok(CsvRows {
+            fields: header.len(),
+            decode: (self.prepare)(header)?,
+        })
+    }
+}
+
+/// Decodes the rows under one header.
+pub(crate) struct CsvRows<T> {
+    /// The number of fields in the header, which every row must have.
+    fields: usize,
+    decode: RowDecoder<T>,
+}
+
+impl<T> CsvRows<T> {
+    /// Decodes `row`; an `Err` says why it is a bad record.
+    pub(crate) fn decode(&mut self, row: &ByteRecord) -> Result<T, String> {
+        if row.len() != self.fields {
+            return Err(format!(
+                "found record with {} fields, but the header has {} fields",
+                row.len(),
+                self.fields
+            ));
+        }
+        (self.decode)(row)
     }
 }
 
@@ -79,15 +113,13 @@ impl<T: 'static> FileFormat for Csv<T> {
         let header = reader
             .byte_headers()
             .map_err(|e| bad_header(format!("cannot read the CSV header: {e}")))?;
-        let fields = header.len();
-        let decode = (self.prepare)(header).map_err(bad_header)?;
+        let rows = self.rows(header).map_err(bad_header)?;
         Ok(CsvReader {
             path: path.to_path_buf(),
             reader,
             row: ByteRecord::new(),
-            fields,
             max_record_bytes,
-            decode,
+            rows,
         })
     }
 }
@@ -97,10 +129,8 @@ pub struct CsvReader<T> {
     path: PathBuf,
     reader: csv::Reader<File>,
     row: ByteRecord,
-    /// The number of fields in the header, which every row must have.
-    fields: usize,
     max_record_bytes: usize,
-    decode: RowDecoder<T>,
+    rows: CsvRows<T>,
 }
 
 impl<T> CsvReader<T> {
@@ -177,17 +207,202 @@ impl<T: 'static> RecordReader for CsvReader<T> {
                 }));
             }
         }
-        if self.row.len() != self.fields {
-            let reason = format!(
-                "found record with {} fields, but the header has {} fields",
-                self.row.len(),
-                self.fields
-            );
-            return Err(self.bad(start.byte(), end, start.line(), reason));
-        }
-        match (self.decode)(&self.row) {
+        match self.rows.decode(&self.row) {
             Ok(record) => Ok(Some(record)),
             Err(reason) => Err(self.bad(start.byte(), end, start.line(), reason)),
         }
+    }
+}
+
+/// Where the framing of a CSV stream is within a record: what a byte means depends on it.
+/// These are the states of the `csv` crate's parser (quote `"`, doubled to escape it,
+/// delimiter `,`) that matter for finding a record's end.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// At the start of a field, where a quote opens a quoted field.
+    FieldStart,
+    /// Inside an unquoted field, where a quote is data.
+    Unquoted,
+    /// Inside a quoted field, where a newline is data.
+    Quoted,
+    /// Just after a quote inside a quoted field: another quote is an escaped quote; anything
+    /// else follows the closing quote.
+    QuoteInQuoted,
+}
+
+/// Reads the next CSV record of `reader` into `record`, without its `\n`, keeping at most
+/// `max + 1` bytes of it. A quoted field may span lines, so a record ends at the first `\n`
+/// outside quotes (or at the end of the input). Returns the record's whole length (without
+/// the `\n`) and the number of lines it spans, or `None` at the end.
+pub(crate) fn read_csv_record_capped(
+    reader: &mut impl BufRead,
+    record: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<(usize, u64)>> {
+    record.clear();
+    let mut length = 0;
+    let mut lines = 1;
+    let mut any = false;
+    let mut state = Framing::FieldStart;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let mut end = None;
+        for (at, &byte) in available.iter().enumerate() {
+            state = match (state, byte) {
+                (Framing::Quoted, b'"') => Framing::QuoteInQuoted,
+                (Framing::Quoted, b'\n') => {
+                    lines += 1;
+                    Framing::Quoted
+                }
+                (Framing::Quoted, _) => Framing::Quoted,
+                (Framing::FieldStart, b'"') | (Framing::QuoteInQuoted, b'"') => Framing::Quoted,
+                (_, b',') => Framing::FieldStart,
+                (_, b'\n') => {
+                    end = Some(at);
+                    break;
+                }
+                (_, _) => Framing::Unquoted,
+            };
+        }
+        let content = end.unwrap_or(available.len());
+        let room = (max + 1).saturating_sub(record.len());
+        record.extend_from_slice(&available[..content.min(room)]);
+        length += content;
+        reader.consume(end.map_or(content, |at| at + 1));
+        if end.is_some() {
+            break;
+        }
+    }
+    Ok(any.then_some((length, lines)))
+}
+
+/// Splits records framed by [`read_csv_record_capped`] into fields, as the `csv` crate does
+/// for files, with one reader reused for every record.
+pub(crate) struct CsvRecordParser {
+    /// Reads the record lent to it. Only `\n` ends a record (a `\r` before it is cut off
+    /// first), and any number of fields is accepted: the caller checks the count.
+    reader: csv::Reader<Cursor<Vec<u8>>>,
+}
+
+impl CsvRecordParser {
+    pub(crate) fn new() -> Self {
+        let reader = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(Terminator::Any(b'\n'))
+            .from_reader(Cursor::new(Vec::new()));
+        CsvRecordParser { reader }
+    }
+
+    /// Splits `record` (one record, without its line terminator) into the fields of `row`.
+    /// Returns `false`, leaving `row` empty, for a blank record. `record` is lent to the
+    /// reader and given back unchanged.
+    pub(crate) fn parse(
+        &mut self,
+        record: &mut Vec<u8>,
+        row: &mut ByteRecord,
+    ) -> Result<bool, String> {
+        std::mem::swap(self.reader.get_mut().get_mut(), record);
+        // Rewinding resets the parser, which stopped at the end of the previous record.
+        let parsed = self
+            .reader
+            .seek_raw(SeekFrom::Start(0), Position::new())
+            .and_then(|()| self.reader.read_byte_record(row));
+        std::mem::swap(self.reader.get_mut().get_mut(), record);
+        parsed.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames `input` with a reader buffer of `capacity` bytes and a cap of `max`.
+    fn frame(input: &[u8], capacity: usize, max: usize) -> Vec<(usize, u64, String)> {
+        let mut reader = io::BufReader::with_capacity(capacity, input);
+        let mut record = Vec::new();
+        let mut records = Vec::new();
+        while let Some((length, lines)) =
+            read_csv_record_capped(&mut reader, &mut record, max).unwrap()
+        {
+            records.push((length, lines, String::from_utf8(record.clone()).unwrap()));
+        }
+        records
+    }
+
+    #[test]
+    fn records_end_at_a_newline_outside_quotes() {
+        let input = b"ts,k\r\n1,\"a\nb\"\n\n2,\"say \"\"hi\"\"\nthere\",x\"y\n3,a\"b\n4,\"\"\n5";
+        let expected = [
+            (1, "ts,k\r"),
+            (2, "1,\"a\nb\""),
+            (1, ""),
+            (2, "2,\"say \"\"hi\"\"\nthere\",x\"y"),
+            (1, "3,a\"b"),
+            (1, "4,\"\""),
+            (1, "5"),
+        ];
+        let expected: Vec<(usize, u64, String)> = expected
+            .iter()
+            .map(|(lines, s)| (s.len(), *lines, s.to_string()))
+            .collect();
+        for capacity in [1, 3, 64] {
+            assert_eq!(
+                frame(input, capacity, 100),
+                expected,
+                "buffer of {capacity} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn records_are_cut_past_the_cap_but_measured_whole() {
+        let records = frame(b"abcdefgh\n\"ab\ncdefg\"\nxy\n", 2, 3);
+        let expected = [(8, 1, "abcd"), (10, 2, "\"ab\n"), (2, 1, "xy")];
+        let expected: Vec<(usize, u64, String)> = expected
+            .iter()
+            .map(|(n, lines, s)| (*n, *lines, s.to_string()))
+            .collect();
+        assert_eq!(records, expected);
+        // An unterminated quote runs to the end of the input, held within the cap.
+        assert_eq!(frame(b"\"a\nb\nc", 4, 2), vec![(6, 3, "\"a\n".to_string())]);
+    }
+
+    #[test]
+    fn parser_splits_each_record_as_the_file_reader_does() {
+        let mut parser = CsvRecordParser::new();
+        let mut row = ByteRecord::new();
+        for (text, fields) in [
+            (&b"ts,k"[..], vec![&b"ts"[..], b"k"]),
+            (b"1,\"a\nb\"", vec![b"1", b"a\nb"]),
+            (
+                b"2,\"say \"\"hi\"\"\",x\"y",
+                vec![b"2", b"say \"hi\"", b"x\"y"],
+            ),
+            (b" 3 ,,", vec![b" 3 ", b"", b""]),
+            (b"\xff,x", vec![b"\xff", b"x"]),
+        ] {
+            let mut record = text.to_vec();
+            assert_eq!(parser.parse(&mut record, &mut row), Ok(true));
+            assert_eq!(record, text, "the record is given back");
+            assert_eq!(row.iter().collect::<Vec<_>>(), fields);
+            let mut file = ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&record[..]);
+            let mut expected = ByteRecord::new();
+            assert!(file.read_byte_record(&mut expected).unwrap());
+            assert_eq!(row, expected, "as the file reader splits it");
+        }
+        let mut blank = Vec::new();
+        assert_eq!(parser.parse(&mut blank, &mut row), Ok(false));
+        assert!(row.is_empty());
     }
 }

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub(crate) use self::csv::{read_csv_record_capped, CsvRecordParser, CsvRows};
 pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
 pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};

@@ -525,3 +525,4 @@ mod modes;
 mod random;
 mod sessions;
 mod stateless;
+mod triggers;
