@@ -42,6 +42,7 @@
 pub mod cli;
 mod duration;
 mod error;
+mod keyed;
 pub mod record;
 mod runtime;
 pub mod sink;
@@ -58,6 +59,8 @@ pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
+pub use tideflow_operators::keyed::interval_join::Joined;
+pub use tideflow_operators::keyed::running::{Change, KeyedChange};
 pub use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 pub use tideflow_operators::{Event, Trigger};
 pub use window::Window;

@@ -8,12 +8,14 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tideflow_operators::state::{StateCount, StateRows};
 use tideflow_operators::Trigger;
 use timely::dataflow::Scope;
 use timely::worker::Worker;
@@ -98,6 +100,9 @@ pub struct JobReport {
     /// Events stamped further ahead of the wall clock than the allowed future skew: processed,
     /// but kept from advancing the watermark.
     pub future_events: u64,
+    /// Rows of keyed state per stateful operator (named by kind, `#2`, `#3` for repeats),
+    /// summed over workers: held at the end, and the sum of each worker's peak.
+    pub state: BTreeMap<String, StateCount>,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -114,6 +119,7 @@ pub(crate) struct SharedJob {
     pub(crate) records_skipped: AtomicU64,
     pub(crate) records_dead_lettered: AtomicU64,
     pub(crate) future_events: AtomicU64,
+    state: Mutex<BTreeMap<String, StateCount>>,
 }
 
 impl SharedJob {
@@ -147,6 +153,7 @@ pub(crate) struct WorkerJob {
     pub(crate) trigger: Trigger,
     pub(crate) shared: Arc<SharedJob>,
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
+    state: RefCell<Vec<(String, StateRows)>>,
 }
 
 impl WorkerJob {
@@ -155,6 +162,38 @@ impl WorkerJob {
         let done = Rc::new(Cell::new(false));
         self.terminals.borrow_mut().push(Rc::clone(&done));
         done
+    }
+
+    /// A gauge for the state rows of a stateful operator of kind `kind` (reported in
+    /// [`JobReport::state`] under `kind`, or `kind#2`, `kind#3`... for later ones).
+    pub(crate) fn state_gauge(&self, kind: &str) -> StateRows {
+        let mut gauges = self.state.borrow_mut();
+        let same = gauges
+            .iter()
+            .filter(|(name, _)| name.split('#').next() == Some(kind))
+            .count();
+        let name = match same {
+            0 => kind.to_string(),
+            n => format!("{kind}#{}", n + 1),
+        };
+        let gauge = StateRows::default();
+        gauges.push((name, gauge.clone()));
+        gauge
+    }
+
+    /// Adds this worker's state gauges to the job's totals.
+    fn report_state(&self) {
+        let mut totals = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (name, gauge) in self.state.borrow().iter() {
+            let count = gauge.get();
+            let total = totals.entry(name.clone()).or_default();
+            total.rows += count.rows;
+            total.peak += count.peak;
+        }
     }
 
     fn finished(&self) -> bool {
@@ -267,6 +306,7 @@ where
             trigger,
             shared: Arc::clone(&worker_shared),
             terminals: RefCell::new(Vec::new()),
+            state: RefCell::new(Vec::new()),
         });
         // A panic (a bug, or a panicking user closure) must not leave the other workers waiting
         // for this one's progress: it becomes the job's error and every worker stops.
@@ -277,6 +317,7 @@ where
                 panic_message(&*payload)
             )));
         }
+        job.report_state();
         if job.shared.stopped() {
             // Sources halted without closing their windows; timely would wait for them forever.
             for dataflow in worker.installed_dataflows() {
@@ -298,6 +339,12 @@ where
     if let Some(message) = panic {
         return Err(Error::Internal(format!("a worker panicked: {message}")));
     }
+    let state = std::mem::take(
+        &mut *shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
     Ok(JobReport {
         records_in: shared.records_in.load(Ordering::Relaxed),
         records_out: shared.records_out.load(Ordering::Relaxed),
@@ -306,6 +353,7 @@ where
         records_skipped: shared.records_skipped.load(Ordering::Relaxed),
         records_dead_lettered: shared.records_dead_lettered.load(Ordering::Relaxed),
         future_events: shared.future_events.load(Ordering::Relaxed),
+        state,
         elapsed: started.elapsed(),
     })
 }

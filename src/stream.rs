@@ -389,8 +389,8 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
 
 /// A stream whose records have a key of type `K`; windows and keyed state start here.
 pub struct KeyedStream<'scope, K, D> {
-    inner: StreamVec<'scope, u64, Event<(K, D)>>,
-    job: Rc<WorkerJob>,
+    pub(crate) inner: StreamVec<'scope, u64, Event<(K, D)>>,
+    pub(crate) job: Rc<WorkerJob>,
 }
 
 impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
@@ -508,18 +508,7 @@ where
         aggregator: A,
     ) -> Stream<'scope, R> {
         let (job, WindowStreams { results, late }) = self.windows(aggregator);
-        let done = job.terminal();
-        let counter = Rc::clone(&job);
-        late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
-            input.for_each(|_, data| {
-                counter
-                    .shared
-                    .late_dropped
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                data.clear();
-            });
-            done.set(frontier.is_empty());
-        });
+        drop_late(&job, late);
         Stream {
             inner: results,
             job,
@@ -606,4 +595,20 @@ where
         };
         (job, streams)
     }
+}
+
+/// Drops the records of `late`, counting them in the job's `late_dropped`.
+pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64, Event<T>>) {
+    let done = job.terminal();
+    let counter = Rc::clone(job);
+    late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
+        input.for_each(|_, data| {
+            counter
+                .shared
+                .late_dropped
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            data.clear();
+        });
+        done.set(frontier.is_empty());
+    });
 }

@@ -15,7 +15,9 @@
 
 pub mod aggregate;
 pub mod event;
+pub mod keyed;
 pub mod source;
+pub mod state;
 pub mod trigger;
 pub mod watermark;
 pub mod window;

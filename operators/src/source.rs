@@ -136,8 +136,9 @@ impl<D> SourceOutput<D> {
 /// [`SourceOutput`] and returns a [`SourceStatus`]. Each record is sent at its stamp (its event
 /// time, or its partition's watermark when it arrived behind it), and the capability is
 /// downgraded to the minimum watermark over unfinished partitions after each poll, or when the
-/// [`Trigger`] allows it: at once (continuous), at the next interval boundary of the clock's
-/// monotonic time (interval), or only at the end (once). Under [`Trigger::AvailableNow`] and
+/// [`Trigger`] allows it: at once (continuous); at each interval boundary of the clock's wall
+/// time, to the watermark of the records read before the boundary (interval); or only at the
+/// end (once). Under [`Trigger::AvailableNow`] and
 /// [`Trigger::Once`], a poll that returns [`SourceStatus::Wait`] (no input ready) finishes the
 /// source. When `poll`
 /// returns [`SourceStatus::Done`], or every partition has finished, the capability is dropped;
@@ -208,6 +209,15 @@ where
                 };
                 let now = clock();
                 out.watermarks.set_now(now);
+                // At an interval boundary the capability takes the watermark of what was read
+                // before it: records read from now on belong to the next batch.
+                if schedule.boundary_due(now.wall_ms) {
+                    if let Some(watermark) = out.watermarks.watermark() {
+                        if watermark > *cap.time() {
+                            cap.downgrade(&watermark);
+                        }
+                    }
+                }
                 let mut status = poll(&mut out);
 
                 if !out.events.is_empty() {
@@ -231,7 +241,7 @@ where
                     (status, Some(watermark)) => {
                         let mut held_back = false;
                         if watermark > *cap.time() {
-                            if schedule.release(now.monotonic_ms) {
+                            if schedule.follows_polls() {
                                 cap.downgrade(&watermark);
                             } else {
                                 held_back = true;
@@ -242,7 +252,7 @@ where
                                 let mut wake =
                                     out.watermarks.wake_after().map_or(after, |w| w.min(after));
                                 if held_back {
-                                    if let Some(release) = schedule.wait(now.monotonic_ms) {
+                                    if let Some(release) = schedule.wait(now.wall_ms) {
                                         wake = wake.min(release);
                                     }
                                 }

@@ -14,8 +14,10 @@ pub enum Trigger {
     /// As soon as the watermark moves: results leave the moment the watermark passes them.
     #[default]
     Continuous,
-    /// Only at processing-time boundaries every `interval` from the start (Spark's
-    /// `ProcessingTime` trigger): results leave in micro-batches.
+    /// Only at processing-time boundaries: wall-clock multiples of `interval` since the epoch,
+    /// as Spark's `ProcessingTime` trigger aligns its batches. Results leave in micro-batches;
+    /// a window whose end is such a multiple (a 1 s window under a 100 ms interval) leaves one
+    /// interval after the watermark passes it.
     Interval(Duration),
     /// Like continuous, but the source finishes as soon as no input is ready: it reads the input
     /// available at start (for a watched directory, the files already there) and ends the job
@@ -33,11 +35,12 @@ impl Trigger {
     }
 }
 
-/// The capability-release schedule of a [`Trigger`], driven by the source's monotonic clock.
+/// The capability-release schedule of a [`Trigger`], driven by the source's wall clock.
 #[derive(Clone, Debug)]
 pub(crate) struct Schedule {
     trigger: Trigger,
-    /// For [`Trigger::Interval`]: the interval in ms and the next boundary (monotonic ms).
+    /// For [`Trigger::Interval`]: the interval in ms and the next boundary (wall-clock ms since
+    /// the epoch; 0 until the first release).
     interval_ms: u64,
     next_boundary: u64,
 }
@@ -53,24 +56,25 @@ impl Schedule {
         Schedule {
             trigger,
             interval_ms,
-            next_boundary: interval_ms,
+            next_boundary: 0,
         }
     }
 
-    /// Whether the capability may advance at monotonic time `now_ms`; an interval boundary is
-    /// consumed when it is reached.
-    pub(crate) fn release(&mut self, now_ms: u64) -> bool {
-        match self.trigger {
-            Trigger::Continuous | Trigger::AvailableNow => true,
-            Trigger::Once => false,
-            Trigger::Interval(_) => {
-                if now_ms < self.next_boundary {
-                    return false;
-                }
-                self.next_boundary = (now_ms / self.interval_ms + 1) * self.interval_ms;
-                true
-            }
+    /// Whether the capability follows the watermark after every poll (continuous and
+    /// available-now).
+    pub(crate) fn follows_polls(&self) -> bool {
+        matches!(self.trigger, Trigger::Continuous | Trigger::AvailableNow)
+    }
+
+    /// For an interval trigger, whether a boundary has been reached at wall-clock time
+    /// `now_ms` (the first call always says yes, at the job's start); the boundary is consumed.
+    /// Always `false` for the other triggers.
+    pub(crate) fn boundary_due(&mut self, now_ms: u64) -> bool {
+        if !matches!(self.trigger, Trigger::Interval(_)) || now_ms < self.next_boundary {
+            return false;
         }
+        self.next_boundary = (now_ms / self.interval_ms + 1) * self.interval_ms;
+        true
     }
 
     /// How long after `now_ms` the next release is due, for a source that holds back a
@@ -92,22 +96,28 @@ mod tests {
     #[test]
     fn interval_releases_once_per_boundary() {
         let mut schedule = Schedule::new(Trigger::Interval(Duration::from_millis(100)));
-        assert!(!schedule.release(0));
-        assert!(!schedule.release(99));
+        assert!(!schedule.follows_polls());
+        // The first look releases and aligns the boundaries to multiples of the interval.
+        assert!(schedule.boundary_due(30));
+        assert!(!schedule.boundary_due(31));
+        assert!(!schedule.boundary_due(99));
         assert_eq!(schedule.wait(40), Some(Duration::from_millis(60)));
-        assert!(schedule.release(100));
-        assert!(!schedule.release(150));
+        assert!(schedule.boundary_due(100));
+        assert!(!schedule.boundary_due(150));
         // A late look skips the boundaries it missed: one release, the next one ahead.
-        assert!(schedule.release(420));
-        assert!(!schedule.release(499));
-        assert!(schedule.release(500));
+        assert!(schedule.boundary_due(420));
+        assert!(!schedule.boundary_due(499));
+        assert!(schedule.boundary_due(500));
     }
 
     #[test]
-    fn continuous_and_once() {
-        assert!(Schedule::new(Trigger::Continuous).release(0));
-        assert!(Schedule::new(Trigger::AvailableNow).release(0));
-        assert!(!Schedule::new(Trigger::Once).release(u64::MAX));
-        assert_eq!(Schedule::new(Trigger::Continuous).wait(5), None);
+    fn continuous_available_now_and_once() {
+        for trigger in [Trigger::Continuous, Trigger::AvailableNow] {
+            let mut schedule = Schedule::new(trigger);
+            assert!(schedule.follows_polls() && !schedule.boundary_due(0));
+            assert_eq!(schedule.wait(5), None);
+        }
+        let mut once = Schedule::new(Trigger::Once);
+        assert!(!once.follows_polls() && !once.boundary_due(u64::MAX));
     }
 }

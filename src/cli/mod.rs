@@ -1,10 +1,12 @@
 //! The `tideflow` command line: argument parsing and the subcommands.
 //!
 //! `tideflow run` aggregates a file or directory of JSON lines or CSV into windows;
-//! `tideflow demo` runs a self-contained pipeline on the rate generator. Every error becomes
+//! `tideflow demo` runs a self-contained pipeline on the rate generator; `tideflow bench`
+//! measures latency and throughput (docs/BENCHMARKS.md). Every error becomes
 //! one line on standard error naming the flag, file or line at fault, and a non-zero exit code:
 //! 2 for a user mistake, 3 for an I/O failure, 70 for a bug.
 
+mod bench;
 mod demo;
 mod output;
 mod run;
@@ -33,6 +35,8 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Run a built-in pipeline on generated events and print windows, throughput and latency.
     Demo(demo::DemoArgs),
+    /// Measure window-close latency, micro-batch against continuous mode, and throughput.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line with `args` (the program name first) and returns the exit code.
@@ -44,6 +48,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Demo(args) => demo::demo(args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,12 +4,13 @@ use std::io::Write;
 
 use std::time::Duration;
 
+use tideflow_operators::keyed::running::KeyedChange;
 use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 
 use crate::duration::millis;
 use crate::error::Error;
 use crate::record::{AggValue, Key, Row};
-use crate::sink::{Encoder, TableRow};
+use crate::sink::{Encoder, KeyTableRow, TableRow};
 
 /// Encodes window rows as `{"key":..,"window_start":..,"window_end":..,<aggregates>}` JSON
 /// lines, or as CSV rows under a header with the same columns. Update-mode rows add `final`
@@ -19,6 +20,36 @@ pub struct RowEncoder {
     columns: Vec<String>,
     csv: bool,
     header_written: bool,
+}
+
+/// The fields of one output row: its key, its window (none for running aggregates) and its
+/// aggregate values.
+#[derive(Clone, Copy)]
+struct RowView<'a> {
+    key: &'a Key,
+    window: Option<(u64, u64)>,
+    values: &'a [AggValue],
+}
+
+impl<'a> RowView<'a> {
+    /// A row without a window (running aggregates).
+    fn unwindowed(key: &'a Key, values: &'a [AggValue]) -> Self {
+        RowView {
+            key,
+            window: None,
+            values,
+        }
+    }
+}
+
+impl<'a> From<&'a WindowResult<Key, Vec<AggValue>>> for RowView<'a> {
+    fn from(row: &'a WindowResult<Key, Vec<AggValue>>) -> Self {
+        RowView {
+            key: &row.key,
+            window: Some((row.start, row.end)),
+            values: &row.value,
+        }
+    }
 }
 
 /// The extra columns of one output mode's rows.
@@ -50,7 +81,7 @@ impl RowEncoder {
 
     fn encode_row(
         &mut self,
-        row: &WindowResult<Key, Vec<AggValue>>,
+        row: RowView<'_>,
         extra: Extra,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
@@ -63,12 +94,10 @@ impl RowEncoder {
         }
         out.extend_from_slice(b"\"key\":");
         row.key.write_json(out);
-        let _ = write!(
-            out,
-            ",\"window_start\":{},\"window_end\":{}",
-            row.start, row.end
-        );
-        for (column, value) in self.columns.iter().zip(&row.value) {
+        if let Some((start, end)) = row.window {
+            let _ = write!(out, ",\"window_start\":{start},\"window_end\":{end}");
+        }
+        for (column, value) in self.columns.iter().zip(row.values) {
             out.extend_from_slice(b",");
             let _ = serde_json::to_writer(&mut *out, column);
             out.extend_from_slice(b":");
@@ -86,7 +115,7 @@ impl RowEncoder {
 
     fn encode_csv(
         &mut self,
-        row: &WindowResult<Key, Vec<AggValue>>,
+        row: RowView<'_>,
         extra: Extra,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
@@ -98,7 +127,13 @@ impl RowEncoder {
                 .batch
                 .map(|_| "batch")
                 .into_iter()
-                .chain(["key", "window_start", "window_end"])
+                .chain(["key"])
+                .chain(
+                    row.window
+                        .map(|_| ["window_start", "window_end"])
+                        .into_iter()
+                        .flatten(),
+                )
                 .map(str::to_string)
                 .chain(self.columns.iter().cloned())
                 .chain(extra.is_final.map(|_| "final".to_string()))
@@ -109,12 +144,14 @@ impl RowEncoder {
             .batch
             .map(|batch| batch.to_string())
             .into_iter()
-            .chain([
-                row.key.csv_text(),
-                row.start.to_string(),
-                row.end.to_string(),
-            ])
-            .chain(row.value.iter().map(AggValue::csv_text))
+            .chain([row.key.csv_text()])
+            .chain(
+                row.window
+                    .map(|(start, end)| [start.to_string(), end.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .chain(row.values.iter().map(AggValue::csv_text))
             .chain(extra.is_final.map(|value| value.to_string()))
             .chain(extra.retract.map(|value| value.to_string()));
         writer.write_record(fields).map_err(failed)?;
@@ -124,59 +161,72 @@ impl RowEncoder {
     }
 }
 
-/// Append mode: the window's result.
-impl Encoder<WindowResult<Key, Vec<AggValue>>> for RowEncoder {
-    fn encode(
-        &mut self,
-        row: &WindowResult<Key, Vec<AggValue>>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        let extra = Extra {
-            batch: None,
-            is_final: None,
-            retract: None,
-        };
-        self.encode_row(row, extra, out)
-    }
+/// A row type `tideflow run` writes: its fields and its mode's extra columns.
+trait OutputRow: 'static {
+    fn parts(&self) -> (RowView<'_>, Extra);
+}
 
-    fn begin_file(&mut self) {
-        self.header_written = false;
+/// No extra columns.
+const PLAIN: Extra = Extra {
+    batch: None,
+    is_final: None,
+    retract: None,
+};
+
+/// Append mode: the window's result.
+impl OutputRow for WindowResult<Key, Vec<AggValue>> {
+    fn parts(&self) -> (RowView<'_>, Extra) {
+        (self.into(), PLAIN)
     }
 }
 
 /// Update mode: the result with `final`, and `retract` on a retraction.
-impl Encoder<WindowUpdate<Key, Vec<AggValue>>> for RowEncoder {
-    fn encode(
-        &mut self,
-        row: &WindowUpdate<Key, Vec<AggValue>>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+impl OutputRow for WindowUpdate<Key, Vec<AggValue>> {
+    fn parts(&self) -> (RowView<'_>, Extra) {
         let extra = Extra {
-            batch: None,
-            is_final: Some(row.is_final()),
-            retract: Some(row.kind == UpdateKind::Retract),
+            is_final: Some(self.is_final()),
+            retract: Some(self.kind == UpdateKind::Retract),
+            ..PLAIN
         };
-        self.encode_row(&row.result, extra, out)
-    }
-
-    fn begin_file(&mut self) {
-        self.header_written = false;
+        ((&self.result).into(), extra)
     }
 }
 
 /// Complete mode: the table's batch number, the result and `final`.
-impl Encoder<TableRow<Key, Vec<AggValue>>> for RowEncoder {
-    fn encode(
-        &mut self,
-        row: &TableRow<Key, Vec<AggValue>>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
+impl OutputRow for TableRow<Key, Vec<AggValue>> {
+    fn parts(&self) -> (RowView<'_>, Extra) {
         let extra = Extra {
-            batch: Some(row.batch),
-            is_final: Some(row.is_final),
-            retract: None,
+            batch: Some(self.batch),
+            is_final: Some(self.is_final),
+            ..PLAIN
         };
-        self.encode_row(&row.result, extra, out)
+        ((&self.result).into(), extra)
+    }
+}
+
+/// Running aggregates in update mode: the key's new result (insertions only: an upsert on the
+/// key).
+impl OutputRow for KeyedChange<Key, Vec<AggValue>> {
+    fn parts(&self) -> (RowView<'_>, Extra) {
+        (RowView::unwindowed(&self.key, &self.value), PLAIN)
+    }
+}
+
+/// Running aggregates in complete mode: the table's batch number and the key's result.
+impl OutputRow for KeyTableRow<Key, Vec<AggValue>> {
+    fn parts(&self) -> (RowView<'_>, Extra) {
+        let extra = Extra {
+            batch: Some(self.batch),
+            ..PLAIN
+        };
+        (RowView::unwindowed(&self.key, &self.value), extra)
+    }
+}
+
+impl<R: OutputRow> Encoder<R> for RowEncoder {
+    fn encode(&mut self, row: &R, out: &mut Vec<u8>) -> Result<(), Error> {
+        let (view, extra) = row.parts();
+        self.encode_row(view, extra, out)
     }
 
     fn begin_file(&mut self) {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use timely::ExchangeData;
 
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
@@ -14,7 +15,7 @@ use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
 };
 use crate::runtime::{execute, Config, Flow, JobReport};
-use crate::sink::{CompleteSink, ConsoleSink, FileSink, OrderedSink};
+use crate::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
 use crate::source::{
     Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
     DEFAULT_MAX_RECORD_BYTES,
@@ -22,7 +23,7 @@ use crate::source::{
 use crate::source::{Source, WatermarkStrategy};
 use crate::stream::Stream;
 use crate::window::Window;
-use crate::Trigger;
+use crate::{Change, Trigger};
 
 /// A record or output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -80,9 +81,10 @@ pub(crate) struct RunArgs {
     /// Field to group by. Without it every record has the key null.
     #[arg(long, value_name = "FIELD")]
     key_field: Option<String>,
-    /// tumbling:SIZE, sliding:SIZE,SLIDE or session:GAP, e.g. tumbling:10s.
+    /// tumbling:SIZE, sliding:SIZE,SLIDE or session:GAP, e.g. tumbling:10s. Without it, each
+    /// key's aggregates run over all its records (--mode update or complete).
     #[arg(long, value_name = "SPEC", value_parser = spec_arg::<Window>)]
-    window: Window,
+    window: Option<Window>,
     /// count, sum:F, avg:F, min:F or max:F; repeat for several.
     #[arg(long = "agg", value_name = "AGG", required = true, value_parser = spec_arg::<AggSpec>)]
     aggs: Vec<AggSpec>,
@@ -91,8 +93,9 @@ pub(crate) struct RunArgs {
     watermark_delay: Duration,
     /// How long after its end a window still takes late records, e.g. 30s (Flink's allowed
     /// lateness). The window's row is written once, when the watermark passes end + lateness.
-    #[arg(long, value_name = "DUR", default_value = "0ms", value_parser = duration_arg)]
-    allowed_lateness: Duration,
+    /// Default 0ms.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    allowed_lateness: Option<Duration>,
     /// Write records too late for every window they belong to here (JSON lines, with their
     /// event time, the watermark they arrived behind and the reason), instead of dropping them.
     #[arg(long, value_name = "PATH")]
@@ -169,7 +172,7 @@ struct Query {
     watch: Option<Duration>,
     format: Format,
     schema: Schema,
-    window: Window,
+    window: Option<Window>,
     aggs: Vec<AggSpec>,
     watermark: WatermarkStrategy,
     lateness: Duration,
@@ -228,6 +231,23 @@ impl Query {
                 fields.push(field.clone());
             }
         }
+        if args.window.is_none() {
+            if args.mode == Mode::Append {
+                return Err(Error::Config(
+                    "--window: required in append mode; without --window, pass --mode update or --mode complete for running aggregates per key".into(),
+                ));
+            }
+            for (flag, given) in [
+                ("--allowed-lateness", args.allowed_lateness.is_some()),
+                ("--late-output", args.late_output.is_some()),
+            ] {
+                if given {
+                    return Err(Error::Config(format!(
+                        "{flag}: only with --window (running aggregates take every record)"
+                    )));
+                }
+            }
+        }
         let complete_interval = match (args.mode, args.complete_interval) {
             (Mode::Complete, None) => Duration::from_secs(1),
             (Mode::Complete, Some(Duration::ZERO)) => {
@@ -266,7 +286,7 @@ impl Query {
                 args.heartbeat,
                 args.max_future_skew,
             )?,
-            lateness: args.allowed_lateness,
+            lateness: args.allowed_lateness.unwrap_or(Duration::ZERO),
             late_output: args.late_output,
             mode: args.mode,
             complete_interval,
@@ -350,6 +370,28 @@ impl Query {
         }
     }
 
+    /// Writes update-mode rows as they come (the rows of one window or key come from one
+    /// worker, in order), or, in complete mode, the whole table every --complete-interval.
+    fn write_changes<C>(&self, changes: Stream<'_, C>)
+    where
+        C: TableChange + ExchangeData,
+        RowEncoder: Encoder<C> + Encoder<C::Row>,
+    {
+        let interval = self.complete_interval;
+        match (&self.output, self.mode) {
+            (None, Mode::Complete) => changes.sink(CompleteSink::new(
+                interval,
+                ConsoleSink::new(self.encoder()),
+            )),
+            (Some(path), Mode::Complete) => changes.sink(CompleteSink::new(
+                interval,
+                FileSink::new(path, self.encoder()).replace_on_write(),
+            )),
+            (None, _) => changes.sink(ConsoleSink::new(self.encoder())),
+            (Some(path), _) => changes.sink(FileSink::new(path, self.encoder())),
+        }
+    }
+
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
         execute(
             Config::workers(workers).trigger(self.trigger),
@@ -359,66 +401,51 @@ impl Query {
                     &self.schema.value_fields,
                     &self.schema.scalar_fields,
                 );
-                let windowed = self
+                let keyed = self
                     .rows(flow)
                     .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
-                    .into_keyed()
-                    .window(self.window)
-                    .allowed_lateness(self.lateness);
+                    .into_keyed();
+                let Some(window) = self.window else {
+                    // Upserts on the key: a retraction is superseded by the insertion after it.
+                    let inserts = keyed
+                        .running_aggregate(aggregator)
+                        .filter(|row| row.change == Change::Insert);
+                    self.write_changes(inserts);
+                    return Ok(());
+                };
+                let windowed = keyed.window(window).allowed_lateness(self.lateness);
                 let late_output = self.late_output.as_ref().map(|path| {
                     let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
                     FileSink::new(path, encoder)
                 });
-                match self.mode {
-                    Mode::Append => {
-                        let results = match late_output {
-                            None => windowed.aggregate(aggregator),
-                            Some(late_sink) => {
-                                let (results, late) = windowed.aggregate_with_late(aggregator);
-                                late.sink(late_sink);
-                                results
-                            }
-                        };
-                        // Rows are released in (window end, key) order once the watermark passes
-                        // them, so the output does not depend on the worker count.
-                        match &self.output {
-                            None => {
-                                results.sink(OrderedSink::new(ConsoleSink::new(self.encoder())))
-                            }
-                            Some(path) => {
-                                results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
-                            }
+                if self.mode == Mode::Append {
+                    let results = match late_output {
+                        None => windowed.aggregate(aggregator),
+                        Some(late_sink) => {
+                            let (results, late) = windowed.aggregate_with_late(aggregator);
+                            late.sink(late_sink);
+                            results
+                        }
+                    };
+                    // Rows are released in (window end, key) order once the watermark passes
+                    // them, so the output does not depend on the worker count.
+                    match &self.output {
+                        None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                        Some(path) => {
+                            results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
                         }
                     }
-                    Mode::Update | Mode::Complete => {
-                        let updates = match late_output {
-                            None => windowed.aggregate_updates(aggregator),
-                            Some(late_sink) => {
-                                let (updates, late) =
-                                    windowed.aggregate_updates_with_late(aggregator);
-                                late.sink(late_sink);
-                                updates
-                            }
-                        };
-                        // Rows leave as they come: the rows of one window come from one worker, in
-                        // order.
-                        let interval = self.complete_interval;
-                        match (&self.output, self.mode) {
-                            (None, Mode::Update) => updates.sink(ConsoleSink::new(self.encoder())),
-                            (Some(path), Mode::Update) => {
-                                updates.sink(FileSink::new(path, self.encoder()))
-                            }
-                            (None, _) => updates.sink(CompleteSink::new(
-                                interval,
-                                ConsoleSink::new(self.encoder()),
-                            )),
-                            (Some(path), _) => updates.sink(CompleteSink::new(
-                                interval,
-                                FileSink::new(path, self.encoder()).replace_on_write(),
-                            )),
-                        }
-                    }
+                    return Ok(());
                 }
+                let updates = match late_output {
+                    None => windowed.aggregate_updates(aggregator),
+                    Some(late_sink) => {
+                        let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
+                        late.sink(late_sink);
+                        updates
+                    }
+                };
+                self.write_changes(updates);
                 Ok(())
             },
         )

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tideflow_operators::Event;
 
-pub use complete::{CompleteSink, TableRow};
+pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
 pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use foreach::ForeachSink;

@@ -150,9 +150,15 @@ impl RateSource {
 }
 
 fn wall_clock_ms() -> u64 {
+    wall_clock_us() / 1_000
+}
+
+fn wall_clock_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 impl Source for RateSource {
@@ -171,13 +177,15 @@ impl Source for RateSource {
 
     fn read(&mut self, batch: &mut SourceBatch<RateRecord>) -> Result<SourceStatus, Error> {
         let end = self.count.unwrap_or(u64::MAX);
-        // Paced: records whose due time has come; unpaced: everything.
+        // Paced, the records of millisecond `m` (their due time, before disorder) are read from
+        // the moment `m` begins on the wall clock.
         let due = if self.paced {
             let now = wall_clock_ms();
             if now < self.start {
                 0
             } else {
-                ((now - self.start) as u128 * self.rows_per_sec as u128 / 1_000 + 1)
+                ((now - self.start + 1) as u128 * self.rows_per_sec as u128)
+                    .div_ceil(1_000)
                     .min(end as u128) as u64
             }
         } else {
@@ -216,9 +224,10 @@ impl Source for RateSource {
         if !self.paced || next < due {
             return Ok(SourceStatus::Ready);
         }
-        let wait = self.due_time(next).saturating_sub(wall_clock_ms());
-        Ok(SourceStatus::Wait(Duration::from_millis(
-            wait.clamp(1, 100),
+        // Sleep until the millisecond of the next record begins.
+        let wait_us = (self.due_time(next) * 1_000).saturating_sub(wall_clock_us());
+        Ok(SourceStatus::Wait(Duration::from_micros(
+            wait_us.clamp(1, 100_000),
         )))
     }
 }

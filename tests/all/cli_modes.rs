@@ -356,3 +356,99 @@ fn mode_flags_are_checked() {
     let line = fails(&run_args(&input, &["--mode", "upsert"]), 2);
     assert!(line.contains("--mode"), "{line}");
 }
+
+/// Without --window, update mode upserts each key's running aggregates and complete mode
+/// writes the whole per-key table; the last row per key equals the aggregate of all its
+/// records, for 1 and 2 workers.
+#[test]
+fn running_aggregates_without_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = events();
+    let input = write(dir.path(), "events.jsonl", &text);
+    let mut expected: BTreeMap<String, (u64, i64)> = BTreeMap::new();
+    for row in json_lines(&text) {
+        let entry = expected.entry(row["k"].to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += row["v"].as_i64().unwrap();
+    }
+    let aggs = [
+        "--agg",
+        "count",
+        "--agg",
+        "sum:v",
+        "--watermark-delay",
+        "1s",
+    ];
+    let last_per_key = |rows: &[Value]| -> BTreeMap<String, (u64, i64)> {
+        rows.iter()
+            .map(|row| {
+                let value = (
+                    row["count"].as_u64().unwrap(),
+                    row["sum_v"].as_i64().unwrap(),
+                );
+                (row["key"].to_string(), value)
+            })
+            .collect()
+    };
+    for workers in ["1", "2"] {
+        let update = tideflow(&query_args(
+            &input,
+            &[&aggs[..], &["--mode", "update", "--workers", workers]].concat(),
+        ));
+        assert!(
+            update.status.success(),
+            "{}",
+            String::from_utf8_lossy(&update.stderr)
+        );
+        let rows = json_lines(&String::from_utf8_lossy(&update.stdout));
+        assert!(rows.iter().all(|row| row.get("window_start").is_none()));
+        assert_eq!(last_per_key(&rows), expected, "update, {workers} workers");
+
+        let table = dir.path().join("totals.jsonl");
+        let table_path = table.to_string_lossy().into_owned();
+        let complete = tideflow(&query_args(
+            &input,
+            &[
+                &aggs[..],
+                &[
+                    "--mode",
+                    "complete",
+                    "--workers",
+                    workers,
+                    "--output",
+                    &table_path,
+                ],
+            ]
+            .concat(),
+        ));
+        assert!(complete.status.success());
+        let rows = json_lines(&std::fs::read_to_string(&table).unwrap());
+        assert_eq!(rows.len(), expected.len(), "one row per key: {rows:?}");
+        assert_eq!(last_per_key(&rows), expected, "complete, {workers} workers");
+    }
+}
+
+#[test]
+fn running_aggregate_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.jsonl", "{\"ts\":1,\"k\":\"a\"}\n");
+    let count = ["--agg", "count"];
+    let line = fails(&query_args(&input, &count), 2);
+    assert!(line.contains("--window: required in append mode"), "{line}");
+    for (flag, value) in [
+        ("--late-output", "late.jsonl"),
+        ("--allowed-lateness", "1s"),
+    ] {
+        let line = fails(
+            &query_args(
+                &input,
+                &[&count[..], &["--mode", "update", flag, value]].concat(),
+            ),
+            2,
+        );
+        assert!(
+            line.contains(&format!("{flag}: only with --window")),
+            "{line}"
+        );
+    }
+}

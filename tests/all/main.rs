@@ -2,10 +2,13 @@
 
 mod bad_input;
 mod cli;
+mod cli_bench;
 mod cli_modes;
 mod cli_spark;
 mod cli_triggers;
 mod clocks;
+mod dedup;
+mod interval_join;
 mod live_csv;
 mod live_sources;
 mod oracle;

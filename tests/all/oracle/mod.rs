@@ -32,6 +32,8 @@ use tideflow::sink::MemorySink;
 use tideflow::source::MemorySource;
 use tideflow::{Config, JobReport, Window, WindowResult};
 
+use crate::support::SplitMix64;
+
 const WORKERS: [usize; 3] = [1, 2, 4];
 const SEEDS: [u64; 3] = [0x7fde_0001, 0x5eed_cafe, 0x0bad_f00d_1234];
 const BASE: u64 = 1_700_000_000_000;
@@ -46,24 +48,6 @@ struct Ev {
     key: u64,
     ts: u64,
     value: i64,
-}
-
-/// splitmix64: tiny, seedable, good enough to shake the engine.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
 }
 
 /// The shape of a generated stream.
@@ -523,6 +507,7 @@ fn ev(key: u64, ts: u64, value: i64) -> Ev {
 mod hand_computed;
 mod modes;
 mod random;
+mod running;
 mod sessions;
 mod stateless;
 mod triggers;

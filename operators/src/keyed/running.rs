@@ -1,0 +1,178 @@
+//! Running aggregates per key, without windows (Spark's `groupBy(key).agg(..)` on a stream,
+//! Flink's group aggregate): a changelog of each key's result as the watermark advances.
+//!
+//! Records are applied in stamp order: each batch waits in a stash until the frontier passes
+//! its stamp. Then, for each key whose result the records of that stamp changed, the operator
+//! emits at that stamp (as event time too) a retraction of the row it emitted before (if any)
+//! and an insertion of the new one. The rows up to any time `t` therefore fold to exactly the
+//! aggregate of the records stamped at or below `t`, whatever the batching or worker count: a
+//! changelog that is right at every time, as a differential collection is. The price is one
+//! change per key per distinct stamp (at most one pair per record). State is one accumulator
+//! and one emitted result per key.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+use timely::ExchangeData;
+
+use crate::aggregate::Aggregator;
+use crate::event::{key_hash, Event};
+use crate::state::StateRows;
+
+/// Whether a changelog row adds a key's new result or takes back its old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Change {
+    /// The key's previous result no longer holds.
+    Retract,
+    /// The key's result from now on.
+    Insert,
+}
+
+/// One row of a running aggregate's changelog.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KeyedChange<K, O> {
+    /// The key.
+    pub key: K,
+    /// The key's result (the old one for a retraction).
+    pub value: O,
+    /// Retraction or insertion.
+    pub change: Change,
+}
+
+/// Aggregates each key's records for ever: see the [module documentation](self).
+pub trait RunningAggregate<'scope, K, D> {
+    /// The changelog of `aggregator` per key. `state` is told how many keys are held.
+    ///
+    /// # Examples
+    /// ```
+    /// use timely::dataflow::operators::{Capture, capture::Extract, ToStream};
+    /// use timely::dataflow::operators::vec::Map;
+    /// use tideflow_operators::{aggregate::Count, Event};
+    /// use tideflow_operators::keyed::running::{Change, RunningAggregate};
+    /// use tideflow_operators::state::StateRows;
+    ///
+    /// let captured = timely::example(|scope| {
+    ///     vec![(1u64, "a"), (2, "b"), (3, "a")]
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .map(|(t, k): (u64, &str)| Event::new(t, (k.to_string(), ())))
+    ///         .running_aggregate(Count, StateRows::default())
+    ///         .capture()
+    /// });
+    /// // All three records arrive at once: one insertion per key.
+    /// let mut rows: Vec<(String, u64, Change)> = captured.extract().into_iter()
+    ///     .flat_map(|(_, rows)| rows)
+    ///     .map(|e| (e.data.key, e.data.value, e.data.change))
+    ///     .collect();
+    /// rows.sort();
+    /// assert_eq!(rows, vec![("a".into(), 2, Change::Insert), ("b".into(), 1, Change::Insert)]);
+    /// ```
+    fn running_aggregate<A>(
+        self,
+        aggregator: A,
+        state: StateRows,
+    ) -> StreamVec<'scope, u64, Event<KeyedChange<K, A::Output>>>
+    where
+        A: Aggregator<D>,
+        A::Output: PartialEq;
+}
+
+/// One key's accumulator and the result last emitted for it.
+struct KeyState<Acc, O> {
+    acc: Acc,
+    emitted: Option<O>,
+    dirty: bool,
+}
+
+impl<'scope, K, D> RunningAggregate<'scope, K, D> for StreamVec<'scope, u64, Event<(K, D)>>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+{
+    fn running_aggregate<A>(
+        self,
+        aggregator: A,
+        state: StateRows,
+    ) -> StreamVec<'scope, u64, Event<KeyedChange<K, A::Output>>>
+    where
+        A: Aggregator<D>,
+        A::Output: PartialEq,
+    {
+        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
+        let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
+        let mut stash: Stash<K, D> = BTreeMap::new();
+        let mut keys: FxHashMap<K, KeyState<A::Acc, A::Output>> = FxHashMap::default();
+        let mut dirty: Vec<K> = Vec::new();
+        self.unary_frontier::<CapacityContainerBuilder<Vec<Event<KeyedChange<K, A::Output>>>>, _, _, _>(
+            Exchange::new(route),
+            "RunningAggregate",
+            move |initial, _info| {
+                drop(initial);
+                move |(input, frontier), output| {
+                    input.for_each_time(|capability, containers| {
+                        let (_, batches) = stash
+                            .entry(*capability.time())
+                            .or_insert_with(|| (capability.retain(0), Vec::new()));
+                        batches.extend(containers.map(std::mem::take));
+                    });
+                    let now = frontier.frontier().first().copied();
+                    while let Some(entry) = stash.first_entry() {
+                        let stamp = *entry.key();
+                        if now.is_some_and(|now| stamp >= now) {
+                            break;
+                        }
+                        let (capability, batches) = entry.remove();
+                        for event in batches.into_iter().flatten() {
+                            let (key, data) = event.data;
+                            let slot = match keys.get_mut(&key) {
+                                Some(slot) => slot,
+                                None => keys.entry(key.clone()).or_insert(KeyState {
+                                    acc: aggregator.init(),
+                                    emitted: None,
+                                    dirty: false,
+                                }),
+                            };
+                            aggregator.add(&mut slot.acc, &data);
+                            if !slot.dirty {
+                                slot.dirty = true;
+                                dirty.push(key);
+                            }
+                        }
+                        // The changes of the records stamped `stamp`, at `stamp`.
+                        let mut session = output.session(&capability);
+                        for key in dirty.drain(..) {
+                            let slot = keys.get_mut(&key).expect("a dirty key has state");
+                            slot.dirty = false;
+                            let value = aggregator.finish(&slot.acc);
+                            if slot.emitted.as_ref() == Some(&value) {
+                                continue;
+                            }
+                            if let Some(old) = slot.emitted.replace(value.clone()) {
+                                let retract = KeyedChange {
+                                    key: key.clone(),
+                                    value: old,
+                                    change: Change::Retract,
+                                };
+                                session.give(Event::new(stamp, retract));
+                            }
+                            let insert = KeyedChange {
+                                key,
+                                value,
+                                change: Change::Insert,
+                            };
+                            session.give(Event::new(stamp, insert));
+                        }
+                    }
+                    state.set(keys.len() as u64);
+                }
+            },
+        )
+    }
+}

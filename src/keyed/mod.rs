@@ -1,0 +1,6 @@
+//! Keyed state on [`KeyedStream`](crate::KeyedStream): running aggregates, deduplication within
+//! a time bound, and interval joins.
+
+mod dedup;
+mod interval_join;
+mod running;
