@@ -57,9 +57,11 @@ pub mod aggregate {
 
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
+pub use keyed::static_join::StaticTable;
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;
+pub use tideflow_operators::keyed::map_with_state::{Records, StateContext, StateInput};
 pub use tideflow_operators::keyed::running::{Change, KeyedChange};
 pub use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 pub use tideflow_operators::{Event, Trigger};

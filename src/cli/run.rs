@@ -1,5 +1,5 @@
 //! `tideflow run`: windows over a file or directory of JSON lines or CSV, a TCP socket or
-//! standard input.
+//! standard input, optionally enriched from a static table (`--join-static`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ use crate::source::{Source, WatermarkStrategy};
 use crate::stream::Stream;
 use crate::window::Window;
 use crate::{Change, Trigger};
+
+mod join;
+
+use join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 
 /// A record or output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -81,6 +85,20 @@ pub(crate) struct RunArgs {
     /// Field to group by. Without it every record has the key null.
     #[arg(long, value_name = "FIELD")]
     key_field: Option<String>,
+    /// Enrich each record with the rows of a static table, a JSON lines or CSV file (format
+    /// from its extension) read whole before any record is joined: the rows whose --join-key
+    /// field equals the record's --key-field (compared as text; null matches nothing). Aggregates
+    /// read the table's columns as table.F, e.g. sum:table.credit or count_distinct:table.segment.
+    /// A bad table line stops the job.
+    #[arg(long, value_name = "PATH", requires = "join_key")]
+    join_static: Option<PathBuf>,
+    /// The --join-static table's field matched against --key-field.
+    #[arg(long, value_name = "FIELD", requires = "join_static")]
+    join_key: Option<String>,
+    /// Which records --join-static keeps (as in SQL, a record counts once per table row with its
+    /// key). Default inner.
+    #[arg(long, value_enum, value_name = "TYPE", requires = "join_static")]
+    join_type: Option<JoinType>,
     /// tumbling:SIZE, sliding:SIZE,SLIDE or session:GAP, e.g. tumbling:10s. Without it, each
     /// key's aggregates run over all its records (--mode update or complete).
     #[arg(long, value_name = "SPEC", value_parser = spec_arg::<Window>)]
@@ -171,7 +189,15 @@ struct Query {
     input: Input,
     watch: Option<Duration>,
     format: Format,
+    /// The fields read from each input record.
     schema: Schema,
+    /// The static table the records are enriched from.
+    join: Option<TableJoin>,
+    /// The numeric fields of the rows the aggregates read: the input's, then the table's
+    /// (`table.F`).
+    agg_value_fields: Vec<String>,
+    /// The scalar fields of the rows the aggregates read, ordered likewise.
+    agg_scalar_fields: Vec<String>,
     window: Option<Window>,
     aggs: Vec<AggSpec>,
     watermark: WatermarkStrategy,
@@ -263,6 +289,32 @@ impl Query {
             }
             (_, None) => Duration::ZERO,
         };
+        let join = match (args.join_static, args.join_key) {
+            (Some(path), Some(join_key)) => {
+                if args.key_field.is_none() {
+                    return Err(Error::Config(
+                        "--join-static: needs --key-field, the record field matched against the table's --join-key".into(),
+                    ));
+                }
+                let kind = args.join_type.unwrap_or(JoinType::Inner);
+                Some(TableJoin::new(
+                    path,
+                    join_key,
+                    kind,
+                    &value_fields,
+                    &scalar_fields,
+                )?)
+            }
+            _ => None,
+        };
+        // The input's rows hold its own fields; the table's (`table.F`) are appended after
+        // them by the join, so the aggregates read the input's fields, then the table's.
+        let agg_value_fields = table_last(&value_fields, join.is_some());
+        let agg_scalar_fields = table_last(&scalar_fields, join.is_some());
+        if join.is_some() {
+            value_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
+            scalar_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
+        }
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
@@ -278,6 +330,9 @@ impl Query {
                 value_fields,
                 scalar_fields,
             },
+            join,
+            agg_value_fields,
+            agg_scalar_fields,
             window: args.window,
             aggs: args.aggs,
             watermark: watermark_strategy(
@@ -396,15 +451,15 @@ impl Query {
         execute(
             Config::workers(workers).trigger(self.trigger),
             move |flow| {
-                let aggregator = RowAggregator::new(
-                    &self.aggs,
-                    &self.schema.value_fields,
-                    &self.schema.scalar_fields,
-                );
-                let keyed = self
-                    .rows(flow)
-                    .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
-                    .into_keyed();
+                let aggregator =
+                    RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
+                let rows = self.rows(flow);
+                let keyed = match &self.join {
+                    None => rows
+                        .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
+                        .into_keyed(),
+                    Some(join) => join.enrich(flow, rows, self.max_record_bytes),
+                };
                 let Some(window) = self.window else {
                     // Upserts on the key: a retraction is superseded by the insertion after it.
                     let inserts = keyed
@@ -415,7 +470,7 @@ impl Query {
                 };
                 let windowed = keyed.window(window).allowed_lateness(self.lateness);
                 let late_output = self.late_output.as_ref().map(|path| {
-                    let encoder = LateEncoder::new(self.schema.value_fields.clone(), self.lateness);
+                    let encoder = LateEncoder::new(self.agg_value_fields.clone(), self.lateness);
                     FileSink::new(path, encoder)
                 });
                 if self.mode == Mode::Append {

@@ -1,6 +1,8 @@
 //! Keyed state on [`KeyedStream`](crate::KeyedStream): running aggregates, deduplication within
-//! a time bound, and interval joins.
+//! a time bound, interval joins, stream-static joins and `map_with_state`.
 
 mod dedup;
 mod interval_join;
+mod map_with_state;
 mod running;
+pub(crate) mod static_join;

@@ -95,7 +95,7 @@ pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
 }
 
 /// serde_json's message, with its position given as a column: the line is the file's.
-fn json_error(error: serde_json::Error) -> String {
+pub(super) fn json_error(error: serde_json::Error) -> String {
     let message = error.to_string();
     match message.rfind(" at line ") {
         Some(at) => format!("{} (column {})", &message[..at], error.column()),
@@ -173,7 +173,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 }
 
 /// A JSON value as far as a row cares: a scalar, or something it will not use.
-enum Scalar<'de> {
+pub(super) enum Scalar<'de> {
     Null,
     Bool(bool),
     Int(i64),
@@ -207,7 +207,7 @@ impl Scalar<'_> {
         }
     }
 
-    fn to_key(&self, field: &str, what: &str) -> Result<Key, String> {
+    pub(super) fn to_key(&self, field: &str, what: &str) -> Result<Key, String> {
         Ok(match self {
             Scalar::Null => Key::Null,
             Scalar::Bool(b) => Key::Bool(*b),
@@ -223,7 +223,7 @@ impl Scalar<'_> {
         })
     }
 
-    fn to_num(&self, field: &str) -> Result<Option<Num>, String> {
+    pub(super) fn to_num(&self, field: &str) -> Result<Option<Num>, String> {
         Ok(match self {
             Scalar::Null => None,
             Scalar::Int(i) => Some(Num::Int(*i)),
@@ -300,18 +300,8 @@ pub struct CsvColumns {
 impl CsvColumns {
     /// Finds each field of `schema` in `header`; a missing column is an error naming it.
     pub fn new(schema: &Schema, header: &ByteRecord) -> Result<Self, String> {
-        let names: Vec<String> = header
-            .iter()
-            .map(|h| String::from_utf8_lossy(h).trim().to_string())
-            .collect();
-        let find = |field: &str, flag: &str| {
-            names.iter().position(|n| n == field).ok_or_else(|| {
-                format!(
-                    "no column '{field}' ({flag}) in the CSV header; the columns are: {}",
-                    names.join(", ")
-                )
-            })
-        };
+        let names = header_names(header);
+        let find = |field: &str, flag: &str| find_column(&names, field, flag);
         Ok(CsvColumns {
             time: find(&schema.time_field, "--time-field")?,
             key: schema
@@ -333,17 +323,29 @@ impl CsvColumns {
     }
 }
 
+/// The column names of a CSV header, trimmed.
+pub(super) fn header_names(header: &ByteRecord) -> Vec<String> {
+    header
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect()
+}
+
+/// The position of column `field` among `names`; a missing column is an error naming the flag
+/// that asked for it and the columns there are.
+pub(super) fn find_column(names: &[String], field: &str, flag: &str) -> Result<usize, String> {
+    names.iter().position(|n| n == field).ok_or_else(|| {
+        format!(
+            "no column '{field}' ({flag}) in the CSV header; the columns are: {}",
+            names.join(", ")
+        )
+    })
+}
+
 /// Decodes one CSV row into a [`Row`]: empty cells are null; numbers are integers when they
 /// parse as one, else floats.
 pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Result<Row, String> {
-    let cell = |index: usize, field: &str| -> Result<&str, String> {
-        let bytes = row
-            .get(index)
-            .ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
-        std::str::from_utf8(bytes)
-            .map(str::trim)
-            .map_err(|_| format!("field '{field}' is not valid UTF-8"))
-    };
+    let cell = |index: usize, field: &str| csv_cell(row, index, field);
     let time_text = cell(columns.time, &schema.time_field)?;
     if time_text.is_empty() {
         return Err(format!("missing time field '{}'", schema.time_field));
@@ -362,15 +364,8 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
         let text = cell(index, field)?;
         values.push(if *field == schema.time_field {
             Some(time_num(time))
-        } else if text.is_empty() {
-            None
-        } else if let Ok(i) = text.parse::<i64>() {
-            Some(Num::Int(i))
         } else {
-            let f = text
-                .parse::<f64>()
-                .map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
-            Some(Num::Float(f))
+            csv_number(text, field)?
         });
     }
     let mut scalars = Vec::with_capacity(columns.scalars.len());
@@ -378,14 +373,8 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
         let text = cell(index, field)?;
         scalars.push(if *field == schema.time_field {
             Key::Int(time as i64)
-        } else if text.is_empty() {
-            Key::Null
-        } else if let Ok(i) = text.parse::<i64>() {
-            Key::Int(i)
-        } else if let Ok(f) = text.parse::<f64>() {
-            Key::Float(f)
         } else {
-            Key::Str(text.to_string())
+            csv_scalar(text)
         });
     }
     Ok(Row {
@@ -394,6 +383,48 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
         values,
         scalars,
     })
+}
+
+/// The trimmed text of cell `index` of `row`, which holds `field`.
+pub(super) fn csv_cell<'r>(
+    row: &'r ByteRecord,
+    index: usize,
+    field: &str,
+) -> Result<&'r str, String> {
+    let bytes = row
+        .get(index)
+        .ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
+    std::str::from_utf8(bytes)
+        .map(str::trim)
+        .map_err(|_| format!("field '{field}' is not valid UTF-8"))
+}
+
+/// A CSV cell of a numeric field: null when empty, an integer when it parses as one, else a
+/// float.
+pub(super) fn csv_number(text: &str, field: &str) -> Result<Option<Num>, String> {
+    if text.is_empty() {
+        Ok(None)
+    } else if let Ok(i) = text.parse::<i64>() {
+        Ok(Some(Num::Int(i)))
+    } else {
+        let f = text
+            .parse::<f64>()
+            .map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
+        Ok(Some(Num::Float(f)))
+    }
+}
+
+/// A CSV cell read as any scalar: null when empty, then an integer, a float, or the text.
+pub(super) fn csv_scalar(text: &str) -> Key {
+    if text.is_empty() {
+        Key::Null
+    } else if let Ok(i) = text.parse::<i64>() {
+        Key::Int(i)
+    } else if let Ok(f) = text.parse::<f64>() {
+        Key::Float(f)
+    } else {
+        Key::Str(text.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,19 @@
 //! know the record's shape, so it decodes each record into a [`Row`] holding only what the
 //! query needs: the key field, the time field and the fields named by `--agg`. JSON is decoded
 //! with a serde seed that walks the object once and skips every other field without building
-//! it.
+//! it. The rows of a static table (`--join-static`) are [`TableRow`]s: the columns named by
+//! `--agg` as `table.F`, appended to each joined record's row.
 
 mod aggregate;
 mod decode;
+mod table;
 mod value;
 
 pub use aggregate::{AggKind, AggSpec, AggValue, RowAggregator};
 pub use decode::{decode_csv, decode_json, parse_time, CsvColumns, Schema};
+pub use table::{
+    decode_table_csv, decode_table_json, join_key, TableColumns, TableRow, TableSchema,
+};
 pub use value::{Key, Num};
 
 use serde::{Deserialize, Serialize};

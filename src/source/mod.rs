@@ -13,7 +13,9 @@
 //!
 //! A job reads a source with [`Flow::source`], names the event time with
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with
-//! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`].
+//! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`]. A bounded source can also
+//! be read whole, without event time, as the static table of a stream-static join
+//! ([`Flow::static_table`](crate::Flow::static_table)).
 
 mod bad_input;
 mod file;
@@ -22,6 +24,7 @@ mod memory;
 mod rate;
 mod socket;
 mod stdin;
+mod table;
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -34,6 +37,7 @@ pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
 pub use stdin::StdinSource;
+pub(crate) use table::read_table;
 pub use tideflow_operators::source::SourceStatus;
 pub use tideflow_operators::watermark::WatermarkStrategy;
 

@@ -9,15 +9,16 @@
 //!   dropped; of the new records of one id stamped `s`, the smallest `(t, record)` is kept and
 //!   its id remembered with `t + bound`.
 
-use crate::support::SplitMix64;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tideflow::sink::{MemorySink, Sink};
 use tideflow::source::{MemorySource, RateSource};
 use tideflow::{Config, Error, Event, JobReport};
+
+use crate::support::{EventSink, SplitMix64};
 
 const WORKERS: [usize; 3] = [1, 2, 4];
 const PARTITIONS: [usize; 2] = [1, 3];
@@ -118,27 +119,6 @@ fn oracle(records: &[Rec], partitions: usize, delay: u64, bound: u64) -> Expecte
         }
     }
     expected
-}
-
-/// A sink that keeps every event with its event time, on every worker.
-#[derive(Clone)]
-struct EventSink<D> {
-    events: Arc<Mutex<Vec<Event<D>>>>,
-}
-
-impl<D> Default for EventSink<D> {
-    fn default() -> Self {
-        EventSink {
-            events: Arc::default(),
-        }
-    }
-}
-
-impl<D: Send + 'static> Sink<D> for EventSink<D> {
-    fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
-        self.events.lock().expect("no panics").append(batch);
-        Ok(())
-    }
 }
 
 /// A sink that only counts (the job report has the count).

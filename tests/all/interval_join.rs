@@ -9,7 +9,6 @@
 //! came first, `b.t + lower` when `b` did). A pair carries the later event time; in the left
 //! join an `a` without partner (or late) carries its own.
 
-use crate::support::SplitMix64;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tideflow::sink::ForeachSink;
 use tideflow::source::{MemorySource, RateSource};
 use tideflow::{Config, Event, Flow, JobReport, KeyedStream};
+
+use crate::support::SplitMix64;
 
 const WORKERS: [usize; 3] = [1, 2, 4];
 const SEEDS: [u64; 3] = [0x1f_0001, 0x5eed_beef, 0x0dd_ba11_7e57];

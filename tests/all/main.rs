@@ -11,6 +11,8 @@ mod dedup;
 mod interval_join;
 mod live_csv;
 mod live_sources;
+mod map_with_state;
 mod oracle;
 mod runtime;
+mod static_join;
 mod support;
