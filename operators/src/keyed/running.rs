@@ -10,8 +10,10 @@
 //! change per key per distinct stamp (at most one pair per record). State is one accumulator
 //! and one emitted result per key.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -47,7 +49,7 @@ pub struct KeyedChange<K, O> {
 }
 
 /// Aggregates each key's records for ever: see the [module documentation](self).
-pub trait RunningAggregate<'scope, K, D> {
+pub trait RunningAggregate<'scope, K, D>: Sized {
     /// The changelog of `aggregator` per key. `state` is told how many keys are held.
     ///
     /// # Examples
@@ -81,7 +83,59 @@ pub trait RunningAggregate<'scope, K, D> {
     ) -> StreamVec<'scope, u64, Event<KeyedChange<K, A::Output>>>
     where
         A: Aggregator<D>,
+        A::Output: PartialEq,
+    {
+        self.running_aggregate_core(aggregator, state).changes
+    }
+
+    /// Like [`running_aggregate`](Self::running_aggregate), with a handle on the operator's
+    /// state on this worker.
+    fn running_aggregate_core<A>(
+        self,
+        aggregator: A,
+        state: StateRows,
+    ) -> RunningStreams<'scope, K, A::Acc, A::Output>
+    where
+        A: Aggregator<D>,
         A::Output: PartialEq;
+}
+
+/// The changelog of a running aggregate and a handle on its state.
+pub struct RunningStreams<'scope, K, Acc, O> {
+    /// The changelog.
+    pub changes: StreamVec<'scope, u64, Event<KeyedChange<K, O>>>,
+    /// This worker's keys, accumulators and emitted results.
+    pub state: RunningHandle<K, Acc, O>,
+}
+
+/// A handle on a running aggregate's state on one worker, for reading it between steps of the
+/// worker (for example to snapshot it).
+pub struct RunningHandle<K, Acc, O> {
+    keys: Rc<RefCell<FxHashMap<K, KeyState<Acc, O>>>>,
+}
+
+impl<K, Acc, O> Clone for RunningHandle<K, Acc, O> {
+    fn clone(&self) -> Self {
+        RunningHandle {
+            keys: Rc::clone(&self.keys),
+        }
+    }
+}
+
+impl<K, Acc, O> RunningHandle<K, Acc, O> {
+    /// Calls `read` with every key held on this worker, its accumulator and the result last
+    /// emitted for it. Call it between steps of the worker: the operator borrows the state
+    /// while it runs.
+    pub fn with_state<R>(
+        &self,
+        read: impl FnOnce(&mut dyn Iterator<Item = (&K, &Acc, Option<&O>)>) -> R,
+    ) -> R {
+        let keys = self.keys.borrow();
+        let mut rows = keys
+            .iter()
+            .map(|(key, slot)| (key, &slot.acc, slot.emitted.as_ref()));
+        read(&mut rows)
+    }
 }
 
 /// One key's accumulator and the result last emitted for it.
@@ -96,11 +150,11 @@ where
     K: ExchangeData + Hash + Eq + Clone,
     D: ExchangeData,
 {
-    fn running_aggregate<A>(
+    fn running_aggregate_core<A>(
         self,
         aggregator: A,
         state: StateRows,
-    ) -> StreamVec<'scope, u64, Event<KeyedChange<K, A::Output>>>
+    ) -> RunningStreams<'scope, K, A::Acc, A::Output>
     where
         A: Aggregator<D>,
         A::Output: PartialEq,
@@ -108,14 +162,18 @@ where
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
         let mut stash: Stash<K, D> = BTreeMap::new();
-        let mut keys: FxHashMap<K, KeyState<A::Acc, A::Output>> = FxHashMap::default();
+        let handle = RunningHandle {
+            keys: Rc::new(RefCell::new(FxHashMap::default())),
+        };
+        let shared = Rc::clone(&handle.keys);
         let mut dirty: Vec<K> = Vec::new();
-        self.unary_frontier::<CapacityContainerBuilder<Vec<Event<KeyedChange<K, A::Output>>>>, _, _, _>(
+        let changes = self.unary_frontier::<CapacityContainerBuilder<Vec<Event<KeyedChange<K, A::Output>>>>, _, _, _>(
             Exchange::new(route),
             "RunningAggregate",
             move |initial, _info| {
                 drop(initial);
                 move |(input, frontier), output| {
+                    let mut keys = shared.borrow_mut();
                     input.for_each_time(|capability, containers| {
                         let (_, batches) = stash
                             .entry(*capability.time())
@@ -173,6 +231,42 @@ where
                     state.set(keys.len() as u64);
                 }
             },
-        )
+        );
+        RunningStreams {
+            changes,
+            state: handle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use timely::dataflow::operators::vec::Map;
+    use timely::dataflow::operators::ToStream;
+
+    use super::*;
+    use crate::aggregate::{Count, Sum};
+
+    #[test]
+    fn the_handle_lists_each_key_with_its_accumulator_and_result() {
+        let held = timely::execute_directly(|worker| {
+            let handle = worker.dataflow::<u64, _, _>(|scope| {
+                vec![(1u64, 'a', 5i64), (2, 'b', 1), (3, 'a', 2)]
+                    .to_stream(scope)
+                    .container::<Vec<_>>()
+                    .map(|(t, k, v)| Event::new(t, (k, v)))
+                    .running_aggregate_core((Count, Sum::of(|v: &i64| *v)), StateRows::default())
+                    .state
+            });
+            while worker.step() {}
+            handle.with_state(|rows| {
+                let mut rows: Vec<(char, (u64, i64))> = rows
+                    .map(|(key, _, emitted)| (*key, *emitted.expect("emitted")))
+                    .collect();
+                rows.sort();
+                rows
+            })
+        });
+        assert_eq!(held, vec![('a', (2, 7)), ('b', (1, 1))]);
     }
 }
