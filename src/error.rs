@@ -33,6 +33,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A snapshot that cannot be used (damaged, missing, of another job), or a checkpoint
+    /// directory owned by a newer run. The message names the file.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A bug in Tideflow: a worker panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -54,7 +58,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) | Error::Input { .. } => ErrorKind::User,
-            Error::Io { .. } => ErrorKind::External,
+            Error::Io { .. } | Error::Snapshot(_) => ErrorKind::External,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

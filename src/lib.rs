@@ -39,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+mod checkpoint;
 pub mod cli;
 mod duration;
 mod error;
@@ -55,6 +56,7 @@ pub mod aggregate {
     pub use tideflow_operators::aggregate::{Aggregator, Avg, Count, Max, Min, Sum};
 }
 
+pub use checkpoint::{Checkpoint, SnapshotReport, FAULT_VAR};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use keyed::static_join::StaticTable;

@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tideflow_operators::snapshot::{self, SnapshotRegistry};
 use tideflow_operators::state::{StateCount, StateRows};
 use tideflow_operators::Trigger;
 use timely::dataflow::Scope;
 use timely::worker::Worker;
 
+use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport, WorkerRegistry};
 use crate::error::Error;
 
 /// How a job runs.
@@ -37,6 +39,9 @@ pub struct Config {
     /// When sources let the watermark advance, and whether they stop at the end of the input
     /// available now. By default, [`Trigger::Continuous`].
     pub trigger: Trigger,
+    /// Periodic snapshots, recovery and exactly-once file output (DESIGN.md "Snapshots"). By
+    /// default, none.
+    pub checkpoint: Option<Checkpoint>,
 }
 
 impl Default for Config {
@@ -44,6 +49,7 @@ impl Default for Config {
         Config {
             workers: 1,
             trigger: Trigger::Continuous,
+            checkpoint: None,
         }
     }
 }
@@ -70,6 +76,28 @@ impl Config {
     /// ```
     pub fn trigger(mut self, trigger: Trigger) -> Self {
         self.trigger = trigger;
+        self
+    }
+
+    /// Takes snapshots as `checkpoint` says, and resumes from the newest usable one in its
+    /// directory when the job starts (see [`Checkpoint`]). Every source must be replayable and
+    /// every stateful operator's accumulators serializable; file sinks then commit their output
+    /// exactly once, per snapshot.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{Checkpoint, Config};
+    /// let dir = tempfile::tempdir()?;
+    /// let config = Config::workers(2).checkpoint(Checkpoint {
+    ///     interval: Duration::from_millis(500),
+    ///     ..Checkpoint::new(dir.path())
+    /// });
+    /// assert_eq!(config.checkpoint.unwrap().keep, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
+        self.checkpoint = Some(checkpoint);
         self
     }
 
@@ -103,6 +131,8 @@ pub struct JobReport {
     /// Rows of keyed state per stateful operator (named by kind, `#2`, `#3` for repeats),
     /// summed over workers: held at the end, and the sum of each worker's peak.
     pub state: BTreeMap<String, StateCount>,
+    /// Snapshots taken and the one resumed from (all zero without a checkpoint directory).
+    pub snapshots: SnapshotReport,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -152,6 +182,7 @@ pub(crate) struct WorkerJob {
     pub(crate) peers: usize,
     pub(crate) trigger: Trigger,
     pub(crate) shared: Arc<SharedJob>,
+    pub(crate) checkpointer: Option<Arc<Checkpointer>>,
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
     state: RefCell<Vec<(String, StateRows)>>,
 }
@@ -232,12 +263,24 @@ fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F)
 where
     F: Fn(&mut Flow<'_>) -> Result<(), Error>,
 {
-    let built = worker.dataflow::<u64, _, _>(|scope| {
-        build(&mut Flow {
-            scope,
-            job: Rc::clone(job),
+    let registry = job.checkpointer.as_ref().map(|checkpointer| {
+        Rc::new(WorkerRegistry {
+            checkpointer: Arc::clone(checkpointer),
+            shared: Arc::clone(&job.shared),
+            worker: job.index,
+        }) as Rc<dyn SnapshotRegistry>
+    });
+    let built = snapshot::with_registry(registry, || {
+        worker.dataflow::<u64, _, _>(|scope| {
+            build(&mut Flow {
+                scope,
+                job: Rc::clone(job),
+            })
         })
     });
+    if let Some(checkpointer) = &job.checkpointer {
+        checkpointer.worker_built();
+    }
     if let Err(error) = built {
         job.shared.fail(error);
         return;
@@ -296,6 +339,18 @@ where
     F: Fn(&mut Flow<'_>) -> Result<(), Error> + Send + Sync + 'static,
 {
     let started = Instant::now();
+    let checkpointer = match &config.checkpoint {
+        Some(checkpoint) => Some(Checkpointer::open(checkpoint, config.workers.max(1))?),
+        None => None,
+    };
+    if let Some(checkpointer) = checkpointer.as_ref().filter(|c| c.already_complete()) {
+        return Ok(JobReport {
+            snapshots: checkpointer.report(),
+            elapsed: started.elapsed(),
+            ..JobReport::default()
+        });
+    }
+    let worker_checkpointer = checkpointer.clone();
     let shared = Arc::new(SharedJob::default());
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
@@ -305,6 +360,7 @@ where
             peers: worker.peers(),
             trigger,
             shared: Arc::clone(&worker_shared),
+            checkpointer: worker_checkpointer.clone(),
             terminals: RefCell::new(Vec::new()),
             state: RefCell::new(Vec::new()),
         });
@@ -354,6 +410,7 @@ where
         records_dead_lettered: shared.records_dead_lettered.load(Ordering::Relaxed),
         future_events: shared.future_events.load(Ordering::Relaxed),
         state,
+        snapshots: checkpointer.map(|c| c.report()).unwrap_or_default(),
         elapsed: started.elapsed(),
     })
 }

@@ -5,6 +5,7 @@
 //! `map`, `filter` and `flat_map`, as a Flink record keeps its timestamp. Operators consume the
 //! stream (timely 0.31 style); `clone` a stream to use it twice.
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -24,6 +25,7 @@ use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
+use crate::checkpoint::SinkHook;
 use crate::duration::millis;
 use crate::runtime::WorkerJob;
 use crate::sink::{Parallelism, Sink, SinkContext};
@@ -252,6 +254,40 @@ impl<'scope, D: 'static> Stream<'scope, D> {
         let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
         let activator = scope.activator_for(builder.operator_info().address);
         let mut input = builder.new_input(self.inner, Exchange::new(move |_: &Event<D>| route));
+        // With snapshots, a sink that can stage its output commits it exactly once.
+        let staging = match (&job.checkpointer, sink.commit_file()) {
+            (Some(checkpointer), Some(path))
+                if active && sink.parallelism() == Parallelism::Single =>
+            {
+                let hook = SinkHook::register(checkpointer, path);
+                sink.stage(hook.resumes_output());
+                Some(Staging::new(hook))
+            }
+            _ => None,
+        };
+        if let Some(mut staging) = staging {
+            builder.build(move |_capabilities| {
+                move |frontiers| {
+                    let frontier = frontiers[0].frontier().first().copied();
+                    let mut step = || -> Result<(), crate::Error> {
+                        if !started {
+                            started = true;
+                            sink.on_start(&context)?;
+                        }
+                        input.for_each(|capability, data| staging.stash(*capability.time(), data));
+                        staging.step(&mut sink, frontier, &job)
+                    };
+                    match step() {
+                        Ok(()) => done.set(frontier.is_none()),
+                        Err(error) => {
+                            job.shared.fail(error);
+                            done.set(true);
+                        }
+                    }
+                }
+            });
+            return;
+        }
         builder.build(move |_capabilities| {
             move |frontiers| {
                 let frontier = &frontiers[0];
@@ -611,4 +647,104 @@ pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64
         });
         done.set(frontier.is_empty());
     });
+}
+
+/// An exactly-once sink's side of snapshots: its input in stamp order, cut at each epoch
+/// (docs/ARCHITECTURE.md "Snapshots").
+struct Staging<D> {
+    hook: SinkHook,
+    /// Rows stamped below this were committed before the job resumed: dropped.
+    committed: u64,
+    /// Received containers by stamp, until the frontier passes them.
+    stash: BTreeMap<u64, Vec<Vec<Event<D>>>>,
+    /// The last watermark given to the sink.
+    watermark: u64,
+    /// The epoch whose part was saved last.
+    saved: Option<u64>,
+    finished: bool,
+}
+
+impl<D> Staging<D> {
+    fn new(hook: SinkHook) -> Self {
+        Staging {
+            committed: hook.committed_epoch(),
+            hook,
+            stash: BTreeMap::new(),
+            watermark: 0,
+            saved: None,
+            finished: false,
+        }
+    }
+
+    fn stash(&mut self, stamp: u64, data: &mut Vec<Event<D>>) {
+        if stamp < self.committed {
+            data.clear();
+            return;
+        }
+        self.stash
+            .entry(stamp)
+            .or_default()
+            .push(std::mem::take(data));
+    }
+
+    /// Writes the stashed rows stamped below `limit` (all of them for `None`) in stamp order.
+    fn release<S: Sink<D>>(
+        &mut self,
+        sink: &mut S,
+        limit: Option<u64>,
+        job: &WorkerJob,
+    ) -> Result<(), crate::Error> {
+        while let Some(entry) = self.stash.first_entry() {
+            if limit.is_some_and(|limit| *entry.key() >= limit) {
+                break;
+            }
+            for mut batch in entry.remove() {
+                job.shared
+                    .records_out
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                sink.write(&mut batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance<S: Sink<D>>(&mut self, sink: &mut S, to: u64) -> Result<(), crate::Error> {
+        if to > self.watermark {
+            self.watermark = to;
+            sink.on_watermark(to)?;
+        }
+        Ok(())
+    }
+
+    /// Releases what the frontier passed; at a pending epoch the frontier reached, hands the
+    /// output stamped below it to the checkpointer first; at the end, hands in the rest.
+    fn step<S: Sink<D>>(
+        &mut self,
+        sink: &mut S,
+        frontier: Option<u64>,
+        job: &WorkerJob,
+    ) -> Result<(), crate::Error> {
+        if self.finished {
+            return Ok(());
+        }
+        if let Some(epoch) = self.hook.pending().filter(|&e| self.saved != Some(e)) {
+            if frontier.is_none_or(|time| time >= epoch) {
+                self.release(sink, Some(epoch), job)?;
+                self.advance(sink, epoch)?;
+                let output = sink.take_staged()?;
+                self.hook.save(epoch, output)?;
+                self.saved = Some(epoch);
+            }
+        }
+        self.release(sink, frontier, job)?;
+        match frontier {
+            Some(time) => self.advance(sink, time),
+            None => {
+                sink.on_close()?;
+                self.finished = true;
+                let output = sink.take_staged()?;
+                self.hook.finish(output)
+            }
+        }
+    }
 }

@@ -16,6 +16,7 @@
 pub mod aggregate;
 pub mod event;
 pub mod keyed;
+pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod trigger;

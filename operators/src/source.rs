@@ -60,12 +60,41 @@ impl<D> SourceOutput<D> {
         }
     }
 
-    /// Emits `data` with event time `event_time` from `partition`.
+    /// Emits `data` with event time `event_time` from `partition`, and returns its stamp.
     #[inline]
-    pub fn push(&mut self, partition: usize, event_time: u64, data: D) {
+    pub fn push(&mut self, partition: usize, event_time: u64, data: D) -> u64 {
         let stamp = self.watermarks.stamp(partition, event_time);
         self.stamps.push(stamp);
         self.events.push(Event::new(event_time, data));
+        stamp
+    }
+
+    /// As [`SourceOutput::push`], but a record stamped below `skip_below` only advances its
+    /// partition's watermark and is not sent: a replay after a snapshot at epoch `skip_below`
+    /// skips the records whose effects the restored state already holds.
+    #[inline]
+    pub fn push_from(
+        &mut self,
+        partition: usize,
+        event_time: u64,
+        data: D,
+        skip_below: u64,
+    ) -> u64 {
+        let stamp = self.watermarks.stamp(partition, event_time);
+        if stamp >= skip_below {
+            self.stamps.push(stamp);
+            self.events.push(Event::new(event_time, data));
+        }
+        stamp
+    }
+
+    /// Restores `partition`'s watermark state from a snapshot (see
+    /// [`PartitionWatermarks::restore_max_seen`]).
+    pub fn restore_partition(&mut self, partition: usize, max_seen: Option<u64>, finished: bool) {
+        self.watermarks.restore_max_seen(partition, max_seen);
+        if finished {
+            self.watermarks.finish(partition);
+        }
     }
 
     /// Marks `partition` as exhausted; it stops holding the watermark back.

@@ -238,6 +238,22 @@ impl PartitionWatermarks {
         self.partitions.is_empty()
     }
 
+    /// The largest event time `partition` has seen (that counts for its watermark), if any.
+    pub fn max_seen(&self, partition: usize) -> Option<u64> {
+        self.partitions[partition].max_seen
+    }
+
+    /// Whether `partition` has finished.
+    pub fn is_finished(&self, partition: usize) -> bool {
+        self.partitions[partition].finished
+    }
+
+    /// Restores `partition`'s largest event time seen, as it was when a snapshot was taken, so
+    /// that a replay stamps its records as the first run did.
+    pub fn restore_max_seen(&mut self, partition: usize, max_seen: Option<u64>) {
+        self.partitions[partition].max_seen = max_seen;
+    }
+
     /// The watermark of one partition: `max_seen - delay`, or 0 before its first record.
     pub fn partition_watermark(&self, partition: usize) -> u64 {
         self.partitions[partition].watermark(self.delay)

@@ -229,6 +229,10 @@ impl<R: OutputRow> Encoder<R> for RowEncoder {
         self.encode_row(view, extra, out)
     }
 
+    fn continue_file(&mut self) {
+        self.header_written = true;
+    }
+
     fn begin_file(&mut self) {
         self.header_written = false;
     }

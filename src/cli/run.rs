@@ -10,6 +10,7 @@ use timely::ExchangeData;
 
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
+use crate::checkpoint::Checkpoint;
 use crate::error::Error;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
@@ -26,6 +27,9 @@ use crate::window::Window;
 use crate::{Change, Trigger};
 
 mod join;
+mod rate;
+
+use rate::{RateInput, RATE_PREFIX};
 
 use join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 
@@ -159,6 +163,18 @@ pub(crate) struct RunArgs {
     /// the watermark; such records are counted at exit.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     max_future_skew: Option<Duration>,
+    /// Take a snapshot of the job's state here every --snapshot-interval, and resume from the
+    /// newest one when the same command runs again: after a crash the --output and
+    /// --late-output files hold every row exactly once (they grow by whole snapshots). Needs a
+    /// replayable input: files (not --watch) or rate:...
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Processing time between snapshots, e.g. 500ms. Default 1s.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg, requires = "checkpoint_dir")]
+    snapshot_interval: Option<Duration>,
+    /// How many complete snapshots to keep. Default 2.
+    #[arg(long, value_name = "N", requires = "checkpoint_dir", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    keep_snapshots: Option<u64>,
 }
 
 /// Where `tideflow run` reads from.
@@ -169,18 +185,23 @@ enum Input {
     Tcp(String),
     /// Standard input.
     Stdin,
+    /// The rate generator.
+    Rate(RateInput),
 }
 
 impl Input {
-    fn new(input: PathBuf) -> Input {
-        match input.to_str() {
+    fn new(input: PathBuf) -> Result<Input, Error> {
+        if let Some(text) = input.to_str().filter(|t| t.starts_with(RATE_PREFIX)) {
+            return Ok(Input::Rate(text.parse()?));
+        }
+        Ok(match input.to_str() {
             Some("-") => Input::Stdin,
             Some(text) => match text.strip_prefix("tcp://") {
                 Some(address) => Input::Tcp(address.to_string()),
                 None => Input::Path(input),
             },
             None => Input::Path(input),
-        }
+        })
     }
 }
 
@@ -210,12 +231,14 @@ struct Query {
     output_format: Format,
     on_error: OnError,
     max_record_bytes: usize,
+    checkpoint: Option<Checkpoint>,
 }
 
 impl Query {
     fn new(args: RunArgs) -> Result<Self, Error> {
-        let input = Input::new(args.input);
+        let input = Input::new(args.input)?;
         let format = match &input {
+            Input::Rate(_) => Format::Jsonl,
             Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
                 Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
             })?,
@@ -223,7 +246,7 @@ impl Query {
                 Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
             })?,
         };
-        if args.trigger.finishes_when_idle() && !matches!(input, Input::Path(_)) {
+        if args.trigger.finishes_when_idle() && matches!(input, Input::Tcp(_) | Input::Stdin) {
             return Err(Error::Config(
                 "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
             ));
@@ -315,6 +338,42 @@ impl Query {
             value_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
             scalar_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
         }
+        let checkpoint = match args.checkpoint_dir {
+            None => None,
+            Some(dir) => {
+                let refused = [
+                    (
+                        matches!(input, Input::Tcp(_) | Input::Stdin),
+                        "a tcp:// or - input cannot be replayed after a crash; read files or rate:...",
+                    ),
+                    (args.watch.is_some(), "--watch is not supported with snapshots yet"),
+                    (
+                        args.mode == Mode::Complete,
+                        "--mode complete is not supported with snapshots yet; use append or update",
+                    ),
+                    (
+                        args.idle_timeout.is_some() || args.heartbeat.is_some(),
+                        "--idle-timeout and --heartbeat make stamps depend on timing, which a replay cannot repeat",
+                    ),
+                ];
+                if let Some((_, reason)) = refused.iter().find(|(given, _)| *given) {
+                    return Err(Error::Config(format!("--checkpoint-dir: {reason}")));
+                }
+                let mut checkpoint = Checkpoint::new(dir);
+                if let Some(interval) = args.snapshot_interval {
+                    if interval.is_zero() {
+                        return Err(Error::Config(
+                            "--snapshot-interval: must be longer than 0ms".into(),
+                        ));
+                    }
+                    checkpoint.interval = interval;
+                }
+                if let Some(keep) = args.keep_snapshots {
+                    checkpoint.keep = usize::try_from(keep).unwrap_or(usize::MAX);
+                }
+                Some(checkpoint)
+            }
+        };
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
@@ -350,6 +409,7 @@ impl Query {
             output_format,
             on_error: args.on_error,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
+            checkpoint,
         })
     }
 
@@ -366,7 +426,7 @@ impl Query {
     }
 
     /// The input rows as a stream.
-    fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Stream<'scope, Row> {
+    fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Result<Stream<'scope, Row>, Error> {
         let schema = self.schema.clone();
         let json = move || {
             let schema = schema.clone();
@@ -384,7 +444,8 @@ impl Query {
             })
         };
         let (on_error, max) = (self.on_error.clone(), self.max_record_bytes);
-        match (&self.input, self.format) {
+        Ok(match (&self.input, self.format) {
+            (Input::Rate(rate), _) => self.timed(flow, rate.source(&self.schema)?),
             (Input::Tcp(address), Format::Jsonl) => {
                 let source = SocketSource::connect(address.clone(), json());
                 self.timed(flow, source.on_error(on_error).max_record_bytes(max))
@@ -403,7 +464,7 @@ impl Query {
             }
             (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
             (Input::Path(path), Format::Csv) => self.timed(flow, self.file_source(path, csv())),
-        }
+        })
     }
 
     /// Reads `source` with the rows' event time and the query's watermark strategy.
@@ -448,62 +509,61 @@ impl Query {
     }
 
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
-        execute(
-            Config::workers(workers).trigger(self.trigger),
-            move |flow| {
-                let aggregator =
-                    RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
-                let rows = self.rows(flow);
-                let keyed = match &self.join {
-                    None => rows
-                        .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
-                        .into_keyed(),
-                    Some(join) => join.enrich(flow, rows, self.max_record_bytes),
-                };
-                let Some(window) = self.window else {
-                    // Upserts on the key: a retraction is superseded by the insertion after it.
-                    let inserts = keyed
-                        .running_aggregate(aggregator)
-                        .filter(|row| row.change == Change::Insert);
-                    self.write_changes(inserts);
-                    return Ok(());
-                };
-                let windowed = keyed.window(window).allowed_lateness(self.lateness);
-                let late_output = self.late_output.as_ref().map(|path| {
-                    let encoder = LateEncoder::new(self.agg_value_fields.clone(), self.lateness);
-                    FileSink::new(path, encoder)
-                });
-                if self.mode == Mode::Append {
-                    let results = match late_output {
-                        None => windowed.aggregate(aggregator),
-                        Some(late_sink) => {
-                            let (results, late) = windowed.aggregate_with_late(aggregator);
-                            late.sink(late_sink);
-                            results
-                        }
-                    };
-                    // Rows are released in (window end, key) order once the watermark passes
-                    // them, so the output does not depend on the worker count.
-                    match &self.output {
-                        None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                        Some(path) => {
-                            results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
-                        }
-                    }
-                    return Ok(());
-                }
-                let updates = match late_output {
-                    None => windowed.aggregate_updates(aggregator),
+        let mut config = Config::workers(workers).trigger(self.trigger);
+        config.checkpoint = self.checkpoint.clone();
+        execute(config, move |flow| {
+            let aggregator =
+                RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
+            let rows = self.rows(flow)?;
+            let keyed = match &self.join {
+                None => rows
+                    .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
+                    .into_keyed(),
+                Some(join) => join.enrich(flow, rows, self.max_record_bytes),
+            };
+            let Some(window) = self.window else {
+                // Upserts on the key: a retraction is superseded by the insertion after it.
+                let inserts = keyed
+                    .running_aggregate(aggregator)
+                    .filter(|row| row.change == Change::Insert);
+                self.write_changes(inserts);
+                return Ok(());
+            };
+            let windowed = keyed.window(window).allowed_lateness(self.lateness);
+            let late_output = self.late_output.as_ref().map(|path| {
+                let encoder = LateEncoder::new(self.agg_value_fields.clone(), self.lateness);
+                FileSink::new(path, encoder)
+            });
+            if self.mode == Mode::Append {
+                let results = match late_output {
+                    None => windowed.aggregate(aggregator),
                     Some(late_sink) => {
-                        let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
+                        let (results, late) = windowed.aggregate_with_late(aggregator);
                         late.sink(late_sink);
-                        updates
+                        results
                     }
                 };
-                self.write_changes(updates);
-                Ok(())
-            },
-        )
+                // Rows are released in (window end, key) order once the watermark passes
+                // them, so the output does not depend on the worker count.
+                match &self.output {
+                    None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                    Some(path) => {
+                        results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
+                    }
+                }
+                return Ok(());
+            }
+            let updates = match late_output {
+                None => windowed.aggregate_updates(aggregator),
+                Some(late_sink) => {
+                    let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
+                    late.sink(late_sink);
+                    updates
+                }
+            };
+            self.write_changes(updates);
+            Ok(())
+        })
     }
 }
 
@@ -537,6 +597,10 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
         Mode::Complete => "updates applied to the result table",
     };
     let report = Query::new(args)?.execute(workers)?;
+    if report.snapshots.already_complete {
+        eprintln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
+        return Ok(());
+    }
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
     eprintln!(

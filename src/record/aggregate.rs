@@ -213,7 +213,7 @@ impl PartialEq for AggValue {
 impl Eq for AggValue {}
 
 /// Accumulator of one aggregate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum AccSlot {
     /// Rows counted.
     Count(u64),
@@ -230,7 +230,7 @@ pub enum AccSlot {
 /// A sum kept as an exact integer part and a float part, with how many values (and how many
 /// floats) went in: integers add and retract without rounding, and a sum of integers stays an
 /// integer.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SumAcc {
     int: i128,
     float: f64,

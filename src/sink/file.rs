@@ -30,6 +30,8 @@ pub struct FileSink<E> {
     unflushed: bool,
     /// Whether each write replaces the file.
     replace: bool,
+    /// Exactly-once output: the encoded rows not yet handed to the checkpointer.
+    staged: Option<Vec<u8>>,
 }
 
 impl<E> FileSink<E> {
@@ -42,6 +44,7 @@ impl<E> FileSink<E> {
             buffer: Vec::new(),
             unflushed: false,
             replace: false,
+            staged: None,
         }
     }
 
@@ -101,6 +104,9 @@ impl FileSink<CsvEncoder> {
 
 impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
     fn on_start(&mut self, _context: &super::SinkContext) -> Result<(), Error> {
+        if self.staged.is_some() {
+            return Ok(());
+        }
         self.writer().map(|_| ())
     }
 
@@ -112,6 +118,12 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
             let result = self.replace_with(&buffer);
             self.buffer = buffer;
             return result;
+        }
+        if let Some(staged) = self.staged.as_mut() {
+            encode_batch(&mut self.encoder, batch, &mut buffer)?;
+            staged.extend_from_slice(&buffer);
+            self.buffer = buffer;
+            return Ok(());
         }
         encode_batch(&mut self.encoder, batch, &mut buffer)?;
         let path = self.path.display().to_string();
@@ -132,6 +144,9 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
     }
 
     fn on_close(&mut self) -> Result<(), Error> {
+        if self.staged.is_some() {
+            return Ok(());
+        }
         let path = self.path.display().to_string();
         self.writer()?
             .flush()
@@ -140,5 +155,21 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
 
     fn parallelism(&self) -> Parallelism {
         Parallelism::Single
+    }
+
+    /// The file itself, unless it is replaced on each write (complete mode).
+    fn commit_file(&self) -> Option<PathBuf> {
+        (!self.replace).then(|| self.path.clone())
+    }
+
+    fn stage(&mut self, resumed: bool) {
+        self.staged = Some(Vec::new());
+        if resumed {
+            self.encoder.continue_file();
+        }
+    }
+
+    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
+        Ok(self.staged.as_mut().map(std::mem::take).unwrap_or_default())
     }
 }

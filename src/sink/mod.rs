@@ -14,6 +14,7 @@ mod ordered;
 
 use std::fmt::Debug;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -87,6 +88,27 @@ pub trait Sink<D>: 'static {
     fn parallelism(&self) -> Parallelism {
         Parallelism::PerWorker
     }
+
+    /// Exactly-once output in a job with snapshots: the file that committed output is
+    /// appended to, if this sink can stage its output ([`Sink::stage`]). By default, `None`:
+    /// the sink writes as rows come (at-least-once after a crash).
+    fn commit_file(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Switches to staged output (only called when [`Sink::commit_file`] gave a file, before
+    /// `on_start`): encoded rows are kept for [`Sink::take_staged`] instead of being written;
+    /// the checkpointer appends them to the file once their snapshot is durable. `resumed`
+    /// says the file already holds committed output (a header is not due again). By default,
+    /// does nothing.
+    fn stage(&mut self, resumed: bool) {
+        let _ = resumed;
+    }
+
+    /// The output staged since the last call. By default, none.
+    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// Turns records into bytes for the console and file sinks.
@@ -97,6 +119,10 @@ pub trait Encoder<D>: 'static {
     /// A new file begins (a file sink that replaces its file on each write): a header, if the
     /// format has one, is due again. By default, does nothing.
     fn begin_file(&mut self) {}
+
+    /// The output continues a file that already has rows (a job resumed from a snapshot): a
+    /// header, if the format has one, is not due. By default, does nothing.
+    fn continue_file(&mut self) {}
 }
 
 /// Encodes records as JSON, one object per line (serde).
@@ -146,6 +172,14 @@ impl Default for CsvEncoder {
 impl<D: Serialize> Encoder<D> for CsvEncoder {
     fn begin_file(&mut self) {
         *self = CsvEncoder::default();
+    }
+
+    fn continue_file(&mut self) {
+        let bytes = SharedBuffer::default();
+        self.writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(bytes.clone());
+        self.bytes = bytes;
     }
 
     fn encode(&mut self, record: &D, out: &mut Vec<u8>) -> Result<(), Error> {

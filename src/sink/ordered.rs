@@ -84,4 +84,16 @@ impl<D: Ord + 'static, S: Sink<D>> Sink<D> for OrderedSink<S, D> {
     fn parallelism(&self) -> Parallelism {
         self.inner.parallelism()
     }
+
+    fn commit_file(&self) -> Option<std::path::PathBuf> {
+        self.inner.commit_file()
+    }
+
+    fn stage(&mut self, resumed: bool) {
+        self.inner.stage(resumed);
+    }
+
+    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
+        self.inner.take_staged()
+    }
 }

@@ -31,6 +31,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
@@ -41,9 +43,10 @@ pub(crate) use table::read_table;
 pub use tideflow_operators::source::SourceStatus;
 pub use tideflow_operators::watermark::WatermarkStrategy;
 
-use tideflow_operators::source::watermarked_source;
+use tideflow_operators::source::{watermarked_source, SourceOutput};
 use tideflow_operators::watermark::ProcessingTime;
 
+use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
 use crate::error::Error;
 use crate::runtime::Flow;
 use crate::stream::Stream;
@@ -64,9 +67,24 @@ impl SourceContext {
     }
 }
 
+/// Where a replayable partition's reading stands: enough to resume reading at one record
+/// ([`Source::seek`]). Its meaning is the source's: a byte offset and line number for files, a
+/// record index for generated and in-memory input.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Position {
+    /// A byte offset, or a record index.
+    pub offset: u64,
+    /// A 1-based line number where the source has lines (to name lines in errors), else 0.
+    pub line: u64,
+}
+
 /// Records read by one [`Source::read`] call, each tagged with its local partition.
 pub struct SourceBatch<T> {
     records: Vec<(usize, T)>,
+    /// For replayable sources, the position of each record (index for index with `records`).
+    positions: Vec<Position>,
     finished: Vec<usize>,
     added: usize,
     skipped: u64,
@@ -77,6 +95,7 @@ impl<T> SourceBatch<T> {
     fn new() -> Self {
         SourceBatch {
             records: Vec::new(),
+            positions: Vec::new(),
             finished: Vec::new(),
             added: 0,
             skipped: 0,
@@ -88,6 +107,15 @@ impl<T> SourceBatch<T> {
     #[inline]
     pub fn push(&mut self, partition: usize, record: T) {
         self.records.push((partition, record));
+    }
+
+    /// Adds a record read from local partition `partition` that starts at `position`: seeking
+    /// the partition to `position` ([`Source::seek`]) reads this record again. A replayable
+    /// source pushes every record this way.
+    #[inline]
+    pub fn push_at(&mut self, partition: usize, record: T, position: Position) {
+        self.records.push((partition, record));
+        self.positions.push(position);
     }
 
     /// Marks local partition `partition` as exhausted: it stops holding the watermark back.
@@ -152,6 +180,34 @@ pub trait Source: 'static {
     /// The number of partitions this worker reads, known after `on_start`. By default, 1.
     fn partitions(&self) -> usize {
         1
+    }
+
+    /// Whether the source can be replayed from a [`Position`] (DESIGN.md "Snapshots"): it
+    /// pushes every record with [`SourceBatch::push_at`], reports [`Source::position`] and
+    /// implements [`Source::seek`], and it reads the same records in the same order, per
+    /// partition, every time. Local partition `i` must then be the global partition
+    /// `worker_index + i * peers`, as [`SourceContext::local_partitions`] gives them. By
+    /// default, `false`.
+    fn replayable(&self) -> bool {
+        false
+    }
+
+    /// The position of the next record local partition `partition` will read (its end, once
+    /// it is exhausted). Only called on replayable sources.
+    fn position(&self, partition: usize) -> Position {
+        let _ = partition;
+        Position::default()
+    }
+
+    /// Resumes local partition `partition` at `position`, a position this source reported
+    /// (with a record, or from [`Source::position`]) in an earlier run over the same input.
+    /// Called after `on_start` and before the first `read`. A partition sought to its end
+    /// reads nothing more and is finished by the caller.
+    fn seek(&mut self, partition: usize, position: Position) -> Result<(), Error> {
+        let _ = (partition, position);
+        Err(Error::Config(
+            "this source cannot be replayed from a snapshot".into(),
+        ))
     }
 }
 
@@ -243,6 +299,14 @@ where
         }
         let shared = Arc::clone(&job.shared);
         let mut batch = SourceBatch::new();
+        let mut replay = match &job.checkpointer {
+            Some(checkpointer) => Replay::new(checkpointer, &context, &mut source, partitions)
+                .unwrap_or_else(|error| {
+                    job.shared.fail(error);
+                    None
+                }),
+            None => None,
+        };
         let started_at = Instant::now();
         let clock = move || ProcessingTime {
             monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -265,9 +329,6 @@ where
                     return SourceStatus::Halt;
                 }
                 let status = source.read(&mut batch);
-                shared
-                    .records_in
-                    .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                 if batch.skipped > 0 {
                     shared
                         .records_skipped
@@ -281,15 +342,33 @@ where
                 for _ in 0..std::mem::take(&mut batch.added) {
                     out.add_partition();
                 }
-                for (partition, record) in batch.records.drain(..) {
-                    out.push(partition, event_time(&record), record);
-                }
+                let sent = match replay.as_mut() {
+                    None => {
+                        let sent = batch.records.len() as u64;
+                        for (partition, record) in batch.records.drain(..) {
+                            out.push(partition, event_time(&record), record);
+                        }
+                        for partition in batch.finished.drain(..) {
+                            out.finish_partition(partition);
+                        }
+                        sent
+                    }
+                    Some(replay) => {
+                        let ended = matches!(status, Ok(SourceStatus::Done));
+                        match replay.push(&mut batch, out, &event_time, &source, ended) {
+                            Ok(sent) => sent,
+                            Err(error) => {
+                                shared.fail(error);
+                                return SourceStatus::Halt;
+                            }
+                        }
+                    }
+                };
+                batch.positions.clear();
+                shared.records_in.fetch_add(sent, Ordering::Relaxed);
                 let future = out.take_future_count();
                 if future > 0 {
                     shared.future_events.fetch_add(future, Ordering::Relaxed);
-                }
-                for partition in batch.finished.drain(..) {
-                    out.finish_partition(partition);
                 }
                 status.unwrap_or_else(|error| {
                     shared.fail(error);
@@ -298,5 +377,179 @@ where
             },
         );
         Stream { inner, job }
+    }
+}
+
+/// A source instance's part in snapshots: where its partitions resume after a restore, which
+/// replayed records to skip, and, while a snapshot is pending, each partition's first record
+/// stamped at or after the epoch (docs/ARCHITECTURE.md "Snapshots").
+struct Replay {
+    hook: SourceHook,
+    /// The global number of each local partition.
+    globals: Vec<u64>,
+    /// Restored watermark state, applied before the first push: (max seen, finished).
+    restore: Option<Vec<(Option<u64>, bool)>>,
+    /// Records stamped below this were applied before the snapshot resumed from.
+    skip_below: u64,
+    /// The pending epoch whose part is not saved yet.
+    epoch: Option<u64>,
+    /// Per local partition: the position of its first record stamped at or after `epoch`,
+    /// and the partition's largest event time before it.
+    first: Vec<Option<(Position, Option<u64>)>>,
+    /// The epoch whose part was saved last.
+    saved: Option<u64>,
+    finished: bool,
+}
+
+impl Replay {
+    /// Registers the source and seeks its partitions to where the snapshot resumed from, if
+    /// any.
+    fn new<S: Source>(
+        checkpointer: &Arc<Checkpointer>,
+        context: &SourceContext,
+        source: &mut S,
+        partitions: usize,
+    ) -> Result<Option<Replay>, Error> {
+        let hook = SourceHook::register(checkpointer, context.worker_index);
+        if !source.replayable() {
+            return Err(Error::Config(
+                "--checkpoint-dir: this input cannot be replayed (only files that are not watched, the rate generator and memory sources can); snapshots need a replayable input".into(),
+            ));
+        }
+        let globals: Vec<u64> = (0..partitions)
+            .map(|local| (context.worker_index + local * context.peers) as u64)
+            .collect();
+        let mut restore = None;
+        if let Some(cursors) = hook.restored()? {
+            let mut states = Vec::with_capacity(partitions);
+            for (local, global) in globals.iter().enumerate() {
+                let cursor = cursors.get(global).ok_or_else(|| {
+                    Error::Snapshot(format!(
+                        "the snapshot has no position for input partition {global}; was the input changed?"
+                    ))
+                })?;
+                source.seek(local, cursor.position)?;
+                states.push((cursor.max_seen, cursor.finished));
+            }
+            restore = Some(states);
+        }
+        let skip_below = hook.checkpointer().resumed_epoch().unwrap_or(0);
+        Ok(Some(Replay {
+            hook,
+            globals,
+            restore,
+            skip_below,
+            epoch: None,
+            first: vec![None; partitions],
+            saved: None,
+            finished: false,
+        }))
+    }
+
+    /// Pushes the batch's records into `out` under the coordinator's lock, noting each
+    /// partition's first record at or after a pending epoch; then saves the source's part if
+    /// it is due (its watermark passed the epoch, or it ended), and reports the end. Returns
+    /// how many records were sent.
+    fn push<S: Source, F: Fn(&S::Item) -> u64>(
+        &mut self,
+        batch: &mut SourceBatch<S::Item>,
+        out: &mut SourceOutput<S::Item>,
+        event_time: &F,
+        source: &S,
+        ended: bool,
+    ) -> Result<u64, Error> {
+        if let Some(states) = self.restore.take() {
+            for (local, (max_seen, finished)) in states.into_iter().enumerate() {
+                out.restore_partition(local, max_seen, finished);
+            }
+        }
+        let checkpointer = Arc::clone(self.hook.checkpointer_arc());
+        let (sent, due) = checkpointer.poll(|pending| {
+            if pending != self.epoch {
+                self.epoch = pending.filter(|&epoch| self.saved != Some(epoch));
+                self.first.iter_mut().for_each(|first| *first = None);
+            }
+            let mut sent = 0;
+            let mut high = 0;
+            let positions = std::mem::take(&mut batch.positions);
+            for (index, (partition, record)) in batch.records.drain(..).enumerate() {
+                let time = event_time(&record);
+                let capture = self
+                    .epoch
+                    .filter(|_| self.first[partition].is_none())
+                    .map(|epoch| (epoch, out.watermarks().max_seen(partition)));
+                let stamp = out.push_from(partition, time, record, self.skip_below);
+                if stamp >= self.skip_below {
+                    sent += 1;
+                    high = high.max(stamp);
+                }
+                if let Some((epoch, before)) = capture {
+                    if stamp >= epoch {
+                        let position = positions.get(index).copied().unwrap_or_default();
+                        self.first[partition] = Some((position, before));
+                    }
+                }
+            }
+            batch.positions = positions;
+            for partition in batch.finished.drain(..) {
+                out.finish_partition(partition);
+            }
+            let watermark = out.watermarks().watermark();
+            let ended = ended || watermark.is_none();
+            high = high.max(watermark.unwrap_or(0));
+            let due = self
+                .epoch
+                .filter(|&epoch| ended || watermark.is_some_and(|w| w >= epoch));
+            (
+                (
+                    sent,
+                    due.map(|epoch| (epoch, ended))
+                        .or(ended.then_some((u64::MAX, true))),
+                ),
+                high,
+            )
+        })?;
+        if let Some((epoch, ended)) = due {
+            if epoch != u64::MAX {
+                let cursors = self.cursors(out, source, false);
+                self.hook.save(epoch, cursors)?;
+                self.saved = Some(epoch);
+                self.epoch = None;
+            }
+            if ended && !self.finished {
+                self.finished = true;
+                let cursors = self.cursors(out, source, true);
+                self.hook.finish(cursors)?;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The partitions' cursors: at each partition's first record at or after the pending
+    /// epoch, or where it stands now.
+    fn cursors<S: Source>(
+        &self,
+        out: &SourceOutput<S::Item>,
+        source: &S,
+        ended: bool,
+    ) -> Vec<PartitionCursor> {
+        self.globals
+            .iter()
+            .enumerate()
+            .map(|(local, &partition)| match (&self.first[local], ended) {
+                (Some((position, max_seen)), false) => PartitionCursor {
+                    partition,
+                    position: *position,
+                    max_seen: *max_seen,
+                    finished: false,
+                },
+                _ => PartitionCursor {
+                    partition,
+                    position: source.position(local),
+                    max_seen: out.watermarks().max_seen(local),
+                    finished: ended || out.watermarks().is_finished(local),
+                },
+            })
+            .collect()
     }
 }

@@ -1,5 +1,7 @@
 //! The built-in aggregates: count, sum, min, max and average of a field.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::marker::PhantomData;
 use std::ops::{Add, Sub};
 
@@ -72,7 +74,7 @@ impl<In, F, T> Aggregator<In> for Sum<F, T>
 where
     In: ?Sized,
     F: Fn(&In) -> T + 'static,
-    T: Copy + Default + Add<Output = T> + Sub<Output = T> + 'static,
+    T: Copy + Default + Add<Output = T> + Sub<Output = T> + Serialize + DeserializeOwned + 'static,
 {
     type Acc = T;
     type Output = T;
@@ -175,7 +177,7 @@ macro_rules! extreme_aggregator {
         where
             In: ?Sized,
             F: Fn(&In) -> T + 'static,
-            T: PartialOrd + Copy + 'static,
+            T: PartialOrd + Copy + Serialize + DeserializeOwned + 'static,
         {
             type Acc = Option<T>;
             /// `None` only when every value was incomparable (NaN).

@@ -7,6 +7,9 @@
 
 mod builtin;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 pub use builtin::{Avg, Count, Max, Min, Sum};
 
 /// Folds records of type `In` into an accumulator and finishes it into an output.
@@ -36,10 +39,11 @@ pub use builtin::{Avg, Count, Max, Min, Sum};
 /// assert_eq!(Range.finish(&acc), 11);
 /// ```
 pub trait Aggregator<In: ?Sized>: 'static {
-    /// The running state of one key in one window.
-    type Acc: Clone + 'static;
+    /// The running state of one key in one window. It is operator state, so it is
+    /// serializable: snapshots save it (DESIGN.md "Snapshots").
+    type Acc: Clone + Serialize + DeserializeOwned + 'static;
     /// The result of one key in one window.
-    type Output: Clone + 'static;
+    type Output: Clone + Serialize + DeserializeOwned + 'static;
     /// A fresh accumulator, before any record.
     fn init(&self) -> Self::Acc;
     /// Adds one record.

@@ -31,8 +31,9 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
+use crate::snapshot::{self, key_group};
 use crate::state::StateRows;
-use crate::window::{emit_late, keyed_window_operator, LateRecord, WindowStreams};
+use crate::window::{emit_late, keyed_window_operator, LateRecord, StampCaps, WindowStreams};
 
 /// The outputs of [`DedupWithin::dedup_within`].
 pub struct DedupStreams<'scope, K, D> {
@@ -103,67 +104,95 @@ where
         };
         let mut kept = Vec::new();
 
-        let WindowStreams { results, late } = keyed_window_operator(
-            self,
-            "DedupWithin",
-            move |input, frontier, results, late| {
-                let port = results.output_index();
-                input.for_each_time(|capability, containers| {
-                    let stamp = *capability.time();
-                    let is_late = |event: &Event<(K, D)>| stamp > event.time.saturating_add(bound);
-                    let batches = &mut stash
-                        .entry(stamp)
-                        .or_insert_with(|| (capability.retain(port), Vec::new()))
-                        .1;
-                    for container in containers {
-                        if container.iter().any(is_late) {
-                            let mut on_time = Vec::with_capacity(container.len());
-                            for event in container.drain(..) {
-                                if is_late(&event) {
-                                    let expired_at =
-                                        event.time.saturating_add(bound).saturating_add(1);
-                                    emit_late(late, &capability, event, expired_at);
-                                } else {
-                                    on_time.push(event);
+        let restore_state = Rc::clone(&state);
+        let WindowStreams { results, late } =
+            keyed_window_operator(self, "DedupWithin", move |_| {
+                let mut snapshots = snapshot::register("dedup");
+                if let Some(snapshots) = &snapshots {
+                    let saved: Vec<(K, u64)> = snapshots.restore();
+                    restore_state.borrow_mut().restore(saved);
+                }
+                move |input, frontier, results, late| {
+                    let port = results.output_index();
+                    input.for_each_time(|capability, containers| {
+                        let stamp = *capability.time();
+                        let is_late =
+                            |event: &Event<(K, D)>| stamp > event.time.saturating_add(bound);
+                        let batches = &mut stash
+                            .entry(stamp)
+                            .or_insert_with(|| (capability.retain(port), Vec::new()))
+                            .1;
+                        for container in containers {
+                            if container.iter().any(is_late) {
+                                let mut on_time = Vec::with_capacity(container.len());
+                                for event in container.drain(..) {
+                                    if is_late(&event) {
+                                        let expired_at =
+                                            event.time.saturating_add(bound).saturating_add(1);
+                                        emit_late(
+                                            late,
+                                            &StampCaps::Input(&capability),
+                                            event,
+                                            expired_at,
+                                        );
+                                    } else {
+                                        on_time.push(event);
+                                    }
                                 }
+                                batches.push(on_time);
+                            } else {
+                                batches.push(std::mem::take(container));
                             }
-                            batches.push(on_time);
-                        } else {
-                            batches.push(std::mem::take(container));
+                        }
+                    });
+
+                    // Apply stashed stamps in order up to the frontier, each after expiring the
+                    // entries below it; then expire what the frontier has passed.
+                    let mut state = state.borrow_mut();
+                    let frontier_min = frontier.frontier().first().copied();
+                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
+                    let mut most = state.rows();
+                    // Up to a snapshot's epoch first (its part is saved there), then the frontier.
+                    for limit in due.map(Some).into_iter().chain([frontier_min]) {
+                        let passed = |time: u64| limit.is_none_or(|f| time < f);
+                        while let Some(entry) = stash.first_entry() {
+                            if !passed(*entry.key()) {
+                                break;
+                            }
+                            let (stamp, (capability, batches)) = entry.remove_entry();
+                            state.expire_before(stamp);
+                            state.apply(batches.into_iter().flatten(), &mut kept);
+                            most = most.max(state.rows());
+                            if !kept.is_empty() {
+                                results.session(&capability).give_container(&mut kept);
+                                kept.clear();
+                            }
+                        }
+                        if let (Some(epoch), Some(snapshots)) =
+                            (due.filter(|&e| limit == Some(e)), snapshots.as_mut())
+                        {
+                            snapshots.save(
+                                epoch,
+                                state
+                                    .iter()
+                                    .map(|(key, expiry)| (key_group(key), (key, expiry))),
+                            );
                         }
                     }
-                });
-
-                // Apply stashed stamps in order up to the frontier, each after expiring the
-                // entries below it; then expire what the frontier has passed.
-                let mut state = state.borrow_mut();
-                let frontier_min = frontier.frontier().first().copied();
-                let passed = |time: u64| frontier_min.is_none_or(|f| time < f);
-                let mut most = state.rows();
-                while let Some(entry) = stash.first_entry() {
-                    if !passed(*entry.key()) {
-                        break;
+                    match frontier_min {
+                        Some(frontier) => state.expire_before(frontier),
+                        None => state.expire_all(),
                     }
-                    let (stamp, (capability, batches)) = entry.remove_entry();
-                    state.expire_before(stamp);
-                    state.apply(batches.into_iter().flatten(), &mut kept);
-                    most = most.max(state.rows());
-                    if !kept.is_empty() {
-                        results.session(&capability).give_container(&mut kept);
-                        kept.clear();
+                    // The peak includes the rows held between stamps within this activation.
+                    if most > state.rows() {
+                        gauge.set(most as u64);
+                    }
+                    gauge.set(state.rows() as u64);
+                    if let Some(snapshots) = snapshots.as_mut() {
+                        snapshots.finish_if_ended(frontier);
                     }
                 }
-                match frontier_min {
-                    Some(frontier) => state.expire_before(frontier),
-                    None => state.expire_all(),
-                }
-                // The peak includes the rows held between stamps within this activation.
-                if most > state.rows() {
-                    gauge.set(most as u64);
-                }
-                gauge.set(state.rows() as u64);
-            },
-        );
+            });
         DedupStreams {
             kept: results,
             late,
@@ -229,6 +258,21 @@ impl<K: Hash + Eq + Clone> DedupState<K> {
             for key in entry.remove() {
                 self.live.remove(&key);
             }
+        }
+    }
+
+    /// Restores ids saved by a snapshot, with their expiries.
+    fn restore(&mut self, saved: Vec<(K, u64)>) {
+        for (key, expiry) in saved {
+            self.expiries.entry(expiry).or_default().push(key.clone());
+            self.live.insert(
+                key,
+                Live {
+                    expiry,
+                    applied_in: 0,
+                    slot: 0,
+                },
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //! record `a` with every right record `b` of the same key whose event time lies in
 //! `[a.time - lower, a.time + upper]`, inner or left outer.
 //!
-//! **Order.** Both inputs are exchanged by [`key_hash`] of the key. Each incoming batch waits in
+//! **Order.** Both inputs are exchanged by [`key_group`] of the key. Each incoming batch waits in
 //! a stash until the frontiers of both inputs pass its stamp; stamps are then applied in order,
 //! the left records of a stamp before its right records, and state expires in time order
 //! between stamps (as sessions do). What joins therefore depends only on the records and their
@@ -30,7 +30,7 @@
 //! two event times (as in Flink). In the left join, a left record that matched nothing leaves
 //! with no partner when it expires, at its expiry, with its own event time.
 //!
-//! [`key_hash`]: crate::key_hash
+//! [`key_group`]: crate::snapshot::key_group
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -43,7 +43,8 @@ use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use crate::event::{key_hash, Event};
+use crate::event::Event;
+use crate::snapshot::key_group;
 use crate::state::StateRows;
 
 mod state;
@@ -291,8 +292,13 @@ where
         gauge: StateRows,
         mut on_late: impl FnMut(u64) + 'static,
     ) -> StreamVec<'scope, u64, Event<J::Row>> {
-        let left_route: fn(&Event<(K, A)>) -> u64 = |event| key_hash(&event.data.0);
-        let right_route: fn(&Event<(K, B)>) -> u64 = |event| key_hash(&event.data.0);
+        let left_route: fn(&Event<(K, A)>) -> u64 = |event| key_group(&event.data.0);
+        let right_route: fn(&Event<(K, B)>) -> u64 = |event| key_group(&event.data.0);
+        if let Some(snapshots) = crate::snapshot::register("interval_join") {
+            snapshots.fail(
+                "interval joins do not take part in snapshots yet; run this job without a checkpoint directory".into(),
+            );
+        }
         let mut stash: BTreeMap<u64, Pending<K, A, B>> = BTreeMap::new();
         let mut state: JoinState<K, A, B> = JoinState::new(lower, upper);
         // Records in the stash, for the gauge.

@@ -25,7 +25,8 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::aggregate::Aggregator;
-use crate::event::{key_hash, Event};
+use crate::event::Event;
+use crate::snapshot::{self, key_group};
 use crate::state::StateRows;
 
 /// Whether a changelog row adds a key's new result or takes back its old one.
@@ -160,7 +161,7 @@ where
         A::Output: PartialEq,
     {
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
-        let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
+        let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
         let mut stash: Stash<K, D> = BTreeMap::new();
         let handle = RunningHandle {
             keys: Rc::new(RefCell::new(FxHashMap::default())),
@@ -172,6 +173,14 @@ where
             "RunningAggregate",
             move |initial, _info| {
                 drop(initial);
+                let mut snapshots = snapshot::register("running");
+                if let Some(snapshots) = &snapshots {
+                    let saved: Vec<(K, A::Acc, Option<A::Output>)> = snapshots.restore();
+                    let mut keys = shared.borrow_mut();
+                    for (key, acc, emitted) in saved {
+                        keys.insert(key, KeyState { acc, emitted, dirty: false });
+                    }
+                }
                 move |(input, frontier), output| {
                     let mut keys = shared.borrow_mut();
                     input.for_each_time(|capability, containers| {
@@ -180,7 +189,10 @@ where
                             .or_insert_with(|| (capability.retain(0), Vec::new()));
                         batches.extend(containers.map(std::mem::take));
                     });
-                    let now = frontier.frontier().first().copied();
+                    let frontier_now = frontier.frontier().first().copied();
+                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
+                    // Up to a snapshot's epoch first (its part is saved there), then the frontier.
+                    for now in due.map(Some).into_iter().chain([frontier_now]) {
                     while let Some(entry) = stash.first_entry() {
                         let stamp = *entry.key();
                         if now.is_some_and(|now| stamp >= now) {
@@ -228,7 +240,19 @@ where
                             session.give(Event::new(stamp, insert));
                         }
                     }
+                    if let (Some(epoch), Some(snapshots)) =
+                        (due.filter(|&e| now == Some(e)), snapshots.as_mut())
+                    {
+                        let entries = keys
+                            .iter()
+                            .map(|(key, slot)| (key_group(key), (key, &slot.acc, &slot.emitted)));
+                        snapshots.save(epoch, entries);
+                    }
+                    }
                     state.set(keys.len() as u64);
+                    if let Some(snapshots) = snapshots.as_mut() {
+                        snapshots.finish_if_ended(frontier);
+                    }
                 }
             },
         );

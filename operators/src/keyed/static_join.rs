@@ -4,7 +4,7 @@
 //! (left outer).
 //!
 //! **Table.** [`ArrangedTable::arrange`] arranges a differential collection of rows by key into
-//! a trace (`ValSpine`), the rows exchanged by [`key_hash`] of their key, as every keyed
+//! a trace (`ValSpine`), the rows exchanged by [`key_group`] of their key, as every keyed
 //! operator here exchanges its records: the shard of a key is on the worker its stream records
 //! go to. One arrangement serves any number of joins ([`ArrangedTable`] is `Clone`). The table
 //! is what the collection holds once its input has ended: every update, at any time, is
@@ -29,7 +29,7 @@
 //! [`StateRows`] gauge counts the table rows held on this worker plus the records waiting for
 //! the table; [`StaticJoinHandle::rows`] lists the rows (for snapshots).
 //!
-//! [`key_hash`]: crate::key_hash
+//! [`key_group`]: crate::snapshot::key_group
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -50,15 +50,16 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::AntichainRef;
 
-use crate::event::{key_hash, Event};
+use crate::event::Event;
 use crate::keyed::interval_join::{InnerJoin, JoinKind, Joined, LeftJoin};
+use crate::snapshot::key_group;
 use crate::state::StateRows;
 
 /// The trace of a static table: its rows by key, at `u64` times, with `isize` multiplicities.
 pub type TableTrace<K, V> = TraceAgent<ValSpine<K, V, u64, isize>>;
 
 /// A table of `(K, V)` rows arranged by key, each row on the worker that owns
-/// [`key_hash`] of its key; the table side of [`StaticJoin`].
+/// [`key_group`](crate::snapshot::key_group) of its key; the table side of [`StaticJoin`].
 pub struct ArrangedTable<'scope, K: Ord + Clone + 'static, V: Ord + Clone + 'static> {
     arranged: Arranged<'scope, TableTrace<K, V>>,
 }
@@ -85,7 +86,7 @@ where
     /// timely time of their batch (differential's rule); a table loaded once puts them all at
     /// time 0.
     pub fn arrange(rows: VecCollection<'scope, u64, (K, V), isize>) -> Self {
-        let route = |update: &((K, V), u64, isize)| key_hash(&(update.0).0);
+        let route = |update: &((K, V), u64, isize)| key_group(&(update.0).0);
         let arranged = arrange_core::<
             _,
             _,
@@ -255,7 +256,7 @@ where
         let handle = StaticJoinHandle {
             shard: Rc::clone(&shard),
         };
-        let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
+        let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
         // Batches waiting for the table, by stamp.
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let mut stash: Stash<K, D> = BTreeMap::new();

@@ -13,18 +13,19 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
-use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, UpdateKind,
-    WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
+    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
+use crate::snapshot::{self, key_group, Snapshots};
 
 /// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
 /// stamped up to `lateness` ms past their end, emitting rows of type `R`.
@@ -42,47 +43,79 @@ where
     R: WindowRow<K, A::Output>,
 {
     let Grid { size, slide } = grid;
-    let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
-    keyed_window_operator(stream, name, move |input, frontier, results, late| {
-        let port = results.output_index();
-        input.for_each_time(|capability, containers| {
-            let stamp = *capability.time();
-            windows.note_change(&capability, port);
-            for event in containers.flat_map(|container| container.drain(..)) {
-                // The windows of the record it is not late for: ends in `entry..=exit`.
-                let exit = grid.last_end(event.time);
-                if slide == size {
-                    if stamp >= close_time(exit, lateness) {
-                        emit_late(late, &capability, event, exit);
-                        continue;
-                    }
-                    let (key, data) = event.data;
-                    let acc =
-                        windows.accumulator(exit, key, &capability, port, || aggregator.init());
-                    aggregator.add(acc, &data);
-                    continue;
+    let peers = stream.scope().peers();
+    let kind = if slide == size {
+        "tumbling"
+    } else {
+        "sliding-update"
+    };
+    keyed_window_operator(stream, name, move |initial| {
+        let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
+        let mut snapshots = snapshot::register(kind);
+        if let Some(snapshots) = &snapshots {
+            restore_check(snapshots, lateness, peers);
+            windows.restore(snapshots.restore(), initial);
+        }
+        let mut stash = SnapshotStash::default();
+        move |input, frontier, results, late| {
+            let ports = (results.output_index(), late.output_index());
+            input.for_each_time(|capability, containers| {
+                // Read after the records arrived: a record stamped at or after a pending
+                // epoch was sent after the epoch was announced.
+                let hold = snapshots.as_ref().and_then(Snapshots::unsaved);
+                if hold.is_some_and(|epoch| *capability.time() >= epoch) {
+                    stash.hold(&capability, ports, containers);
+                    return;
                 }
-                let entry = grid.first_open_end(event.time, stamp, lateness);
-                if entry > exit {
-                    emit_late(late, &capability, event, exit);
-                    continue;
+                let caps = StampCaps::Input(&capability);
+                for container in containers {
+                    windows.apply(&caps, ports.0, container.drain(..), grid, &aggregator, late);
                 }
-                let (key, data) = event.data;
-                let mut end = entry;
-                while end < exit {
-                    let acc = windows
-                        .accumulator(end, key.clone(), &capability, port, || aggregator.init());
-                    aggregator.add(acc, &data);
-                    end += slide;
+            });
+            if let Some(snapshots) = snapshots.as_mut() {
+                if let Some(epoch) = snapshots.due(frontier) {
+                    // The part holds the records stamped below the epoch, with the windows a
+                    // frontier at the epoch closes closed.
+                    windows.close_passed(
+                        |close| close <= epoch,
+                        results,
+                        |acc| aggregator.finish(acc),
+                    );
+                    snapshots.save(epoch, windows.entries());
+                    stash.drain(|caps, events| {
+                        windows.apply(&caps, ports.0, events.into_iter(), grid, &aggregator, late)
+                    });
                 }
-                let acc = windows.accumulator(exit, key, &capability, port, || aggregator.init());
-                aggregator.add(acc, &data);
             }
-        });
-        windows.close_passed(frontier, results, |acc| aggregator.finish(acc));
-        windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
+            windows.close_passed(
+                |close| !frontier.less_than(&close),
+                results,
+                |acc| aggregator.finish(acc),
+            );
+            windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
+            if let Some(snapshots) = snapshots.as_mut() {
+                snapshots.finish_if_ended(frontier);
+            }
+        }
     })
 }
+
+/// Refuses to restore a window operator with allowed lateness onto another worker count: the
+/// result capability of a window still open after its end is shared by the keys of a worker,
+/// so a row could move across the snapshot's cut (docs/ARCHITECTURE.md "Snapshots").
+pub(crate) fn restore_check(snapshots: &Snapshots, lateness: u64, peers: usize) {
+    if let Some(resumed) = snapshots.resumed() {
+        if lateness > 0 && resumed.peers != peers {
+            snapshots.fail(format!(
+                "the snapshot was taken with {} workers and this run has {peers}; a job with allowed lateness resumes on the same number of workers only",
+                resumed.peers
+            ));
+        }
+    }
+}
+
+/// One saved (key, window): its end, the window's result capability, the key, its accumulator.
+type SavedWindow<K, Acc> = (u64, u64, K, Acc);
 
 /// The open windows: per window end, a capability for its results and one accumulator per key.
 /// The row type `R` emitted with results `O` sets the output mode at compile time.
@@ -127,14 +160,87 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
 
     /// In update mode, notes that records stamped `capability.time()` may change results.
     #[inline]
-    fn note_change(&mut self, capability: &InputCapability<u64>, port: usize) {
+    fn note_change(&mut self, capability: &StampCaps<'_>, port: usize) {
+        let stamp = capability.time();
         if Self::UPDATES
             && self
                 .early
                 .as_ref()
-                .is_none_or(|early| early.time() > capability.time())
+                .is_none_or(|early| *early.time() > stamp)
         {
-            self.early = Some(capability.delayed(capability.time(), port));
+            self.early = Some(capability.result_at(stamp, port));
+        }
+    }
+
+    /// Applies the records of one stamp: each goes into its windows, or to the late output.
+    fn apply<D, A: Aggregator<D, Acc = Acc>>(
+        &mut self,
+        capability: &StampCaps<'_>,
+        port: usize,
+        events: impl Iterator<Item = Event<(K, D)>>,
+        grid: Grid,
+        aggregator: &A,
+        late: &mut EventOutput<'_, LateRecord<K, D>>,
+    ) where
+        D: 'static,
+    {
+        let Grid { size, slide } = grid;
+        let stamp = capability.time();
+        self.note_change(capability, port);
+        for event in events {
+            // The windows of the record it is not late for: ends in `entry..=exit`.
+            let exit = grid.last_end(event.time);
+            if slide == size {
+                if stamp >= close_time(exit, self.lateness) {
+                    emit_late(late, capability, event, exit);
+                    continue;
+                }
+                let (key, data) = event.data;
+                let acc = self.accumulator(exit, key, capability, port, || aggregator.init());
+                aggregator.add(acc, &data);
+                continue;
+            }
+            let entry = grid.first_open_end(event.time, stamp, self.lateness);
+            if entry > exit {
+                emit_late(late, capability, event, exit);
+                continue;
+            }
+            let (key, data) = event.data;
+            let mut end = entry;
+            while end < exit {
+                let acc =
+                    self.accumulator(end, key.clone(), capability, port, || aggregator.init());
+                aggregator.add(acc, &data);
+                end += slide;
+            }
+            let acc = self.accumulator(exit, key, capability, port, || aggregator.init());
+            aggregator.add(acc, &data);
+        }
+    }
+
+    /// The state as snapshot entries, each with its key group.
+    fn entries(&self) -> impl Iterator<Item = (u64, SavedWindow<&K, &Acc>)> + '_ {
+        self.open.iter().flat_map(|(&end, window)| {
+            let at = *window.capability.time();
+            window
+                .accumulators
+                .iter()
+                .map(move |(key, slot)| (key_group(key), (end, at, key, &slot.acc)))
+        })
+    }
+
+    /// Restores saved entries, minting their windows' capabilities from `initial`.
+    fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
+        for (end, at, key, acc) in entries {
+            let window = self.open.entry(end).or_insert_with(|| OpenWindow {
+                capability: initial.delayed(&at),
+                accumulators: FxHashMap::default(),
+                dirty: Vec::new(),
+            });
+            if *window.capability.time() > at {
+                window.capability = initial.delayed(&at);
+            }
+            window.accumulators.insert(key, Slot { acc, dirty: false });
         }
     }
 
@@ -146,13 +252,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         &mut self,
         end: u64,
         key: K,
-        capability: &InputCapability<u64>,
+        capability: &StampCaps<'_>,
         output_port: usize,
         init: impl FnOnce() -> Acc,
     ) -> &mut Acc {
-        let at = (end - 1).max(*capability.time());
+        let at = (end - 1).max(capability.time());
         let window = self.open.entry(end).or_insert_with(|| OpenWindow {
-            capability: capability.delayed(&at, output_port),
+            capability: capability.result_at(at, output_port),
             accumulators: FxHashMap::default(),
             dirty: Vec::new(),
         });
@@ -183,15 +289,16 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         &mut slot.acc
     }
 
-    /// Emits and frees every window the frontier has passed, oldest first.
+    /// Emits and frees, oldest first, every window whose close time has `passed` (the
+    /// frontier is at or past it).
     fn close_passed(
         &mut self,
-        frontier: &MutableAntichain<u64>,
+        passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,
         mut finish: impl FnMut(&Acc) -> O,
     ) {
         while let Some((&end, _)) = self.open.first_key_value() {
-            if frontier.less_than(&close_time(end, self.lateness)) {
+            if !passed(close_time(end, self.lateness)) {
                 break;
             }
             let window = self.open.remove(&end).expect("first window exists");

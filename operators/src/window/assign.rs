@@ -75,7 +75,7 @@ impl Grid {
 
 /// One session: `[start, end)` with `end = last_event + gap`, its accumulator, and the end at
 /// which its close timer is registered.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session<Acc> {
     /// The first event time.
     pub start: u64,
@@ -150,6 +150,12 @@ impl<Acc> Sessions<Acc> {
             merge(&mut session.acc, other.acc);
         }
         (session, false)
+    }
+
+    /// Sessions from `list`, sorted by start and pairwise apart (as [`Sessions::iter`] gave
+    /// them).
+    pub fn from_list(list: Vec<Session<Acc>>) -> Self {
+        Sessions { list }
     }
 
     /// The sessions, sorted by start.

@@ -1,6 +1,6 @@
 //! Event-time windows: assignment, and the tumbling, sliding and session window operators.
 //!
-//! All three take a stream of keyed events `Event<(K, D)>`, exchange it by [`key_hash`] of the
+//! All three take a stream of keyed events `Event<(K, D)>`, exchange it by [`key_group`] of the
 //! key, fold each key's records per window with an [`Aggregator`], and emit one
 //! [`WindowResult`] per (key, window) when the input frontier shows that no more records for the
 //! window can arrive. A result carries event time `window_end - 1`, so windowed streams compose.
@@ -18,7 +18,7 @@
 //! `[t, t + gap)`). Late records leave on a second stream, [`WindowStreams::late`], with the
 //! stamp they arrived at, so that nothing is dropped without being seen.
 //!
-//! [`key_hash`]: crate::key_hash
+//! [`key_group`]: crate::snapshot::key_group
 //! [`Aggregator`]: crate::Aggregator
 
 mod aligned;
@@ -45,7 +45,8 @@ pub use session::SessionWindow;
 pub use sliding::SlidingWindow;
 pub use tumbling::TumblingWindow;
 
-use crate::event::{key_hash, Event};
+use crate::event::Event;
+use crate::snapshot::key_group;
 
 /// One key's result for one window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -160,17 +161,19 @@ pub(crate) type EventOutput<'a, R> =
     OutputBuilderSession<'a, u64, CapacityContainerBuilder<Vec<Event<R>>>>;
 
 /// Builds a keyed operator with a result output (port 0) and a late output (port 1), its input
-/// exchanged by the key's hash. `logic` runs on every activation with the input, its frontier
-/// and both outputs.
-pub(crate) fn keyed_window_operator<'scope, K, D, R, L>(
+/// exchanged by the key's group. `constructor` gets the initial capability of the result
+/// output (to restore windows from a snapshot; it is dropped after) and returns the logic,
+/// which runs on every activation with the input, its frontier and both outputs.
+pub(crate) fn keyed_window_operator<'scope, K, D, R, B, L>(
     stream: StreamVec<'scope, u64, Event<(K, D)>>,
     name: &str,
-    mut logic: L,
+    constructor: B,
 ) -> WindowStreams<'scope, K, D, R>
 where
     K: ExchangeData + Hash,
     D: ExchangeData,
     R: 'static,
+    B: FnOnce(&Capability<u64>) -> L,
     L: FnMut(
             &mut KeyedInput<K, D>,
             &MutableAntichain<u64>,
@@ -179,7 +182,7 @@ where
         ) + 'static,
 {
     let mut builder = OperatorBuilder::new(name.to_owned(), stream.scope());
-    let route: fn(&Event<(K, D)>) -> u64 = |event| key_hash(&event.data.0);
+    let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
     let mut input = builder.new_input(stream, Exchange::new(route));
     let (results, results_stream) = builder.new_output();
     let (late, late_stream) = builder.new_output();
@@ -187,7 +190,9 @@ where
     let mut late =
         OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<LateRecord<K, D>>>>>::from(late);
     builder.build(move |initial_capabilities| {
-        // Every output capability is minted from input capabilities.
+        // Every output capability is minted from input capabilities, or from this one when
+        // windows are restored.
+        let mut logic = constructor(&initial_capabilities[0]);
         drop(initial_capabilities);
         move |frontiers| {
             let mut results = results.activate();
@@ -201,17 +206,97 @@ where
     }
 }
 
+/// The capabilities the records of one stamp are applied with: the input capability as they
+/// arrive, or the capabilities retained for them while they waited for a snapshot.
+pub(crate) enum StampCaps<'a> {
+    /// Records as they arrive.
+    Input(&'a InputCapability<u64>),
+    /// Records that waited: capabilities for the result and late outputs at their stamp.
+    Held {
+        results: &'a Capability<u64>,
+        late: &'a Capability<u64>,
+    },
+}
+
+impl StampCaps<'_> {
+    /// The records' stamp.
+    #[inline]
+    pub(crate) fn time(&self) -> u64 {
+        match self {
+            StampCaps::Input(capability) => *capability.time(),
+            StampCaps::Held { results, .. } => *results.time(),
+        }
+    }
+
+    /// A capability for the result output (`port`) at `at`, which is at least the stamp.
+    #[inline]
+    pub(crate) fn result_at(&self, at: u64, port: usize) -> Capability<u64> {
+        match self {
+            StampCaps::Input(capability) => capability.delayed(&at, port),
+            StampCaps::Held { results, .. } => results.delayed(&at),
+        }
+    }
+}
+
+/// A batch waiting in a [`SnapshotStash`], with capabilities for the result and late outputs.
+type HeldBatch<K, D> = (Capability<u64>, Capability<u64>, Vec<Event<(K, D)>>);
+
+/// Records stamped at or after a pending snapshot's epoch, waiting until the operator's part
+/// is saved, with capabilities for both outputs at their stamp.
+pub(crate) struct SnapshotStash<K, D> {
+    held: Vec<HeldBatch<K, D>>,
+}
+
+impl<K, D> Default for SnapshotStash<K, D> {
+    fn default() -> Self {
+        SnapshotStash { held: Vec::new() }
+    }
+}
+
+impl<K, D> SnapshotStash<K, D> {
+    /// Keeps `containers`, stamped `capability.time()`.
+    pub(crate) fn hold<'a>(
+        &mut self,
+        capability: &InputCapability<u64>,
+        ports: (usize, usize),
+        containers: impl Iterator<Item = &'a mut Vec<Event<(K, D)>>>,
+    ) where
+        K: 'a,
+        D: 'a,
+    {
+        let results = capability.retain(ports.0);
+        let late = capability.delayed(capability.time(), ports.1);
+        for container in containers {
+            self.held
+                .push((results.clone(), late.clone(), std::mem::take(container)));
+        }
+    }
+
+    /// Hands each held batch to `apply`, in the order they came.
+    pub(crate) fn drain(&mut self, mut apply: impl FnMut(StampCaps<'_>, Vec<Event<(K, D)>>)) {
+        for (results, late, events) in self.held.drain(..) {
+            apply(
+                StampCaps::Held {
+                    results: &results,
+                    late: &late,
+                },
+                events,
+            );
+        }
+    }
+}
+
 /// Sends `event`, too late for the window ending at `window_end`, to the late output.
 #[inline]
 pub(crate) fn emit_late<K: 'static, D: 'static>(
     late: &mut EventOutput<'_, LateRecord<K, D>>,
-    capability: &InputCapability<u64>,
+    capability: &StampCaps<'_>,
     event: Event<(K, D)>,
     window_end: u64,
 ) {
-    let stamp = *capability.time();
+    let stamp = capability.time();
     let (key, data) = event.data;
-    late.session(capability).give(Event::new(
+    let record = Event::new(
         event.time,
         LateRecord {
             key,
@@ -219,7 +304,11 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
             watermark: stamp,
             window_end,
         },
-    ));
+    );
+    match capability {
+        StampCaps::Input(capability) => late.session(*capability).give(record),
+        StampCaps::Held { late: held, .. } => late.session(*held).give(record),
+    }
 }
 
 /// Lowers `held` to `at`, minted from `capability` for output `port`, if it is later: a
@@ -227,12 +316,12 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
 #[inline]
 pub(crate) fn hold_earliest(
     held: &mut Capability<u64>,
-    capability: &InputCapability<u64>,
+    capability: &StampCaps<'_>,
     at: u64,
     port: usize,
 ) {
     if *held.time() > at {
-        *held = capability.delayed(&at, port);
+        *held = capability.result_at(at, port);
     }
 }
 

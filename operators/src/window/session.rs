@@ -16,13 +16,15 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use super::assign::Sessions;
+use super::aligned::restore_check;
+use super::assign::{Session, Sessions};
 use super::{
-    close_time, emit_late, keyed_window_operator, EventOutput, UpdateKind, WindowResult, WindowRow,
-    WindowStreams,
+    close_time, emit_late, keyed_window_operator, EventOutput, StampCaps, UpdateKind, WindowResult,
+    WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
+use crate::snapshot::{self, key_group};
 
 /// Groups keyed events into session windows and aggregates each session.
 pub trait SessionWindow<'scope, K, D> {
@@ -246,15 +248,29 @@ where
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(gap > 0, "session gap must be positive");
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
-        let mut stash: Stash<K, D> = BTreeMap::new();
-        let mut sessions: FxHashMap<K, Sessions<A::Acc>> = FxHashMap::default();
-        let mut timers: BTreeMap<u64, Timer<K>> = BTreeMap::new();
-        let mut rearm: Vec<u64> = Vec::new();
-        let mut updates = R::UPDATES.then(Updates::<K, A::Output>::default);
-
-        keyed_window_operator(
-            self,
-            "SessionWindow",
+        let peers = self.scope().peers();
+        keyed_window_operator(self, "SessionWindow", move |initial| {
+            let mut stash: Stash<K, D> = BTreeMap::new();
+            let mut sessions: FxHashMap<K, Sessions<A::Acc>> = FxHashMap::default();
+            let mut timers: BTreeMap<u64, Timer<K>> = BTreeMap::new();
+            let mut rearm: Vec<u64> = Vec::new();
+            let mut updates = R::UPDATES.then(Updates::<K, A::Output>::default);
+            let mut snapshots = snapshot::register("session");
+            if let Some(snapshots) = &snapshots {
+                restore_check(snapshots, lateness, peers);
+                let saved: Vec<SavedSessions<K, A::Acc, A::Output>> = snapshots.restore();
+                for (key, list, emitted) in saved {
+                    for (session, capability) in &list {
+                        let from = initial.delayed(capability);
+                        register(&mut timers, session.timer, key.clone(), &from);
+                    }
+                    if let (Some(updates), Some(emitted)) = (updates.as_mut(), emitted) {
+                        updates.emitted.insert(key.clone(), emitted);
+                    }
+                    let list = list.into_iter().map(|(session, _)| session).collect();
+                    sessions.insert(key, Sessions::from_list(list));
+                }
+            }
             move |input, frontier, results, late| {
                 let port = results.output_index();
                 input.for_each_time(|capability, containers| {
@@ -269,7 +285,12 @@ where
                             for event in container.drain(..) {
                                 if is_late(&event) {
                                     let window_end = event.time.saturating_add(gap);
-                                    emit_late(late, &capability, event, window_end);
+                                    emit_late(
+                                        late,
+                                        &StampCaps::Input(&capability),
+                                        event,
+                                        window_end,
+                                    );
                                 } else {
                                     kept.push(event);
                                 }
@@ -286,105 +307,144 @@ where
                         .extend(on_time);
                 });
 
-                // Apply stashed records and close sessions in stamp order, up to the frontier. A
-                // session ending at `end` closes after every record stamped `end + lateness` or less.
+                // Apply stashed records and close sessions in stamp order, up to the frontier (and
+                // first up to a snapshot's epoch, whose part is then saved). A session ending at
+                // `end` closes after every record stamped `end + lateness` or less.
                 let frontier_min = frontier.frontier().first().copied();
-                let passed = |time: u64| frontier_min.is_none_or(|f| time < f);
-                loop {
-                    let next_batch = stash
-                        .first_key_value()
-                        .map(|(t, _)| *t)
-                        .filter(|&t| passed(t));
-                    let next_close = timers
-                        .first_key_value()
-                        .map(|(end, _)| close_time(*end, lateness))
-                        .filter(|&c| passed(c));
-                    let close_first = match (next_batch, next_close) {
-                        (None, None) => break,
-                        (Some(stamp), Some(close)) => close < stamp,
-                        (Some(_), None) => false,
-                        (None, Some(_)) => true,
-                    };
-                    if close_first {
-                        let (end, timer) = timers.pop_first().expect("a timer is due");
-                        let mut output = results.session(&timer.capability);
-                        for key in timer.keys {
-                            let Some(open) = sessions.get_mut(&key) else {
-                                continue;
-                            };
-                            open.fire(
-                                end,
-                                |new_end| rearm.push(new_end),
-                                |session| {
-                                    if let Some(updates) = updates.as_mut() {
-                                        let time = session.end - 1;
-                                        let retract = |start, end, value| {
-                                            let result = WindowResult {
-                                                key: key.clone(),
-                                                start,
-                                                end,
-                                                value,
-                                            };
-                                            let row = R::row(result, UpdateKind::Retract);
-                                            output.give(Event::new(time, row));
-                                        };
-                                        updates.closing(&key, session.start, session.end, retract);
-                                    }
-                                    let value = aggregator.finish(&session.acc);
-                                    let result = WindowResult {
-                                        key: key.clone(),
-                                        start: session.start,
-                                        end: session.end,
-                                        value,
-                                    };
-                                    let row = R::row(result, UpdateKind::Final);
-                                    output.give(Event::new(session.end - 1, row));
-                                },
-                            );
-                            for new_end in rearm.drain(..) {
-                                register(&mut timers, new_end, key.clone(), &timer.capability);
-                            }
-                            if open.is_empty() {
-                                sessions.remove(&key);
-                            }
-                        }
-                    } else {
-                        let (_, (capability, batches)) = stash.pop_first().expect("a batch is due");
-                        for event in batches.into_iter().flatten() {
-                            let (key, data) = event.data;
-                            if let Some(updates) = updates.as_mut() {
-                                updates.changed(&key, &capability);
-                            }
-                            let (start, end) = (event.time, event.time.saturating_add(gap));
-                            let mut apply = |open: &mut Sessions<A::Acc>, key: &K| {
-                                let (session, new) = open.insert(
-                                    start,
+                let due = snapshots.as_ref().and_then(|s| s.due(frontier));
+                for limit in due.map(Some).into_iter().chain([frontier_min]) {
+                    let passed = |time: u64| limit.is_none_or(|f| time < f);
+                    loop {
+                        let next_batch = stash
+                            .first_key_value()
+                            .map(|(t, _)| *t)
+                            .filter(|&t| passed(t));
+                        let next_close = timers
+                            .first_key_value()
+                            .map(|(end, _)| close_time(*end, lateness))
+                            .filter(|&c| passed(c));
+                        let close_first = match (next_batch, next_close) {
+                            (None, None) => break,
+                            (Some(stamp), Some(close)) => close < stamp,
+                            (Some(_), None) => false,
+                            (None, Some(_)) => true,
+                        };
+                        if close_first {
+                            let (end, timer) = timers.pop_first().expect("a timer is due");
+                            let mut output = results.session(&timer.capability);
+                            for key in timer.keys {
+                                let Some(open) = sessions.get_mut(&key) else {
+                                    continue;
+                                };
+                                open.fire(
                                     end,
-                                    || aggregator.init(),
-                                    |acc, other| aggregator.merge(acc, other),
+                                    |new_end| rearm.push(new_end),
+                                    |session| {
+                                        if let Some(updates) = updates.as_mut() {
+                                            let time = session.end - 1;
+                                            let retract = |start, end, value| {
+                                                let result = WindowResult {
+                                                    key: key.clone(),
+                                                    start,
+                                                    end,
+                                                    value,
+                                                };
+                                                let row = R::row(result, UpdateKind::Retract);
+                                                output.give(Event::new(time, row));
+                                            };
+                                            updates.closing(
+                                                &key,
+                                                session.start,
+                                                session.end,
+                                                retract,
+                                            );
+                                        }
+                                        let value = aggregator.finish(&session.acc);
+                                        let result = WindowResult {
+                                            key: key.clone(),
+                                            start: session.start,
+                                            end: session.end,
+                                            value,
+                                        };
+                                        let row = R::row(result, UpdateKind::Final);
+                                        output.give(Event::new(session.end - 1, row));
+                                    },
                                 );
-                                aggregator.add(&mut session.acc, &data);
-                                if new {
-                                    register(&mut timers, end, key.clone(), &capability);
+                                for new_end in rearm.drain(..) {
+                                    register(&mut timers, new_end, key.clone(), &timer.capability);
                                 }
-                            };
-                            match sessions.get_mut(&key) {
-                                Some(open) => apply(open, &key),
-                                None => {
-                                    let mut open = Sessions::default();
-                                    apply(&mut open, &key);
-                                    sessions.insert(key, open);
+                                if open.is_empty() {
+                                    sessions.remove(&key);
+                                }
+                            }
+                        } else {
+                            let (_, (capability, batches)) =
+                                stash.pop_first().expect("a batch is due");
+                            for event in batches.into_iter().flatten() {
+                                let (key, data) = event.data;
+                                if let Some(updates) = updates.as_mut() {
+                                    updates.changed(&key, &capability);
+                                }
+                                let (start, end) = (event.time, event.time.saturating_add(gap));
+                                let mut apply = |open: &mut Sessions<A::Acc>, key: &K| {
+                                    let (session, new) = open.insert(
+                                        start,
+                                        end,
+                                        || aggregator.init(),
+                                        |acc, other| aggregator.merge(acc, other),
+                                    );
+                                    aggregator.add(&mut session.acc, &data);
+                                    if new {
+                                        register(&mut timers, end, key.clone(), &capability);
+                                    }
+                                };
+                                match sessions.get_mut(&key) {
+                                    Some(open) => apply(open, &key),
+                                    None => {
+                                        let mut open = Sessions::default();
+                                        apply(&mut open, &key);
+                                        sessions.insert(key, open);
+                                    }
                                 }
                             }
                         }
                     }
+                    if let (Some(epoch), Some(snapshots)) =
+                        (due.filter(|&e| limit == Some(e)), snapshots.as_mut())
+                    {
+                        let mut timer_caps: FxHashMap<u64, u64> = FxHashMap::default();
+                        for (end, timer) in &timers {
+                            timer_caps.insert(*end, *timer.capability.time());
+                        }
+                        let emitted = updates.as_ref().map(|u| &u.emitted);
+                        let entries = sessions.iter().map(|(key, open)| {
+                            let list: Vec<(&Session<A::Acc>, u64)> = open
+                                .iter()
+                                .map(|session| {
+                                    let at = timer_caps.get(&session.timer).copied();
+                                    (session, at.unwrap_or(session.timer - 1))
+                                })
+                                .collect();
+                            let shown = emitted.and_then(|e| e.get(key));
+                            (key_group(key), (key, list, shown))
+                        });
+                        snapshots.save(epoch, entries);
+                    }
                 }
+
                 if let Some(updates) = updates.as_mut() {
                     updates.emit(frontier_min, &sessions, results, |acc| {
                         aggregator.finish(acc)
                     });
                 }
-            },
-        )
+                if let Some(snapshots) = snapshots.as_mut() {
+                    snapshots.finish_if_ended(frontier);
+                }
+            }
+        })
     }
 }
+
+/// One key's saved sessions: each with its close timer's result capability, and in update mode
+/// the early rows shown for it (to retract them later).
+type SavedSessions<K, Acc, O> = (K, Vec<(Session<Acc>, u64)>, Option<Vec<(u64, u64, O)>>);

@@ -15,19 +15,20 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
-use timely::dataflow::operators::{Capability, InputCapability};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
-use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::aligned::aligned_windows;
+use super::aligned::{aligned_windows, restore_check};
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, UpdateKind,
-    WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
+    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
+use crate::snapshot::{self, key_group, Snapshots};
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
 pub trait SlidingWindow<'scope, K, D> {
@@ -141,37 +142,76 @@ where
     A: Aggregator<D>,
     R: WindowRow<K, A::Output>,
 {
-    let mut state = SlidingState::<K, A::Acc> {
-        grid,
-        lateness,
-        entering: BTreeMap::new(),
-        active: FxHashMap::default(),
-        held: None,
-        last_closed: None,
-    };
-    keyed_window_operator(
-        stream,
-        "SlidingWindow",
+    let peers = stream.scope().peers();
+    keyed_window_operator(stream, "SlidingWindow", move |initial| {
+        let mut state = SlidingState::<K, A::Acc> {
+            grid,
+            lateness,
+            entering: BTreeMap::new(),
+            active: FxHashMap::default(),
+            held: None,
+            last_closed: None,
+        };
+        let mut snapshots = snapshot::register("sliding");
+        if let Some(snapshots) = &snapshots {
+            restore_check(snapshots, lateness, peers);
+            state.restore(snapshots.restore(), initial);
+        }
+        let mut stash = SnapshotStash::default();
         move |input, frontier, results, late| {
-            let port = results.output_index();
+            let ports = (results.output_index(), late.output_index());
             input.for_each_time(|capability, containers| {
-                let stamp = *capability.time();
-                for event in containers.flat_map(|container| container.drain(..)) {
-                    let exit = grid.last_end(event.time);
-                    let entry = grid.first_open_end(event.time, stamp, lateness);
-                    if entry > exit {
-                        emit_late(late, &capability, event, exit);
-                        continue;
-                    }
-                    let (key, data) = event.data;
-                    let acc = state
-                        .contribution(entry, key, exit, &capability, port, || aggregator.init());
-                    aggregator.add(acc, &data);
+                let hold = snapshots.as_ref().and_then(Snapshots::unsaved);
+                if hold.is_some_and(|epoch| *capability.time() >= epoch) {
+                    stash.hold(&capability, ports, containers);
+                    return;
+                }
+                let caps = StampCaps::Input(&capability);
+                for container in containers {
+                    state.apply(&caps, ports.0, container.drain(..), &aggregator, late);
                 }
             });
-            state.close_passed(frontier, results, &aggregator);
-        },
-    )
+            if let Some(snapshots) = snapshots.as_mut() {
+                if let Some(epoch) = snapshots.due(frontier) {
+                    state.close_passed(|close| close <= epoch, results, &aggregator);
+                    snapshots.save(epoch, state.entries());
+                    stash.drain(|caps, events| {
+                        state.apply(&caps, ports.0, events.into_iter(), &aggregator, late)
+                    });
+                }
+            }
+            state.close_passed(|close| !frontier.less_than(&close), results, &aggregator);
+            if let Some(snapshots) = snapshots.as_mut() {
+                snapshots.finish_if_ended(frontier);
+            }
+        }
+    })
+}
+
+/// Saved sliding-window state, as read back.
+type OwnedSliding<K, Acc> = SavedSliding<K, Acc, Vec<(u64, Acc)>>;
+
+/// A saved piece of sliding-window state, with the worker-wide positions it needs.
+#[derive(Serialize, Deserialize)]
+enum SavedSliding<K, Acc, Parts> {
+    /// Records of `key` entering at window end `entry`, leaving after `exit`; `at` is the
+    /// entering window's result capability.
+    Entering {
+        entry: u64,
+        at: u64,
+        key: K,
+        exit: u64,
+        acc: Acc,
+    },
+    /// A key's live contributions; `last_closed` and `held` are its worker's last closed
+    /// window and its capability for the next window's results.
+    Active {
+        key: K,
+        running: Option<Acc>,
+        parts: Parts,
+        last_closed: Option<u64>,
+        held: Option<u64>,
+    },
 }
 
 /// Contributions entering at one window end, with the capability for that window's results.
@@ -199,29 +239,124 @@ struct SlidingState<K, Acc> {
 }
 
 impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> {
+    /// Applies the records of one stamp: each joins its contribution, or goes to the late
+    /// output.
+    fn apply<D: 'static, A: Aggregator<D, Acc = Acc>>(
+        &mut self,
+        capability: &StampCaps<'_>,
+        port: usize,
+        events: impl Iterator<Item = Event<(K, D)>>,
+        aggregator: &A,
+        late: &mut EventOutput<'_, LateRecord<K, D>>,
+    ) {
+        let stamp = capability.time();
+        for event in events {
+            let exit = self.grid.last_end(event.time);
+            let entry = self.grid.first_open_end(event.time, stamp, self.lateness);
+            if entry > exit {
+                emit_late(late, capability, event, exit);
+                continue;
+            }
+            let (key, data) = event.data;
+            let acc = self.contribution(entry, key, exit, capability, port, || aggregator.init());
+            aggregator.add(acc, &data);
+        }
+    }
+
+    /// The state as snapshot entries, each with its key group.
+    #[allow(clippy::type_complexity)]
+    fn entries(
+        &self,
+    ) -> impl Iterator<Item = (u64, SavedSliding<&K, &Acc, &Vec<(u64, Acc)>>)> + '_ {
+        let entering = self.entering.iter().flat_map(|(&entry, entering)| {
+            let at = *entering.capability.time();
+            entering.parts.iter().map(move |((key, exit), acc)| {
+                let saved = SavedSliding::Entering {
+                    entry,
+                    at,
+                    key,
+                    exit: *exit,
+                    acc,
+                };
+                (key_group(key), saved)
+            })
+        });
+        let held = self.held.as_ref().map(|held| *held.time());
+        let active = self.active.iter().map(move |(key, active)| {
+            let saved = SavedSliding::Active {
+                key,
+                running: active.running.as_ref(),
+                parts: &active.parts,
+                last_closed: self.last_closed,
+                held,
+            };
+            (key_group(key), saved)
+        });
+        entering.chain(active)
+    }
+
+    /// Restores saved entries, minting capabilities from `initial`.
+    fn restore(&mut self, saved: Vec<OwnedSliding<K, Acc>>, initial: &Capability<u64>) {
+        for entry in saved {
+            match entry {
+                SavedSliding::Entering {
+                    entry,
+                    at,
+                    key,
+                    exit,
+                    acc,
+                } => {
+                    let entering = self.entering.entry(entry).or_insert_with(|| Entering {
+                        capability: initial.delayed(&at),
+                        parts: FxHashMap::default(),
+                    });
+                    if *entering.capability.time() > at {
+                        entering.capability = initial.delayed(&at);
+                    }
+                    entering.parts.insert((key, exit), acc);
+                }
+                SavedSliding::Active {
+                    key,
+                    running,
+                    parts,
+                    last_closed,
+                    held,
+                } => {
+                    self.active.insert(key, Active { running, parts });
+                    self.last_closed = self.last_closed.max(last_closed);
+                    if let Some(held) = held {
+                        if self.held.as_ref().is_none_or(|h| *h.time() > held) {
+                            self.held = Some(initial.delayed(&held));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The accumulator of the records of `key` entering at `entry` and leaving after `exit`.
     fn contribution(
         &mut self,
         entry: u64,
         key: K,
         exit: u64,
-        capability: &InputCapability<u64>,
+        capability: &StampCaps<'_>,
         port: usize,
         init: impl FnOnce() -> Acc,
     ) -> &mut Acc {
-        let at = (entry - 1).max(*capability.time());
+        let at = (entry - 1).max(capability.time());
         let entering = self.entering.entry(entry).or_insert_with(|| Entering {
-            capability: capability.delayed(&at, port),
+            capability: capability.result_at(at, port),
             parts: FxHashMap::default(),
         });
         hold_earliest(&mut entering.capability, capability, at, port);
         entering.parts.entry((key, exit)).or_insert_with(init)
     }
 
-    /// Closes, in order, every window the frontier has passed.
+    /// Closes, in order, every window whose close time has `passed`.
     fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
         &mut self,
-        frontier: &MutableAntichain<u64>,
+        passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,
         aggregator: &A,
     ) {
@@ -234,7 +369,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
             let Some(end) = next_active.into_iter().chain(next_entering).min() else {
                 break;
             };
-            if frontier.less_than(&close_time(end, self.lateness)) {
+            if !passed(close_time(end, self.lateness)) {
                 break;
             }
             self.close(end, results, aggregator);

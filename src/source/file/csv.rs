@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::{FileFormat, RecordReader};
 use crate::error::Error;
-use crate::source::{BadRecord, ReadError};
+use crate::source::{BadRecord, Position as RecordPosition, ReadError};
 
 /// Decodes the rows of one input (a file, or a live stream).
 pub type RowDecoder<T> = Box<dyn FnMut(&ByteRecord) -> Result<T, String>>;
@@ -211,6 +211,32 @@ impl<T: 'static> RecordReader for CsvReader<T> {
             Ok(record) => Ok(Some(record)),
             Err(reason) => Err(self.bad(start.byte(), end, start.line(), reason)),
         }
+    }
+
+    /// The `csv` reader's position: its byte offset and the line it counts there. A record
+    /// read from it may start with the previous record's terminator and blank lines, which
+    /// the reader skips (and counts in the line number of a bad record).
+    fn position(&self) -> RecordPosition {
+        let at = self.reader.position();
+        RecordPosition {
+            offset: at.byte(),
+            line: at.line(),
+        }
+    }
+
+    /// Seeks the `csv` reader, keeping the header (read at open) and the row decoder made
+    /// from it.
+    fn seek(&mut self, position: RecordPosition) -> Result<(), Error> {
+        let mut at = Position::new();
+        at.set_byte(position.offset).set_line(position.line);
+        self.reader
+            .seek_raw(SeekFrom::Start(position.offset), at)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot seek in {}", self.path.display()),
+                    std::io::Error::other(e),
+                )
+            })
     }
 }
 

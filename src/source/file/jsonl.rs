@@ -1,7 +1,7 @@
 //! JSON lines: one JSON value per line; blank lines are skipped.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::{FileFormat, RecordReader};
 use crate::error::Error;
-use crate::source::{BadRecord, ReadError};
+use crate::source::{BadRecord, Position, ReadError};
 
 pub(crate) type LineDecoder<T> = dyn Fn(&str) -> Result<T, String> + Send + Sync;
 
@@ -63,6 +63,7 @@ impl<T: 'static> FileFormat for JsonLines<T> {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(64 * 1024, file),
             line: Vec::new(),
+            offset: 0,
             line_number: 0,
             max_record_bytes,
             decode: Arc::clone(&self.decode),
@@ -75,6 +76,9 @@ pub struct JsonLinesReader<T> {
     path: PathBuf,
     reader: BufReader<File>,
     line: Vec<u8>,
+    /// The byte offset of the next line.
+    offset: u64,
+    /// The number of lines read: the next one's number less one.
     line_number: u64,
     max_record_bytes: usize,
     decode: Arc<LineDecoder<T>>,
@@ -87,8 +91,19 @@ pub(crate) fn read_line_capped(
     line: &mut Vec<u8>,
     max: usize,
 ) -> io::Result<Option<usize>> {
+    Ok(read_line_counted(reader, line, max)?.map(|(length, _)| length))
+}
+
+/// As [`read_line_capped`], also returning the number of bytes taken from `reader`: the line's
+/// length and its `\n`, if it has one.
+fn read_line_counted(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<(usize, u64)>> {
     line.clear();
     let mut length = 0;
+    let mut newline_taken = false;
     let mut any = false;
     loop {
         let available = match reader.fill_buf() {
@@ -107,10 +122,12 @@ pub(crate) fn read_line_capped(
         length += content;
         reader.consume(newline.map_or(content, |at| at + 1));
         if newline.is_some() {
+            newline_taken = true;
             break;
         }
     }
-    Ok(any.then_some(length))
+    let taken = length as u64 + u64::from(newline_taken);
+    Ok(any.then_some((length, taken)))
 }
 
 impl<T: 'static> RecordReader for JsonLinesReader<T> {
@@ -119,17 +136,34 @@ impl<T: 'static> RecordReader for JsonLinesReader<T> {
     fn next_record(&mut self) -> Result<Option<T>, ReadError> {
         loop {
             let max = self.max_record_bytes;
-            let length = read_line_capped(&mut self.reader, &mut self.line, max)
+            let read = read_line_counted(&mut self.reader, &mut self.line, max)
                 .map_err(|e| Error::io(format!("cannot read {}", self.path.display()), e))?;
-            let Some(length) = length else {
+            let Some((length, taken)) = read else {
                 return Ok(None);
             };
+            self.offset += taken;
             self.line_number += 1;
             let line = &mut self.line;
             if let Some(record) = decode_line(&*self.decode, line, length, self.line_number, max)? {
                 return Ok(Some(record));
             }
         }
+    }
+
+    fn position(&self) -> Position {
+        Position {
+            offset: self.offset,
+            line: self.line_number + 1,
+        }
+    }
+
+    fn seek(&mut self, position: Position) -> Result<(), Error> {
+        self.reader
+            .seek(SeekFrom::Start(position.offset))
+            .map_err(|e| Error::io(format!("cannot seek in {}", self.path.display()), e))?;
+        self.offset = position.offset;
+        self.line_number = position.line.saturating_sub(1);
+        Ok(())
     }
 }
 

@@ -10,6 +10,10 @@
 //!
 //! With [`FileSource::watch`] the source is continuous: it re-lists the directory every poll
 //! interval and reads each new file as a new partition, and never finishes on its own.
+//! Without it, the source is replayable ([`Source::replayable`]): a record's [`Position`] is
+//! the byte offset in its file where the reader starts reading it and the 1-based line number
+//! there, so a job resumed from a snapshot reads each file from there on and still names the
+//! right lines in errors.
 
 mod csv;
 mod jsonl;
@@ -25,7 +29,7 @@ pub use self::jsonl::JsonLines;
 pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};
 
 use super::bad_input::{BadInputHandler, Handled, DEFAULT_MAX_RECORD_BYTES};
-use super::{OnError, ReadError, Source, SourceBatch, SourceContext, SourceStatus};
+use super::{OnError, Position, ReadError, Source, SourceBatch, SourceContext, SourceStatus};
 use crate::error::Error;
 
 /// Records read per partition per call.
@@ -52,6 +56,14 @@ pub trait RecordReader: 'static {
     /// [`ReadError::Bad`] with its line, reason and raw text, after which reading goes on with
     /// the next record; an I/O failure is a [`ReadError::Fatal`] naming the file.
     fn next_record(&mut self) -> Result<Option<Self::Item>, ReadError>;
+    /// Where the next call to [`RecordReader::next_record`] starts reading: a byte offset in
+    /// the file and the 1-based line number there (the end of the file once it is read). A
+    /// bad record, once returned, is behind it. Called for every record: keep it cheap.
+    fn position(&self) -> Position;
+    /// Goes back or forward to `position`, one that [`RecordReader::position`] gave over the
+    /// same file: the next record read is the one read after it was given, with the same line
+    /// numbers. A failure is an [`Error::Io`] naming the file.
+    fn seek(&mut self, position: Position) -> Result<(), Error>;
 }
 
 /// Reads JSON lines or CSV from a file or a directory of files.
@@ -83,6 +95,8 @@ pub struct FileSource<F: FileFormat> {
     /// Index `p` is local partition `p`; a watching worker with no file at start has a
     /// placeholder entry (no path, no reader) so that it holds the watermark.
     readers: Vec<(PathBuf, Option<F::Reader>)>,
+    /// Per local partition, where its exhausted file ended (default while it is open).
+    ends: Vec<Position>,
     next: usize,
     watch: Option<Watch>,
 }
@@ -111,6 +125,7 @@ impl<F: FileFormat> FileSource<F> {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             handler: None,
             readers: Vec::new(),
+            ends: Vec::new(),
             next: 0,
             watch: None,
         }
@@ -151,6 +166,7 @@ impl<F: FileFormat> FileSource<F> {
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
         let reader = self.format.open(path, file, self.max_record_bytes)?;
         self.readers.push((path.to_path_buf(), Some(reader)));
+        self.ends.push(Position::default());
         Ok(())
     }
 
@@ -274,6 +290,7 @@ impl<F: FileFormat> Source for FileSource<F> {
             watch.last_poll = Instant::now();
             if self.readers.is_empty() {
                 self.readers.push((PathBuf::new(), None));
+                self.ends.push(Position::default());
                 watch.held = Some(0);
             }
         }
@@ -309,9 +326,11 @@ impl<F: FileFormat> Source for FileSource<F> {
                 let (path, Some(reader)) = &mut self.readers[partition] else {
                     break;
                 };
+                let position = reader.position();
                 match reader.next_record() {
-                    Ok(Some(record)) => batch.push(partition, record),
+                    Ok(Some(record)) => batch.push_at(partition, record, position),
                     Ok(None) => {
+                        self.ends[partition] = reader.position();
                         self.readers[partition].1 = None;
                         let last_open = self.readers.iter().all(|(_, r)| r.is_none());
                         match self.watch.as_mut() {
@@ -328,5 +347,181 @@ impl<F: FileFormat> Source for FileSource<F> {
             }
         }
         Ok(SourceStatus::Ready)
+    }
+
+    /// Replayable unless it watches a directory, whose files come and go.
+    fn replayable(&self) -> bool {
+        self.watch.is_none()
+    }
+
+    fn position(&self, partition: usize) -> Position {
+        match self.readers.get(partition) {
+            Some((_, Some(reader))) => reader.position(),
+            Some((_, None)) => self.ends[partition],
+            None => Position::default(),
+        }
+    }
+
+    fn seek(&mut self, partition: usize, position: Position) -> Result<(), Error> {
+        if self.watch.is_some() {
+            return Err(Error::Config(format!(
+                "a watched directory ({}) cannot be replayed from a snapshot",
+                self.path.display()
+            )));
+        }
+        let Some((path, Some(reader))) = self.readers.get_mut(partition) else {
+            return Err(Error::Internal(format!(
+                "FileSource::seek: no open local partition {partition}"
+            )));
+        };
+        // A position past the end means the file is not the one the snapshot was taken of.
+        let length = std::fs::metadata(&*path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?
+            .len();
+        if position.offset > length {
+            return Err(Error::Input {
+                path: path.clone(),
+                line: position.line,
+                reason: format!(
+                    "cannot resume at byte {}: the file is only {length} bytes long (it changed since the snapshot)",
+                    position.offset
+                ),
+            });
+        }
+        reader.seek(position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::memory::tests::read_all;
+
+    /// Checks that `make(policy)` is replayable: read whole (bad records skipped) it gives
+    /// records on `lines` (each record is its line number); sought to each record's position
+    /// (and to the end), it reads the records from there on, and under `OnError::Fail` stops
+    /// at the first of `bad_lines` after that record, with its line number.
+    fn check_replay<F: FileFormat>(
+        make: impl Fn(OnError) -> FileSource<F>,
+        line_of: impl Fn(&F::Item) -> u64,
+        lines: &[u64],
+        bad_lines: &[u64],
+    ) {
+        let mut first = make(OnError::Skip);
+        assert!(first.replayable());
+        let all = read_all(&mut first, 0, 1, &[]).unwrap();
+        let read_lines: Vec<u64> = all.records.iter().map(|r| line_of(&r.2)).collect();
+        assert_eq!(read_lines, lines);
+        assert_eq!(all.finished, vec![0]);
+        let end = first.position(0);
+        let mut positions: Vec<Position> = all.records.iter().map(|r| r.1).collect();
+        positions.push(end);
+        for (skip, &at) in positions.iter().enumerate() {
+            let mut resumed = make(OnError::Skip);
+            let read = read_all(&mut resumed, 0, 1, &[(0, at)]).unwrap();
+            let read_lines: Vec<u64> = read.records.iter().map(|r| line_of(&r.2)).collect();
+            assert_eq!(read_lines, lines[skip..], "from {at:?}");
+            let positions: Vec<Position> = read.records.iter().map(|r| r.1).collect();
+            assert_eq!(
+                positions,
+                all.records[skip..].iter().map(|r| r.1).collect::<Vec<_>>()
+            );
+            assert_eq!(read.finished, vec![0], "from {at:?}");
+            assert_eq!(resumed.position(0), end);
+            let after = lines.get(skip).copied().unwrap_or(u64::MAX);
+            let bad = bad_lines.iter().copied().find(|&line| line > after);
+            let result = read_all(&mut make(OnError::Fail), 0, 1, &[(0, at)]);
+            match (bad, result) {
+                (None, Ok(read)) => assert_eq!(read.records.len(), lines.len() - skip),
+                (Some(bad), Err(Error::Input { line, .. })) => {
+                    assert_eq!(line, bad, "from {at:?}")
+                }
+                (bad, result) => panic!("from {at:?}: bad line {bad:?}, got {:?}", result.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_resume_at_a_record_with_its_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let text = "1\n\n3\r\n\"bad\"\n5\n   \n7\nnot json\n9";
+        std::fs::write(&path, text).unwrap();
+        let make = |policy| FileSource::new(&path, JsonLines::<u64>::serde()).on_error(policy);
+        check_replay(make, |n| *n, &[1, 3, 5, 7, 9], &[4, 8]);
+        let mut first = make(OnError::Skip);
+        read_all(&mut first, 0, 1, &[]).unwrap();
+        let end = first.position(0);
+        assert_eq!((end.offset, end.line), (text.len() as u64, 10));
+        // A position past the end of the file: the input changed.
+        let past = Position {
+            offset: end.offset + 1,
+            line: 10,
+        };
+        let error = read_all(&mut make(OnError::Skip), 0, 1, &[(0, past)])
+            .err()
+            .unwrap();
+        let message = error.to_string();
+        assert!(
+            message.contains("in.jsonl:10: cannot resume at byte"),
+            "{message}"
+        );
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Line {
+        ts: u64,
+        #[allow(dead_code)]
+        k: String,
+    }
+
+    #[test]
+    fn csv_resumes_at_a_record_with_its_header_and_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        let text = "ts,k\r\n2,a\r\n\r\n4,\"x\ny\"\r\n6\n7,b\r\nx,e\r\n\"9\",\"c\"\r\n10,d";
+        std::fs::write(&path, text).unwrap();
+        let make = |policy| FileSource::new(&path, Csv::<Line>::serde()).on_error(policy);
+        check_replay(make, |line: &Line| line.ts, &[2, 4, 7, 9, 10], &[6, 8]);
+        // Ended by a newline, the end is the file's length.
+        std::fs::write(&path, "ts,k\n2,a\n").unwrap();
+        let mut first = make(OnError::Skip);
+        read_all(&mut first, 0, 1, &[]).unwrap();
+        assert_eq!(first.position(0).offset, 9);
+        check_replay(make, |line: &Line| line.ts, &[2], &[]);
+    }
+
+    #[test]
+    fn local_partitions_of_two_workers_are_the_global_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, base) in [("a.jsonl", 100), ("b.jsonl", 200), ("c.jsonl", 300)] {
+            let text = format!("{}\n{}\n", base, base + 1);
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let make = || FileSource::new(dir.path(), JsonLines::<u64>::serde());
+        for (worker, files) in [(0, vec![100, 300]), (1, vec![200])] {
+            let mut mine = make();
+            let read = read_all(&mut mine, worker, 2, &[]).unwrap();
+            assert_eq!(mine.partitions(), files.len());
+            for (local, position, record) in read.records {
+                assert_eq!(record - record % 100, files[local]);
+                assert_eq!(position.line, record % 100 + 1);
+            }
+        }
+        // Worker 0 resumes global file 2 (its local partition 1) at its second record.
+        let at = Position { offset: 4, line: 2 };
+        let read = read_all(&mut make(), 0, 2, &[(1, at)]).unwrap();
+        let records: Vec<u64> = read.records.iter().map(|r| r.2).collect();
+        assert_eq!(records, vec![100, 101, 301]);
+        // A watched directory is not replayable.
+        let mut watched = make().watch(Duration::from_secs(1));
+        assert!(!watched.replayable());
+        watched
+            .on_start(&SourceContext {
+                worker_index: 0,
+                peers: 1,
+            })
+            .unwrap();
+        assert!(watched.seek(0, at).is_err());
     }
 }

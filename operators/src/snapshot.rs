@@ -1,0 +1,270 @@
+//! Snapshot hooks for stateful operators (DESIGN.md "Snapshots"; the protocol is in
+//! docs/ARCHITECTURE.md). This crate does no I/O: an operator asks a [`SnapshotPort`] whether a
+//! snapshot at an epoch `W` is pending, hands it its state as of `W` in frames of key groups,
+//! and reads back the frames of its worker's key groups when the job resumes. The runtime
+//! (`tideflow`'s checkpointer) implements the port, writes the files and decides the epochs.
+//!
+//! Operators find the port through a per-thread registry that the runtime installs while a
+//! worker builds its dataflow ([`with_registry`]); without one (unit tests, plain timely
+//! programs) operators take no snapshots and pay one branch per container.
+
+use std::cell::RefCell;
+use std::hash::Hash;
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use timely::progress::frontier::MutableAntichain;
+
+use crate::event::key_hash;
+
+/// The number of key groups. Keyed exchanges route a key to worker `key_group(key) % workers`,
+/// and state is saved per group, so a snapshot restores onto any number of workers.
+pub const KEY_GROUPS: u64 = 256;
+
+/// The key group of `key`, which is also the route of keyed exchanges.
+///
+/// # Examples
+/// ```
+/// use tideflow_operators::snapshot::{key_group, KEY_GROUPS};
+/// assert!(key_group("ann") < KEY_GROUPS);
+/// assert_eq!(key_group("ann"), key_group("ann"));
+/// ```
+#[inline]
+pub fn key_group<K: Hash + ?Sized>(key: &K) -> u64 {
+    key_hash(key) % KEY_GROUPS
+}
+
+/// Whether `worker` of `peers` owns key group `group`.
+#[inline]
+pub fn owns_group(group: u64, worker: usize, peers: usize) -> bool {
+    group % peers.max(1) as u64 == worker as u64
+}
+
+/// The entries of one key group in an operator's part: `count` values, bincode-encoded one
+/// after another.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The key group.
+    pub group: u16,
+    /// How many entries `bytes` holds.
+    pub count: u64,
+    /// The entries.
+    pub bytes: Vec<u8>,
+}
+
+/// The snapshot the job resumed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resumed {
+    /// Its epoch: the restored state holds the records stamped below it.
+    pub epoch: u64,
+    /// The number of workers that took it.
+    pub peers: usize,
+}
+
+/// What the runtime offers one operator instance (one operator on one worker).
+pub trait SnapshotPort {
+    /// The epoch of the snapshot in progress, if there is one.
+    fn pending(&self) -> Option<u64>;
+    /// Saves this instance's part of the snapshot at `epoch`.
+    fn save(&self, epoch: u64, frames: Vec<Frame>);
+    /// This instance's input has ended: it holds no state and takes part in no later snapshot.
+    fn finish(&self);
+    /// The frames of this worker's key groups from the snapshot the job resumed from (empty
+    /// when it did not resume). Called once.
+    fn take_restored(&self) -> Vec<Frame>;
+    /// The snapshot the job resumed from, if any.
+    fn resumed(&self) -> Option<Resumed>;
+    /// Reports an error that must stop the job (restored state that does not decode, a
+    /// restore the operator cannot do).
+    fn fail(&self, message: String);
+}
+
+/// Hands out ports to the operators a worker builds.
+pub trait SnapshotRegistry {
+    /// A port for the next stateful operator built on this worker, of kind `kind` (e.g.
+    /// `"tumbling"`). Every worker builds the same operators in the same order, so the n-th
+    /// registration names the same operator everywhere.
+    fn register(&self, kind: &'static str) -> Rc<dyn SnapshotPort>;
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Option<Rc<dyn SnapshotRegistry>>> = const { RefCell::new(None) };
+}
+
+/// Runs `build` with `registry` installed for the operators built in it (on this thread).
+pub fn with_registry<T>(
+    registry: Option<Rc<dyn SnapshotRegistry>>,
+    build: impl FnOnce() -> T,
+) -> T {
+    let previous = REGISTRY.with(|slot| slot.replace(registry));
+    let result = build();
+    REGISTRY.with(|slot| *slot.borrow_mut() = previous);
+    result
+}
+
+/// The snapshot hook of one operator instance: `None` when the job takes no snapshots.
+pub fn register(kind: &'static str) -> Option<Snapshots> {
+    REGISTRY.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .map(|registry| Snapshots::new(registry.register(kind)))
+    })
+}
+
+/// An operator's side of the protocol: when to stash, when its part is due, how to save and
+/// restore entries.
+pub struct Snapshots {
+    port: Rc<dyn SnapshotPort>,
+    saved: Option<u64>,
+    finished: bool,
+}
+
+impl Snapshots {
+    /// Wraps `port`.
+    pub fn new(port: Rc<dyn SnapshotPort>) -> Self {
+        Snapshots {
+            port,
+            saved: None,
+            finished: false,
+        }
+    }
+
+    /// The epoch of a pending snapshot this operator has not saved its part of: records stamped
+    /// at or after it must not change the state until the part is saved.
+    #[inline]
+    pub fn unsaved(&self) -> Option<u64> {
+        self.port
+            .pending()
+            .filter(|&epoch| self.saved != Some(epoch))
+    }
+
+    /// The epoch whose part is due now: a pending snapshot not saved yet, with the input
+    /// frontier at or past it (or empty).
+    pub fn due(&self, frontier: &MutableAntichain<u64>) -> Option<u64> {
+        let epoch = self.unsaved()?;
+        match frontier.frontier().first() {
+            Some(&time) if time < epoch => None,
+            _ => Some(epoch),
+        }
+    }
+
+    /// Saves `entries`, each with its key group, as the part of the snapshot at `epoch`.
+    pub fn save<E: Serialize>(&mut self, epoch: u64, entries: impl IntoIterator<Item = (u64, E)>) {
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut index = vec![usize::MAX; KEY_GROUPS as usize];
+        for (group, entry) in entries {
+            let group = (group % KEY_GROUPS) as usize;
+            if index[group] == usize::MAX {
+                index[group] = frames.len();
+                frames.push(Frame {
+                    group: group as u16,
+                    count: 0,
+                    bytes: Vec::new(),
+                });
+            }
+            let frame = &mut frames[index[group]];
+            if let Err(error) = bincode::serialize_into(&mut frame.bytes, &entry) {
+                self.port
+                    .fail(format!("cannot encode operator state: {error}"));
+                return;
+            }
+            frame.count += 1;
+        }
+        self.port.save(epoch, frames);
+        self.saved = Some(epoch);
+    }
+
+    /// Tells the runtime the input has ended (once); call after any due part was saved.
+    pub fn finish_if_ended(&mut self, frontier: &MutableAntichain<u64>) {
+        if !self.finished && frontier.is_empty() && self.unsaved().is_none() {
+            self.finished = true;
+            self.port.finish();
+        }
+    }
+
+    /// The restored entries of this worker's key groups (none if the job did not resume, or
+    /// if they do not decode, which is reported and stops the job).
+    pub fn restore<E: DeserializeOwned>(&self) -> Vec<E> {
+        let mut entries = Vec::new();
+        for frame in self.port.take_restored() {
+            let mut bytes = frame.bytes.as_slice();
+            for _ in 0..frame.count {
+                match bincode::deserialize_from(&mut bytes) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) => {
+                        self.port.fail(format!(
+                            "the snapshot's state does not fit this job (was the query changed?): {error}"
+                        ));
+                        return Vec::new();
+                    }
+                }
+            }
+        }
+        entries
+    }
+
+    /// The snapshot the job resumed from, if any.
+    pub fn resumed(&self) -> Option<Resumed> {
+        self.port.resumed()
+    }
+
+    /// Reports an error that stops the job.
+    pub fn fail(&self, message: String) {
+        self.port.fail(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Port {
+        pending: Cell<Option<u64>>,
+        saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+    }
+
+    impl SnapshotPort for Port {
+        fn pending(&self) -> Option<u64> {
+            self.pending.get()
+        }
+        fn save(&self, epoch: u64, frames: Vec<Frame>) {
+            self.saved.borrow_mut().push((epoch, frames));
+        }
+        fn finish(&self) {}
+        fn take_restored(&self) -> Vec<Frame> {
+            self.saved
+                .borrow()
+                .last()
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default()
+        }
+        fn resumed(&self) -> Option<Resumed> {
+            None
+        }
+        fn fail(&self, message: String) {
+            panic!("{message}")
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_by_group() {
+        let port = Rc::new(Port::default());
+        port.pending.set(Some(10));
+        let mut snapshots = Snapshots::new(port.clone());
+        assert_eq!(snapshots.unsaved(), Some(10));
+        let entries: Vec<(String, u64)> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+        snapshots.save(10, entries.iter().map(|e| (key_group(&e.0), e)));
+        assert_eq!(snapshots.unsaved(), None);
+        let mut back: Vec<(String, u64)> = snapshots.restore();
+        back.sort();
+        let mut expected = entries.clone();
+        expected.sort();
+        assert_eq!(back, expected);
+        let saved = port.saved.borrow();
+        assert!(saved[0].1.iter().all(|frame| frame.count > 0));
+    }
+}

@@ -1,0 +1,867 @@
+//! Epoch snapshots, recovery and exactly-once file output (DESIGN.md "Snapshots"; the protocol
+//! and why it is exactly-once are in docs/ARCHITECTURE.md).
+//!
+//! One [`Checkpointer`] per process coordinates its workers: sources ask it, once per poll,
+//! whether a snapshot is pending (it starts one every interval, at an epoch above every stamp
+//! sent so far); stateful operators, sources and exactly-once sinks register with it when the
+//! dataflow is built and hand it their parts; the thread that hands in the last part writes
+//! the manifest, commits the sinks' output and removes old snapshots. [`Checkpointer::open`]
+//! recovers before the workers start.
+
+mod fault;
+mod files;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tideflow_operators::snapshot::{owns_group, Frame, Resumed, SnapshotPort, SnapshotRegistry};
+
+pub(crate) use files::PartitionCursor;
+use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
+
+use crate::error::Error;
+use crate::runtime::SharedJob;
+
+pub use fault::FAULT_VAR;
+
+/// Where and how often a job takes snapshots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The checkpoint directory (created if missing).
+    pub dir: PathBuf,
+    /// Processing time between snapshots. By default, 1 s.
+    pub interval: Duration,
+    /// How many complete snapshots are kept. By default, 2.
+    pub keep: usize,
+}
+
+impl Checkpoint {
+    /// Snapshots into `dir` every second, keeping the last 2.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Checkpoint {
+            dir: dir.into(),
+            interval: Duration::from_secs(1),
+            keep: 2,
+        }
+    }
+}
+
+/// What snapshots a job took, and what it resumed from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotReport {
+    /// The epoch of the snapshot the job resumed from, if any.
+    pub resumed_from: Option<u64>,
+    /// Whether the checkpoint directory held a finished job: nothing was run.
+    pub already_complete: bool,
+    /// Snapshots completed (manifest written, output committed) by this run, the final one
+    /// included.
+    pub completed: u64,
+    /// The size in bytes of the last completed snapshot's parts.
+    pub last_bytes: u64,
+    /// How long the last completed snapshot took, from its epoch's start to its commit.
+    pub last_duration: Duration,
+    /// The longest any snapshot took.
+    pub max_duration: Duration,
+}
+
+/// One registered participant: an operator instance, a source instance or a sink.
+struct Registration {
+    /// Its file name stem: `op3-w1`, `src0-w0`, `sink0`.
+    name: String,
+    kind: String,
+    /// For an exactly-once sink, the file its output is committed to.
+    output: Option<PathBuf>,
+    /// Once its input ended: its last part, used for every later snapshot.
+    finished: Option<PartBody>,
+}
+
+/// The snapshot in progress.
+struct Pending {
+    epoch: u64,
+    dir: PathBuf,
+    started: Instant,
+    parts: HashMap<usize, PartInfo>,
+    sink_output: HashMap<usize, Vec<u8>>,
+}
+
+struct State {
+    next_due: Instant,
+    /// The largest stamp (or source watermark) any source has sent.
+    max_sent: u64,
+    built: usize,
+    registrations: Vec<Registration>,
+    /// Per worker, the number of registrations per name prefix.
+    counters: HashMap<(usize, &'static str), usize>,
+    pending: Option<Pending>,
+    started: u64,
+    commits: BTreeMap<String, CommitRecord>,
+    done: bool,
+    /// A snapshot failed: no more are started.
+    broken: bool,
+    report: SnapshotReport,
+}
+
+/// The snapshot a job resumes from.
+struct ResumeFrom {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// The coordinator of one process's snapshots.
+pub(crate) struct Checkpointer {
+    dir: PathBuf,
+    interval: Duration,
+    keep: usize,
+    peers: usize,
+    execution: u64,
+    fault: fault::Fault,
+    resume: Option<ResumeFrom>,
+    /// The pending epoch, or `u64::MAX`: read by operators without the lock.
+    pending_epoch: AtomicU64,
+    state: Mutex<State>,
+}
+
+impl Checkpointer {
+    /// Recovers from the newest usable snapshot in `config.dir` (see the module docs) and
+    /// returns the coordinator for a job on `peers` workers.
+    pub(crate) fn open(config: &Checkpoint, peers: usize) -> Result<Arc<Checkpointer>, Error> {
+        if config.interval.is_zero() {
+            return Err(Error::Config(
+                "--snapshot-interval: must be longer than 0ms".into(),
+            ));
+        }
+        if config.keep == 0 {
+            return Err(Error::Config("--keep-snapshots: must be at least 1".into()));
+        }
+        let fault = fault::Fault::from_env()?;
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(
+                format!("cannot create the checkpoint directory {}", dir.display()),
+                e,
+            )
+        })?;
+        let execution = files::read_execution(&dir)? + 1;
+        files::write_execution(&dir, execution)?;
+
+        let mut resume = None;
+        let mut damaged: Option<Error> = None;
+        for (_, _, path) in files::list_snapshots(&dir)? {
+            match files::verify_snapshot(&path) {
+                Ok(manifest) => {
+                    resume = Some(ResumeFrom {
+                        dir: path,
+                        manifest,
+                    });
+                    break;
+                }
+                Err(error) => {
+                    eprintln!(
+                        "tideflow: warning: skipping a damaged or incomplete snapshot: {error}"
+                    );
+                    damaged.get_or_insert(error);
+                }
+            }
+        }
+        if let (None, Some(error)) = (&resume, damaged) {
+            return Err(Error::Snapshot(format!(
+                "no usable snapshot in {} (refusing to start from partial state): {}",
+                dir.display(),
+                error.to_string().trim_start_matches("snapshot: ")
+            )));
+        }
+
+        let mut commits = BTreeMap::new();
+        if let Some(from) = &resume {
+            for sink in &from.manifest.sinks {
+                let record = files::read_commit(&dir, &sink.name)?;
+                let record = if record.epoch < from.manifest.epoch {
+                    // The manifest is durable but its commit did not finish: finish it now.
+                    let part = from
+                        .manifest
+                        .parts
+                        .iter()
+                        .find(|p| p.file == format!("{}.part", sink.name))
+                        .ok_or_else(|| {
+                            Error::Snapshot(format!(
+                                "{}: lists sink {} without its part",
+                                from.dir.join(files::MANIFEST).display(),
+                                sink.name
+                            ))
+                        })?;
+                    let PartBody::Sink(bytes) = files::read_part(&from.dir, part)? else {
+                        return Err(Error::Snapshot(format!(
+                            "{}: not a sink's part",
+                            from.dir.join(&part.file).display()
+                        )));
+                    };
+                    files::commit_output(
+                        &dir,
+                        &sink.name,
+                        &sink.output,
+                        record,
+                        &bytes,
+                        (from.manifest.epoch, execution),
+                        &fault,
+                    )?
+                } else {
+                    truncate_output(&sink.output, record.length)?;
+                    record
+                };
+                commits.insert(sink.name.clone(), record);
+            }
+            fault.during_recovery();
+        }
+        let resumed_epoch = resume.as_ref().map(|r| r.manifest.epoch);
+        let already_complete = resume.as_ref().is_some_and(|r| r.manifest.is_final);
+        if let Some(epoch) = resumed_epoch.filter(|_| !already_complete) {
+            eprintln!(
+                "tideflow: resuming from the snapshot at epoch {epoch} in {}",
+                dir.display()
+            );
+        }
+        Ok(Arc::new(Checkpointer {
+            dir,
+            interval: config.interval,
+            keep: config.keep,
+            peers,
+            execution,
+            fault,
+            resume,
+            pending_epoch: AtomicU64::new(u64::MAX),
+            state: Mutex::new(State {
+                next_due: Instant::now() + config.interval,
+                max_sent: resumed_epoch.unwrap_or(0),
+                built: 0,
+                registrations: Vec::new(),
+                counters: HashMap::new(),
+                pending: None,
+                started: 0,
+                commits,
+                done: already_complete,
+                broken: false,
+                report: SnapshotReport {
+                    resumed_from: resumed_epoch,
+                    already_complete,
+                    ..SnapshotReport::default()
+                },
+            }),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What the snapshots of this run did so far.
+    pub(crate) fn report(&self) -> SnapshotReport {
+        self.lock().report.clone()
+    }
+
+    /// Whether the checkpoint directory held a finished job.
+    pub(crate) fn already_complete(&self) -> bool {
+        self.resume.as_ref().is_some_and(|r| r.manifest.is_final)
+    }
+
+    /// The epoch the job resumed from.
+    pub(crate) fn resumed_epoch(&self) -> Option<u64> {
+        self.resume.as_ref().map(|r| r.manifest.epoch)
+    }
+
+    /// The pending snapshot's epoch.
+    #[inline]
+    pub(crate) fn pending(&self) -> Option<u64> {
+        match self.pending_epoch.load(Ordering::Acquire) {
+            u64::MAX => None,
+            epoch => Some(epoch),
+        }
+    }
+
+    /// Registers a participant of `worker`; `prefix` is `op`, `src` or `sink`.
+    fn register(
+        &self,
+        worker: usize,
+        prefix: &'static str,
+        kind: &str,
+        output: Option<PathBuf>,
+    ) -> usize {
+        let mut state = self.lock();
+        let counter = state.counters.entry((worker, prefix)).or_insert(0);
+        let number = *counter;
+        *counter += 1;
+        let name = if prefix == "sink" {
+            format!("{prefix}{number}")
+        } else {
+            format!("{prefix}{number}-w{worker}")
+        };
+        state.registrations.push(Registration {
+            name,
+            kind: kind.to_string(),
+            output,
+            finished: None,
+        });
+        state.registrations.len() - 1
+    }
+
+    /// A worker has built its dataflow (and registered everything in it).
+    pub(crate) fn worker_built(&self) {
+        self.lock().built += 1;
+    }
+
+    /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
+    /// snapshot is started first if one is due) and returns the largest stamp it sent and its
+    /// watermark, so that the next epoch is above both.
+    pub(crate) fn poll<R>(&self, poll: impl FnOnce(Option<u64>) -> (R, u64)) -> Result<R, Error> {
+        let mut state = self.lock();
+        if state.pending.is_none()
+            && !state.done
+            && !state.broken
+            && state.built == self.peers
+            && Instant::now() >= state.next_due
+        {
+            self.start(&mut state)?;
+        }
+        let (result, high) = poll(state.pending.as_ref().map(|p| p.epoch));
+        state.max_sent = state.max_sent.max(high);
+        Ok(result)
+    }
+
+    /// Starts the snapshot at the next epoch: above every stamp sent so far.
+    fn start(&self, state: &mut State) -> Result<(), Error> {
+        let epoch = state.max_sent.saturating_add(1);
+        self.begin(state, epoch)?;
+        self.pending_epoch.store(epoch, Ordering::Release);
+        Ok(())
+    }
+
+    /// Creates the directory of the snapshot at `epoch` and makes it the pending one.
+    fn begin(&self, state: &mut State, epoch: u64) -> Result<(), Error> {
+        let dir = files::snapshot_dir(&self.dir, epoch, self.execution);
+        state.started += 1;
+        self.fault.begin_snapshot(state.started);
+        if let Err(error) = std::fs::create_dir_all(&dir) {
+            state.broken = true;
+            return Err(Error::io(
+                format!("cannot create snapshot directory {}", dir.display()),
+                error,
+            ));
+        }
+        state.pending = Some(Pending {
+            epoch,
+            dir,
+            started: Instant::now(),
+            parts: HashMap::new(),
+            sink_output: HashMap::new(),
+        });
+        Ok(())
+    }
+
+    /// Hands in registration `index`'s part of the snapshot at `epoch`.
+    fn save(&self, index: usize, epoch: u64, body: PartBody) -> Result<(), Error> {
+        let mut state = self.lock();
+        let Some(pending) = state.pending.as_ref().filter(|p| p.epoch == epoch) else {
+            return Ok(());
+        };
+        let dir = pending.dir.clone();
+        let registration = &state.registrations[index];
+        let written = files::write_part(
+            &dir,
+            &registration.name,
+            &registration.kind,
+            &body,
+            &self.fault,
+        );
+        let info = match written {
+            Ok(info) => info,
+            Err(error) => return Err(self.abandon(&mut state, error)),
+        };
+        let pending = state.pending.as_mut().expect("the pending snapshot");
+        pending.parts.insert(index, info);
+        if let PartBody::Sink(bytes) = body {
+            pending.sink_output.insert(index, bytes);
+        }
+        self.complete_if_ready(&mut state)
+    }
+
+    /// Registration `index`'s input has ended; `last` is its part for every later snapshot.
+    fn finish(&self, index: usize, last: PartBody) -> Result<(), Error> {
+        let mut state = self.lock();
+        state.registrations[index].finished = Some(last);
+        self.complete_if_ready(&mut state)?;
+        if !state.done
+            && !state.broken
+            && state.pending.is_none()
+            && state.built == self.peers
+            && state.registrations.iter().all(|r| r.finished.is_some())
+        {
+            // The end of the job: a final snapshot with the sinks' last output.
+            self.begin(&mut state, u64::MAX)?;
+            self.complete_if_ready(&mut state)?;
+            state.done = true;
+        }
+        Ok(())
+    }
+
+    /// Abandons the pending snapshot after `error`: removes its files; no snapshot is started
+    /// again, and the error stops the job.
+    fn abandon(&self, state: &mut State, error: Error) -> Error {
+        if let Some(pending) = state.pending.take() {
+            files::remove_snapshot(&pending.dir);
+            self.pending_epoch.store(u64::MAX, Ordering::Release);
+            state.broken = true;
+            return Error::Snapshot(format!(
+                "the snapshot at epoch {} was abandoned and its files removed (the previous snapshot is intact; run the same command again to resume from it): {error}",
+                pending.epoch
+            ));
+        }
+        error
+    }
+
+    /// Completes the pending snapshot if every registration has handed in its part or ended.
+    fn complete_if_ready(&self, state: &mut State) -> Result<(), Error> {
+        let Some(pending) = state.pending.as_ref() else {
+            return Ok(());
+        };
+        if state.built < self.peers
+            || !state
+                .registrations
+                .iter()
+                .enumerate()
+                .all(|(i, r)| pending.parts.contains_key(&i) || r.finished.is_some())
+        {
+            return Ok(());
+        }
+        match self.complete(state) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(self.abandon(state, error)),
+        }
+    }
+
+    fn complete(&self, state: &mut State) -> Result<(), Error> {
+        let is_final;
+        let epoch;
+        let dir;
+        {
+            let pending = state.pending.as_mut().expect("a pending snapshot");
+            epoch = pending.epoch;
+            is_final = epoch == u64::MAX;
+            dir = pending.dir.clone();
+            // Participants that ended hand in their last part.
+            for (index, registration) in state.registrations.iter().enumerate() {
+                if pending.parts.contains_key(&index) {
+                    continue;
+                }
+                let body = match &registration.finished {
+                    Some(PartBody::Sink(bytes)) if is_final => {
+                        pending.sink_output.insert(index, bytes.clone());
+                        PartBody::Sink(bytes.clone())
+                    }
+                    Some(PartBody::Sink(_)) => PartBody::Sink(Vec::new()),
+                    Some(PartBody::Source(cursors)) => PartBody::Source(cursors.clone()),
+                    Some(PartBody::Operator(_)) | None => PartBody::Operator(Vec::new()),
+                };
+                let info = files::write_part(
+                    &dir,
+                    &registration.name,
+                    &registration.kind,
+                    &body,
+                    &self.fault,
+                )?;
+                pending.parts.insert(index, info);
+            }
+        }
+        self.fault.after_parts();
+        self.check_fence()?;
+        let pending = state.pending.take().expect("a pending snapshot");
+        let mut parts: Vec<(usize, PartInfo)> = pending.parts.into_iter().collect();
+        parts.sort_by_key(|(index, _)| *index);
+        let sinks: Vec<SinkInfo> = state
+            .registrations
+            .iter()
+            .filter_map(|r| {
+                r.output.as_ref().map(|output| SinkInfo {
+                    name: r.name.clone(),
+                    output: output.clone(),
+                })
+            })
+            .collect();
+        let manifest = Manifest {
+            version: files::MANIFEST_VERSION,
+            epoch,
+            execution: self.execution,
+            peers: self.peers,
+            is_final,
+            parts: parts.iter().map(|(_, info)| info.clone()).collect(),
+            sinks,
+        };
+        state.pending = Some(Pending {
+            epoch,
+            dir: dir.clone(),
+            started: pending.started,
+            parts: HashMap::new(),
+            sink_output: HashMap::new(),
+        });
+        files::write_manifest(&dir, &manifest, &self.fault)?;
+        files::sync_dir(&self.dir)
+            .map_err(|e| Error::io(format!("cannot sync {}", self.dir.display()), e))?;
+        // From here on the snapshot exists: a failure stops the job, recovery commits.
+        state.pending = None;
+        self.pending_epoch.store(u64::MAX, Ordering::Release);
+        self.fault.after_manifest();
+        let mut outputs: Vec<(usize, Vec<u8>)> = pending.sink_output.into_iter().collect();
+        outputs.sort_by_key(|(index, _)| *index);
+        for (index, bytes) in outputs {
+            let registration = &state.registrations[index];
+            let output = registration.output.clone().expect("a sink registration");
+            let record = state
+                .commits
+                .get(&registration.name)
+                .copied()
+                .unwrap_or_default();
+            self.check_fence()?;
+            let committed = files::commit_output(
+                &self.dir,
+                &registration.name,
+                &output,
+                record,
+                &bytes,
+                (epoch, self.execution),
+                &self.fault,
+            )?;
+            let name = registration.name.clone();
+            state.commits.insert(name, committed);
+        }
+        self.collect_garbage();
+        let took = pending.started.elapsed();
+        let report = &mut state.report;
+        report.completed += 1;
+        report.last_bytes = manifest.parts.iter().map(|p| p.size).sum();
+        report.last_duration = took;
+        report.max_duration = report.max_duration.max(took);
+        state.next_due = Instant::now() + self.interval;
+        Ok(())
+    }
+
+    /// Fails if a newer run has taken over the checkpoint directory.
+    fn check_fence(&self) -> Result<(), Error> {
+        let owner = files::read_execution(&self.dir)?;
+        if owner != self.execution {
+            return Err(Error::Snapshot(format!(
+                "{}: execution {owner} has taken over this checkpoint directory; this run (execution {}) stops without writing",
+                self.dir.join("EXECUTION").display(),
+                self.execution
+            )));
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` complete snapshots and removes the rest (and any incomplete
+    /// leftover).
+    fn collect_garbage(&self) {
+        let Ok(snapshots) = files::list_snapshots(&self.dir) else {
+            return;
+        };
+        let mut kept = 0;
+        for (_, _, path) in snapshots {
+            if kept < self.keep && path.join(files::MANIFEST).exists() {
+                kept += 1;
+                continue;
+            }
+            files::remove_snapshot(&path);
+        }
+    }
+
+    /// The restored frames of registration `name`'s operator for `worker`.
+    fn restored_frames(
+        &self,
+        name_stem: &str,
+        kind: &str,
+        worker: usize,
+    ) -> Result<Vec<Frame>, Error> {
+        let Some(from) = &self.resume else {
+            return Ok(Vec::new());
+        };
+        let prefix = format!("{name_stem}-w");
+        let mut frames = Vec::new();
+        let mut found = false;
+        for part in from
+            .manifest
+            .parts
+            .iter()
+            .filter(|p| p.file.starts_with(&prefix))
+        {
+            found = true;
+            if part.kind != kind {
+                return Err(mismatch(&from.dir, &part.file, &part.kind, kind));
+            }
+            match files::read_part(&from.dir, part)? {
+                PartBody::Operator(part_frames) => frames.extend(
+                    part_frames
+                        .into_iter()
+                        .filter(|f| owns_group(u64::from(f.group), worker, self.peers)),
+                ),
+                _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
+            }
+        }
+        if !found {
+            return Err(Error::Snapshot(format!(
+                "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
+                from.dir.join(files::MANIFEST).display()
+            )));
+        }
+        Ok(frames)
+    }
+
+    /// The restored cursors of source `name_stem`, by global partition.
+    fn restored_cursors(
+        &self,
+        name_stem: &str,
+    ) -> Result<Option<HashMap<u64, PartitionCursor>>, Error> {
+        let Some(from) = &self.resume else {
+            return Ok(None);
+        };
+        let prefix = format!("{name_stem}-w");
+        let mut cursors = HashMap::new();
+        for part in from
+            .manifest
+            .parts
+            .iter()
+            .filter(|p| p.file.starts_with(&prefix))
+        {
+            match files::read_part(&from.dir, part)? {
+                PartBody::Source(list) => {
+                    cursors.extend(list.into_iter().map(|c| (c.partition, c)));
+                }
+                _ => return Err(mismatch(&from.dir, &part.file, &part.kind, "source")),
+            }
+        }
+        Ok(Some(cursors))
+    }
+
+    /// The epoch below which sink `name`'s output is committed.
+    fn committed_epoch(&self, name: &str) -> u64 {
+        self.lock().commits.get(name).map_or(0, |r| r.epoch)
+    }
+
+    /// The snapshot the job resumed from, for operators.
+    fn resumed(&self) -> Option<Resumed> {
+        self.resume.as_ref().map(|r| Resumed {
+            epoch: r.manifest.epoch,
+            peers: r.manifest.peers,
+        })
+    }
+}
+
+fn mismatch(dir: &Path, file: &str, was: &str, is: &str) -> Error {
+    Error::Snapshot(format!(
+        "{}: holds the state of a {was} operator where this job has a {is}; the snapshot was taken by another job",
+        dir.join(file).display()
+    ))
+}
+
+/// Truncates `output` to its committed `length` (removing output of an epoch that was never
+/// committed).
+fn truncate_output(output: &Path, length: u64) -> Result<(), Error> {
+    let failed = |e| {
+        Error::io(
+            format!(
+                "cannot truncate {} to its committed length",
+                output.display()
+            ),
+            e,
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(output)
+        .map_err(failed)?;
+    file.set_len(length).map_err(failed)?;
+    file.sync_all().map_err(failed)
+}
+
+/// A worker's registry: hands operators their ports.
+pub(crate) struct WorkerRegistry {
+    pub(crate) checkpointer: Arc<Checkpointer>,
+    pub(crate) shared: Arc<SharedJob>,
+    pub(crate) worker: usize,
+}
+
+impl SnapshotRegistry for WorkerRegistry {
+    fn register(&self, kind: &'static str) -> Rc<dyn SnapshotPort> {
+        let index = self.checkpointer.register(self.worker, "op", kind, None);
+        let name = {
+            let state = self.checkpointer.lock();
+            state.registrations[index].name.clone()
+        };
+        let stem = name.split("-w").next().unwrap_or_default().to_string();
+        Rc::new(OperatorPort {
+            checkpointer: Arc::clone(&self.checkpointer),
+            shared: Arc::clone(&self.shared),
+            index,
+            stem,
+            kind,
+            worker: self.worker,
+        })
+    }
+}
+
+/// An operator instance's port.
+struct OperatorPort {
+    checkpointer: Arc<Checkpointer>,
+    shared: Arc<SharedJob>,
+    index: usize,
+    stem: String,
+    kind: &'static str,
+    worker: usize,
+}
+
+impl SnapshotPort for OperatorPort {
+    fn pending(&self) -> Option<u64> {
+        self.checkpointer.pending()
+    }
+
+    fn save(&self, epoch: u64, frames: Vec<Frame>) {
+        if let Err(error) = self
+            .checkpointer
+            .save(self.index, epoch, PartBody::Operator(frames))
+        {
+            self.shared.fail(error);
+        }
+    }
+
+    fn finish(&self) {
+        if let Err(error) = self
+            .checkpointer
+            .finish(self.index, PartBody::Operator(Vec::new()))
+        {
+            self.shared.fail(error);
+        }
+    }
+
+    fn take_restored(&self) -> Vec<Frame> {
+        match self
+            .checkpointer
+            .restored_frames(&self.stem, self.kind, self.worker)
+        {
+            Ok(frames) => frames,
+            Err(error) => {
+                self.shared.fail(error);
+                Vec::new()
+            }
+        }
+    }
+
+    fn resumed(&self) -> Option<Resumed> {
+        self.checkpointer.resumed()
+    }
+
+    fn fail(&self, message: String) {
+        self.shared.fail(Error::Snapshot(message));
+    }
+}
+
+/// A source instance's participation.
+pub(crate) struct SourceHook {
+    checkpointer: Arc<Checkpointer>,
+    index: usize,
+    stem: String,
+}
+
+impl SourceHook {
+    /// Registers a source instance of `worker`.
+    pub(crate) fn register(checkpointer: &Arc<Checkpointer>, worker: usize) -> SourceHook {
+        let index = checkpointer.register(worker, "src", "source", None);
+        let name = checkpointer.lock().registrations[index].name.clone();
+        SourceHook {
+            checkpointer: Arc::clone(checkpointer),
+            index,
+            stem: name.split("-w").next().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The coordinator.
+    pub(crate) fn checkpointer(&self) -> &Checkpointer {
+        &self.checkpointer
+    }
+
+    /// The coordinator, shared.
+    pub(crate) fn checkpointer_arc(&self) -> &Arc<Checkpointer> {
+        &self.checkpointer
+    }
+
+    /// Where the source's partitions resume, by global partition (`None` without a snapshot).
+    pub(crate) fn restored(&self) -> Result<Option<HashMap<u64, PartitionCursor>>, Error> {
+        self.checkpointer.restored_cursors(&self.stem)
+    }
+
+    /// Saves the source's part of the snapshot at `epoch`.
+    pub(crate) fn save(&self, epoch: u64, cursors: Vec<PartitionCursor>) -> Result<(), Error> {
+        self.checkpointer
+            .save(self.index, epoch, PartBody::Source(cursors))
+    }
+
+    /// The source has ended; `cursors` are its partitions' last positions.
+    pub(crate) fn finish(&self, cursors: Vec<PartitionCursor>) -> Result<(), Error> {
+        self.checkpointer
+            .finish(self.index, PartBody::Source(cursors))
+    }
+}
+
+/// An exactly-once sink's participation.
+pub(crate) struct SinkHook {
+    checkpointer: Arc<Checkpointer>,
+    index: usize,
+    name: String,
+}
+
+impl SinkHook {
+    /// Registers a sink that commits to `output`.
+    pub(crate) fn register(checkpointer: &Arc<Checkpointer>, output: PathBuf) -> SinkHook {
+        let index = checkpointer.register(0, "sink", "sink", Some(output));
+        let name = checkpointer.lock().registrations[index].name.clone();
+        SinkHook {
+            checkpointer: Arc::clone(checkpointer),
+            index,
+            name,
+        }
+    }
+
+    /// The epoch below which this sink's output is committed: rows stamped below it are dropped.
+    pub(crate) fn committed_epoch(&self) -> u64 {
+        self.checkpointer.committed_epoch(&self.name)
+    }
+
+    /// Whether the sink's output so far was committed to a non-empty file (a CSV header, for
+    /// one, is not due again).
+    pub(crate) fn resumes_output(&self) -> bool {
+        self.checkpointer
+            .lock()
+            .commits
+            .get(&self.name)
+            .is_some_and(|r| r.length > 0)
+    }
+
+    /// The pending epoch whose part this sink has not saved.
+    pub(crate) fn pending(&self) -> Option<u64> {
+        self.checkpointer.pending()
+    }
+
+    /// Saves the output of the epochs before `epoch` since the last part.
+    pub(crate) fn save(&self, epoch: u64, output: Vec<u8>) -> Result<(), Error> {
+        self.checkpointer
+            .save(self.index, epoch, PartBody::Sink(output))
+    }
+
+    /// The input has ended: `output` is the rest, committed by the final snapshot.
+    pub(crate) fn finish(&self, output: Vec<u8>) -> Result<(), Error> {
+        self.checkpointer.finish(self.index, PartBody::Sink(output))
+    }
+}
