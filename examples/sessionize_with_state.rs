@@ -23,6 +23,7 @@ struct Click {
 }
 
 /// A user's open session.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Session {
     start: u64,
     last: u64,

@@ -78,6 +78,11 @@ pub trait SnapshotPort {
     /// Reports an error that must stop the job (restored state that does not decode, a
     /// restore the operator cannot do).
     fn fail(&self, message: String);
+    /// The operator is about to send output at `time`, later than the step that made it (an
+    /// operator whose outputs may run ahead of its input, as `map_with_state`'s may): the next
+    /// epoch is then above `time`. Returns the pending epoch, read at the same moment: output
+    /// at or after it made by a step before it belongs in the operator's part.
+    fn note_sent(&self, time: u64) -> Option<u64>;
 }
 
 /// Hands out ports to the operators a worker builds.
@@ -142,9 +147,14 @@ impl Snapshots {
     /// The epoch whose part is due now: a pending snapshot not saved yet, with the input
     /// frontier at or past it (or empty).
     pub fn due(&self, frontier: &MutableAntichain<u64>) -> Option<u64> {
+        self.due_at(frontier.frontier().first().copied())
+    }
+
+    /// [`Snapshots::due`] for a frontier given as its least time (`None`: empty).
+    pub fn due_at(&self, frontier: Option<u64>) -> Option<u64> {
         let epoch = self.unsaved()?;
-        match frontier.frontier().first() {
-            Some(&time) if time < epoch => None,
+        match frontier {
+            Some(time) if time < epoch => None,
             _ => Some(epoch),
         }
     }
@@ -177,7 +187,12 @@ impl Snapshots {
 
     /// Tells the runtime the input has ended (once); call after any due part was saved.
     pub fn finish_if_ended(&mut self, frontier: &MutableAntichain<u64>) {
-        if !self.finished && frontier.is_empty() && self.unsaved().is_none() {
+        self.finish_if(frontier.is_empty());
+    }
+
+    /// Tells the runtime the input has ended if `ended` (once), after any due part was saved.
+    pub fn finish_if(&mut self, ended: bool) {
+        if !self.finished && ended && self.unsaved().is_none() {
             self.finished = true;
             self.port.finish();
         }
@@ -213,6 +228,13 @@ impl Snapshots {
     pub fn fail(&self, message: String) {
         self.port.fail(message);
     }
+
+    /// See [`SnapshotPort::note_sent`]; returns the pending epoch this operator has not saved.
+    pub fn note_sent(&self, time: u64) -> Option<u64> {
+        self.port
+            .note_sent(time)
+            .filter(|&epoch| self.saved != Some(epoch))
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +269,9 @@ mod tests {
         }
         fn fail(&self, message: String) {
             panic!("{message}")
+        }
+        fn note_sent(&self, _time: u64) -> Option<u64> {
+            self.pending.get()
         }
     }
 

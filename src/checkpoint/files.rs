@@ -2,6 +2,7 @@
 //! each written to a temporary file, fsynced and renamed, and read back with their checksums
 //! verified.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -271,6 +272,29 @@ pub(crate) fn read_commit(dir: &Path, sink: &str) -> Result<CommitRecord, Error>
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CommitRecord::default()),
         Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
     }
+}
+
+/// Every sink's commit record in `dir`, by sink name.
+pub(crate) fn read_commits(dir: &Path) -> Result<BTreeMap<String, CommitRecord>, Error> {
+    let entries = fs::read_dir(dir).map_err(|e| {
+        Error::io(
+            format!("cannot list the checkpoint directory {}", dir.display()),
+            e,
+        )
+    })?;
+    let mut commits = BTreeMap::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(sink) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("commit-"))
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        commits.insert(sink.to_string(), read_commit(dir, sink)?);
+    }
+    Ok(commits)
 }
 
 /// Appends `bytes` to `output` after truncating it to `record.length` (which removes what a

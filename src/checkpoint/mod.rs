@@ -66,6 +66,11 @@ pub struct SnapshotReport {
     pub last_duration: Duration,
     /// The longest any snapshot took.
     pub max_duration: Duration,
+    /// How long recovery took: verifying the snapshot, finishing an interrupted commit, and
+    /// restoring every worker's state (zero without a snapshot to resume from).
+    pub restore_duration: Duration,
+    /// The size in bytes of the snapshot resumed from.
+    pub restored_bytes: u64,
 }
 
 /// One registered participant: an operator instance, a source instance or a sink.
@@ -120,6 +125,8 @@ pub(crate) struct Checkpointer {
     execution: u64,
     fault: fault::Fault,
     resume: Option<ResumeFrom>,
+    /// When recovery began.
+    opened: Instant,
     /// The pending epoch, or `u64::MAX`: read by operators without the lock.
     pending_epoch: AtomicU64,
     state: Mutex<State>,
@@ -137,6 +144,7 @@ impl Checkpointer {
         if config.keep == 0 {
             return Err(Error::Config("--keep-snapshots: must be at least 1".into()));
         }
+        let opened = Instant::now();
         let fault = fault::Fault::from_env()?;
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -163,7 +171,11 @@ impl Checkpointer {
                     eprintln!(
                         "tideflow: warning: skipping a damaged or incomplete snapshot: {error}"
                     );
-                    damaged.get_or_insert(error);
+                    // A snapshot without a manifest does not exist; one with a manifest that
+                    // does not verify is damaged.
+                    if path.join(files::MANIFEST).exists() {
+                        damaged.get_or_insert(error);
+                    }
                 }
             }
         }
@@ -175,7 +187,9 @@ impl Checkpointer {
             )));
         }
 
-        let mut commits = BTreeMap::new();
+        // Every sink's commit record, also without a snapshot to resume from: rows below a
+        // committed epoch are in its file already.
+        let mut commits = files::read_commits(&dir)?;
         if let Some(from) = &resume {
             for sink in &from.manifest.sinks {
                 let record = files::read_commit(&dir, &sink.name)?;
@@ -232,6 +246,7 @@ impl Checkpointer {
             execution,
             fault,
             resume,
+            opened,
             pending_epoch: AtomicU64::new(u64::MAX),
             state: Mutex::new(State {
                 next_due: Instant::now() + config.interval,
@@ -309,9 +324,23 @@ impl Checkpointer {
         state.registrations.len() - 1
     }
 
-    /// A worker has built its dataflow (and registered everything in it).
+    /// A worker has built its dataflow (and registered everything in it, restoring its state).
     pub(crate) fn worker_built(&self) {
-        self.lock().built += 1;
+        let mut state = self.lock();
+        state.built += 1;
+        if state.built == self.peers {
+            if let Some(from) = &self.resume {
+                let took = self.opened.elapsed();
+                state.report.restore_duration = took;
+                state.report.restored_bytes = from.manifest.parts.iter().map(|p| p.size).sum();
+                eprintln!(
+                    "tideflow: restored {} bytes of state from epoch {} in {:.1} ms",
+                    state.report.restored_bytes,
+                    from.manifest.epoch,
+                    took.as_secs_f64() * 1e3
+                );
+            }
+        }
     }
 
     /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
@@ -538,6 +567,9 @@ impl Checkpointer {
             state.commits.insert(name, committed);
         }
         self.collect_garbage();
+        if std::env::var_os("TIDEFLOW_DEBUG_SNAPSHOTS").is_some() {
+            eprintln!("tideflow: snapshot at epoch {epoch} committed");
+        }
         let took = pending.started.elapsed();
         let report = &mut state.report;
         report.completed += 1;
@@ -766,6 +798,12 @@ impl SnapshotPort for OperatorPort {
     fn fail(&self, message: String) {
         self.shared.fail(Error::Snapshot(message));
     }
+
+    fn note_sent(&self, time: u64) -> Option<u64> {
+        let mut state = self.checkpointer.lock();
+        state.max_sent = state.max_sent.max(time);
+        state.pending.as_ref().map(|p| p.epoch)
+    }
 }
 
 /// A source instance's participation.
@@ -863,5 +901,58 @@ impl SinkHook {
     /// The input has ended: `output` is the rest, committed by the final snapshot.
     pub(crate) fn finish(&self, output: Vec<u8>) -> Result<(), Error> {
         self.checkpointer.finish(self.index, PartBody::Sink(output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_run_fences_an_older_one() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Checkpoint::new(dir.path());
+        let older = Checkpointer::open(&config, 1).expect("the first run opens");
+        assert!(older.check_fence().is_ok());
+        let newer = Checkpointer::open(&config, 1).expect("the second run opens");
+        assert_eq!(newer.execution, older.execution + 1);
+        let error = older.check_fence().expect_err("the older run is fenced");
+        assert!(error.to_string().contains("EXECUTION"), "{error}");
+        assert!(newer.check_fence().is_ok());
+    }
+
+    #[test]
+    fn only_the_newest_complete_snapshots_are_kept() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Checkpoint {
+            keep: 2,
+            ..Checkpoint::new(dir.path())
+        };
+        let checkpointer = Checkpointer::open(&config, 1).expect("opens");
+        let fault = fault::Fault::none();
+        for epoch in [10, 20, 30, 40] {
+            let snapshot = files::snapshot_dir(dir.path(), epoch, 1);
+            std::fs::create_dir_all(&snapshot).expect("a snapshot directory");
+            let manifest = Manifest {
+                version: files::MANIFEST_VERSION,
+                epoch,
+                execution: 1,
+                peers: 1,
+                is_final: false,
+                parts: Vec::new(),
+                sinks: Vec::new(),
+            };
+            if epoch != 40 {
+                files::write_manifest(&snapshot, &manifest, &fault).expect("a manifest");
+            }
+        }
+        checkpointer.collect_garbage();
+        let left: Vec<u64> = files::list_snapshots(dir.path())
+            .expect("lists")
+            .into_iter()
+            .map(|(epoch, _, _)| epoch)
+            .collect();
+        // The incomplete newest one goes too: only complete snapshots are kept.
+        assert_eq!(left, vec![30, 20]);
     }
 }

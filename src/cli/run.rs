@@ -607,5 +607,14 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
         "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} {rows}, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
         report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed, report.future_events
     );
+    let snapshots = &report.snapshots;
+    if snapshots.completed > 0 {
+        eprintln!(
+            "tideflow: {} snapshots committed (the last {} bytes; the longest took {:.1} ms)",
+            snapshots.completed,
+            snapshots.last_bytes,
+            snapshots.max_duration.as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }

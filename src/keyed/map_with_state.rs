@@ -4,6 +4,8 @@
 use std::hash::Hash;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tideflow_operators::keyed::map_with_state::{MapWithState, StateContext, StateInput};
 use timely::ExchangeData;
 
@@ -39,7 +41,7 @@ where
     /// use std::time::Duration;
     /// use tideflow::{sink::MemorySink, source::MemorySource, Config, StateInput};
     ///
-    /// #[derive(Clone, Copy)]
+    /// #[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
     /// struct Session { start: u64, last: u64, clicks: u64 }
     ///
     /// let clicks: Vec<(String, u64)> = [("ann", 1_000), ("bob", 1_200), ("ann", 1_600), ("ann", 5_000)]
@@ -87,8 +89,8 @@ where
         logic: impl FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     ) -> Stream<'scope, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
     {
         self.map_with_state_core(None, logic)
     }
@@ -140,8 +142,8 @@ where
         logic: impl FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     ) -> Stream<'scope, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
     {
         self.map_with_state_core(Some(millis(ttl)), logic)
     }
@@ -152,8 +154,8 @@ where
         logic: impl FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     ) -> Stream<'scope, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
     {
         let KeyedStream { inner, job } = self;
         let gauge = job.state_gauge("map_with_state");

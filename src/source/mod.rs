@@ -307,6 +307,7 @@ where
                 }),
             None => None,
         };
+        let finishes_when_idle = job.trigger.finishes_when_idle();
         let started_at = Instant::now();
         let clock = move || ProcessingTime {
             monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -354,7 +355,10 @@ where
                         sent
                     }
                     Some(replay) => {
-                        let ended = matches!(status, Ok(SourceStatus::Done));
+                        // Under available-now and once, a source with nothing ready has ended
+                        // (the operator finishes it).
+                        let ended = matches!(status, Ok(SourceStatus::Done))
+                            || (finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
                         match replay.push(&mut batch, out, &event_time, &source, ended) {
                             Ok(sent) => sent,
                             Err(error) => {

@@ -128,7 +128,7 @@ struct Row {
     sum: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Session {
     start: u64,
     last: u64,

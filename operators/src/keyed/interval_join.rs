@@ -44,7 +44,7 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::key_group;
+use crate::snapshot::{self, key_group};
 use crate::state::StateRows;
 
 mod state;
@@ -294,11 +294,6 @@ where
     ) -> StreamVec<'scope, u64, Event<J::Row>> {
         let left_route: fn(&Event<(K, A)>) -> u64 = |event| key_group(&event.data.0);
         let right_route: fn(&Event<(K, B)>) -> u64 = |event| key_group(&event.data.0);
-        if let Some(snapshots) = crate::snapshot::register("interval_join") {
-            snapshots.fail(
-                "interval joins do not take part in snapshots yet; run this job without a checkpoint directory".into(),
-            );
-        }
         let mut stash: BTreeMap<u64, Pending<K, A, B>> = BTreeMap::new();
         let mut state: JoinState<K, A, B> = JoinState::new(lower, upper);
         // Records in the stash, for the gauge.
@@ -313,7 +308,18 @@ where
             Exchange::new(right_route),
             "IntervalJoin",
             move |initial, _info| {
-                // Every output capability is minted from input capabilities.
+                // Output capabilities are minted from input capabilities, or from the initial
+                // one for restored left rows (the left join's unmatched rows).
+                let mut snapshots = snapshot::register("interval_join");
+                if let Some(snapshots) = &snapshots {
+                    let saved: Vec<SavedRow<K, A, B>> = snapshots.restore();
+                    for (key, record, time, expires, matched) in saved {
+                        state.restore(key, record, time, expires, matched);
+                    }
+                    if J::OUTER {
+                        outer = state.next_left_expiry().map(|at| initial.delayed(&at));
+                    }
+                }
                 drop(initial);
                 move |(left, left_frontier), (right, right_frontier), output| {
                     let port = output.output_index();
@@ -366,60 +372,81 @@ where
                         (Some(l), Some(r)) => Some(l.min(r)),
                         (l, r) => l.or(r),
                     };
-                    let passed = |time: u64| frontier.is_none_or(|f| time < f);
-                    loop {
-                        let next_stamp = stash
-                            .first_key_value()
-                            .map(|(stamp, _)| *stamp)
-                            .filter(|&stamp| passed(stamp));
-                        // Expire every row due before the next stamp (or the frontier).
-                        let limit = next_stamp.or(frontier);
-                        while let Some(at) = state
-                            .next_expiry()
-                            .filter(|&at| limit.is_none_or(|limit| at < limit))
-                        {
-                            if J::OUTER && state.next_left_expiry() == Some(at) {
-                                let capability = outer
-                                    .as_ref()
-                                    .expect("pending left rows hold the outer capability")
-                                    .delayed(&at);
-                                let mut session = output.session(&capability);
-                                state.expire(at, |key, time, record| {
-                                    if let Some(row) = J::unmatched(key.clone(), record) {
-                                        session.give(Event::new(time, row));
-                                    }
+                    // Up to a snapshot's epoch first (its part is saved there), then the frontier.
+                    let due = snapshots.as_ref().and_then(|s| s.due_at(frontier));
+                    for frontier in due.map(Some).into_iter().chain([frontier]) {
+                        let passed = |time: u64| frontier.is_none_or(|f| time < f);
+                        loop {
+                            let next_stamp = stash
+                                .first_key_value()
+                                .map(|(stamp, _)| *stamp)
+                                .filter(|&stamp| passed(stamp));
+                            // Expire every row due before the next stamp (or the frontier).
+                            let limit = next_stamp.or(frontier);
+                            while let Some(at) = state
+                                .next_expiry()
+                                .filter(|&at| limit.is_none_or(|limit| at < limit))
+                            {
+                                if J::OUTER && state.next_left_expiry() == Some(at) {
+                                    let capability = outer
+                                        .as_ref()
+                                        .expect("pending left rows hold the outer capability")
+                                        .delayed(&at);
+                                    let mut session = output.session(&capability);
+                                    state.expire(at, |key, time, record| {
+                                        if let Some(row) = J::unmatched(key.clone(), record) {
+                                            session.give(Event::new(time, row));
+                                        }
+                                    });
+                                } else {
+                                    state.expire(at, |_, _, _| {});
+                                }
+                            }
+                            let Some(stamp) = next_stamp else {
+                                break;
+                            };
+                            let pending = stash.pop_first().expect("a stamp is due").1;
+                            let capability = pending.capability;
+                            stashed -= pending.records;
+                            if J::OUTER
+                                && !pending.left.is_empty()
+                                && outer.as_ref().is_none_or(|held| *held.time() > stamp)
+                            {
+                                outer = Some(capability.clone());
+                            }
+                            let mut session = output.session(&capability);
+                            for event in pending.left.into_iter().flatten() {
+                                let (time, (key, record)) = (event.time, event.data);
+                                state.apply_left(stamp, key, time, record, |key, left, right| {
+                                    let row = J::matched(
+                                        key.clone(),
+                                        left.data.clone(),
+                                        right.data.clone(),
+                                    );
+                                    session.give(Event::new(time.max(right.time), row));
                                 });
-                            } else {
-                                state.expire(at, |_, _, _| {});
+                            }
+                            for event in pending.right.into_iter().flatten() {
+                                let (time, (key, record)) = (event.time, event.data);
+                                state.apply_right(stamp, key, time, record, |key, left, right| {
+                                    let row =
+                                        J::matched(key.clone(), left.data.clone(), right.clone());
+                                    session.give(Event::new(time.max(left.time), row));
+                                });
                             }
                         }
-                        let Some(stamp) = next_stamp else {
-                            break;
-                        };
-                        let pending = stash.pop_first().expect("a stamp is due").1;
-                        let capability = pending.capability;
-                        stashed -= pending.records;
-                        if J::OUTER
-                            && !pending.left.is_empty()
-                            && outer.as_ref().is_none_or(|held| *held.time() > stamp)
+                        if let (Some(epoch), Some(snapshots)) =
+                            (due.filter(|&e| frontier == Some(e)), snapshots.as_mut())
                         {
-                            outer = Some(capability.clone());
-                        }
-                        let mut session = output.session(&capability);
-                        for event in pending.left.into_iter().flatten() {
-                            let (time, (key, record)) = (event.time, event.data);
-                            state.apply_left(stamp, key, time, record, |key, left, right| {
-                                let row =
-                                    J::matched(key.clone(), left.data.clone(), right.data.clone());
-                                session.give(Event::new(time.max(right.time), row));
+                            let rows = state.rows().map(|row| {
+                                let record = match row.record {
+                                    HeldRecord::Left(left) => Ok(left),
+                                    HeldRecord::Right(right) => Err(right),
+                                };
+                                let saved = (row.key, record, row.time, row.expires, row.matched);
+                                (key_group(row.key), saved)
                             });
-                        }
-                        for event in pending.right.into_iter().flatten() {
-                            let (time, (key, record)) = (event.time, event.data);
-                            state.apply_right(stamp, key, time, record, |key, left, right| {
-                                let row = J::matched(key.clone(), left.data.clone(), right.clone());
-                                session.give(Event::new(time.max(left.time), row));
-                            });
+                            snapshots.save(epoch, rows);
                         }
                     }
                     if J::OUTER {
@@ -435,8 +462,15 @@ where
                         }
                     }
                     gauge.set(state.len() + stashed);
+                    if let Some(snapshots) = snapshots.as_mut() {
+                        let ended = left_frontier.is_empty() && right_frontier.is_empty();
+                        snapshots.finish_if(ended);
+                    }
                 }
             },
         )
     }
 }
+
+/// A saved join row: key, the record (`Ok` left, `Err` right), event time, expiry, matched.
+type SavedRow<K, A, B> = (K, Result<A, B>, u64, u64, bool);

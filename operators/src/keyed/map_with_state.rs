@@ -66,6 +66,8 @@ use std::hash::Hash;
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -74,7 +76,7 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::key_group;
+use crate::snapshot::{self, key_group, Snapshots};
 use crate::state::StateRows;
 use crate::window::EventOutput;
 
@@ -239,8 +241,8 @@ pub trait MapWithState<'scope, K, D> {
         logic: L,
     ) -> StatefulStreams<'scope, K, S, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static;
 
     /// Like [`map_with_state`](Self::map_with_state), and sets `gauge` to the number of keys
@@ -252,8 +254,8 @@ pub trait MapWithState<'scope, K, D> {
         gauge: StateRows,
     ) -> StatefulStreams<'scope, K, S, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static;
 }
 
@@ -264,8 +266,8 @@ where
 {
     fn map_with_state<S, O, L>(self, ttl: Option<u64>, logic: L) -> StatefulStreams<'scope, K, S, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     {
         self.map_with_state_core(ttl, logic, StateRows::default())
@@ -278,8 +280,8 @@ where
         gauge: StateRows,
     ) -> StatefulStreams<'scope, K, S, O>
     where
-        S: 'static,
-        O: 'static,
+        S: Serialize + DeserializeOwned + 'static,
+        O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     {
         type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
@@ -289,11 +291,6 @@ where
         let handle = StateHandle {
             states: Rc::clone(&states),
         };
-        if let Some(snapshots) = crate::snapshot::register("map_with_state") {
-            snapshots.fail(
-                "map_with_state operators do not take part in snapshots yet; run this job without a checkpoint directory".into(),
-            );
-        }
         // At or below the earliest pending timer or expiry, while there is one.
         let mut held: Option<Capability<u64>> = None;
         let mut pending: Vec<(u32, Event<D>)> = Vec::new();
@@ -303,8 +300,40 @@ where
             Exchange::new(route),
             "MapWithState",
             move |initial, _info| {
+                let mut snapshots = snapshot::register("map_with_state");
+                // Outputs a restored snapshot holds (made before its epoch, for at or after it).
+                let mut restored: Option<(Capability<u64>, Vec<Event<O>>)> = None;
+                // Outputs made before a pending epoch for at or after it: in the next part.
+                let mut ahead: Vec<Event<O>> = Vec::new();
+                if let Some(snapshots) = &snapshots {
+                    let mut states = states.borrow_mut();
+                    let mut outputs = Vec::new();
+                    for saved in snapshots.restore::<OwnedState<K, S, O>>() {
+                        match saved {
+                            SavedState::Key {
+                                key,
+                                state,
+                                timers,
+                                touched,
+                                expiry,
+                            } => states.restore(key, state, timers, touched, expiry),
+                            SavedState::Output(event) => outputs.push(event),
+                        }
+                    }
+                    held = states.next_due().map(|due| initial.delayed(&due));
+                    if let Some(first) = outputs.iter().map(|e| e.time).min() {
+                        // They are sent again, ahead of every step: later epochs must be
+                        // above them, as they were in the run that made them.
+                        let latest = outputs.iter().map(|e| e.time).max().unwrap_or(first);
+                        snapshots.note_sent(latest);
+                        restored = Some((initial.delayed(&first), outputs));
+                    }
+                }
                 drop(initial);
                 move |(input, frontier), output| {
+                    if let Some((capability, mut outputs)) = restored.take() {
+                        send(output, &capability, &mut outputs);
+                    }
                     input.for_each_time(|capability, containers| {
                         let (_, batches) = stash
                             .entry(*capability.time())
@@ -314,50 +343,77 @@ where
 
                     let mut states = states.borrow_mut();
                     let states = &mut *states;
-                    let now = frontier.frontier().first().copied();
-                    let passed = |time: &u64| now.is_none_or(|now| *time < now);
+                    let frontier_now = frontier.frontier().first().copied();
+                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
                     let mut most = states.rows();
-                    loop {
-                        let records = stash.keys().next().copied().filter(passed);
-                        let timers = states.timers.keys().next().copied().filter(passed);
-                        let expiries = states.expiries.keys().next().copied().filter(passed);
-                        let next = [
-                            (records, Step::Records),
-                            (timers, Step::Timers),
-                            (expiries, Step::Expiries),
-                        ]
-                        .into_iter()
-                        .filter_map(|(time, step)| Some((time?, step)))
-                        .min();
-                        let Some((time, step)) = next else {
-                            break;
-                        };
-                        let capability = if step == Step::Records {
-                            let (_, (capability, batches)) =
-                                stash.pop_first().expect("a stamp is due");
-                            states.apply(time, batches, &mut pending, &mut logic, &mut emitted);
-                            capability
-                        } else {
-                            let capability = held
-                                .as_ref()
-                                .expect("a capability is held for every timer and expiry")
-                                .delayed(&time);
-                            if step == Step::Timers {
-                                states.fire_timers(time, &mut logic, &mut emitted);
+                    // Up to a snapshot's epoch first (its part is saved there), then the frontier.
+                    for now in due.map(Some).into_iter().chain([frontier_now]) {
+                        let passed = |time: &u64| now.is_none_or(|now| *time < now);
+                        loop {
+                            let records = stash.keys().next().copied().filter(passed);
+                            let timers = states.timers.keys().next().copied().filter(passed);
+                            let expiries = states.expiries.keys().next().copied().filter(passed);
+                            let next = [
+                                (records, Step::Records),
+                                (timers, Step::Timers),
+                                (expiries, Step::Expiries),
+                            ]
+                            .into_iter()
+                            .filter_map(|(time, step)| Some((time?, step)))
+                            .min();
+                            let Some((time, step)) = next else {
+                                break;
+                            };
+                            let capability = if step == Step::Records {
+                                let (_, (capability, batches)) =
+                                    stash.pop_first().expect("a stamp is due");
+                                states.apply(time, batches, &mut pending, &mut logic, &mut emitted);
+                                capability
                             } else {
-                                states.expire(time, &mut logic, &mut emitted);
+                                let capability = held
+                                    .as_ref()
+                                    .expect("a capability is held for every timer and expiry")
+                                    .delayed(&time);
+                                if step == Step::Timers {
+                                    states.fire_timers(time, &mut logic, &mut emitted);
+                                } else {
+                                    states.expire(time, &mut logic, &mut emitted);
+                                }
+                                capability
+                            };
+                            if let Some(snapshots) = &snapshots {
+                                keep_ahead(snapshots, time, &emitted, &mut ahead);
                             }
-                            capability
-                        };
-                        send(output, &capability, &mut emitted);
-                        hold(&mut held, &capability, states.next_due());
-                        most = most.max(states.rows());
+                            send(output, &capability, &mut emitted);
+                            hold(&mut held, &capability, states.next_due());
+                            most = most.max(states.rows());
+                        }
+                        if let (Some(epoch), Some(snapshots)) =
+                            (due.filter(|&e| now == Some(e)), snapshots.as_mut())
+                        {
+                            let keys = states.iter_entries().map(|entry| {
+                                let saved = SavedState::Key {
+                                    key: &entry.key,
+                                    state: entry.state.as_ref(),
+                                    timers: &entry.timers,
+                                    touched: entry.touched,
+                                    expiry: entry.expiry,
+                                };
+                                (key_group(&entry.key), saved)
+                            });
+                            let outputs = ahead.iter().map(|event| (0, SavedState::Output(event)));
+                            snapshots.save(epoch, keys.chain(outputs));
+                            ahead.clear();
+                        }
                     }
                     // The peak includes the keys held between steps within this activation.
                     if most > states.rows() {
                         gauge.set(most as u64);
                     }
                     gauge.set(states.rows() as u64);
+                    if let Some(snapshots) = snapshots.as_mut() {
+                        snapshots.finish_if_ended(frontier);
+                    }
                 }
             },
         );
@@ -365,6 +421,45 @@ where
             output,
             state: handle,
         }
+    }
+}
+
+/// A saved piece of `map_with_state` state.
+#[derive(Serialize, Deserialize)]
+enum SavedState<K, S, T, E> {
+    /// A key's entry.
+    Key {
+        key: K,
+        state: Option<S>,
+        timers: T,
+        touched: u64,
+        expiry: Option<u64>,
+    },
+    /// An output made before the snapshot's epoch for a time at or after it, sent again on
+    /// restore.
+    Output(E),
+}
+
+/// Saved `map_with_state` state, as read back.
+type OwnedState<K, S, O> = SavedState<K, S, Vec<u64>, Event<O>>;
+
+/// With a snapshot pending, notes outputs of the step at `time` that run ahead of it, and keeps
+/// those at or after the pending epoch made before it for the operator's part: a restore sends
+/// them again, since the step that made them is in the restored state.
+fn keep_ahead<O: Clone>(
+    snapshots: &Snapshots,
+    time: u64,
+    emitted: &[Event<O>],
+    ahead: &mut Vec<Event<O>>,
+) {
+    let Some(latest) = emitted.iter().map(|event| event.time).max() else {
+        return;
+    };
+    if latest <= time {
+        return;
+    }
+    if let Some(epoch) = snapshots.note_sent(latest).filter(|&epoch| time < epoch) {
+        ahead.extend(emitted.iter().filter(|event| event.time >= epoch).cloned());
     }
 }
 
@@ -485,6 +580,36 @@ impl<K: Hash + Eq + Clone, S> KeyedStates<K, S> {
             timers: &entry.timers,
             last_touch: entry.touched,
         })
+    }
+
+    /// Every key's entry, for snapshots.
+    fn iter_entries(&self) -> impl Iterator<Item = &KeyEntry<K, S>> + '_ {
+        self.slots.iter().flatten()
+    }
+
+    /// Holds a key saved by a snapshot again, with its timers and expiry indexed.
+    fn restore(
+        &mut self,
+        key: K,
+        state: Option<S>,
+        timers: Vec<u64>,
+        touched: u64,
+        expiry: Option<u64>,
+    ) {
+        let slot = self.slot(key);
+        for &time in &timers {
+            self.timers.entry(time).or_default().push(slot);
+        }
+        if let Some(expiry) = expiry {
+            self.expiries.entry(expiry).or_default().push(slot);
+        }
+        let entry = self.slots[slot as usize]
+            .as_mut()
+            .expect("a slot just made");
+        entry.state = state;
+        entry.timers = timers;
+        entry.touched = touched;
+        entry.expiry = expiry;
     }
 
     /// The earliest time a timer or expiry is indexed at.
@@ -699,18 +824,19 @@ mod tests {
                         StateInput::Records(records) => {
                             let now = context.time();
                             *sum.get_or_insert(0) += records.map(|r| r.data).sum::<u64>();
-                            context.emit_at(now - 5, "past");
-                            context.emit_at(now + 100, "future");
+                            context.emit_at(now - 5, "past".to_string());
+                            context.emit_at(now + 100, "future".to_string());
                             context.set_timer(now + 50);
                         }
-                        StateInput::Timer(_) => context.emit("timer"),
-                        StateInput::Expired => context.emit("expired"),
+                        StateInput::Timer(_) => context.emit("timer".to_string()),
+                        StateInput::Expired => context.emit("expired".to_string()),
                     },
                 );
                 streams
                     .output
                     .inspect_time(move |time, event| {
-                        sent.borrow_mut().push((*time, event.time, event.data))
+                        sent.borrow_mut()
+                            .push((*time, event.time, event.data.clone()))
                     })
                     .probe_with(&probe);
                 streams.state
@@ -740,16 +866,22 @@ mod tests {
             advance(&mut input, 11);
             assert_eq!(keys(&handle), vec![(1, Some(7), vec![60], 10)]);
             // At the stamp for an earlier event time; at its own for a later one.
-            assert_eq!(*seen.borrow(), vec![(10, 5, "past"), (110, 110, "future")]);
+            assert_eq!(
+                *seen.borrow(),
+                vec![
+                    (10, 5, "past".to_string()),
+                    (110, 110, "future".to_string())
+                ]
+            );
             advance(&mut input, 61);
             assert_eq!(keys(&handle), vec![(1, Some(7), vec![], 60)]);
-            assert_eq!(seen.borrow()[2], (60, 60, "timer"));
+            assert_eq!(seen.borrow()[2], (60, 60, "timer".to_string()));
             // The timer touched the state at 60: it expires once the frontier passes 1_060.
             advance(&mut input, 1_060);
             assert_eq!(keys(&handle).len(), 1);
             advance(&mut input, 1_061);
             assert_eq!(keys(&handle), vec![]);
-            assert_eq!(seen.borrow()[3], (1_060, 1_060, "expired"));
+            assert_eq!(seen.borrow()[3], (1_060, 1_060, "expired".to_string()));
             drop(input);
             worker.step_while(|| !probe.done());
             assert_eq!(seen.borrow().len(), 4);

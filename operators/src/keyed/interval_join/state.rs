@@ -341,6 +341,43 @@ impl<K: Hash + Eq + Clone, A, B> JoinState<K, A, B> {
         self.len == 0
     }
 
+    /// Holds a row saved by a snapshot again: a left row (`record` is `Ok`) or a right one.
+    pub fn restore(
+        &mut self,
+        key: K,
+        record: Result<A, B>,
+        time: u64,
+        expires: u64,
+        matched: bool,
+    ) {
+        let rows = self.keys.entry(key.clone()).or_default();
+        match record {
+            Ok(record) => {
+                let row = Row {
+                    expires,
+                    time,
+                    record,
+                    matched,
+                };
+                if rows.left.insert(row) {
+                    arm(&mut self.left_timers, &mut self.spare, expires, key);
+                }
+            }
+            Err(record) => {
+                let row = Row {
+                    expires,
+                    time,
+                    record,
+                    matched,
+                };
+                if rows.right.insert(row) {
+                    arm(&mut self.right_timers, &mut self.spare, expires, key);
+                }
+            }
+        }
+        self.len += 1;
+    }
+
     /// Every row held, in no particular order: this worker's part of the join's state.
     pub fn rows(&self) -> impl Iterator<Item = HeldRow<'_, K, A, B>> + '_ {
         self.keys.iter().flat_map(|(key, rows)| {

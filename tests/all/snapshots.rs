@@ -1,0 +1,294 @@
+//! Snapshots through the Rust API: a job stopped by a failing source after some snapshots,
+//! then run again, writes exactly the output of an uninterrupted run, for every stateful
+//! operator (windows, running aggregates, dedup, interval joins, `map_with_state`), on 1, 2
+//! and 4 workers, also resuming on another worker count. (Real crashes, killed processes and
+//! fault injection are in `crash.rs`.)
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tideflow::aggregate::{Count, Sum};
+use tideflow::sink::FileSink;
+use tideflow::source::{MemorySource, Position, Source, SourceBatch, SourceContext, SourceStatus};
+use tideflow::{Checkpoint, Config, Error, Flow, StateInput, Stream, Window};
+
+use crate::support::SplitMix64;
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+struct Rec {
+    key: u64,
+    ts: u64,
+    id: u32,
+    value: i64,
+}
+
+/// `n` records over `keys` keys, 1 ms apart on average, a fifth of them up to 80 ms early.
+fn records(seed: u64, n: u32, keys: u64) -> Arc<Vec<Rec>> {
+    let mut rng = SplitMix64(seed);
+    let records = (0..n)
+        .map(|id| {
+            let base = u64::from(id) + 1_000;
+            let ts = if rng.below(5) == 0 {
+                base - rng.below(80)
+            } else {
+                base
+            };
+            Rec {
+                key: rng.below(keys),
+                ts,
+                id,
+                value: rng.below(100) as i64,
+            }
+        })
+        .collect();
+    Arc::new(records)
+}
+
+/// A replayable source that pauses before each read (so that snapshots happen while it runs)
+/// and, if told, stops the job with an error at its `fail_at`-th read (counted per worker).
+struct Interrupted<S> {
+    inner: S,
+    reads: u64,
+    fail_at: Option<u64>,
+}
+
+impl<S: Source> Source for Interrupted<S> {
+    type Item = S::Item;
+
+    fn read(&mut self, batch: &mut SourceBatch<S::Item>) -> Result<SourceStatus, Error> {
+        self.reads += 1;
+        if self.fail_at.is_some_and(|at| self.reads >= at) {
+            return Err(Error::Config("the test stopped the job".into()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        self.inner.read(batch)
+    }
+    fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
+        self.inner.on_start(context)
+    }
+    fn partitions(&self) -> usize {
+        self.inner.partitions()
+    }
+    fn replayable(&self) -> bool {
+        self.inner.replayable()
+    }
+    fn position(&self, partition: usize) -> Position {
+        self.inner.position(partition)
+    }
+    fn seek(&mut self, partition: usize, position: Position) -> Result<(), Error> {
+        self.inner.seek(partition, position)
+    }
+}
+
+/// Reads `records` in 4 partitions, 16 records per read, watermark 100 ms behind.
+fn read<'s>(flow: &mut Flow<'s>, records: &Arc<Vec<Rec>>, fail_at: Option<u64>) -> Stream<'s, Rec> {
+    let source = MemorySource::partitioned(Arc::clone(records), 4).batch_size(16);
+    flow.source(Interrupted {
+        inner: source,
+        reads: 0,
+        fail_at,
+    })
+    .with_event_time(|r: &Rec| r.ts)
+    .with_watermark(Duration::from_millis(100))
+}
+
+/// The jobs under test: each writes one kind of row to a JSON lines file.
+#[derive(Clone, Copy, Debug)]
+enum Job {
+    Tumbling,
+    Session,
+    Running,
+    Dedup,
+    IntervalJoin,
+    MapWithState,
+}
+
+/// A session of `map_with_state`: first and last event time, and records.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct Visit {
+    first: u64,
+    last: u64,
+    records: u64,
+}
+
+fn build(
+    job: Job,
+    flow: &mut Flow<'_>,
+    records: &Arc<Vec<Rec>>,
+    fail_at: Option<u64>,
+    output: &Path,
+) {
+    let output = output.to_path_buf();
+    if let Job::Dedup = job {
+        return read(flow, records, fail_at)
+            .key_by(|r| r.value)
+            .dedup_within(Duration::from_millis(30))
+            .map(|(value, r)| (value, r.id))
+            .sink(FileSink::jsonl(output));
+    }
+    let keyed = read(flow, records, fail_at).key_by(|r| r.key);
+    match job {
+        Job::Tumbling => keyed
+            .window(Window::tumbling(Duration::from_millis(50)).expect("a window"))
+            .aggregate((Count, Sum::of(|r: &Rec| r.value)))
+            .sink(FileSink::jsonl(output)),
+        Job::Session => keyed
+            .window(Window::session(Duration::from_millis(40)).expect("a window"))
+            .aggregate(Count)
+            .sink(FileSink::jsonl(output)),
+        Job::Running => keyed
+            .running_aggregate(Sum::of(|r: &Rec| r.value))
+            .sink(FileSink::jsonl(output)),
+        Job::Dedup => unreachable!("built above"),
+        Job::IntervalJoin => {
+            let right = read(flow, records, None)
+                .filter(|r| r.id % 3 == 0)
+                .key_by(|r| r.key);
+            keyed
+                .interval_join(right, Duration::from_millis(20), Duration::from_millis(10))
+                .map(|joined| (joined.key, joined.left.id, joined.right.id))
+                .sink(FileSink::jsonl(output))
+        }
+        Job::MapWithState => keyed
+            .map_with_state_ttl(
+                Duration::from_millis(200),
+                |key, input, state: &mut Option<Visit>, context| {
+                    match input {
+                        StateInput::Records(records) => {
+                            for record in records {
+                                let visit = state.get_or_insert(Visit {
+                                    first: record.time,
+                                    last: record.time,
+                                    records: 0,
+                                });
+                                visit.last = visit.last.max(record.time);
+                                visit.records += 1;
+                            }
+                            let last = state.map_or(0, |v| v.last);
+                            context.delete_timers();
+                            context.set_timer(last + 60);
+                            // An output ahead of its step: a snapshot must keep it.
+                            context.emit_at(last + 500, (*key, last, 0));
+                        }
+                        StateInput::Timer(time) => {
+                            if let Some(visit) = state.take() {
+                                context.emit((*key, visit.first, visit.records));
+                            }
+                            let _ = time;
+                        }
+                        StateInput::Expired => context.emit((*key, 0, u64::MAX)),
+                    }
+                },
+            )
+            .sink(FileSink::jsonl(output)),
+    }
+}
+
+/// Runs `job` on `workers`, stopped at read `fail_at` if given, with snapshots in `checkpoint`.
+fn run(
+    job: Job,
+    records: &Arc<Vec<Rec>>,
+    workers: usize,
+    checkpoint: Option<&Path>,
+    fail_at: Option<u64>,
+    output: &Path,
+) -> Result<tideflow::JobReport, Error> {
+    let mut config = Config::workers(workers);
+    if let Some(dir) = checkpoint {
+        config = config.checkpoint(Checkpoint {
+            interval: Duration::from_millis(3),
+            ..Checkpoint::new(dir)
+        });
+    }
+    let records = Arc::clone(records);
+    let output: PathBuf = output.to_path_buf();
+    tideflow::execute(config, move |flow| {
+        build(job, flow, &records, fail_at, &output);
+        Ok(())
+    })
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// Stops `job` twice (on `first` workers, then `second`), then lets it finish on `third`:
+/// its output is the uninterrupted run's.
+fn stop_and_resume(job: Job, seed: u64, workers: [usize; 3], stops: [u64; 2]) {
+    let records = records(seed, 3_000, 40);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let reference = dir.path().join("reference.jsonl");
+    run(job, &records, 1, None, None, &reference).expect("the reference run");
+    let expected = sorted_lines(&reference);
+    assert!(!expected.is_empty(), "{job:?}: the reference wrote nothing");
+
+    let checkpoint = dir.path().join("checkpoint");
+    let output = dir.path().join("output.jsonl");
+    let mut resumed = 0;
+    for (attempt, stop) in stops.into_iter().enumerate() {
+        let stopped = run(
+            job,
+            &records,
+            workers[attempt],
+            Some(&checkpoint),
+            Some(stop),
+            &output,
+        );
+        let error = stopped.expect_err("the job stops at the injected error");
+        assert!(
+            error.to_string().contains("the test stopped the job"),
+            "{job:?}: {error}"
+        );
+    }
+    let report = run(job, &records, workers[2], Some(&checkpoint), None, &output)
+        .unwrap_or_else(|e| panic!("{job:?} on {workers:?}: {e}"));
+    resumed += usize::from(report.snapshots.resumed_from.is_some());
+    assert_eq!(resumed, 1, "{job:?}: the last run resumed from a snapshot");
+    let got = sorted_lines(&output);
+    if got != expected {
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|l| !got.contains(l))
+            .take(5)
+            .collect();
+        let extra: Vec<&String> = got
+            .iter()
+            .filter(|l| !expected.contains(l))
+            .take(5)
+            .collect();
+        panic!(
+            "{job:?} stopped at reads {stops:?} on workers {workers:?}, seed {seed}: {} rows, expected {}; missing {missing:?}, extra {extra:?}",
+            got.len(),
+            expected.len()
+        );
+    }
+}
+
+#[test]
+fn windows_resume_to_the_uninterrupted_output_on_1_2_and_4_workers() {
+    for (seed, workers) in [(1, [1, 1, 1]), (2, [2, 2, 2]), (3, [4, 2, 1])] {
+        stop_and_resume(Job::Tumbling, seed, workers, [12, 14]);
+        stop_and_resume(Job::Session, seed, workers, [12, 14]);
+    }
+}
+
+#[test]
+fn running_aggregates_and_dedup_resume_to_the_uninterrupted_output() {
+    for (seed, workers) in [(4, [1, 1, 1]), (5, [2, 4, 2]), (6, [4, 4, 4])] {
+        stop_and_resume(Job::Running, seed, workers, [12, 14]);
+        stop_and_resume(Job::Dedup, seed, workers, [12, 14]);
+    }
+}
+
+#[test]
+fn interval_joins_and_map_with_state_resume_to_the_uninterrupted_output() {
+    for (seed, workers) in [(7, [1, 1, 1]), (8, [2, 1, 2]), (9, [4, 4, 2])] {
+        stop_and_resume(Job::IntervalJoin, seed, workers, [12, 14]);
+        stop_and_resume(Job::MapWithState, seed, workers, [12, 14]);
+    }
+}
