@@ -50,6 +50,7 @@ pub struct Frame {
     /// How many entries `bytes` holds.
     pub count: u64,
     /// The entries.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 

@@ -72,7 +72,7 @@ impl<D> SourceOutput<D> {
     /// As [`SourceOutput::push`], but a record stamped below `skip_below` only advances its
     /// partition's watermark and is not sent: a replay after a snapshot at epoch `skip_below`
     /// skips the records whose effects the restored state already holds.
-    #[inline]
+    #[inline(always)]
     pub fn push_from(
         &mut self,
         partition: usize,

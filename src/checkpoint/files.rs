@@ -44,7 +44,7 @@ pub(crate) enum PartBody {
     /// A source's partitions.
     Source(Vec<PartitionCursor>),
     /// A sink's output for the epochs since its previous part, encoded.
-    Sink(Vec<u8>),
+    Sink(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// A part as the manifest lists it.

@@ -62,6 +62,8 @@ pub struct SnapshotReport {
     pub completed: u64,
     /// The size in bytes of the last completed snapshot's parts.
     pub last_bytes: u64,
+    /// The size in bytes of the largest completed snapshot.
+    pub max_bytes: u64,
     /// How long the last completed snapshot took, from its epoch's start to its commit.
     pub last_duration: Duration,
     /// The longest any snapshot took.
@@ -127,6 +129,8 @@ pub(crate) struct Checkpointer {
     resume: Option<ResumeFrom>,
     /// When recovery began.
     opened: Instant,
+    /// Restored operator frames, read once per operator, by the worker that owns them.
+    restored: Mutex<HashMap<String, Vec<Vec<Frame>>>>,
     /// The pending epoch, or `u64::MAX`: read by operators without the lock.
     pending_epoch: AtomicU64,
     state: Mutex<State>,
@@ -247,6 +251,7 @@ impl Checkpointer {
             fault,
             resume,
             opened,
+            restored: Mutex::new(HashMap::new()),
             pending_epoch: AtomicU64::new(u64::MAX),
             state: Mutex::new(State {
                 next_due: Instant::now() + config.interval,
@@ -393,19 +398,26 @@ impl Checkpointer {
 
     /// Hands in registration `index`'s part of the snapshot at `epoch`.
     fn save(&self, index: usize, epoch: u64, body: PartBody) -> Result<(), Error> {
-        let mut state = self.lock();
-        let Some(pending) = state.pending.as_ref().filter(|p| p.epoch == epoch) else {
-            return Ok(());
+        // The part is encoded and written without the lock: other workers' parts and sources'
+        // polls go on meanwhile.
+        let (dir, name, kind) = {
+            let state = self.lock();
+            let Some(pending) = state.pending.as_ref().filter(|p| p.epoch == epoch) else {
+                return Ok(());
+            };
+            let registration = &state.registrations[index];
+            (
+                pending.dir.clone(),
+                registration.name.clone(),
+                registration.kind.clone(),
+            )
         };
-        let dir = pending.dir.clone();
-        let registration = &state.registrations[index];
-        let written = files::write_part(
-            &dir,
-            &registration.name,
-            &registration.kind,
-            &body,
-            &self.fault,
-        );
+        let written = files::write_part(&dir, &name, &kind, &body, &self.fault);
+        let mut state = self.lock();
+        if state.pending.as_ref().is_none_or(|p| p.epoch != epoch) {
+            // Abandoned meanwhile (another part failed): its directory is gone or going.
+            return Ok(());
+        }
         let info = match written {
             Ok(info) => info,
             Err(error) => return Err(self.abandon(&mut state, error)),
@@ -567,13 +579,11 @@ impl Checkpointer {
             state.commits.insert(name, committed);
         }
         self.collect_garbage();
-        if std::env::var_os("TIDEFLOW_DEBUG_SNAPSHOTS").is_some() {
-            eprintln!("tideflow: snapshot at epoch {epoch} committed");
-        }
         let took = pending.started.elapsed();
         let report = &mut state.report;
         report.completed += 1;
         report.last_bytes = manifest.parts.iter().map(|p| p.size).sum();
+        report.max_bytes = report.max_bytes.max(report.last_bytes);
         report.last_duration = took;
         report.max_duration = report.max_duration.max(took);
         state.next_due = Instant::now() + self.interval;
@@ -619,34 +629,51 @@ impl Checkpointer {
         let Some(from) = &self.resume else {
             return Ok(Vec::new());
         };
-        let prefix = format!("{name_stem}-w");
-        let mut frames = Vec::new();
-        let mut found = false;
-        for part in from
-            .manifest
-            .parts
+        let mut restored = self
+            .restored
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !restored.contains_key(name_stem) {
+            // The first worker to ask reads the operator's parts once and sorts its frames by
+            // the worker that owns their key group now.
+            let prefix = format!("{name_stem}-w");
+            let mut by_worker: Vec<Vec<Frame>> = vec![Vec::new(); self.peers];
+            let mut found = false;
+            for part in from
+                .manifest
+                .parts
+                .iter()
+                .filter(|p| p.file.starts_with(&prefix))
+            {
+                found = true;
+                if part.kind != kind {
+                    return Err(mismatch(&from.dir, &part.file, &part.kind, kind));
+                }
+                match files::read_part(&from.dir, part)? {
+                    PartBody::Operator(frames) => {
+                        for frame in frames {
+                            let owner = (u64::from(frame.group) % self.peers as u64) as usize;
+                            by_worker[owner].push(frame);
+                        }
+                    }
+                    _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
+                }
+            }
+            if !found {
+                return Err(Error::Snapshot(format!(
+                    "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
+                    from.dir.join(files::MANIFEST).display()
+                )));
+            }
+            restored.insert(name_stem.to_string(), by_worker);
+        }
+        let frames = restored
+            .get_mut(name_stem)
+            .map(|by_worker| std::mem::take(&mut by_worker[worker]))
+            .unwrap_or_default();
+        debug_assert!(frames
             .iter()
-            .filter(|p| p.file.starts_with(&prefix))
-        {
-            found = true;
-            if part.kind != kind {
-                return Err(mismatch(&from.dir, &part.file, &part.kind, kind));
-            }
-            match files::read_part(&from.dir, part)? {
-                PartBody::Operator(part_frames) => frames.extend(
-                    part_frames
-                        .into_iter()
-                        .filter(|f| owns_group(u64::from(f.group), worker, self.peers)),
-                ),
-                _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
-            }
-        }
-        if !found {
-            return Err(Error::Snapshot(format!(
-                "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
-                from.dir.join(files::MANIFEST).display()
-            )));
-        }
+            .all(|f| owns_group(u64::from(f.group), worker, self.peers)));
         Ok(frames)
     }
 

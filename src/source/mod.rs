@@ -417,7 +417,7 @@ impl Replay {
         let hook = SourceHook::register(checkpointer, context.worker_index);
         if !source.replayable() {
             return Err(Error::Config(
-                "--checkpoint-dir: this input cannot be replayed (only files that are not watched, the rate generator and memory sources can); snapshots need a replayable input".into(),
+                "snapshots need a replayable input, and this one cannot be replayed (files that are not watched, the rate generator with a start time and memory sources can)".into(),
             ));
         }
         let globals: Vec<u64> = (0..partitions)
@@ -473,27 +473,33 @@ impl Replay {
                 self.epoch = pending.filter(|&epoch| self.saved != Some(epoch));
                 self.first.iter_mut().for_each(|first| *first = None);
             }
-            let mut sent = 0;
             let mut high = 0;
+            let before = out.pending_len();
             let positions = std::mem::take(&mut batch.positions);
-            for (index, (partition, record)) in batch.records.drain(..).enumerate() {
-                let time = event_time(&record);
-                let capture = self
-                    .epoch
-                    .filter(|_| self.first[partition].is_none())
-                    .map(|epoch| (epoch, out.watermarks().max_seen(partition)));
-                let stamp = out.push_from(partition, time, record, self.skip_below);
-                if stamp >= self.skip_below {
-                    sent += 1;
-                    high = high.max(stamp);
+            match self.epoch {
+                // The common case: no snapshot pending.
+                None => {
+                    for (partition, record) in batch.records.drain(..) {
+                        let time = event_time(&record);
+                        high = high.max(out.push_from(partition, time, record, self.skip_below));
+                    }
                 }
-                if let Some((epoch, before)) = capture {
-                    if stamp >= epoch {
-                        let position = positions.get(index).copied().unwrap_or_default();
-                        self.first[partition] = Some((position, before));
+                Some(epoch) => {
+                    for (index, (partition, record)) in batch.records.drain(..).enumerate() {
+                        let time = event_time(&record);
+                        let capture = self.first[partition]
+                            .is_none()
+                            .then(|| out.watermarks().max_seen(partition));
+                        let stamp = out.push_from(partition, time, record, self.skip_below);
+                        high = high.max(stamp);
+                        if let Some(before) = capture.filter(|_| stamp >= epoch) {
+                            let position = positions.get(index).copied().unwrap_or_default();
+                            self.first[partition] = Some((position, before));
+                        }
                     }
                 }
             }
+            let sent = (out.pending_len() - before) as u64;
             batch.positions = positions;
             for partition in batch.finished.drain(..) {
                 out.finish_partition(partition);
