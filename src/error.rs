@@ -37,6 +37,10 @@ pub enum Error {
     /// directory owned by a newer run. The message names the file.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A cluster that cannot form or broke: a peer that cannot be reached, refused the
+    /// handshake, or was lost while the job ran. The message names the peer.
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// A bug in Tideflow: a worker panicked or an invariant broke.
     #[error("internal error: {0}")]
     Internal(String),
@@ -58,7 +62,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) | Error::Input { .. } => ErrorKind::User,
-            Error::Io { .. } | Error::Snapshot(_) => ErrorKind::External,
+            Error::Io { .. } | Error::Snapshot(_) | Error::Cluster(_) => ErrorKind::External,
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -41,9 +41,11 @@
 
 mod checkpoint;
 pub mod cli;
+mod cluster;
 mod duration;
 mod error;
 mod keyed;
+mod metrics;
 pub mod record;
 mod runtime;
 pub mod sink;
@@ -57,9 +59,14 @@ pub mod aggregate {
 }
 
 pub use checkpoint::{Checkpoint, SnapshotReport, FAULT_VAR};
+pub use cluster::{Cluster, SECRET_VAR};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use keyed::static_join::StaticTable;
+pub use metrics::{
+    LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
+    STATE_BYTES_PER_ROW,
+};
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;

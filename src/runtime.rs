@@ -18,10 +18,15 @@ use std::time::{Duration, Instant};
 use tideflow_operators::snapshot::{self, SnapshotRegistry};
 use tideflow_operators::state::{StateCount, StateRows};
 use tideflow_operators::Trigger;
+use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
+use timely::communication::allocator::ProcessBuilder;
+use timely::communication::{AllocatorBuilder, Hooks};
 use timely::dataflow::Scope;
 use timely::worker::Worker;
+use timely::WorkerConfig;
 
 use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport, WorkerRegistry};
+use crate::cluster::{self, Cluster};
 use crate::error::Error;
 
 /// How a job runs.
@@ -42,6 +47,11 @@ pub struct Config {
     /// Periodic snapshots, recovery and exactly-once file output (DESIGN.md "Snapshots"). By
     /// default, none.
     pub checkpoint: Option<Checkpoint>,
+    /// This process's place in a multi-process cluster; `workers` threads run in each
+    /// process. By default, none: one process.
+    pub cluster: Option<Cluster>,
+    /// Progress reports while the job runs ([`Config::progress`]). By default, none.
+    pub progress: Option<crate::metrics::ProgressListener>,
 }
 
 impl Default for Config {
@@ -50,6 +60,8 @@ impl Default for Config {
             workers: 1,
             trigger: Trigger::Continuous,
             checkpoint: None,
+            cluster: None,
+            progress: None,
         }
     }
 }
@@ -98,6 +110,14 @@ impl Config {
     /// ```
     pub fn checkpoint(mut self, checkpoint: Checkpoint) -> Self {
         self.checkpoint = Some(checkpoint);
+        self
+    }
+
+    /// Runs this process as process `cluster.process` of a cluster (DESIGN.md "Multi-worker and
+    /// multi-process"): it connects to the other processes, proves the shared secret, and its
+    /// `workers` threads join theirs into one job. Every process must run the same job.
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -150,6 +170,8 @@ pub(crate) struct SharedJob {
     pub(crate) records_dead_lettered: AtomicU64,
     pub(crate) future_events: AtomicU64,
     state: Mutex<BTreeMap<String, StateCount>>,
+    /// What progress reports read besides the counters above (src/metrics).
+    pub(crate) metrics: crate::metrics::JobMetrics,
 }
 
 impl SharedJob {
@@ -208,6 +230,7 @@ impl WorkerJob {
             n => format!("{kind}#{}", n + 1),
         };
         let gauge = StateRows::default();
+        self.shared.metrics.register_state(&name, &gauge);
         gauges.push((name, gauge.clone()));
         gauge
     }
@@ -287,6 +310,10 @@ where
     }
     while !job.finished() && !job.shared.stopped() {
         worker.step_or_park(Some(Duration::from_millis(1)));
+        if let Some((peer, reason)) = cluster::lost_peer() {
+            job.shared
+                .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
+        }
     }
 }
 
@@ -354,7 +381,7 @@ where
     let shared = Arc::new(SharedJob::default());
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
-    let guards = timely::execute(config.timely(), move |worker| {
+    let work = move |worker: &mut Worker| {
         let job = Rc::new(WorkerJob {
             index: worker.index(),
             peers: worker.peers(),
@@ -380,13 +407,63 @@ where
                 worker.drop_dataflow(dataflow);
             }
         }
-    })
+    };
+    // Progress reports (src/metrics): a reporter thread while the workers run.
+    let reporter =
+        crate::metrics::Reporter::start(config.progress.as_ref(), &shared, checkpointer.clone());
+    let guards = match &config.cluster {
+        None => timely::execute(config.timely(), work),
+        Some(cluster) => {
+            if config.checkpoint.is_some() {
+                return Err(Error::Config(
+                    "--checkpoint-dir: snapshots of a multi-process job are not supported yet"
+                        .into(),
+                ));
+            }
+            cluster::watch_peers();
+            let sockets = cluster.connect()?;
+            let threads = config.workers.max(1);
+            let hooks = Hooks::default();
+            let allocators = ProcessBuilder::new_typed_vector(
+                threads,
+                hooks.refill.clone(),
+                hooks.spill.clone(),
+            );
+            let (builders, guard) = initialize_networking_from_sockets(
+                allocators,
+                sockets,
+                cluster.process,
+                threads,
+                hooks,
+            )
+            .map_err(|e| Error::io("cannot start the cluster's network threads", e))?;
+            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+            timely::execute::execute_from(builders, Box::new(guard), WorkerConfig::default(), work)
+        }
+    }
     .map_err(|e| Error::Internal(format!("could not start workers: {e}")))?;
 
+    // A lost peer leaves a panicked network thread, whose guard panics when it is dropped
+    // at the end of `join`: that is expected, and the lost peer is the error.
+    let joined = panic::catch_unwind(AssertUnwindSafe(|| guards.join()));
+    reporter.finish();
+    if let (Some(cluster), Some((peer, reason))) = (&config.cluster, cluster::lost_peer()) {
+        let address = cluster.addresses.get(peer).cloned().unwrap_or_default();
+        return Err(Error::Cluster(format!(
+            "lost process {peer} ({address}): {reason}; stopping"
+        )));
+    }
     let mut panic = None;
-    for result in guards.join() {
-        if let Err(message) = result {
-            panic.get_or_insert(message);
+    match joined {
+        Ok(results) => {
+            for result in results {
+                if let Err(message) = result {
+                    panic.get_or_insert(message);
+                }
+            }
+        }
+        Err(payload) => {
+            panic.get_or_insert(panic_message(&*payload));
         }
     }
     if let Some(error) = shared.take_error() {

@@ -27,6 +27,7 @@ use timely::ExchangeData;
 
 use crate::checkpoint::SinkHook;
 use crate::duration::millis;
+use crate::metrics::{count_window, LatencyRecorder, WindowCount};
 use crate::runtime::WorkerJob;
 use crate::sink::{Parallelism, Sink, SinkContext};
 use crate::window::Window;
@@ -244,6 +245,10 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             Parallelism::Single => 0,
         };
         let active = sink.parallelism() == Parallelism::PerWorker || job.index == 0;
+        // Progress reports (src/metrics): the latency of each row this sink receives.
+        let latency = active
+            .then(|| job.shared.metrics.latency_recorder())
+            .flatten();
         let context = SinkContext {
             worker_index: job.index,
             peers: job.peers,
@@ -261,7 +266,7 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             {
                 let hook = SinkHook::register(checkpointer, path);
                 sink.stage(hook.resumes_output());
-                Some(Staging::new(hook))
+                Some(Staging::new(hook, latency.clone()))
             }
             _ => None,
         };
@@ -306,6 +311,9 @@ impl<'scope, D: 'static> Stream<'scope, D> {
                         job.shared
                             .records_out
                             .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        if let Some(latency) = &latency {
+                            latency.record(data);
+                        }
                         if result.is_ok() {
                             result = sink.write(data);
                         }
@@ -622,13 +630,16 @@ where
     ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
         let KeyedStream { inner, job } = self.keyed;
         let lateness = self.lateness;
-        let streams = match self.window {
+        // Progress reports (src/metrics): records into and rows out of the window operator.
+        let inner = count_window(&job.shared, inner, WindowCount::Input);
+        let mut streams = match self.window {
             Window::Tumbling { size } => inner.tumbling_window_rows(size, lateness, aggregator),
             Window::Sliding { size, slide } => {
                 inner.sliding_window_rows(size, slide, lateness, aggregator)
             }
             Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator),
         };
+        streams.results = count_window(&job.shared, streams.results, WindowCount::Rows);
         (job, streams)
     }
 }
@@ -662,10 +673,12 @@ struct Staging<D> {
     /// The epoch whose part was saved last.
     saved: Option<u64>,
     finished: bool,
+    /// Progress reports (src/metrics): the latency of each row released.
+    latency: Option<LatencyRecorder>,
 }
 
 impl<D> Staging<D> {
-    fn new(hook: SinkHook) -> Self {
+    fn new(hook: SinkHook, latency: Option<LatencyRecorder>) -> Self {
         Staging {
             committed: hook.committed_epoch(),
             hook,
@@ -673,6 +686,7 @@ impl<D> Staging<D> {
             watermark: 0,
             saved: None,
             finished: false,
+            latency,
         }
     }
 
@@ -702,6 +716,9 @@ impl<D> Staging<D> {
                 job.shared
                     .records_out
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                if let Some(latency) = &self.latency {
+                    latency.record(&batch);
+                }
                 sink.write(&mut batch)?;
             }
         }

@@ -1,7 +1,7 @@
 //! How much keyed state an operator holds: a gauge each stateful operator keeps up to date.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Rows of state held by one operator on one worker: now, and the most ever.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -13,7 +13,8 @@ pub struct StateCount {
 }
 
 /// A shared gauge of the rows of state an operator holds. The operator sets it after each
-/// activation (never per record); whoever holds a clone reads it.
+/// activation (never per record); whoever holds a clone reads it, from any thread (two relaxed
+/// atomics: a reader on another thread may see a new `rows` with the previous `peak`).
 ///
 /// # Examples
 /// ```
@@ -26,22 +27,34 @@ pub struct StateCount {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct StateRows {
-    count: Rc<Cell<StateCount>>,
+    count: Arc<Gauge>,
+}
+
+/// The atomics behind a [`StateRows`].
+#[derive(Debug, Default)]
+struct Gauge {
+    rows: AtomicU64,
+    peak: AtomicU64,
 }
 
 impl StateRows {
     /// Records that the operator now holds `rows` rows.
     #[inline]
     pub fn set(&self, rows: u64) {
-        let StateCount { peak, .. } = self.count.get();
-        self.count.set(StateCount {
-            rows,
-            peak: peak.max(rows),
-        });
+        self.count.rows.store(rows, Ordering::Relaxed);
+        // Only its operator sets a gauge: a plain load and store keep the peak exact.
+        if rows > self.count.peak.load(Ordering::Relaxed) {
+            self.count.peak.store(rows, Ordering::Relaxed);
+        }
     }
 
     /// The rows held now and at most.
     pub fn get(&self) -> StateCount {
-        self.count.get()
+        let rows = self.count.rows.load(Ordering::Relaxed);
+        let peak = self.count.peak.load(Ordering::Relaxed);
+        StateCount {
+            rows,
+            peak: peak.max(rows),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! 2 for a user mistake, 3 for an I/O failure, 70 for a bug.
 
 mod bench;
+mod cluster;
 mod demo;
 mod output;
 mod run;
@@ -33,6 +34,11 @@ struct Cli {
 enum Command {
     /// Aggregate a file (or directory) of JSON lines or CSV into event-time windows.
     Run(Box<run::RunArgs>),
+    /// Print the dataflow `run` would build with these arguments, without running it.
+    Explain(Box<run::RunArgs>),
+    /// Run `tideflow run` as N processes of one cluster on this machine: `cluster --local N --
+    /// <run args>`.
+    Cluster(cluster::ClusterArgs),
     /// Run a built-in pipeline on generated events and print windows, throughput and latency.
     Demo(demo::DemoArgs),
     /// Measure window-close latency, micro-batch against continuous mode, and throughput.
@@ -47,6 +53,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Explain(args) => run::explain::explain(*args),
+        Command::Cluster(args) => cluster::cluster(args),
         Command::Demo(args) => demo::demo(args),
         Command::Bench(args) => bench::bench(args),
     };

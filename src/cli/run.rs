@@ -11,7 +11,9 @@ use timely::ExchangeData;
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::checkpoint::Checkpoint;
+use crate::cluster::{Cluster, SECRET_VAR};
 use crate::error::Error;
+use crate::metrics::CliProgress;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
 };
@@ -26,6 +28,7 @@ use crate::stream::Stream;
 use crate::window::Window;
 use crate::{Change, Trigger};
 
+pub(super) mod explain;
 mod join;
 mod rate;
 
@@ -141,9 +144,11 @@ pub(crate) struct RunArgs {
     /// final results are the same.
     #[arg(long, value_name = "TRIGGER", default_value = "continuous", value_parser = trigger_arg)]
     trigger: Trigger,
-    /// Worker threads.
+    /// Worker threads (in each process of a cluster).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: u16,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// What to do with a record that cannot be decoded: fail (stop with its file and line),
     /// skip (drop and count it) or dead-letter:PATH (write it to PATH as a JSON line, count it).
     #[arg(long, value_name = "POLICY", default_value = "fail", value_parser = spec_arg::<OnError>)]
@@ -175,6 +180,102 @@ pub(crate) struct RunArgs {
     /// How many complete snapshots to keep. Default 2.
     #[arg(long, value_name = "N", requires = "checkpoint_dir", value_parser = clap::value_parser!(u64).range(1..=1000))]
     keep_snapshots: Option<u64>,
+    /// Write a progress report every --progress-interval as one JSON line to PATH, or to
+    /// standard error for - (apart from the rows on standard output): input and processed
+    /// rows/s, watermark and event-time lag, windows emitted, late rows, state, snapshots and
+    /// latency percentiles.
+    #[arg(long, value_name = "PATH")]
+    progress: Option<String>,
+    /// How often progress reports are taken, for --progress and --metrics-addr. Default 1s.
+    #[arg(long, value_name = "DUR", value_parser = duration_arg)]
+    progress_interval: Option<Duration>,
+    /// Serve the latest progress report in Prometheus text format at http://HOST:PORT/metrics.
+    /// Binds exactly there; a PORT alone binds 127.0.0.1 (localhost only). Keep it on
+    /// localhost or a trusted network.
+    #[arg(long, value_name = "[HOST:]PORT")]
+    metrics_addr: Option<String>,
+}
+
+/// The cluster flags of `tideflow run`.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// Run as one of N processes of a cluster (with --process-id and --hosts or --hostfile);
+    /// every process runs the same command with its own --process-id.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    processes: Option<u16>,
+    /// This process's index in the cluster, from 0.
+    #[arg(long, value_name = "I", requires = "processes")]
+    process_id: Option<u16>,
+    /// Every process's HOST:PORT, in process order, comma-separated; this process listens on
+    /// its own. The port must not face an untrusted network.
+    #[arg(
+        long,
+        value_name = "HOST:PORT,...",
+        value_delimiter = ',',
+        requires = "processes",
+        conflicts_with = "hostfile"
+    )]
+    hosts: Vec<String>,
+    /// A file with one HOST:PORT per line, in process order (instead of --hosts).
+    #[arg(long, value_name = "FILE", requires = "processes")]
+    hostfile: Option<PathBuf>,
+    /// The cluster's name: processes of another cluster are refused. Default "tideflow".
+    #[arg(long, value_name = "ID", requires = "processes")]
+    cluster_id: Option<String>,
+    /// The secret every process proves it knows when it connects (better: set it in the
+    /// TIDEFLOW_CLUSTER_SECRET environment variable, which is not visible in `ps`).
+    #[arg(long, value_name = "SECRET", requires = "processes")]
+    cluster_secret: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The cluster this process joins, if the flags ask for one.
+    pub(crate) fn cluster(&self) -> Result<Option<Cluster>, Error> {
+        let Some(processes) = self.processes.map(usize::from) else {
+            return Ok(None);
+        };
+        let process = self
+            .process_id
+            .map(usize::from)
+            .ok_or_else(|| Error::Config("--process-id: required with --processes".into()))?;
+        let addresses: Vec<String> = match &self.hostfile {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| Error::io(format!("--hostfile: cannot read {}", path.display()), e))?
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+            None => self.hosts.iter().map(|h| h.trim().to_string()).collect(),
+        };
+        if addresses.is_empty() {
+            return Err(Error::Config(
+                "--hosts: required with --processes (or --hostfile)".into(),
+            ));
+        }
+        if addresses.len() != processes {
+            return Err(Error::Config(format!(
+                "--hosts: {} addresses for --processes {processes}",
+                addresses.len()
+            )));
+        }
+        let secret = match (&self.cluster_secret, std::env::var(SECRET_VAR)) {
+            (Some(secret), _) => secret.clone(),
+            (None, Ok(secret)) => secret,
+            (None, Err(_)) => String::new(),
+        };
+        let cluster = Cluster::new(
+            process,
+            addresses,
+            self.cluster_id.clone().unwrap_or_else(|| "tideflow".into()),
+            secret,
+        );
+        if processes == 1 {
+            return Ok(None);
+        }
+        cluster.validate()?;
+        Ok(Some(cluster))
+    }
 }
 
 /// Where `tideflow run` reads from.
@@ -231,7 +332,10 @@ struct Query {
     output_format: Format,
     on_error: OnError,
     max_record_bytes: usize,
+    /// --progress and --metrics-addr, opened.
+    progress: Option<CliProgress>,
     checkpoint: Option<Checkpoint>,
+    cluster: Option<Cluster>,
 }
 
 impl Query {
@@ -374,6 +478,12 @@ impl Query {
                 Some(checkpoint)
             }
         };
+        let cluster = args.cluster.cluster()?;
+        if cluster.is_some() && checkpoint.is_some() {
+            return Err(Error::Config(
+                "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
+            ));
+        }
         let output = (args.output != "-").then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
@@ -409,7 +519,13 @@ impl Query {
             output_format,
             on_error: args.on_error,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
+            progress: CliProgress::open(
+                args.progress.as_deref(),
+                args.progress_interval,
+                args.metrics_addr.as_deref(),
+            )?,
             checkpoint,
+            cluster,
         })
     }
 
@@ -511,6 +627,10 @@ impl Query {
     fn execute(self, workers: usize) -> Result<JobReport, Error> {
         let mut config = Config::workers(workers).trigger(self.trigger);
         config.checkpoint = self.checkpoint.clone();
+        if let Some(progress) = &self.progress {
+            config = progress.configure(config);
+        }
+        config.cluster = self.cluster.clone();
         execute(config, move |flow| {
             let aggregator =
                 RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
@@ -596,7 +716,13 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
         Mode::Update => "update rows written",
         Mode::Complete => "updates applied to the result table",
     };
-    let report = Query::new(args)?.execute(workers)?;
+    let query = Query::new(args)?;
+    // In a cluster every process reports what it read and wrote itself.
+    let who = match &query.cluster {
+        Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),
+        None => String::new(),
+    };
+    let report = query.execute(workers)?;
     if report.snapshots.already_complete {
         eprintln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
         return Ok(());
@@ -604,7 +730,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
     eprintln!(
-        "tideflow: {} records read, {} bad records skipped, {} bad records dead-lettered, {} {rows}, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
+        "tideflow: {who}{} records read, {} bad records skipped, {} bad records dead-lettered, {} {rows}, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
         report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed, report.future_events
     );
     let snapshots = &report.snapshots;

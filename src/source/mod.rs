@@ -308,6 +308,8 @@ where
             None => None,
         };
         let finishes_when_idle = job.trigger.finishes_when_idle();
+        // Progress reports (src/metrics): this source instance's watermark.
+        let watermark_slot = job.shared.metrics.watermark_slot();
         let started_at = Instant::now();
         let clock = move || ProcessingTime {
             monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -373,6 +375,11 @@ where
                 let future = out.take_future_count();
                 if future > 0 {
                     shared.future_events.fetch_add(future, Ordering::Relaxed);
+                }
+                if let Some(slot) = &watermark_slot {
+                    let ended = matches!(status, Ok(SourceStatus::Done))
+                        || (finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
+                    slot.observe(sent, out.watermarks(), ended);
                 }
                 status.unwrap_or_else(|error| {
                     shared.fail(error);

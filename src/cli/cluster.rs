@@ -1,0 +1,143 @@
+//! `tideflow cluster --local N -- <run args>`: N processes of one job on this machine, on free
+//! loopback ports, with a fresh cluster id and secret; their output is the terminal's, and the
+//! launcher fails if any process fails.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::cluster::SECRET_VAR;
+use crate::error::Error;
+
+/// How long the others may take to stop after one process failed, before they are killed.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// Arguments of `tideflow cluster`.
+#[derive(Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// Start this many processes of the job on this machine (2 or more).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=64))]
+    local: u16,
+    /// The `tideflow run` arguments, after `--` (the cluster flags are added).
+    #[arg(last = true, required = true, value_name = "RUN ARGS")]
+    run: Vec<String>,
+}
+
+/// Runs `tideflow cluster`.
+pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
+    for flag in [
+        "--processes",
+        "--process-id",
+        "--hosts",
+        "--hostfile",
+        "--cluster-id",
+        "--cluster-secret",
+    ] {
+        if args
+            .run
+            .iter()
+            .any(|arg| arg == flag || arg.starts_with(&format!("{flag}=")))
+        {
+            return Err(Error::Config(format!(
+                "{flag}: set by `tideflow cluster --local` itself; leave it out of the run arguments"
+            )));
+        }
+    }
+    let processes = usize::from(args.local);
+    let hosts = free_ports(processes)?.join(",");
+    let secret = random_hex()?;
+    let cluster_id = format!("local-{}", std::process::id());
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the tideflow executable", e))?;
+    let mut children: Vec<Child> = Vec::with_capacity(processes);
+    for process in 0..processes {
+        let child = Command::new(&exe)
+            .arg("run")
+            .args(&args.run)
+            .args(["--processes", &processes.to_string()])
+            .args(["--process-id", &process.to_string()])
+            .args(["--hosts", &hosts])
+            .args(["--cluster-id", &cluster_id])
+            .env(SECRET_VAR, &secret)
+            .spawn();
+        match child {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                stop(&mut children);
+                return Err(Error::io(format!("cannot start process {process}"), e));
+            }
+        }
+    }
+    wait(children)
+}
+
+/// Waits for every process; after the first failure, gives the others [`GRACE`] to stop (they
+/// notice the lost peer) and then kills them. Fails naming the first process that failed.
+fn wait(mut children: Vec<Child>) -> Result<(), Error> {
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut first_failure: Option<(usize, ExitStatus)> = None;
+    let mut failed_at: Option<Instant> = None;
+    while statuses.iter().any(Option::is_none) {
+        for (process, child) in children.iter_mut().enumerate() {
+            if statuses[process].is_some() {
+                continue;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                statuses[process] = Some(status);
+                if !status.success() && first_failure.is_none() {
+                    first_failure = Some((process, status));
+                    failed_at = Some(Instant::now());
+                }
+            }
+        }
+        if failed_at.is_some_and(|at| at.elapsed() > GRACE) {
+            stop(&mut children);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match first_failure {
+        None => Ok(()),
+        Some((process, status)) => Err(Error::Cluster(format!(
+            "process {process} of {} failed ({status})",
+            children.len()
+        ))),
+    }
+}
+
+/// Kills every process still running.
+fn stop(children: &mut [Child]) {
+    for child in children.iter_mut() {
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+        }
+    }
+}
+
+/// `count` loopback addresses with ports the system had free.
+fn free_ports(count: usize) -> Result<Vec<String>, Error> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::io("cannot find free loopback ports", e))?;
+    listeners
+        .iter()
+        .map(|listener| {
+            listener
+                .local_addr()
+                .map(|address| address.to_string())
+                .map_err(|e| Error::io("cannot find free loopback ports", e))
+        })
+        .collect()
+}
+
+/// 16 random bytes from the operating system, in hex.
+fn random_hex() -> Result<String, Error> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(&mut bytes))
+        .map_err(|e| Error::io("cannot read /dev/urandom for the cluster secret", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

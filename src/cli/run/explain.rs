@@ -1,0 +1,590 @@
+//! `tideflow explain`: the dataflow `tideflow run` builds with the same arguments, printed one
+//! operator per line in dataflow order, without running it.
+//!
+//! The query is checked by [`Query::new`] (and a rate input's fields as `run` checks them when
+//! it builds the source), so a bad flag is reported exactly as `run` reports it. Nothing is
+//! read, connected to or created: the input path is only looked at (file or directory).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use super::join::{JoinType, TABLE_PREFIX};
+use super::{Format, Input, Mode, Query, RunArgs};
+use crate::duration::millis;
+use crate::error::Error;
+use crate::record::{AggKind, AggSpec};
+use crate::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
+use crate::window::Window;
+use crate::Trigger;
+
+/// The `--join-static` flags, read before [`Query::new`] takes the arguments.
+struct JoinFlags {
+    path: std::path::PathBuf,
+    key: String,
+    kind: JoinType,
+}
+
+/// Runs `tideflow explain`: prints the plan of `tideflow run` with `args` to standard output.
+pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
+    let threads = usize::from(args.workers);
+    let join = match (&args.join_static, &args.join_key) {
+        (Some(path), Some(key)) => Some(JoinFlags {
+            path: path.clone(),
+            key: key.clone(),
+            kind: args.join_type.unwrap_or(JoinType::Inner),
+        }),
+        _ => None,
+    };
+    // `run` creates the --progress file and binds --metrics-addr when it checks its flags:
+    // explain describes them and opens nothing (progress "to standard error" opens nothing).
+    let progress = (args.progress.take(), args.metrics_addr.take());
+    if progress.0.is_some() || progress.1.is_some() {
+        args.progress = Some("-".into());
+    }
+    let progress_interval = args.progress_interval.unwrap_or(Duration::from_secs(1));
+    let query = Query::new(args)?;
+    if let Input::Rate(rate) = &query.input {
+        // `run` checks the rate input's fields when it builds the source.
+        rate.source(&query.schema)?;
+    }
+    let processes = query
+        .cluster
+        .as_ref()
+        .map_or(1, |cluster| cluster.processes());
+    let workers = threads * processes;
+    let mut plan = plan(&query, join.as_ref(), workers);
+    if let Some(cluster) = &query.cluster {
+        plan.push((
+            "cluster",
+            format!(
+                "this is process {} of {processes} (cluster id {}); worker w runs in process w / {threads}; exchanges between processes go over TCP; worker 0 is in process 0",
+                cluster.process, cluster.cluster_id
+            ),
+        ));
+    }
+    let mut outputs = Vec::new();
+    match &progress.0 {
+        None => {}
+        Some(target) if target == "-" => outputs.push("a JSON line to standard error".to_string()),
+        Some(path) => outputs.push(format!("a JSON line to {path}")),
+    }
+    if let Some(address) = &progress.1 {
+        outputs.push(format!("Prometheus text at http://{address}/metrics"));
+    }
+    if !outputs.is_empty() {
+        plan.push((
+            "progress",
+            format!(
+                "every {}: {}",
+                duration(progress_interval),
+                outputs.join("; ")
+            ),
+        ));
+    }
+    let mut text = match processes {
+        1 => format!(
+            "tideflow explain: {workers} worker{}",
+            if workers == 1 { "" } else { "s" }
+        ),
+        _ => format!(
+            "tideflow explain: {processes} processes x {threads} workers = {workers} workers"
+        ),
+    };
+    text.push_str(&format!(
+        ", trigger {}, output mode {}\n",
+        trigger_name(query.trigger),
+        mode_name(query.mode),
+    ));
+    for (operator, description) in plan {
+        text.push_str(&format!("{operator:<11} {description}\n"));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::io("writing to standard output", e))
+}
+
+/// The operators `Query::execute` builds, in dataflow order: (operator, description).
+fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'static str, String)> {
+    let mut plan = vec![("source", source(query, workers))];
+    let key = query.schema.key_field.as_deref();
+    if let (Some(join), Some(key)) = (join, key) {
+        join_lines(&mut plan, query, join, key, workers);
+    }
+    plan.push(("exchange", key_exchange(key, workers)));
+    let accumulators = accumulators(&query.aggs);
+    let Some(window) = query.window else {
+        plan.push((
+            "aggregate",
+            format!(
+                "running, per key over all its records (no --window), applied in stamp order; a retraction and an insertion per changed key per stamp; state: one accumulator + last result per key: {accumulators}"
+            ),
+        ));
+        plan.push(("filter", "insertions only (upserts on the key)".into()));
+        sink_lines(&mut plan, query, None);
+        snapshot_line(&mut plan, query, join.is_some());
+        return plan;
+    };
+    plan.push(("window", window_line(query, window, &accumulators)));
+    match &query.late_output {
+        None => plan.push(("late", "dropped and counted (no --late-output)".into())),
+        Some(path) => {
+            plan.push((
+                "late",
+                "side output: records too late for every window they belong to".into(),
+            ));
+            plan.push(("exchange", "late records to worker 0".into()));
+            plan.push((
+                "sink",
+                format!(
+                    "late file {} (JSON lines: key, event_time, watermark, window_end, reason, fields)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    sink_lines(&mut plan, query, Some(window));
+    snapshot_line(&mut plan, query, join.is_some());
+    plan
+}
+
+/// The input, its partitions, event time and watermark, bad records and trigger.
+fn source(query: &Query, workers: usize) -> String {
+    let format = input_format(query.format);
+    let mut line = match &query.input {
+        Input::Rate(rate) => {
+            let count = match rate.count {
+                Some(count) => format!("count={count}"),
+                None => "endless".into(),
+            };
+            let disorder = match millis(rate.disorder) {
+                0 => String::new(),
+                ms => format!(" disorder={ms}ms"),
+            };
+            format!(
+                "rate generator rows_per_sec={} keys={} seed={} {count}{disorder} ({} partitions, replayable; {})",
+                rate.rows_per_sec,
+                rate.keys,
+                rate.seed,
+                rate.partitions,
+                placement("partition p", "p", workers),
+            )
+        }
+        Input::Tcp(address) => format!(
+            "tcp://{address} ({format}), a client connection read on worker 0 only (one partition, not replayable) until the server closes it"
+        ),
+        Input::Stdin => format!(
+            "standard input ({format}), read on worker 0 only (one partition, not replayable) until end of file"
+        ),
+        Input::Path(path) => path_source(path, format, query.watch, workers),
+    };
+    let watermark = &query.watermark;
+    line.push_str(&format!(
+        "; event time {}, watermark delay {}",
+        query.schema.time_field,
+        duration(watermark.delay)
+    ));
+    for (name, value) in [
+        ("idle timeout", watermark.idle_timeout),
+        ("heartbeat", watermark.heartbeat),
+        ("max future skew", watermark.max_future_skew),
+    ] {
+        if let Some(value) = value {
+            line.push_str(&format!(", {name} {}", duration(value)));
+        }
+    }
+    if !matches!(query.input, Input::Rate(_)) {
+        line.push_str(match &query.on_error {
+            OnError::Fail => "; a bad record stops the run",
+            OnError::Skip => "; bad records skipped and counted",
+            OnError::DeadLetter(_) => "; bad records written to ",
+        });
+        if let OnError::DeadLetter(path) = &query.on_error {
+            line.push_str(&format!("{} (JSON lines) and counted", path.display()));
+        }
+        if query.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
+            line.push_str(&format!(
+                ", as is a record over {} bytes",
+                query.max_record_bytes
+            ));
+        }
+    }
+    match query.trigger {
+        Trigger::Continuous => {}
+        Trigger::Interval(interval) => line.push_str(&format!(
+            "; the watermark advances once every {} (micro-batches)",
+            duration(interval)
+        )),
+        Trigger::AvailableNow => line.push_str("; the source ends at its first poll with no input ready"),
+        Trigger::Once => line.push_str(
+            "; the watermark stays at the start until the source ends, at its first poll with no input ready: results at the end, as one batch",
+        ),
+    }
+    line
+}
+
+/// A file or directory input, as it is now.
+fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usize) -> String {
+    let shown = path.display();
+    let files = placement("file n", "n", workers);
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_dir() => {
+            let now = std::fs::read_dir(path).map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|entry| {
+                        !entry.file_name().to_string_lossy().starts_with('.')
+                            && entry.file_type().is_ok_and(|t| t.is_file())
+                    })
+                    .count()
+            });
+            let now = match now {
+                Ok(1) => "1 file now".to_string(),
+                Ok(n) => format!("{n} files now"),
+                Err(_) => "cannot be listed now".to_string(),
+            };
+            match watch {
+                None => format!(
+                    "directory {shown} ({format}; {now}; each visible file one partition, in name order, replayable; {files})"
+                ),
+                Some(interval) => format!(
+                    "watched directory {shown} ({format}; {now}; each visible file one partition, in name order; re-listed every {}, each new file a new partition; {files}; not replayable, runs until stopped)",
+                    duration(interval)
+                ),
+            }
+        }
+        Ok(_) => format!("file {shown} ({format}; one partition, on worker 0, replayable)"),
+        Err(_) => format!(
+            "file or directory {shown} ({format}; not found now: run stops with \"input {shown} does not exist\")"
+        ),
+    }
+}
+
+/// The static table's source and arrangement, the records' exchange and the join.
+fn join_lines(
+    plan: &mut Vec<(&'static str, String)>,
+    query: &Query,
+    join: &JoinFlags,
+    key: &str,
+    workers: usize,
+) {
+    let columns: Vec<&str> = query
+        .aggs
+        .iter()
+        .filter_map(|spec| spec.field.as_deref()?.strip_prefix(TABLE_PREFIX))
+        .collect();
+    let columns = match columns.as_slice() {
+        [] => "no columns (no --agg reads table.F)".to_string(),
+        columns => format!("columns {}", columns.join(", ")),
+    };
+    let format = Format::from_extension(&join.path).map_or("?", input_format);
+    let table_key = &join.key;
+    plan.push((
+        "table",
+        format!(
+            "static file {} ({format}; one partition, on worker 0), read whole; join key {table_key}, {columns}; rows with a null {table_key} left out; a bad line stops the run",
+            join.path.display()
+        ),
+    ));
+    plan.push((
+        "exchange",
+        format!(
+            "table rows by key_group({table_key}) -> {}",
+            group_worker(workers)
+        ),
+    ));
+    plan.push((
+        "arrange",
+        format!(
+            "table rows by {table_key} (differential arrangement); state: the table's rows, freed when the stream ends"
+        ),
+    ));
+    plan.push((
+        "exchange",
+        format!(
+            "records by key_group({key} as text) -> {}",
+            group_worker(workers)
+        ),
+    ));
+    let kind = match join.kind {
+        JoinType::Inner => "inner static join: each record once per table row with its key; records without one dropped",
+        JoinType::Left => "left static join: each record once per table row with its key, or once with null table columns",
+    };
+    plan.push((
+        "join",
+        format!(
+            "{kind}; {key} = {table_key} compared as text, null matches nothing; records wait until the whole table is loaded, then leave at their own stamps; state: the records waiting"
+        ),
+    ));
+}
+
+/// The exchange in front of the keyed operator.
+fn key_exchange(key: Option<&str>, workers: usize) -> String {
+    match key {
+        Some(key) => format!("by key_group({key}) -> {}", group_worker(workers)),
+        None => format!(
+            "by key_group(null): no --key-field, every record has the key null -> {}",
+            if workers == 1 {
+                "worker 0"
+            } else {
+                "one worker"
+            }
+        ),
+    }
+}
+
+/// The window operator: its kind, lateness, mode and state.
+fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
+    let update = query.mode != Mode::Append;
+    let lateness = duration(query.lateness);
+    let aligned_rows = if update {
+        "early rows for each changed (key, window) as the watermark moves, one final row once it passes the window's end + allowed lateness"
+    } else {
+        "one row per (key, window) once the watermark passes its end + allowed lateness"
+    };
+    let dirty = if update { " with a dirty flag" } else { "" };
+    match window {
+        Window::Tumbling { size } => format!(
+            "tumbling {}, allowed lateness {lateness}; {aligned_rows}; state: one accumulator per (key, open window){dirty}: {accumulators}",
+            ms(size),
+        ),
+        Window::Sliding { size, slide } if update => format!(
+            "sliding {} every {}, allowed lateness {lateness}; each record added to each of its windows (up to {}); {aligned_rows}; state: one accumulator per (key, open window){dirty}: {accumulators}",
+            ms(size),
+            ms(slide),
+            size.div_ceil(slide),
+        ),
+        Window::Sliding { size, slide } => {
+            let state = if query.aggs.iter().all(|spec| invertible(spec.kind)) {
+                "per key, its live contributions and a running accumulator (count, sum and avg retract what leaves)"
+            } else {
+                "per key, its live contributions, merged per window as it closes"
+            };
+            format!(
+                "sliding {} every {}, allowed lateness {lateness}; each record added once, to its key's contribution (normally one per pane of {}); {aligned_rows}; state: {state}: {accumulators}",
+                ms(size),
+                ms(slide),
+                ms(gcd(size, slide)),
+            )
+        }
+        Window::Session { gap } => {
+            let (rows, shown) = if update {
+                (
+                    "early rows for the open sessions of keys with new records, retractions of rows whose session grew or merged, one final row once the watermark passes the session's end + allowed lateness",
+                    ", the row last shown per open session",
+                )
+            } else {
+                ("one row per (key, session) once the watermark passes its end + allowed lateness", "")
+            };
+            format!(
+                "session gap {}, allowed lateness {lateness}; records applied in stamp order (stashed until the watermark passes their stamp); {rows}; state: each key's open sessions (bounds, accumulator, close timer){shown} and the stash: {accumulators}",
+                ms(gap)
+            )
+        }
+    }
+}
+
+/// The exchange to worker 0 and the result sink.
+fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Option<Window>) {
+    plan.push(("exchange", "all rows to worker 0".into()));
+    let format = output_format(query.output_format);
+    let target = match &query.output {
+        None => format!("standard output ({format})"),
+        Some(path) => format!("file {} ({format})", path.display()),
+    };
+    let sink = match (query.mode, window) {
+        (Mode::Append, _) => format!(
+            "ordered {target}, rows released in (window end, key) order once the watermark passes them"
+        ),
+        (Mode::Update, Some(window)) => format!(
+            "{target}, update rows as they arrive: \"final\": false early rows, then one \"final\": true row per window{}",
+            if matches!(window, Window::Session { .. }) {
+                "; \"retract\": true for rows of a session that grew or merged"
+            } else {
+                ""
+            }
+        ),
+        (Mode::Update, None) => {
+            format!("{target}, a row {{key, aggregates}} per change as it arrives: upsert on key")
+        }
+        (Mode::Complete, _) => {
+            let table = match window {
+                Some(_) => "(window start, window end, key) -> aggregates and \"final\"",
+                None => "key -> aggregates",
+            };
+            let target = match &query.output {
+                None => format!("to standard output ({format})"),
+                Some(path) => format!(
+                    "replacing file {} ({format}) atomically",
+                    path.display()
+                ),
+            };
+            format!(
+                "complete-mode table on worker 0, {table}; state: the whole table; written whole every {} while it changes and at the end, {target}, each row with its \"batch\"",
+                duration(query.complete_interval)
+            )
+        }
+    };
+    plan.push(("sink", sink));
+}
+
+/// The snapshots `--checkpoint-dir` takes, and what is exactly-once.
+fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bool) {
+    let Some(checkpoint) = &query.checkpoint else {
+        plan.push(("snapshots", "none (add --checkpoint-dir)".into()));
+        return;
+    };
+    let mut line = format!(
+        "every {} into {}, keeping the newest {}; a run resumes from the newest complete one; ",
+        duration(checkpoint.interval),
+        checkpoint.dir.display(),
+        checkpoint.keep,
+    );
+    if query.window.is_some() && !query.lateness.is_zero() {
+        line.push_str("state saved per key group (with allowed lateness, resumes on the same worker count only)");
+    } else {
+        line.push_str("state saved per key group (resumes on any worker count)");
+    }
+    if join {
+        line.push_str("; the table is read again on resume");
+    }
+    let mut exactly_once: Vec<String> = Vec::new();
+    if let Some(path) = &query.output {
+        exactly_once.push(path.display().to_string());
+    }
+    if let Some(path) = &query.late_output {
+        exactly_once.push(path.display().to_string());
+    }
+    if !exactly_once.is_empty() {
+        line.push_str(&format!(
+            "; {} exactly-once (rows staged per snapshot, appended when it commits)",
+            exactly_once.join(" and ")
+        ));
+    }
+    if query.output.is_none() {
+        line.push_str("; standard output at-least-once");
+    }
+    if matches!(query.on_error, OnError::DeadLetter(_)) {
+        line.push_str("; dead letters at-least-once");
+    }
+    plan.push(("snapshots", line));
+}
+
+/// The accumulators of `aggs`, with what the larger ones hold.
+fn accumulators(aggs: &[AggSpec]) -> String {
+    let shown: Vec<String> = aggs
+        .iter()
+        .map(|spec| {
+            let column = spec.column();
+            let Some(field) = &spec.field else {
+                return column;
+            };
+            let name = column.strip_suffix(&format!("_{field}")).unwrap_or(&column);
+            let holds = match spec.kind {
+                AggKind::Avg => " (sum and count)",
+                AggKind::First | AggKind::Last => " (value and event time)",
+                AggKind::CountDistinct => " (every distinct value)",
+                _ => "",
+            };
+            format!("{name}({field}){holds}")
+        })
+        .collect();
+    shown.join(", ")
+}
+
+/// Whether sliding windows retract `kind` as contributions leave (`RowAggregator::invertible`).
+fn invertible(kind: AggKind) -> bool {
+    matches!(kind, AggKind::Count | AggKind::Sum | AggKind::Avg)
+}
+
+/// Where a key group goes.
+fn group_worker(workers: usize) -> String {
+    match workers {
+        1 => "worker 0 (1 worker)".into(),
+        n => format!("worker key_group % {n}"),
+    }
+}
+
+/// Where partition `what` (numbered `var`) is read.
+fn placement(what: &str, var: &str, workers: usize) -> String {
+    match workers {
+        1 => "all on worker 0".into(),
+        n => format!("{what} on worker {var} % {n}"),
+    }
+}
+
+fn input_format(format: Format) -> &'static str {
+    match format {
+        Format::Jsonl => "JSON lines",
+        Format::Csv => "CSV with a header row",
+    }
+}
+
+fn output_format(format: Format) -> &'static str {
+    match format {
+        Format::Jsonl => "JSON lines",
+        Format::Csv => "CSV",
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Append => "append",
+        Mode::Update => "update",
+        Mode::Complete => "complete",
+    }
+}
+
+fn trigger_name(trigger: Trigger) -> String {
+    match trigger {
+        Trigger::Continuous => "continuous".into(),
+        Trigger::Interval(interval) => format!("interval:{}", duration(interval)),
+        Trigger::AvailableNow => "available-now".into(),
+        Trigger::Once => "once".into(),
+    }
+}
+
+fn duration(duration: Duration) -> String {
+    ms(millis(duration))
+}
+
+/// `ms` milliseconds in the largest unit that divides it: `10s`, `250ms`, `5m`.
+fn ms(ms: u64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms > 0 && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_their_largest_unit() {
+        assert_eq!(ms(0), "0ms");
+        assert_eq!(ms(250), "250ms");
+        assert_eq!(ms(10_000), "10s");
+        assert_eq!(ms(1_500), "1500ms");
+        assert_eq!(ms(300_000), "5m");
+        assert_eq!(ms(7_200_000), "2h");
+        assert_eq!(gcd(10_000, 4_000), 2_000);
+    }
+}
