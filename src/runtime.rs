@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tideflow_operators::snapshot::{self, SnapshotRegistry};
-use tideflow_operators::state::{StateCount, StateRows};
+use tideflow_operators::state::{self, GaugeSource, StateCount, StateRows};
 use tideflow_operators::Trigger;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::ProcessBuilder;
@@ -293,11 +293,15 @@ where
             worker: job.index,
         }) as Rc<dyn SnapshotRegistry>
     });
+    let gauges_job = Rc::clone(job);
+    let gauges: GaugeSource = Rc::new(move |kind: &'static str| gauges_job.state_gauge(kind));
     let built = snapshot::with_registry(registry, || {
-        worker.dataflow::<u64, _, _>(|scope| {
-            build(&mut Flow {
-                scope,
-                job: Rc::clone(job),
+        state::with_gauges(Some(gauges), || {
+            worker.dataflow::<u64, _, _>(|scope| {
+                build(&mut Flow {
+                    scope,
+                    job: Rc::clone(job),
+                })
             })
         })
     });

@@ -58,3 +58,25 @@ impl StateRows {
         }
     }
 }
+
+thread_local! {
+    static GAUGES: std::cell::RefCell<Option<GaugeSource>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the gauge of an operator of a kind (`"tumbling"`, ...): installed by the runtime while a
+/// worker builds its dataflow, so that operators built without a gauge argument (windows)
+/// report their state too.
+pub type GaugeSource = std::rc::Rc<dyn Fn(&'static str) -> StateRows>;
+
+/// Runs `build` with `source` handing out gauges to the operators built in it (on this thread).
+pub fn with_gauges<T>(source: Option<GaugeSource>, build: impl FnOnce() -> T) -> T {
+    let previous = GAUGES.with(|slot| slot.replace(source));
+    let result = build();
+    GAUGES.with(|slot| *slot.borrow_mut() = previous);
+    result
+}
+
+/// A gauge for an operator of kind `kind` being built now, if the runtime collects them.
+pub fn gauge(kind: &'static str) -> Option<StateRows> {
+    GAUGES.with(|slot| slot.borrow().as_ref().map(|source| source(kind)))
+}

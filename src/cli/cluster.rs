@@ -1,6 +1,7 @@
 //! `tideflow cluster --local N -- <run args>`: N processes of one job on this machine, on free
 //! loopback ports, with a fresh cluster id and secret; their output is the terminal's, and the
-//! launcher fails if any process fails.
+//! launcher fails if any process fails. Process P writes `--progress PATH` to `PATH.P` and
+//! serves `--metrics-addr HOST:PORT` on `PORT + P`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus};
@@ -55,7 +56,7 @@ pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
     for process in 0..processes {
         let child = Command::new(&exe)
             .arg("run")
-            .args(&args.run)
+            .args(per_process(&args.run, process)?)
             .args(["--processes", &processes.to_string()])
             .args(["--process-id", &process.to_string()])
             .args(["--hosts", &hosts])
@@ -71,6 +72,46 @@ pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
         }
     }
     wait(children)
+}
+
+/// The run arguments of process `process`: each process writes its own `--progress` file
+/// (`PATH.P`; `-` stays standard error) and serves metrics on its own port (`PORT + P`).
+fn per_process(run: &[String], process: usize) -> Result<Vec<String>, Error> {
+    let mut args = Vec::with_capacity(run.len());
+    let mut iter = run.iter().peekable();
+    while let Some(arg) = iter.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if flag != "--progress" && flag != "--metrics-addr" {
+            args.push(arg.clone());
+            continue;
+        }
+        let Some(value) = inline.or_else(|| iter.next().cloned()) else {
+            args.push(arg.clone());
+            continue;
+        };
+        let value = match flag {
+            "--progress" if value == "-" => value,
+            "--progress" => format!("{value}.{process}"),
+            _ => {
+                let (host, port) = value.rsplit_once(':').unwrap_or(("127.0.0.1", &value));
+                let port: u16 = port.parse().map_err(|_| {
+                    Error::Config(format!("--metrics-addr: {value:?} has no port number"))
+                })?;
+                let port = port.checked_add(process as u16).ok_or_else(|| {
+                    Error::Config(format!(
+                        "--metrics-addr: port {port} + process {process} is past 65535"
+                    ))
+                })?;
+                format!("{host}:{port}")
+            }
+        };
+        args.push(flag.to_string());
+        args.push(value);
+    }
+    Ok(args)
 }
 
 /// Waits for every process; after the first failure, gives the others [`GRACE`] to stop (they
@@ -140,4 +181,42 @@ fn random_hex() -> Result<String, Error> {
         .and_then(|mut file| file.read_exact(&mut bytes))
         .map_err(|e| Error::io("cannot read /dev/urandom for the cluster secret", e))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_process_gets_its_own_progress_file_and_metrics_port() {
+        let run: Vec<String> = [
+            "--input",
+            "x",
+            "--progress",
+            "p.jsonl",
+            "--metrics-addr=127.0.0.1:9100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            per_process(&run, 1).expect("rewrites"),
+            [
+                "--input",
+                "x",
+                "--progress",
+                "p.jsonl.1",
+                "--metrics-addr",
+                "127.0.0.1:9101"
+            ]
+        );
+        let stderr: Vec<String> = ["--progress", "-", "--metrics-addr", "9200"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            per_process(&stderr, 2).expect("rewrites"),
+            ["--progress", "-", "--metrics-addr", "127.0.0.1:9202"]
+        );
+    }
 }

@@ -139,7 +139,21 @@ fn progress_reports_count_input_watermark_late_rows_and_latency() {
         measured.iter().any(|l| l.max >= 4_000.0),
         "the 5 s old late rows are not in the tail: {measured:?}"
     );
-    assert!(last.snapshot.is_none() && last.state.is_empty());
+    assert!(last.snapshot.is_none());
+    // The window operators report their state: accumulators held while windows were open,
+    // none once the input ended and every window closed.
+    let tumbling = last
+        .state
+        .get("tumbling")
+        .expect("the tumbling windows' state");
+    assert_eq!(tumbling.rows, 0, "{last:?}");
+    assert!(tumbling.peak_rows > 0, "{last:?}");
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.state.get("tumbling").is_some_and(|s| s.rows > 0)),
+        "no report saw open windows: {reports:?}"
+    );
 }
 
 #[test]

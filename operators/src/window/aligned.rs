@@ -26,6 +26,7 @@ use super::{
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::snapshot::{self, key_group, Snapshots};
+use crate::state;
 
 /// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
 /// stamped up to `lateness` ms past their end, emitting rows of type `R`.
@@ -52,6 +53,7 @@ where
     keyed_window_operator(stream, name, move |initial| {
         let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
         let mut snapshots = snapshot::register(kind);
+        let gauge = state::gauge(kind);
         if let Some(snapshots) = &snapshots {
             restore_check(snapshots, lateness, peers);
             windows.restore(snapshots.restore(), initial);
@@ -93,6 +95,9 @@ where
                 |acc| aggregator.finish(acc),
             );
             windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
+            if let Some(gauge) = &gauge {
+                gauge.set(windows.held);
+            }
             if let Some(snapshots) = snapshots.as_mut() {
                 snapshots.finish_if_ended(frontier);
             }
@@ -129,6 +134,8 @@ struct AlignedWindows<K, Acc, O, R> {
     early: Option<Capability<u64>>,
     /// The frontier at the last activation.
     frontier: Option<u64>,
+    /// Accumulators held, over all open windows.
+    held: u64,
 }
 
 struct OpenWindow<K, Acc> {
@@ -155,6 +162,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
             open: BTreeMap::new(),
             early: None,
             frontier: Some(0),
+            held: 0,
         }
     }
 
@@ -240,7 +248,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
             if *window.capability.time() > at {
                 window.capability = initial.delayed(&at);
             }
-            window.accumulators.insert(key, Slot { acc, dirty: false });
+            if window
+                .accumulators
+                .insert(key, Slot { acc, dirty: false })
+                .is_none()
+            {
+                self.held += 1;
+            }
         }
     }
 
@@ -264,9 +278,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         });
         hold_earliest(&mut window.capability, capability, at, output_port);
         if !Self::UPDATES {
-            let slot = window.accumulators.entry(key).or_insert_with(|| Slot {
-                acc: init(),
-                dirty: false,
+            let held = &mut self.held;
+            let slot = window.accumulators.entry(key).or_insert_with(|| {
+                *held += 1;
+                Slot {
+                    acc: init(),
+                    dirty: false,
+                }
             });
             return &mut slot.acc;
         }
@@ -279,6 +297,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
             }
             Entry::Vacant(entry) => {
                 window.dirty.push(entry.key().clone());
+                self.held += 1;
                 entry.insert(Slot {
                     acc: init(),
                     dirty: false,
@@ -302,6 +321,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
                 break;
             }
             let window = self.open.remove(&end).expect("first window exists");
+            self.held -= window.accumulators.len() as u64;
             let start = end - self.size;
             let mut session = results.session(&window.capability);
             for (key, slot) in window.accumulators {

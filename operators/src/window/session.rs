@@ -25,6 +25,7 @@ use super::{
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::snapshot::{self, key_group};
+use crate::state;
 
 /// Groups keyed events into session windows and aggregates each session.
 pub trait SessionWindow<'scope, K, D> {
@@ -256,6 +257,7 @@ where
             let mut rearm: Vec<u64> = Vec::new();
             let mut updates = R::UPDATES.then(Updates::<K, A::Output>::default);
             let mut snapshots = snapshot::register("session");
+            let gauge = state::gauge("session");
             if let Some(snapshots) = &snapshots {
                 restore_check(snapshots, lateness, peers);
                 let saved: Vec<SavedSessions<K, A::Acc, A::Output>> = snapshots.restore();
@@ -436,6 +438,10 @@ where
                     updates.emit(frontier_min, &sessions, results, |acc| {
                         aggregator.finish(acc)
                     });
+                }
+                if let Some(gauge) = &gauge {
+                    // Keys with open sessions.
+                    gauge.set(sessions.len() as u64);
                 }
                 if let Some(snapshots) = snapshots.as_mut() {
                     snapshots.finish_if_ended(frontier);

@@ -29,6 +29,7 @@ use super::{
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::snapshot::{self, key_group, Snapshots};
+use crate::state;
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
 pub trait SlidingWindow<'scope, K, D> {
@@ -153,6 +154,7 @@ where
             last_closed: None,
         };
         let mut snapshots = snapshot::register("sliding");
+        let gauge = state::gauge("sliding");
         if let Some(snapshots) = &snapshots {
             restore_check(snapshots, lateness, peers);
             state.restore(snapshots.restore(), initial);
@@ -181,6 +183,11 @@ where
                 }
             }
             state.close_passed(|close| !frontier.less_than(&close), results, &aggregator);
+            if let Some(gauge) = &gauge {
+                // Contributions waiting to enter (a few windows' worth) and live keys.
+                let entering: usize = state.entering.values().map(|e| e.parts.len()).sum();
+                gauge.set((entering + state.active.len()) as u64);
+            }
             if let Some(snapshots) = snapshots.as_mut() {
                 snapshots.finish_if_ended(frontier);
             }
