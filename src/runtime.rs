@@ -172,9 +172,27 @@ pub(crate) struct SharedJob {
     state: Mutex<BTreeMap<String, StateCount>>,
     /// What progress reports read besides the counters above (src/metrics).
     pub(crate) metrics: crate::metrics::JobMetrics,
+    /// In a cluster: this process's sockets to its peers (clones of timely's), to break them
+    /// when the job stops with an error, so that the peers stop too.
+    peers: Mutex<Vec<std::net::TcpStream>>,
 }
 
 impl SharedJob {
+    /// Breaks the connections to the other processes of a cluster (once): their network
+    /// threads see the connection end without timely's clean shutdown, so they stop with an
+    /// error naming this process instead of waiting for its progress for ever.
+    fn break_cluster(&self) {
+        let peers = std::mem::take(
+            &mut *self
+                .peers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for socket in peers {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     /// Records `error` (the first one wins) and asks every worker to stop.
     pub(crate) fn fail(&self, error: Error) {
         let mut slot = self
@@ -410,6 +428,8 @@ where
             for dataflow in worker.installed_dataflows() {
                 worker.drop_dataflow(dataflow);
             }
+            // So would the other processes of a cluster.
+            job.shared.break_cluster();
         }
     };
     // Progress reports (src/metrics): a reporter thread while the workers run.
@@ -426,6 +446,14 @@ where
             }
             cluster::watch_peers();
             let sockets = cluster.connect()?;
+            *shared
+                .peers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = sockets
+                .iter()
+                .flatten()
+                .filter_map(|socket| socket.try_clone().ok())
+                .collect();
             let threads = config.workers.max(1);
             let hooks = Hooks::default();
             let allocators = ProcessBuilder::new_typed_vector(
@@ -451,6 +479,16 @@ where
     // at the end of `join`: that is expected, and the lost peer is the error.
     let joined = panic::catch_unwind(AssertUnwindSafe(|| guards.join()));
     reporter.finish();
+    // A job that stopped on its own error broke its connections itself: that error is the
+    // one to report (a worker's panic on a queue the lost peer poisoned is not).
+    let own_error = shared.take_error();
+    if let Some(error) = own_error {
+        if !matches!(error, Error::Internal(_) | Error::Cluster(_))
+            || cluster::lost_peer().is_none()
+        {
+            return Err(error);
+        }
+    }
     if let (Some(cluster), Some((peer, reason))) = (&config.cluster, cluster::lost_peer()) {
         let address = cluster.addresses.get(peer).cloned().unwrap_or_default();
         return Err(Error::Cluster(format!(
@@ -469,9 +507,6 @@ where
         Err(payload) => {
             panic.get_or_insert(panic_message(&*payload));
         }
-    }
-    if let Some(error) = shared.take_error() {
-        return Err(error);
     }
     if let Some(message) = panic {
         return Err(Error::Internal(format!("a worker panicked: {message}")));

@@ -347,3 +347,44 @@ fn cluster_flags_are_checked() {
     let line = fails(&["cluster", "--local", "2", "--", "--processes", "2"], 2);
     assert!(line.contains("--processes"), "{line}");
 }
+
+#[test]
+fn an_error_in_one_process_stops_the_others_naming_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let input = dir.path().join("input");
+    std::fs::create_dir(&input).expect("an input directory");
+    // File 0 (process 0's) has a bad line late in it; file 1 is fine.
+    for file in 0..2 {
+        let mut lines = String::new();
+        for i in 0..20_000 {
+            lines.push_str(&format!("{{\"ts\":{i},\"user\":\"u{}\",\"v\":1}}\n", i % 7));
+            if file == 0 && i == 15_000 {
+                lines.push_str("{not json\n");
+            }
+        }
+        write(&input, &format!("part{file}.jsonl"), &lines);
+    }
+    let input = input.to_string_lossy().into_owned();
+    let output = dir.path().join("out.jsonl").to_string_lossy().into_owned();
+    let args = query(&input, "tumbling:100ms", &output);
+    let hosts = free_hosts();
+    let second = start(&args, 1, &hosts, "s3cret");
+    let first = start(&args, 0, &hosts, "s3cret");
+    let failed = finish(
+        first,
+        Duration::from_secs(30),
+        "process 0 with a bad record",
+    );
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("part0.jsonl:15002"), "{stderr}");
+    let stopped = finish(
+        second,
+        Duration::from_secs(10),
+        "process 1 after process 0 failed",
+    );
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("lost process 0"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
