@@ -10,23 +10,23 @@
 
 mod fault;
 mod files;
+mod hooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tideflow_operators::snapshot::{owns_group, Frame, Resumed, SnapshotPort, SnapshotRegistry};
+use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
 
 pub(crate) use files::PartitionCursor;
 use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
 
 use crate::error::Error;
-use crate::runtime::SharedJob;
 
 pub use fault::FAULT_VAR;
+pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
 
 /// Where and how often a job takes snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -519,8 +519,12 @@ impl Checkpointer {
         }
         self.fault.after_parts();
         self.check_fence()?;
-        let pending = state.pending.take().expect("a pending snapshot");
-        let mut parts: Vec<(usize, PartInfo)> = pending.parts.into_iter().collect();
+        let pending = state.pending.as_ref().expect("a pending snapshot");
+        let mut parts: Vec<(usize, PartInfo)> = pending
+            .parts
+            .iter()
+            .map(|(index, info)| (*index, info.clone()))
+            .collect();
         parts.sort_by_key(|(index, _)| *index);
         let sinks: Vec<SinkInfo> = state
             .registrations
@@ -538,21 +542,14 @@ impl Checkpointer {
             execution: self.execution,
             peers: self.peers,
             is_final,
-            parts: parts.iter().map(|(_, info)| info.clone()).collect(),
+            parts: parts.into_iter().map(|(_, info)| info).collect(),
             sinks,
         };
-        state.pending = Some(Pending {
-            epoch,
-            dir: dir.clone(),
-            started: pending.started,
-            parts: HashMap::new(),
-            sink_output: HashMap::new(),
-        });
         files::write_manifest(&dir, &manifest, &self.fault)?;
         files::sync_dir(&self.dir)
             .map_err(|e| Error::io(format!("cannot sync {}", self.dir.display()), e))?;
         // From here on the snapshot exists: a failure stops the job, recovery commits.
-        state.pending = None;
+        let pending = state.pending.take().expect("a pending snapshot");
         self.pending_epoch.store(u64::MAX, Ordering::Release);
         self.fault.after_manifest();
         let mut outputs: Vec<(usize, Vec<u8>)> = pending.sink_output.into_iter().collect();
@@ -744,191 +741,6 @@ fn truncate_output(output: &Path, length: u64) -> Result<(), Error> {
         .map_err(failed)?;
     file.set_len(length).map_err(failed)?;
     file.sync_all().map_err(failed)
-}
-
-/// A worker's registry: hands operators their ports.
-pub(crate) struct WorkerRegistry {
-    pub(crate) checkpointer: Arc<Checkpointer>,
-    pub(crate) shared: Arc<SharedJob>,
-    pub(crate) worker: usize,
-}
-
-impl SnapshotRegistry for WorkerRegistry {
-    fn register(&self, kind: &'static str) -> Rc<dyn SnapshotPort> {
-        let index = self.checkpointer.register(self.worker, "op", kind, None);
-        let name = {
-            let state = self.checkpointer.lock();
-            state.registrations[index].name.clone()
-        };
-        let stem = name.split("-w").next().unwrap_or_default().to_string();
-        Rc::new(OperatorPort {
-            checkpointer: Arc::clone(&self.checkpointer),
-            shared: Arc::clone(&self.shared),
-            index,
-            stem,
-            kind,
-            worker: self.worker,
-        })
-    }
-}
-
-/// An operator instance's port.
-struct OperatorPort {
-    checkpointer: Arc<Checkpointer>,
-    shared: Arc<SharedJob>,
-    index: usize,
-    stem: String,
-    kind: &'static str,
-    worker: usize,
-}
-
-impl SnapshotPort for OperatorPort {
-    fn pending(&self) -> Option<u64> {
-        self.checkpointer.pending()
-    }
-
-    fn save(&self, epoch: u64, frames: Vec<Frame>) {
-        if let Err(error) = self
-            .checkpointer
-            .save(self.index, epoch, PartBody::Operator(frames))
-        {
-            self.shared.fail(error);
-        }
-    }
-
-    fn finish(&self) {
-        if let Err(error) = self
-            .checkpointer
-            .finish(self.index, PartBody::Operator(Vec::new()))
-        {
-            self.shared.fail(error);
-        }
-    }
-
-    fn take_restored(&self) -> Vec<Frame> {
-        match self
-            .checkpointer
-            .restored_frames(&self.stem, self.kind, self.worker)
-        {
-            Ok(frames) => frames,
-            Err(error) => {
-                self.shared.fail(error);
-                Vec::new()
-            }
-        }
-    }
-
-    fn resumed(&self) -> Option<Resumed> {
-        self.checkpointer.resumed()
-    }
-
-    fn fail(&self, message: String) {
-        self.shared.fail(Error::Snapshot(message));
-    }
-
-    fn note_sent(&self, time: u64) -> Option<u64> {
-        let mut state = self.checkpointer.lock();
-        state.max_sent = state.max_sent.max(time);
-        state.pending.as_ref().map(|p| p.epoch)
-    }
-}
-
-/// A source instance's participation.
-pub(crate) struct SourceHook {
-    checkpointer: Arc<Checkpointer>,
-    index: usize,
-    stem: String,
-}
-
-impl SourceHook {
-    /// Registers a source instance of `worker`.
-    pub(crate) fn register(checkpointer: &Arc<Checkpointer>, worker: usize) -> SourceHook {
-        let index = checkpointer.register(worker, "src", "source", None);
-        let name = checkpointer.lock().registrations[index].name.clone();
-        SourceHook {
-            checkpointer: Arc::clone(checkpointer),
-            index,
-            stem: name.split("-w").next().unwrap_or_default().to_string(),
-        }
-    }
-
-    /// The coordinator.
-    pub(crate) fn checkpointer(&self) -> &Checkpointer {
-        &self.checkpointer
-    }
-
-    /// The coordinator, shared.
-    pub(crate) fn checkpointer_arc(&self) -> &Arc<Checkpointer> {
-        &self.checkpointer
-    }
-
-    /// Where the source's partitions resume, by global partition (`None` without a snapshot).
-    pub(crate) fn restored(&self) -> Result<Option<HashMap<u64, PartitionCursor>>, Error> {
-        self.checkpointer.restored_cursors(&self.stem)
-    }
-
-    /// Saves the source's part of the snapshot at `epoch`.
-    pub(crate) fn save(&self, epoch: u64, cursors: Vec<PartitionCursor>) -> Result<(), Error> {
-        self.checkpointer
-            .save(self.index, epoch, PartBody::Source(cursors))
-    }
-
-    /// The source has ended; `cursors` are its partitions' last positions.
-    pub(crate) fn finish(&self, cursors: Vec<PartitionCursor>) -> Result<(), Error> {
-        self.checkpointer
-            .finish(self.index, PartBody::Source(cursors))
-    }
-}
-
-/// An exactly-once sink's participation.
-pub(crate) struct SinkHook {
-    checkpointer: Arc<Checkpointer>,
-    index: usize,
-    name: String,
-}
-
-impl SinkHook {
-    /// Registers a sink that commits to `output`.
-    pub(crate) fn register(checkpointer: &Arc<Checkpointer>, output: PathBuf) -> SinkHook {
-        let index = checkpointer.register(0, "sink", "sink", Some(output));
-        let name = checkpointer.lock().registrations[index].name.clone();
-        SinkHook {
-            checkpointer: Arc::clone(checkpointer),
-            index,
-            name,
-        }
-    }
-
-    /// The epoch below which this sink's output is committed: rows stamped below it are dropped.
-    pub(crate) fn committed_epoch(&self) -> u64 {
-        self.checkpointer.committed_epoch(&self.name)
-    }
-
-    /// Whether the sink's output so far was committed to a non-empty file (a CSV header, for
-    /// one, is not due again).
-    pub(crate) fn resumes_output(&self) -> bool {
-        self.checkpointer
-            .lock()
-            .commits
-            .get(&self.name)
-            .is_some_and(|r| r.length > 0)
-    }
-
-    /// The pending epoch whose part this sink has not saved.
-    pub(crate) fn pending(&self) -> Option<u64> {
-        self.checkpointer.pending()
-    }
-
-    /// Saves the output of the epochs before `epoch` since the last part.
-    pub(crate) fn save(&self, epoch: u64, output: Vec<u8>) -> Result<(), Error> {
-        self.checkpointer
-            .save(self.index, epoch, PartBody::Sink(output))
-    }
-
-    /// The input has ended: `output` is the rest, committed by the final snapshot.
-    pub(crate) fn finish(&self, output: Vec<u8>) -> Result<(), Error> {
-        self.checkpointer.finish(self.index, PartBody::Sink(output))
-    }
 }
 
 #[cfg(test)]

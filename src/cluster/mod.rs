@@ -238,18 +238,7 @@ impl Cluster {
         }
         let mut their_nonce = [0u8; 16];
         stream.read_exact(&mut their_nonce).map_err(failed)?;
-        let mut their_proof = [0u8; 32];
-        stream.read_exact(&mut their_proof).map_err(failed)?;
-        if self
-            .verify(b"accept", peer, &nonce, &their_nonce, &their_proof)
-            .is_err()
-        {
-            return Err(refuse(
-                &mut stream,
-                "the cluster secrets differ (wrong --cluster-secret or TIDEFLOW_CLUSTER_SECRET)"
-                    .into(),
-            ));
-        }
+        self.check_proof(&mut stream, b"accept", peer, &nonce, &their_nonce)?;
         let mut proof = vec![b'P'];
         proof.extend_from_slice(&self.proof(b"connect", self.process, &their_nonce, &nonce));
         stream.write_all(&proof).map_err(failed)?;
@@ -322,18 +311,7 @@ impl Cluster {
             b'R' => return Err(format!("process {peer}: {}", read_reason(&mut stream))),
             other => return Err(format!("unexpected answer {other:#x}")),
         }
-        let mut their_proof = [0u8; 32];
-        stream.read_exact(&mut their_proof).map_err(failed)?;
-        if self
-            .verify(b"connect", peer, &nonce, &their_nonce, &their_proof)
-            .is_err()
-        {
-            return Err(refuse(
-                &mut stream,
-                "the cluster secrets differ (wrong --cluster-secret or TIDEFLOW_CLUSTER_SECRET)"
-                    .into(),
-            ));
-        }
+        self.check_proof(&mut stream, b"connect", peer, &nonce, &their_nonce)?;
         stream.write_all(b"K").map_err(failed)?;
         Ok((peer, stream))
     }
@@ -357,18 +335,29 @@ impl Cluster {
         mac
     }
 
-    /// Checks a peer's proof in constant time.
-    fn verify(
+    /// Reads the peer's proof for `role` (made with its `index` over `verifier`, this side's
+    /// nonce, and `prover`, its own) and checks it in constant time; a wrong one refuses the
+    /// peer.
+    fn check_proof(
         &self,
+        stream: &mut TcpStream,
         role: &[u8],
         index: usize,
         verifier: &[u8],
         prover: &[u8],
-        proof: &[u8; 32],
-    ) -> Result<(), ()> {
-        self.mac(role, index, verifier, prover)
-            .verify_slice(proof)
-            .map_err(|_| ())
+    ) -> Result<(), String> {
+        let mut proof = [0u8; 32];
+        stream
+            .read_exact(&mut proof)
+            .map_err(|e| format!("the handshake failed: {e}"))?;
+        match self.mac(role, index, verifier, prover).verify_slice(&proof) {
+            Ok(()) => Ok(()),
+            Err(_) => Err(refuse(
+                stream,
+                "the cluster secrets differ (wrong --cluster-secret or TIDEFLOW_CLUSTER_SECRET)"
+                    .into(),
+            )),
+        }
     }
 }
 

@@ -62,17 +62,10 @@ where
         move |input, frontier, results, late| {
             let ports = (results.output_index(), late.output_index());
             input.for_each_time(|capability, containers| {
-                // Read after the records arrived: a record stamped at or after a pending
-                // epoch was sent after the epoch was announced.
-                let hold = snapshots.as_ref().and_then(Snapshots::unsaved);
-                if hold.is_some_and(|epoch| *capability.time() >= epoch) {
-                    stash.hold(&capability, ports, containers);
-                    return;
-                }
-                let caps = StampCaps::Input(&capability);
-                for container in containers {
-                    windows.apply(&caps, ports.0, container.drain(..), grid, &aggregator, late);
-                }
+                let snapshots = snapshots.as_ref();
+                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
+                    windows.apply(caps, ports.0, batch.drain(..), grid, &aggregator, late)
+                });
             });
             if let Some(snapshots) = snapshots.as_mut() {
                 if let Some(epoch) = snapshots.due(frontier) {

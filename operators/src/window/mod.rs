@@ -47,6 +47,7 @@ pub use tumbling::TumblingWindow;
 
 use crate::event::Event;
 use crate::snapshot::key_group;
+use crate::snapshot::Snapshots;
 
 /// One key's result for one window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -255,7 +256,7 @@ impl<K, D> Default for SnapshotStash<K, D> {
 
 impl<K, D> SnapshotStash<K, D> {
     /// Keeps `containers`, stamped `capability.time()`.
-    pub(crate) fn hold<'a>(
+    fn hold<'a>(
         &mut self,
         capability: &InputCapability<u64>,
         ports: (usize, usize),
@@ -269,6 +270,32 @@ impl<K, D> SnapshotStash<K, D> {
         for container in containers {
             self.held
                 .push((results.clone(), late.clone(), std::mem::take(container)));
+        }
+    }
+
+    /// Applies the records of one stamp as they arrive, unless a snapshot is pending at or
+    /// below their stamp: then they are held until the operator's part is saved. The pending
+    /// epoch is read after the records arrived (a record stamped at or after it was sent after
+    /// it was announced, so its receiver sees it), once per batch of one stamp.
+    pub(crate) fn hold_or_apply<'a>(
+        &mut self,
+        snapshots: Option<&Snapshots>,
+        capability: &InputCapability<u64>,
+        ports: (usize, usize),
+        containers: impl Iterator<Item = &'a mut Vec<Event<(K, D)>>>,
+        mut apply: impl FnMut(&StampCaps<'_>, &mut Vec<Event<(K, D)>>),
+    ) where
+        K: 'a,
+        D: 'a,
+    {
+        let hold = snapshots.and_then(Snapshots::unsaved);
+        if hold.is_some_and(|epoch| *capability.time() >= epoch) {
+            self.hold(capability, ports, containers);
+            return;
+        }
+        let caps = StampCaps::Input(capability);
+        for container in containers {
+            apply(&caps, container);
         }
     }
 

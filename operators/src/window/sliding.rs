@@ -28,7 +28,7 @@ use super::{
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group, Snapshots};
+use crate::snapshot::{self, key_group};
 use crate::state;
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
@@ -163,15 +163,10 @@ where
         move |input, frontier, results, late| {
             let ports = (results.output_index(), late.output_index());
             input.for_each_time(|capability, containers| {
-                let hold = snapshots.as_ref().and_then(Snapshots::unsaved);
-                if hold.is_some_and(|epoch| *capability.time() >= epoch) {
-                    stash.hold(&capability, ports, containers);
-                    return;
-                }
-                let caps = StampCaps::Input(&capability);
-                for container in containers {
-                    state.apply(&caps, ports.0, container.drain(..), &aggregator, late);
-                }
+                let snapshots = snapshots.as_ref();
+                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
+                    state.apply(caps, ports.0, batch.drain(..), &aggregator, late)
+                });
             });
             if let Some(snapshots) = snapshots.as_mut() {
                 if let Some(epoch) = snapshots.due(frontier) {
