@@ -46,6 +46,7 @@ mod duration;
 mod error;
 mod keyed;
 mod metrics;
+mod position;
 pub mod record;
 mod runtime;
 pub mod sink;

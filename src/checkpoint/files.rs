@@ -12,7 +12,7 @@ use tideflow_operators::snapshot::Frame;
 
 use super::fault::Fault;
 use crate::error::Error;
-use crate::source::Position;
+use crate::position::Position;
 
 /// The first bytes of every part file.
 const PART_MAGIC: &[u8; 8] = b"TFPART1\n";

@@ -31,8 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
@@ -65,19 +64,6 @@ impl SourceContext {
     pub fn local_partitions(&self, total: usize) -> impl Iterator<Item = usize> {
         (self.worker_index..total).step_by(self.peers.max(1))
     }
-}
-
-/// Where a replayable partition's reading stands: enough to resume reading at one record
-/// ([`Source::seek`]). Its meaning is the source's: a byte offset and line number for files, a
-/// record index for generated and in-memory input.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Position {
-    /// A byte offset, or a record index.
-    pub offset: u64,
-    /// A 1-based line number where the source has lines (to name lines in errors), else 0.
-    pub line: u64,
 }
 
 /// Records read by one [`Source::read`] call, each tagged with its local partition.
