@@ -42,6 +42,7 @@
 mod checkpoint;
 pub mod cli;
 mod cluster;
+mod context;
 mod duration;
 mod error;
 mod keyed;

@@ -11,8 +11,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tideflow_operators::snapshot::{self, SnapshotRegistry};
@@ -27,7 +28,9 @@ use timely::WorkerConfig;
 
 use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport, WorkerRegistry};
 use crate::cluster::{self, Cluster};
+use crate::context::SharedJob;
 use crate::error::Error;
+use crate::metrics::{Progress, ProgressListener};
 
 /// How a job runs.
 ///
@@ -51,7 +54,7 @@ pub struct Config {
     /// process. By default, none: one process.
     pub cluster: Option<Cluster>,
     /// Progress reports while the job runs ([`Config::progress`]). By default, none.
-    pub progress: Option<crate::metrics::ProgressListener>,
+    pub progress: Option<ProgressListener>,
 }
 
 impl Default for Config {
@@ -121,6 +124,56 @@ impl Config {
         self
     }
 
+    /// Calls `callback` with a [`Progress`] report every `interval` (at least 1 ms) while the
+    /// job runs, and once more when it ends ([`Progress::is_final`]). It runs on a reporter
+    /// thread of its own, so a slow callback delays reports, not the job. Replaces an earlier
+    /// listener.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
+    ///
+    /// let reports = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&reports);
+    /// let config = Config::default().progress(Duration::from_millis(50), move |progress| {
+    ///     seen.lock().unwrap().push(progress.clone());
+    /// });
+    /// tideflow::execute(config, |flow| {
+    ///     flow.source(MemorySource::new(vec![1u64, 2, 3]))
+    ///         .with_event_time(|t| *t)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .sink(MemorySink::new());
+    ///     Ok(())
+    /// })?;
+    /// let reports = reports.lock().unwrap();
+    /// let last = reports.last().unwrap();
+    /// assert!(last.is_final);
+    /// assert_eq!((last.input_rows, last.output_rows, last.processed_rows), (3, 3, 3));
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn progress(
+        mut self,
+        interval: Duration,
+        callback: impl Fn(&Progress) + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(ProgressListener::new(interval, callback));
+        self
+    }
+
+    /// Sends a [`Progress`] report every `interval` to the returned channel, and the final one
+    /// when the job ends; the sender is dropped with the job, so iterating the receiver ends.
+    /// Reports queue up until received. Replaces an earlier listener.
+    pub fn progress_channel(self, interval: Duration) -> (Config, Receiver<Progress>) {
+        let (sender, receiver) = mpsc::channel();
+        let config = self.progress(interval, move |progress| {
+            // A receiver that hung up no longer wants reports.
+            let _ = sender.send(progress.clone());
+        });
+        (config, receiver)
+    }
+
     fn timely(&self) -> timely::Config {
         if self.workers <= 1 {
             timely::Config::thread()
@@ -155,64 +208,6 @@ pub struct JobReport {
     pub snapshots: SnapshotReport,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
-}
-
-/// State shared by all workers of a job in this process.
-#[derive(Default)]
-pub(crate) struct SharedJob {
-    stop: AtomicBool,
-    error: Mutex<Option<Error>>,
-    pub(crate) records_in: AtomicU64,
-    pub(crate) records_out: AtomicU64,
-    pub(crate) late_dropped: AtomicU64,
-    pub(crate) late_routed: AtomicU64,
-    pub(crate) records_skipped: AtomicU64,
-    pub(crate) records_dead_lettered: AtomicU64,
-    pub(crate) future_events: AtomicU64,
-    state: Mutex<BTreeMap<String, StateCount>>,
-    /// What progress reports read besides the counters above (src/metrics).
-    pub(crate) metrics: crate::metrics::JobMetrics,
-    /// In a cluster: this process's sockets to its peers (clones of timely's), to break them
-    /// when the job stops with an error, so that the peers stop too.
-    peers: Mutex<Vec<std::net::TcpStream>>,
-}
-
-impl SharedJob {
-    /// Breaks the connections to the other processes of a cluster (once): their network
-    /// threads see the connection end without timely's clean shutdown, so they stop with an
-    /// error naming this process instead of waiting for its progress for ever.
-    fn break_cluster(&self) {
-        let peers = std::mem::take(
-            &mut *self
-                .peers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        for socket in peers {
-            let _ = socket.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    /// Records `error` (the first one wins) and asks every worker to stop.
-    pub(crate) fn fail(&self, error: Error) {
-        let mut slot = self
-            .error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        slot.get_or_insert(error);
-        self.stop.store(true, Ordering::SeqCst);
-    }
-
-    pub(crate) fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    fn take_error(&self) -> Option<Error> {
-        self.error
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-    }
 }
 
 /// One worker's view of the job: its identity, the shared state, and the terminal operators it
@@ -255,16 +250,8 @@ impl WorkerJob {
 
     /// Adds this worker's state gauges to the job's totals.
     fn report_state(&self) {
-        let mut totals = self
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for (name, gauge) in self.state.borrow().iter() {
-            let count = gauge.get();
-            let total = totals.entry(name.clone()).or_default();
-            total.rows += count.rows;
-            total.peak += count.peak;
+            self.shared.add_state(name, gauge.get());
         }
     }
 
@@ -446,14 +433,13 @@ where
             }
             cluster::watch_peers();
             let sockets = cluster.connect()?;
-            *shared
-                .peers
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = sockets
-                .iter()
-                .flatten()
-                .filter_map(|socket| socket.try_clone().ok())
-                .collect();
+            shared.keep_cluster_sockets(
+                sockets
+                    .iter()
+                    .flatten()
+                    .filter_map(|socket| socket.try_clone().ok())
+                    .collect(),
+            );
             let threads = config.workers.max(1);
             let hooks = Hooks::default();
             let allocators = ProcessBuilder::new_typed_vector(
@@ -511,12 +497,7 @@ where
     if let Some(message) = panic {
         return Err(Error::Internal(format!("a worker panicked: {message}")));
     }
-    let state = std::mem::take(
-        &mut *shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    );
+    let state = shared.take_state();
     Ok(JobReport {
         records_in: shared.records_in.load(Ordering::Relaxed),
         records_out: shared.records_out.load(Ordering::Relaxed),

@@ -26,8 +26,8 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::checkpoint::SinkHook;
+use crate::context::{count_window, LatencyRecorder, WindowCount};
 use crate::duration::millis;
-use crate::metrics::{count_window, LatencyRecorder, WindowCount};
 use crate::runtime::WorkerJob;
 use crate::sink::{Parallelism, Sink, SinkContext};
 use crate::window::Window;

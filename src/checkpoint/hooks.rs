@@ -11,8 +11,8 @@ use tideflow_operators::snapshot::{Frame, Resumed, SnapshotPort, SnapshotRegistr
 
 use super::files::{PartBody, PartitionCursor};
 use super::Checkpointer;
+use crate::context::SharedJob;
 use crate::error::Error;
-use crate::runtime::SharedJob;
 
 /// A worker's registry: hands operators their ports.
 pub(crate) struct WorkerRegistry {

@@ -12,8 +12,9 @@ use tideflow_operators::Event;
 
 use super::duration_arg;
 use crate::aggregate::Count;
+use crate::context::SharedJob;
 use crate::error::Error;
-use crate::runtime::{execute, Config, SharedJob};
+use crate::runtime::{execute, Config};
 use crate::sink::{Parallelism, Sink};
 use crate::source::RateSource;
 use crate::window::Window;

@@ -628,7 +628,7 @@ impl Query {
         let mut config = Config::workers(workers).trigger(self.trigger);
         config.checkpoint = self.checkpoint.clone();
         if let Some(progress) = &self.progress {
-            config = progress.configure(config);
+            config.progress = Some(progress.listener());
         }
         config.cluster = self.cluster.clone();
         execute(config, move |flow| {

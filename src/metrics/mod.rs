@@ -1,6 +1,6 @@
 //! Progress reports of a running job, like Spark's `StreamingQueryProgress`: every interval a
-//! [`Progress`] goes to a callback ([`Config::progress`]) or a channel
-//! ([`Config::progress_channel`]); the command line writes them as JSON lines (`--progress`)
+//! [`Progress`] goes to a callback ([`Config::progress`](crate::Config::progress)) or a channel
+//! ([`Config::progress_channel`](crate::Config::progress_channel)); the command line writes them as JSON lines (`--progress`)
 //! and serves them in Prometheus text format (`--metrics-addr`).
 //!
 //! The hot path only feeds atomics and per-sink histograms: sources add to the job's input
@@ -16,22 +16,17 @@ mod prometheus;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tideflow_operators::state::StateRows;
-use tideflow_operators::watermark::PartitionWatermarks;
-use tideflow_operators::Event;
-use timely::dataflow::operators::Inspect;
-use timely::dataflow::StreamVec;
 
 use crate::checkpoint::Checkpointer;
-use crate::runtime::{Config, SharedJob};
+use crate::context::{latency_histogram, lock, wall_clock_us, SharedJob};
 
 pub(crate) use outputs::CliProgress;
 
@@ -157,7 +152,8 @@ pub struct LatencyPercentiles {
     pub max: f64,
 }
 
-/// A progress callback and how often it is called (see [`Config::progress`]).
+/// A progress callback and how often it is called (see
+/// [`Config::progress`](crate::Config::progress)).
 #[derive(Clone)]
 pub struct ProgressListener {
     interval: Duration,
@@ -187,286 +183,6 @@ impl fmt::Debug for ProgressListener {
     }
 }
 
-impl Config {
-    /// Calls `callback` with a [`Progress`] report every `interval` (at least 1 ms) while the
-    /// job runs, and once more when it ends ([`Progress::is_final`]). It runs on a reporter
-    /// thread of its own, so a slow callback delays reports, not the job. Replaces an earlier
-    /// listener.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::sync::{Arc, Mutex};
-    /// use std::time::Duration;
-    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
-    ///
-    /// let reports = Arc::new(Mutex::new(Vec::new()));
-    /// let seen = Arc::clone(&reports);
-    /// let config = Config::default().progress(Duration::from_millis(50), move |progress| {
-    ///     seen.lock().unwrap().push(progress.clone());
-    /// });
-    /// tideflow::execute(config, |flow| {
-    ///     flow.source(MemorySource::new(vec![1u64, 2, 3]))
-    ///         .with_event_time(|t| *t)
-    ///         .with_watermark(Duration::ZERO)
-    ///         .sink(MemorySink::new());
-    ///     Ok(())
-    /// })?;
-    /// let reports = reports.lock().unwrap();
-    /// let last = reports.last().unwrap();
-    /// assert!(last.is_final);
-    /// assert_eq!((last.input_rows, last.output_rows, last.processed_rows), (3, 3, 3));
-    /// # Ok::<(), tideflow::Error>(())
-    /// ```
-    pub fn progress(
-        mut self,
-        interval: Duration,
-        callback: impl Fn(&Progress) + Send + Sync + 'static,
-    ) -> Self {
-        self.progress = Some(ProgressListener::new(interval, callback));
-        self
-    }
-
-    /// Sends a [`Progress`] report every `interval` to the returned channel, and the final one
-    /// when the job ends; the sender is dropped with the job, so iterating the receiver ends.
-    /// Reports queue up until received. Replaces an earlier listener.
-    pub fn progress_channel(self, interval: Duration) -> (Config, Receiver<Progress>) {
-        let (sender, receiver) = mpsc::channel();
-        let config = self.progress(interval, move |progress| {
-            // A receiver that hung up no longer wants reports.
-            let _ = sender.send(progress.clone());
-        });
-        (config, receiver)
-    }
-}
-
-/// Sub-microsecond latencies are not told apart; the largest tracked is about 285 years, so
-/// that any `u64` ms event time since 1970 fits.
-const LATENCY_HIGH_US: u64 = 1 << 53;
-
-fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_HIGH_US, 2).expect("valid histogram bounds")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn wall_clock_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
-        })
-}
-
-/// The figures of a job that only progress reports need, in [`SharedJob`]: registered as the
-/// dataflow is built, and only when a listener is configured (but for state gauges).
-#[derive(Default)]
-pub(crate) struct JobMetrics {
-    enabled: AtomicBool,
-    /// Rows out of window operators.
-    windows_emitted: AtomicU64,
-    /// Records into window operators.
-    window_input: AtomicU64,
-    /// Whether the job has a window operator (then `window_input` is its processed rows).
-    has_windows: AtomicBool,
-    /// Each source instance's watermark.
-    sources: Mutex<Vec<Arc<WatermarkSlot>>>,
-    /// Each active sink instance's latencies since the last report.
-    latencies: Mutex<Vec<Arc<Mutex<Histogram<u64>>>>>,
-    /// Every worker's state gauges, by operator name.
-    state: Mutex<Vec<(String, StateRows)>>,
-}
-
-impl JobMetrics {
-    fn enabled(&self) -> bool {
-        self.enabled.load(Ordering::Relaxed)
-    }
-
-    /// Adds a worker's gauge of operator `name` to the process-wide registry.
-    pub(crate) fn register_state(&self, name: &str, gauge: &StateRows) {
-        lock(&self.state).push((name.to_string(), gauge.clone()));
-    }
-
-    /// A watermark slot for a new source instance, when progress is reported.
-    pub(crate) fn watermark_slot(&self) -> Option<Arc<WatermarkSlot>> {
-        if !self.enabled() {
-            return None;
-        }
-        let slot = Arc::new(WatermarkSlot {
-            value: AtomicU64::new(WatermarkSlot::UNSET),
-            finished: AtomicBool::new(false),
-        });
-        lock(&self.sources).push(Arc::clone(&slot));
-        Some(slot)
-    }
-
-    /// A latency recorder for a new sink instance, when progress is reported.
-    pub(crate) fn latency_recorder(&self) -> Option<LatencyRecorder> {
-        if !self.enabled() {
-            return None;
-        }
-        let histogram = Arc::new(Mutex::new(latency_histogram()));
-        lock(&self.latencies).push(Arc::clone(&histogram));
-        Some(LatencyRecorder { histogram })
-    }
-
-    /// The job's watermark: the smallest of the unfinished sources' (`None` while one of them
-    /// has none yet), or once all have finished, the largest they reached.
-    fn watermark(&self) -> Option<u64> {
-        let sources = lock(&self.sources);
-        let mut active: Option<Option<u64>> = None;
-        let mut finished: Option<u64> = None;
-        for slot in sources.iter() {
-            let value = slot.value();
-            if slot.finished.load(Ordering::Relaxed) {
-                if let Some(value) = value {
-                    finished = Some(finished.map_or(value, |f| f.max(value)));
-                }
-            } else {
-                active = Some(match (active, value) {
-                    (None, value) => value,
-                    (Some(Some(min)), Some(value)) => Some(min.min(value)),
-                    (Some(_), _) => None,
-                });
-            }
-        }
-        match active {
-            Some(active) => active,
-            None => finished,
-        }
-    }
-
-    /// The state per operator name, summed over workers.
-    fn state(&self) -> BTreeMap<String, OperatorState> {
-        let mut totals: BTreeMap<String, OperatorState> = BTreeMap::new();
-        for (name, gauge) in lock(&self.state).iter() {
-            let count = gauge.get();
-            let total = totals.entry(name.clone()).or_default();
-            total.rows += count.rows;
-            total.peak_rows += count.peak;
-            total.bytes = total.rows.saturating_mul(STATE_BYTES_PER_ROW);
-        }
-        totals
-    }
-
-    /// Adds every sink's latencies since the last call to `into`, and clears them.
-    fn drain_latencies(&self, into: &mut Histogram<u64>) {
-        for histogram in lock(&self.latencies).iter() {
-            let mut histogram = lock(histogram);
-            // Same bounds: adding cannot fail.
-            let _ = into.add(&*histogram);
-            histogram.reset();
-        }
-    }
-}
-
-/// One source instance's watermark, stored after each poll.
-pub(crate) struct WatermarkSlot {
-    value: AtomicU64,
-    finished: AtomicBool,
-}
-
-impl WatermarkSlot {
-    /// No watermark yet.
-    const UNSET: u64 = u64::MAX;
-
-    fn value(&self) -> Option<u64> {
-        Some(self.value.load(Ordering::Relaxed)).filter(|&v| v != Self::UNSET)
-    }
-
-    /// After a poll that sent `sent` records, with the source's partition watermarks
-    /// `marks`; `ended` if the source said it is done.
-    #[inline]
-    pub(crate) fn observe(&self, sent: u64, marks: &PartitionWatermarks, ended: bool) {
-        if self.finished.load(Ordering::Relaxed) {
-            return;
-        }
-        let watermark = marks.watermark();
-        match watermark {
-            // Before its first record (or heartbeat) a source's watermark is 0: not known yet.
-            Some(watermark) if sent > 0 || watermark > 0 || self.value().is_some() => {
-                self.store(watermark)
-            }
-            _ => {}
-        }
-        if ended || watermark.is_none() {
-            // The watermark is released: the largest one its partitions reached stays.
-            let reached = (0..marks.len())
-                .filter(|&partition| marks.max_seen(partition).is_some())
-                .map(|partition| marks.partition_watermark(partition))
-                .max();
-            if let Some(reached) = reached {
-                self.store(self.value().map_or(reached, |value| value.max(reached)));
-            }
-            self.finished.store(true, Ordering::Relaxed);
-        }
-    }
-
-    fn store(&self, watermark: u64) {
-        self.value
-            .store(watermark.min(Self::UNSET - 1), Ordering::Relaxed);
-    }
-}
-
-/// A sink instance's latency histogram.
-#[derive(Clone)]
-pub(crate) struct LatencyRecorder {
-    histogram: Arc<Mutex<Histogram<u64>>>,
-}
-
-impl LatencyRecorder {
-    /// Records the latency of each row of a batch a sink is about to receive: one clock read
-    /// and one (uncontended) lock per batch, no allocation.
-    #[inline]
-    pub(crate) fn record<D>(&self, batch: &[Event<D>]) {
-        if batch.is_empty() {
-            return;
-        }
-        let now_us = wall_clock_us();
-        let mut histogram = lock(&self.histogram);
-        for event in batch {
-            if let Some(latency) = now_us.checked_sub(event.time.saturating_mul(1_000)) {
-                histogram.saturating_record(latency);
-            }
-        }
-    }
-}
-
-/// What a counted stream adds to.
-#[derive(Clone, Copy)]
-pub(crate) enum WindowCount {
-    /// Records taken in by a window operator.
-    Input,
-    /// Rows a window operator produced.
-    Rows,
-}
-
-/// Counts the records of `stream` per batch when progress is reported; returns it unchanged
-/// otherwise.
-pub(crate) fn count_window<'scope, T: 'static>(
-    shared: &Arc<SharedJob>,
-    stream: StreamVec<'scope, u64, Event<T>>,
-    count: WindowCount,
-) -> StreamVec<'scope, u64, Event<T>> {
-    if !shared.metrics.enabled() {
-        return stream;
-    }
-    if let WindowCount::Input = count {
-        shared.metrics.has_windows.store(true, Ordering::Relaxed);
-    }
-    let shared = Arc::clone(shared);
-    stream.inspect_batch(move |_, batch| {
-        let counter = match count {
-            WindowCount::Input => &shared.metrics.window_input,
-            WindowCount::Rows => &shared.metrics.windows_emitted,
-        };
-        counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    })
-}
-
 /// The reporter thread of a job, when a listener is configured: it reports every interval,
 /// and once more, finally, when stopped (dropped).
 pub(crate) struct Reporter {
@@ -487,7 +203,7 @@ impl Reporter {
                 thread: None,
             };
         };
-        shared.metrics.enabled.store(true, Ordering::SeqCst);
+        shared.metrics.enable();
         let (stop, stopped) = mpsc::channel::<()>();
         let mut state = ReportState {
             shared: Arc::clone(shared),
@@ -578,11 +294,7 @@ impl ReportState {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let input_rows = load(&shared.records_in);
         let output_rows = load(&shared.records_out);
-        let processed_rows = if metrics.has_windows.load(Ordering::Relaxed) {
-            load(&metrics.window_input)
-        } else {
-            output_rows
-        };
+        let processed_rows = metrics.window_input().unwrap_or(output_rows);
         let seconds = elapsed.as_secs_f64();
         let rate = |now: u64, before: u64| {
             if seconds > 0.0 {
@@ -634,12 +346,23 @@ impl ReportState {
             watermark,
             event_time_lag_ms,
             output_rows,
-            windows_emitted: load(&metrics.windows_emitted),
+            windows_emitted: metrics.windows_emitted(),
             late_rows_dropped: load(&shared.late_dropped),
             late_rows_routed: load(&shared.late_routed),
             rows_skipped: load(&shared.records_skipped),
             rows_dead_lettered: load(&shared.records_dead_lettered),
-            state: metrics.state(),
+            state: metrics
+                .state_counts()
+                .into_iter()
+                .map(|(name, count)| {
+                    let state = OperatorState {
+                        rows: count.rows,
+                        peak_rows: count.peak,
+                        bytes: count.rows.saturating_mul(STATE_BYTES_PER_ROW),
+                    };
+                    (name, state)
+                })
+                .collect(),
             snapshot,
             latency_ms,
         }

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::http::{Latest, MetricsServer};
-use super::{lock, Progress};
+use super::{lock, Progress, ProgressListener};
 use crate::error::Error;
-use crate::runtime::Config;
 
 /// The host `--metrics-addr` binds when given a port alone.
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -94,11 +93,11 @@ impl CliProgress {
         }))
     }
 
-    /// `config` with a progress listener feeding these outputs.
-    pub(crate) fn configure(&self, config: Config) -> Config {
+    /// A progress listener feeding these outputs, for [`Config::progress`](crate::Config).
+    pub(crate) fn listener(&self) -> ProgressListener {
         let lines = self.lines.clone();
         let latest = self.latest.clone();
-        config.progress(self.interval, move |progress| {
+        ProgressListener::new(self.interval, move |progress| {
             if let Some(latest) = &latest {
                 *lock(latest) = Some(progress.clone());
             }

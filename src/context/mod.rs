@@ -1,0 +1,102 @@
+//! The job context: what every worker of a job in this process shares, and what operators,
+//! sources and sinks report into while the job runs ([`SharedJob`]): the stop flag and the
+//! error slot (the first error stops every worker and is the one [`execute`](crate::execute)
+//! returns), the job's counters, the state totals, the figures progress reports read
+//! ([`JobMetrics`]), and in a cluster the sockets to break when the job fails.
+//!
+//! A leaf of the crate (docs/ARCHITECTURE.md "Layers"): it imports only `error`, std, the
+//! operators crate and timely, so that every layer above (checkpoints, source and sink drivers,
+//! the API, the runtime) can take the context explicitly.
+
+mod metrics;
+
+use std::collections::BTreeMap;
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use tideflow_operators::state::StateCount;
+
+use crate::error::Error;
+
+pub(crate) use metrics::{
+    count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder, WindowCount,
+};
+
+/// The job context: state shared by all workers of a job in this process.
+#[derive(Default)]
+pub(crate) struct SharedJob {
+    /// Set once the job must stop (an error, or a lost peer).
+    stop: AtomicBool,
+    /// The job's first error.
+    error: Mutex<Option<Error>>,
+    /// Records read from sources.
+    pub(crate) records_in: AtomicU64,
+    /// Records written to sinks.
+    pub(crate) records_out: AtomicU64,
+    /// Late records dropped.
+    pub(crate) late_dropped: AtomicU64,
+    /// Late records routed to a late-data output.
+    pub(crate) late_routed: AtomicU64,
+    /// Bad input records skipped.
+    pub(crate) records_skipped: AtomicU64,
+    /// Bad input records written to a dead-letter file.
+    pub(crate) records_dead_lettered: AtomicU64,
+    /// Events held back from the watermark by the future-skew guard.
+    pub(crate) future_events: AtomicU64,
+    /// Every finished worker's state rows per operator, summed.
+    state: Mutex<BTreeMap<String, StateCount>>,
+    /// What progress reports read besides the counters above (src/metrics).
+    pub(crate) metrics: JobMetrics,
+    /// In a cluster: this process's sockets to its peers (clones of timely's), to break them
+    /// when the job stops with an error, so that the peers stop too.
+    peers: Mutex<Vec<TcpStream>>,
+}
+
+impl SharedJob {
+    /// Breaks the connections to the other processes of a cluster (once): their network
+    /// threads see the connection end without timely's clean shutdown, so they stop with an
+    /// error naming this process instead of waiting for its progress for ever.
+    pub(crate) fn break_cluster(&self) {
+        let peers = std::mem::take(&mut *lock(&self.peers));
+        for socket in peers {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Records `error` (the first one wins) and asks every worker to stop.
+    pub(crate) fn fail(&self, error: Error) {
+        let mut slot = lock(&self.error);
+        slot.get_or_insert(error);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the job must stop.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// The job's first error, taken out of its slot.
+    pub(crate) fn take_error(&self) -> Option<Error> {
+        lock(&self.error).take()
+    }
+
+    /// In a cluster: keeps `sockets`, clones of this process's connections to its peers, for
+    /// [`SharedJob::break_cluster`].
+    pub(crate) fn keep_cluster_sockets(&self, sockets: Vec<TcpStream>) {
+        *lock(&self.peers) = sockets;
+    }
+
+    /// Adds a finished worker's state rows of operator `name` to the job's totals.
+    pub(crate) fn add_state(&self, name: &str, count: StateCount) {
+        let mut totals = lock(&self.state);
+        let total = totals.entry(name.to_string()).or_default();
+        total.rows += count.rows;
+        total.peak += count.peak;
+    }
+
+    /// The job's state totals, taken once every worker has added its own.
+    pub(crate) fn take_state(&self) -> BTreeMap<String, StateCount> {
+        std::mem::take(&mut *lock(&self.state))
+    }
+}
