@@ -20,7 +20,8 @@ use tideflow_operators::state::StateCount;
 use crate::error::Error;
 
 pub(crate) use metrics::{
-    count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder, WindowCount,
+    count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder,
+    WatermarkSlot, WindowCount,
 };
 
 /// The job context: state shared by all workers of a job in this process.

@@ -18,6 +18,7 @@
 //! ([`Flow::static_table`](crate::Flow::static_table)).
 
 mod bad_input;
+mod driver;
 mod file;
 mod lines;
 mod memory;
@@ -27,9 +28,7 @@ mod stdin;
 mod table;
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
@@ -42,10 +41,8 @@ pub(crate) use table::read_table;
 pub use tideflow_operators::source::SourceStatus;
 pub use tideflow_operators::watermark::WatermarkStrategy;
 
-use tideflow_operators::source::{watermarked_source, SourceOutput};
-use tideflow_operators::watermark::ProcessingTime;
+use driver::SourceDriver;
 
-use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
 use crate::error::Error;
 use crate::runtime::Flow;
 use crate::stream::Stream;
@@ -266,293 +263,20 @@ where
     pub fn with_watermark(self, strategy: impl Into<WatermarkStrategy>) -> Stream<'scope, S::Item> {
         let EventTimeBuilder {
             flow,
-            mut source,
+            source,
             event_time,
         } = self;
         let job = Rc::clone(&flow.job);
-        let context = SourceContext {
-            worker_index: job.index,
-            peers: job.peers,
-        };
-        let started = source.on_start(&context);
-        let partitions = if started.is_ok() {
-            source.partitions()
-        } else {
-            0
-        };
-        if let Err(error) = started {
-            job.shared.fail(error);
-        }
-        let shared = Arc::clone(&job.shared);
-        let mut batch = SourceBatch::new();
-        let mut replay = match &job.checkpointer {
-            Some(checkpointer) => Replay::new(checkpointer, &context, &mut source, partitions)
-                .unwrap_or_else(|error| {
-                    job.shared.fail(error);
-                    None
-                }),
-            None => None,
-        };
-        let finishes_when_idle = job.trigger.finishes_when_idle();
-        // Progress reports (src/metrics): this source instance's watermark.
-        let watermark_slot = job.shared.metrics.watermark_slot();
-        let started_at = Instant::now();
-        let clock = move || ProcessingTime {
-            monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
-            // A system clock before 1970 reads as the epoch: nothing is then "in the future".
-            wall_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| {
-                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-                }),
-        };
-        let inner = watermarked_source(
-            flow.scope,
-            "Source",
-            partitions,
-            strategy.into(),
-            job.trigger,
-            clock,
-            move |out| {
-                if shared.stopped() {
-                    return SourceStatus::Halt;
-                }
-                let status = source.read(&mut batch);
-                if batch.skipped > 0 {
-                    shared
-                        .records_skipped
-                        .fetch_add(std::mem::take(&mut batch.skipped), Ordering::Relaxed);
-                }
-                if batch.dead_lettered > 0 {
-                    shared
-                        .records_dead_lettered
-                        .fetch_add(std::mem::take(&mut batch.dead_lettered), Ordering::Relaxed);
-                }
-                for _ in 0..std::mem::take(&mut batch.added) {
-                    out.add_partition();
-                }
-                let sent = match replay.as_mut() {
-                    None => {
-                        let sent = batch.records.len() as u64;
-                        for (partition, record) in batch.records.drain(..) {
-                            out.push(partition, event_time(&record), record);
-                        }
-                        for partition in batch.finished.drain(..) {
-                            out.finish_partition(partition);
-                        }
-                        sent
-                    }
-                    Some(replay) => {
-                        // Under available-now and once, a source with nothing ready has ended
-                        // (the operator finishes it).
-                        let ended = matches!(status, Ok(SourceStatus::Done))
-                            || (finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
-                        match replay.push(&mut batch, out, &event_time, &source, ended) {
-                            Ok(sent) => sent,
-                            Err(error) => {
-                                shared.fail(error);
-                                return SourceStatus::Halt;
-                            }
-                        }
-                    }
-                };
-                batch.positions.clear();
-                shared.records_in.fetch_add(sent, Ordering::Relaxed);
-                let future = out.take_future_count();
-                if future > 0 {
-                    shared.future_events.fetch_add(future, Ordering::Relaxed);
-                }
-                if let Some(slot) = &watermark_slot {
-                    let ended = matches!(status, Ok(SourceStatus::Done))
-                        || (finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
-                    slot.observe(sent, out.watermarks(), ended);
-                }
-                status.unwrap_or_else(|error| {
-                    shared.fail(error);
-                    SourceStatus::Halt
-                })
+        let driver = SourceDriver {
+            context: SourceContext {
+                worker_index: job.index,
+                peers: job.peers,
             },
-        );
+            trigger: job.trigger,
+            shared: Arc::clone(&job.shared),
+            checkpointer: job.checkpointer.clone(),
+        };
+        let inner = driver.drive(flow.scope, source, event_time, strategy.into());
         Stream { inner, job }
-    }
-}
-
-/// A source instance's part in snapshots: where its partitions resume after a restore, which
-/// replayed records to skip, and, while a snapshot is pending, each partition's first record
-/// stamped at or after the epoch (docs/ARCHITECTURE.md "Snapshots").
-struct Replay {
-    hook: SourceHook,
-    /// The global number of each local partition.
-    globals: Vec<u64>,
-    /// Restored watermark state, applied before the first push: (max seen, finished).
-    restore: Option<Vec<(Option<u64>, bool)>>,
-    /// Records stamped below this were applied before the snapshot resumed from.
-    skip_below: u64,
-    /// The pending epoch whose part is not saved yet.
-    epoch: Option<u64>,
-    /// Per local partition: the position of its first record stamped at or after `epoch`,
-    /// and the partition's largest event time before it.
-    first: Vec<Option<(Position, Option<u64>)>>,
-    /// The epoch whose part was saved last.
-    saved: Option<u64>,
-    finished: bool,
-}
-
-impl Replay {
-    /// Registers the source and seeks its partitions to where the snapshot resumed from, if
-    /// any.
-    fn new<S: Source>(
-        checkpointer: &Arc<Checkpointer>,
-        context: &SourceContext,
-        source: &mut S,
-        partitions: usize,
-    ) -> Result<Option<Replay>, Error> {
-        let hook = SourceHook::register(checkpointer, context.worker_index);
-        if !source.replayable() {
-            return Err(Error::Config(
-                "snapshots need a replayable input, and this one cannot be replayed (files that are not watched, the rate generator with a start time and memory sources can)".into(),
-            ));
-        }
-        let globals: Vec<u64> = (0..partitions)
-            .map(|local| (context.worker_index + local * context.peers) as u64)
-            .collect();
-        let mut restore = None;
-        if let Some(cursors) = hook.restored()? {
-            let mut states = Vec::with_capacity(partitions);
-            for (local, global) in globals.iter().enumerate() {
-                let cursor = cursors.get(global).ok_or_else(|| {
-                    Error::Snapshot(format!(
-                        "the snapshot has no position for input partition {global}; was the input changed?"
-                    ))
-                })?;
-                source.seek(local, cursor.position)?;
-                states.push((cursor.max_seen, cursor.finished));
-            }
-            restore = Some(states);
-        }
-        let skip_below = hook.checkpointer().resumed_epoch().unwrap_or(0);
-        Ok(Some(Replay {
-            hook,
-            globals,
-            restore,
-            skip_below,
-            epoch: None,
-            first: vec![None; partitions],
-            saved: None,
-            finished: false,
-        }))
-    }
-
-    /// Pushes the batch's records into `out` under the coordinator's lock, noting each
-    /// partition's first record at or after a pending epoch; then saves the source's part if
-    /// it is due (its watermark passed the epoch, or it ended), and reports the end. Returns
-    /// how many records were sent.
-    fn push<S: Source, F: Fn(&S::Item) -> u64>(
-        &mut self,
-        batch: &mut SourceBatch<S::Item>,
-        out: &mut SourceOutput<S::Item>,
-        event_time: &F,
-        source: &S,
-        ended: bool,
-    ) -> Result<u64, Error> {
-        if let Some(states) = self.restore.take() {
-            for (local, (max_seen, finished)) in states.into_iter().enumerate() {
-                out.restore_partition(local, max_seen, finished);
-            }
-        }
-        let checkpointer = Arc::clone(self.hook.checkpointer_arc());
-        let (sent, due) = checkpointer.poll(|pending| {
-            if pending != self.epoch {
-                self.epoch = pending.filter(|&epoch| self.saved != Some(epoch));
-                self.first.iter_mut().for_each(|first| *first = None);
-            }
-            let mut high = 0;
-            let before = out.pending_len();
-            let positions = std::mem::take(&mut batch.positions);
-            match self.epoch {
-                // The common case: no snapshot pending.
-                None => {
-                    for (partition, record) in batch.records.drain(..) {
-                        let time = event_time(&record);
-                        high = high.max(out.push_from(partition, time, record, self.skip_below));
-                    }
-                }
-                Some(epoch) => {
-                    for (index, (partition, record)) in batch.records.drain(..).enumerate() {
-                        let time = event_time(&record);
-                        let capture = self.first[partition]
-                            .is_none()
-                            .then(|| out.watermarks().max_seen(partition));
-                        let stamp = out.push_from(partition, time, record, self.skip_below);
-                        high = high.max(stamp);
-                        if let Some(before) = capture.filter(|_| stamp >= epoch) {
-                            let position = positions.get(index).copied().unwrap_or_default();
-                            self.first[partition] = Some((position, before));
-                        }
-                    }
-                }
-            }
-            let sent = (out.pending_len() - before) as u64;
-            batch.positions = positions;
-            for partition in batch.finished.drain(..) {
-                out.finish_partition(partition);
-            }
-            let watermark = out.watermarks().watermark();
-            let ended = ended || watermark.is_none();
-            high = high.max(watermark.unwrap_or(0));
-            let due = self
-                .epoch
-                .filter(|&epoch| ended || watermark.is_some_and(|w| w >= epoch));
-            (
-                (
-                    sent,
-                    due.map(|epoch| (epoch, ended))
-                        .or(ended.then_some((u64::MAX, true))),
-                ),
-                high,
-            )
-        })?;
-        if let Some((epoch, ended)) = due {
-            if epoch != u64::MAX {
-                let cursors = self.cursors(out, source, false);
-                self.hook.save(epoch, cursors)?;
-                self.saved = Some(epoch);
-                self.epoch = None;
-            }
-            if ended && !self.finished {
-                self.finished = true;
-                let cursors = self.cursors(out, source, true);
-                self.hook.finish(cursors)?;
-            }
-        }
-        Ok(sent)
-    }
-
-    /// The partitions' cursors: at each partition's first record at or after the pending
-    /// epoch, or where it stands now.
-    fn cursors<S: Source>(
-        &self,
-        out: &SourceOutput<S::Item>,
-        source: &S,
-        ended: bool,
-    ) -> Vec<PartitionCursor> {
-        self.globals
-            .iter()
-            .enumerate()
-            .map(|(local, &partition)| match (&self.first[local], ended) {
-                (Some((position, max_seen)), false) => PartitionCursor {
-                    partition,
-                    position: *position,
-                    max_seen: *max_seen,
-                    finished: false,
-                },
-                _ => PartitionCursor {
-                    partition,
-                    position: source.position(local),
-                    max_seen: out.watermarks().max_seen(local),
-                    finished: ended || out.watermarks().is_finished(local),
-                },
-            })
-            .collect()
     }
 }

@@ -1,0 +1,373 @@
+//! The source driver: the runtime side of reading a [`Source`] into a stream, apart from the
+//! API builder that asks for it ([`EventTimeBuilder::with_watermark`](super::EventTimeBuilder)).
+//!
+//! For one source instance on one worker, [`SourceDriver::drive`] starts the source, seeks it
+//! to where a snapshot resumes ([`Replay`]), and builds the operator (`watermarked_source` of
+//! `tideflow-operators`) that polls it: each poll reads a batch, stamps each record with its
+//! event time, counts records, skipped and dead-lettered records and future events into the
+//! job context, hands the source's part to the snapshot coordinator when one is due, and
+//! stores the source's watermark for progress reports. The clock the watermark strategy reads
+//! is made here too.
+//!
+//! Layer (docs/ARCHITECTURE.md "Layers"): it imports the job context, the checkpoint
+//! coordinator and the source traits, not the API (`Flow`, `Stream`) nor the runtime.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tideflow_operators::source::{watermarked_source, SourceOutput};
+use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
+use tideflow_operators::{Event, Trigger};
+use timely::dataflow::{Scope, StreamVec};
+
+use super::{Position, Source, SourceBatch, SourceContext, SourceStatus};
+use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
+use crate::context::{SharedJob, WatermarkSlot};
+use crate::error::Error;
+
+/// What a source instance needs of its job to be driven.
+pub(crate) struct SourceDriver {
+    /// Where the instance runs.
+    pub(crate) context: SourceContext,
+    /// When the watermark advances, and whether the source ends once nothing is ready.
+    pub(crate) trigger: Trigger,
+    /// The job context the instance reports into and stops with.
+    pub(crate) shared: Arc<SharedJob>,
+    /// The snapshot coordinator, when the job takes snapshots.
+    pub(crate) checkpointer: Option<Arc<Checkpointer>>,
+}
+
+impl SourceDriver {
+    /// Starts `source` on this worker and returns the stream of its records, each stamped
+    /// with `event_time`, under the watermarks of `strategy`. A failure to start or to resume
+    /// from the snapshot becomes the job's error (the stream then ends without records).
+    pub(crate) fn drive<'scope, S, F>(
+        self,
+        scope: Scope<'scope, u64>,
+        mut source: S,
+        event_time: F,
+        strategy: WatermarkStrategy,
+    ) -> StreamVec<'scope, u64, Event<S::Item>>
+    where
+        S: Source,
+        F: Fn(&S::Item) -> u64 + 'static,
+    {
+        let SourceDriver {
+            context,
+            trigger,
+            shared,
+            checkpointer,
+        } = self;
+        let started = source.on_start(&context);
+        let partitions = if started.is_ok() {
+            source.partitions()
+        } else {
+            0
+        };
+        if let Err(error) = started {
+            shared.fail(error);
+        }
+        let replay = match &checkpointer {
+            Some(checkpointer) => Replay::new(checkpointer, &context, &mut source, partitions)
+                .unwrap_or_else(|error| {
+                    shared.fail(error);
+                    None
+                }),
+            None => None,
+        };
+        let mut poller = Poller {
+            batch: SourceBatch::new(),
+            replay,
+            finishes_when_idle: trigger.finishes_when_idle(),
+            // Progress reports (src/metrics): this source instance's watermark.
+            watermark_slot: shared.metrics.watermark_slot(),
+            source,
+            event_time,
+            shared,
+        };
+        watermarked_source(
+            scope,
+            "Source",
+            partitions,
+            strategy,
+            trigger,
+            clock(),
+            move |out| poller.poll(out),
+        )
+    }
+}
+
+/// The clock a source's watermark strategy reads before each poll: processing time since the
+/// source started, and the system clock.
+fn clock() -> impl FnMut() -> ProcessingTime + 'static {
+    let started_at = Instant::now();
+    move || ProcessingTime {
+        monotonic_ms: u64::try_from(started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+        // A system clock before 1970 reads as the epoch: nothing is then "in the future".
+        wall_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            }),
+    }
+}
+
+/// One source instance being polled, with what it reports into.
+struct Poller<S: Source, F> {
+    source: S,
+    event_time: F,
+    /// The batch each read fills, reused.
+    batch: SourceBatch<S::Item>,
+    /// The instance's part in snapshots, when the job takes them.
+    replay: Option<Replay>,
+    /// Under available-now and once, a source with nothing ready has ended (the operator
+    /// finishes it).
+    finishes_when_idle: bool,
+    watermark_slot: Option<Arc<WatermarkSlot>>,
+    shared: Arc<SharedJob>,
+}
+
+impl<S, F> Poller<S, F>
+where
+    S: Source,
+    F: Fn(&S::Item) -> u64,
+{
+    /// Reads what is ready into `out` and says when to poll again.
+    #[inline]
+    fn poll(&mut self, out: &mut SourceOutput<S::Item>) -> SourceStatus {
+        let shared = &self.shared;
+        if shared.stopped() {
+            return SourceStatus::Halt;
+        }
+        let batch = &mut self.batch;
+        let status = self.source.read(batch);
+        if batch.skipped > 0 {
+            shared
+                .records_skipped
+                .fetch_add(std::mem::take(&mut batch.skipped), Ordering::Relaxed);
+        }
+        if batch.dead_lettered > 0 {
+            shared
+                .records_dead_lettered
+                .fetch_add(std::mem::take(&mut batch.dead_lettered), Ordering::Relaxed);
+        }
+        for _ in 0..std::mem::take(&mut batch.added) {
+            out.add_partition();
+        }
+        let ended = matches!(status, Ok(SourceStatus::Done))
+            || (self.finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
+        let sent = match self.replay.as_mut() {
+            None => {
+                let sent = batch.records.len() as u64;
+                for (partition, record) in batch.records.drain(..) {
+                    out.push(partition, (self.event_time)(&record), record);
+                }
+                for partition in batch.finished.drain(..) {
+                    out.finish_partition(partition);
+                }
+                sent
+            }
+            Some(replay) => match replay.push(batch, out, &self.event_time, &self.source, ended) {
+                Ok(sent) => sent,
+                Err(error) => {
+                    shared.fail(error);
+                    return SourceStatus::Halt;
+                }
+            },
+        };
+        batch.positions.clear();
+        shared.records_in.fetch_add(sent, Ordering::Relaxed);
+        let future = out.take_future_count();
+        if future > 0 {
+            shared.future_events.fetch_add(future, Ordering::Relaxed);
+        }
+        if let Some(slot) = &self.watermark_slot {
+            slot.observe(sent, out.watermarks(), ended);
+        }
+        status.unwrap_or_else(|error| {
+            shared.fail(error);
+            SourceStatus::Halt
+        })
+    }
+}
+
+/// A source instance's part in snapshots: where its partitions resume after a restore, which
+/// replayed records to skip, and, while a snapshot is pending, each partition's first record
+/// stamped at or after the epoch (docs/ARCHITECTURE.md "Snapshots").
+struct Replay {
+    hook: SourceHook,
+    /// The global number of each local partition.
+    globals: Vec<u64>,
+    /// Restored watermark state, applied before the first push: (max seen, finished).
+    restore: Option<Vec<(Option<u64>, bool)>>,
+    /// Records stamped below this were applied before the snapshot resumed from.
+    skip_below: u64,
+    /// The pending epoch whose part is not saved yet.
+    epoch: Option<u64>,
+    /// Per local partition: the position of its first record stamped at or after `epoch`,
+    /// and the partition's largest event time before it.
+    first: Vec<Option<(Position, Option<u64>)>>,
+    /// The epoch whose part was saved last.
+    saved: Option<u64>,
+    finished: bool,
+}
+
+impl Replay {
+    /// Registers the source and seeks its partitions to where the snapshot resumed from, if
+    /// any.
+    fn new<S: Source>(
+        checkpointer: &Arc<Checkpointer>,
+        context: &SourceContext,
+        source: &mut S,
+        partitions: usize,
+    ) -> Result<Option<Replay>, Error> {
+        let hook = SourceHook::register(checkpointer, context.worker_index);
+        if !source.replayable() {
+            return Err(Error::Config(
+                "snapshots need a replayable input, and this one cannot be replayed (files that are not watched, the rate generator with a start time and memory sources can)".into(),
+            ));
+        }
+        let globals: Vec<u64> = (0..partitions)
+            .map(|local| (context.worker_index + local * context.peers) as u64)
+            .collect();
+        let mut restore = None;
+        if let Some(cursors) = hook.restored()? {
+            let mut states = Vec::with_capacity(partitions);
+            for (local, global) in globals.iter().enumerate() {
+                let cursor = cursors.get(global).ok_or_else(|| {
+                    Error::Snapshot(format!(
+                        "the snapshot has no position for input partition {global}; was the input changed?"
+                    ))
+                })?;
+                source.seek(local, cursor.position)?;
+                states.push((cursor.max_seen, cursor.finished));
+            }
+            restore = Some(states);
+        }
+        let skip_below = hook.checkpointer().resumed_epoch().unwrap_or(0);
+        Ok(Some(Replay {
+            hook,
+            globals,
+            restore,
+            skip_below,
+            epoch: None,
+            first: vec![None; partitions],
+            saved: None,
+            finished: false,
+        }))
+    }
+
+    /// Pushes the batch's records into `out` under the coordinator's lock, noting each
+    /// partition's first record at or after a pending epoch; then saves the source's part if
+    /// it is due (its watermark passed the epoch, or it ended), and reports the end. Returns
+    /// how many records were sent.
+    fn push<S: Source, F: Fn(&S::Item) -> u64>(
+        &mut self,
+        batch: &mut SourceBatch<S::Item>,
+        out: &mut SourceOutput<S::Item>,
+        event_time: &F,
+        source: &S,
+        ended: bool,
+    ) -> Result<u64, Error> {
+        if let Some(states) = self.restore.take() {
+            for (local, (max_seen, finished)) in states.into_iter().enumerate() {
+                out.restore_partition(local, max_seen, finished);
+            }
+        }
+        let checkpointer = Arc::clone(self.hook.checkpointer_arc());
+        let (sent, due) = checkpointer.poll(|pending| {
+            if pending != self.epoch {
+                self.epoch = pending.filter(|&epoch| self.saved != Some(epoch));
+                self.first.iter_mut().for_each(|first| *first = None);
+            }
+            let mut high = 0;
+            let before = out.pending_len();
+            let positions = std::mem::take(&mut batch.positions);
+            match self.epoch {
+                // The common case: no snapshot pending.
+                None => {
+                    for (partition, record) in batch.records.drain(..) {
+                        let time = event_time(&record);
+                        high = high.max(out.push_from(partition, time, record, self.skip_below));
+                    }
+                }
+                Some(epoch) => {
+                    for (index, (partition, record)) in batch.records.drain(..).enumerate() {
+                        let time = event_time(&record);
+                        let capture = self.first[partition]
+                            .is_none()
+                            .then(|| out.watermarks().max_seen(partition));
+                        let stamp = out.push_from(partition, time, record, self.skip_below);
+                        high = high.max(stamp);
+                        if let Some(before) = capture.filter(|_| stamp >= epoch) {
+                            let position = positions.get(index).copied().unwrap_or_default();
+                            self.first[partition] = Some((position, before));
+                        }
+                    }
+                }
+            }
+            let sent = (out.pending_len() - before) as u64;
+            batch.positions = positions;
+            for partition in batch.finished.drain(..) {
+                out.finish_partition(partition);
+            }
+            let watermark = out.watermarks().watermark();
+            let ended = ended || watermark.is_none();
+            high = high.max(watermark.unwrap_or(0));
+            let due = self
+                .epoch
+                .filter(|&epoch| ended || watermark.is_some_and(|w| w >= epoch));
+            (
+                (
+                    sent,
+                    due.map(|epoch| (epoch, ended))
+                        .or(ended.then_some((u64::MAX, true))),
+                ),
+                high,
+            )
+        })?;
+        if let Some((epoch, ended)) = due {
+            if epoch != u64::MAX {
+                let cursors = self.cursors(out, source, false);
+                self.hook.save(epoch, cursors)?;
+                self.saved = Some(epoch);
+                self.epoch = None;
+            }
+            if ended && !self.finished {
+                self.finished = true;
+                let cursors = self.cursors(out, source, true);
+                self.hook.finish(cursors)?;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The partitions' cursors: at each partition's first record at or after the pending
+    /// epoch, or where it stands now.
+    fn cursors<S: Source>(
+        &self,
+        out: &SourceOutput<S::Item>,
+        source: &S,
+        ended: bool,
+    ) -> Vec<PartitionCursor> {
+        self.globals
+            .iter()
+            .enumerate()
+            .map(|(local, &partition)| match (&self.first[local], ended) {
+                (Some((position, max_seen)), false) => PartitionCursor {
+                    partition,
+                    position: *position,
+                    max_seen: *max_seen,
+                    finished: false,
+                },
+                _ => PartitionCursor {
+                    partition,
+                    position: source.position(local),
+                    max_seen: out.watermarks().max_seen(local),
+                    finished: ended || out.watermarks().is_finished(local),
+                },
+            })
+            .collect()
+    }
+}
