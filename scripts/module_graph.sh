@@ -60,7 +60,7 @@ if os.path.exists(lib):
         for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", match.group(2)):
             reexports.setdefault(name, match.group(1))
 
-PATH = re.compile(r"(?<![\w$])(crate|super)((?:\s*::\s*(?:[A-Za-z_]\w*|\{[^;]*?\}))+)", re.S)
+PATH = re.compile(r"(?<![\w$])(crate|super)((?:\s*::\s*[A-Za-z_]\w*)*)(\s*::\s*\{)?")
 
 edges = {}
 for path in files:
@@ -91,7 +91,14 @@ for path in files:
     for match in PATH.finditer(text):
         if re.search(r"\bin\s*$", text[max(0, match.start() - 8) : match.start()]):
             continue  # pub(in crate::...)
-        segments = [s.strip() for s in re.split(r"::", match.group(2)) if s.strip()]
+        group = ""
+        if match.group(3):  # `::{...}`: up to the matching brace
+            end, depth = match.end(), 1
+            while end < len(text) and depth:
+                depth += {"{": 1, "}": -1}.get(text[end], 0)
+                end += 1
+            group = "{" + text[match.end() : end]
+        segments = [s.strip() for s in match.group(2).split("::") if s.strip()]
         if match.group(1) == "super":
             nested = sum(1 for start, end in opens if start <= match.start() < end)
             ups = 1
@@ -100,13 +107,19 @@ for path in files:
                 segments.pop(0)
             if ups - nested < depth:
                 continue  # still inside this top-level module
-        if not segments:
+        if not segments and not group:
             continue
-        heads = []
-        if segments[0].startswith("{"):
-            heads = re.findall(r"(?:^|[{,])\s*([A-Za-z_]\w*)", segments[0])
-        else:
+        if segments:
             heads = [segments[0]]
+        else:  # `crate::{a::X, Y}`: the first name of each item at the top of the group
+            depth, item, heads = 0, "", []
+            for char in group + ",":
+                depth += {"{": 1, "}": -1}.get(char, 0)
+                if char == "," and depth <= 1 or depth == 0:
+                    heads += re.findall(r"^[\s{]*([A-Za-z_]\w*)", item)[:1]
+                    item = ""
+                elif depth >= 1:
+                    item += char
         for head in heads:
             target = head if head in modules else reexports.get(head)
             if target and target != here and target in modules:
