@@ -266,3 +266,61 @@ pub(crate) fn count_window<'scope, T: 'static>(
         counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_kept_without_a_listener() {
+        let metrics = JobMetrics::default();
+        assert!(metrics.watermark_slot().is_none());
+        assert!(metrics.latency_recorder().is_none());
+        assert_eq!(metrics.watermark(), None);
+        metrics.enable();
+        assert!(metrics.watermark_slot().is_some());
+        assert!(metrics.latency_recorder().is_some());
+    }
+
+    #[test]
+    fn the_job_watermark_is_the_slowest_reading_source_then_the_furthest_finished() {
+        let metrics = JobMetrics::default();
+        metrics.enable();
+        let (fast, slow) = (metrics.watermark_slot(), metrics.watermark_slot());
+        let (Some(fast), Some(slow)) = (fast, slow) else {
+            panic!("progress is reported: every source gets a slot");
+        };
+        let mut fast_marks = PartitionWatermarks::new(1, 0);
+        let mut slow_marks = PartitionWatermarks::new(1, 0);
+        fast_marks.stamp(0, 900);
+        fast.observe(1, &fast_marks, false);
+        // The slow source has read nothing yet: the job's watermark is not known.
+        assert_eq!(metrics.watermark(), None);
+        slow_marks.stamp(0, 300);
+        slow.observe(1, &slow_marks, false);
+        assert_eq!(metrics.watermark(), Some(300));
+        // A finished source no longer holds the job's watermark back...
+        slow_marks.finish(0);
+        slow.observe(0, &slow_marks, true);
+        assert_eq!(metrics.watermark(), Some(900));
+        // ...and once all have finished, the furthest one reached stays.
+        fast_marks.finish(0);
+        fast.observe(0, &fast_marks, true);
+        assert_eq!(metrics.watermark(), Some(900));
+    }
+
+    #[test]
+    fn state_counts_sum_every_workers_gauge_of_an_operator() {
+        let metrics = JobMetrics::default();
+        let (first, second) = (StateRows::default(), StateRows::default());
+        metrics.register_state("session", &first);
+        metrics.register_state("session", &second);
+        first.set(4);
+        first.set(2);
+        second.set(3);
+        assert_eq!(
+            metrics.state_counts()["session"],
+            StateCount { rows: 5, peak: 7 }
+        );
+    }
+}

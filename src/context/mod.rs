@@ -101,3 +101,31 @@ impl SharedJob {
         std::mem::take(&mut *lock(&self.state))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_error_wins_and_stops_the_job() {
+        let job = SharedJob::default();
+        assert!(!job.stopped());
+        job.fail(Error::Config("first".into()));
+        job.fail(Error::Config("second".into()));
+        assert!(job.stopped());
+        assert!(matches!(job.take_error(), Some(Error::Config(m)) if m == "first"));
+        assert!(job.take_error().is_none());
+    }
+
+    #[test]
+    fn state_totals_sum_rows_and_peaks_over_workers() {
+        let job = SharedJob::default();
+        job.add_state("running", StateCount { rows: 2, peak: 5 });
+        job.add_state("running", StateCount { rows: 3, peak: 4 });
+        job.add_state("dedup", StateCount { rows: 1, peak: 1 });
+        let totals = job.take_state();
+        assert_eq!(totals["running"], StateCount { rows: 5, peak: 9 });
+        assert_eq!(totals["dedup"], StateCount { rows: 1, peak: 1 });
+        assert!(job.take_state().is_empty());
+    }
+}
