@@ -23,6 +23,7 @@ use super::SharedJob;
 /// that any `u64` ms event time since 1970 fits.
 const LATENCY_HIGH_US: u64 = 1 << 53;
 
+/// An empty histogram of latencies, µs.
 pub(crate) fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, LATENCY_HIGH_US, 2).expect("valid histogram bounds")
 }
