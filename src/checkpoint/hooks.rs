@@ -161,7 +161,7 @@ impl SinkHook {
         checkpointer: &Arc<Checkpointer>,
         committer: Box<dyn Committer>,
     ) -> Result<SinkHook, Error> {
-        let (index, _name, recovered) = checkpointer.register_sink(committer)?;
+        let (index, recovered) = checkpointer.register_sink(committer)?;
         Ok(SinkHook {
             checkpointer: Arc::clone(checkpointer),
             index,

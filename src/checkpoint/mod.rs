@@ -13,6 +13,7 @@
 mod fault;
 mod files;
 mod hooks;
+mod recovery;
 mod storage;
 
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ pub(crate) use storage::{CheckpointStorage, Location};
 use storage::{LocalDir, SnapshotId};
 
 use crate::error::Error;
-use crate::sink::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
+use crate::sink::{CommitContext, CommitTarget, Committer, Recovered};
 
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
@@ -171,50 +172,14 @@ impl Checkpointer {
         let execution = files::read_execution(&storage)? + 1;
         files::write_execution(&storage, execution)?;
 
-        let mut resume = None;
-        let mut damaged: Option<Error> = None;
-        for id in list_snapshots(&storage)? {
-            match files::verify_snapshot(&storage, id) {
-                Ok(manifest) => {
-                    resume = Some(ResumeFrom { id, manifest });
-                    break;
-                }
-                Err(error) => {
-                    eprintln!(
-                        "tideflow: warning: skipping a damaged or incomplete snapshot: {error}"
-                    );
-                    // A snapshot without a manifest does not exist; one with a manifest that
-                    // does not verify is damaged.
-                    if storage.exists(Location::In(id, files::MANIFEST)) {
-                        damaged.get_or_insert(error);
-                    }
-                }
-            }
-        }
-        if let (None, Some(error)) = (&resume, damaged) {
-            return Err(Error::Snapshot(format!(
-                "no usable snapshot in {} (refusing to start from partial state): {}",
-                storage.describe(None),
-                error.to_string().trim_start_matches("snapshot: ")
-            )));
-        }
+        let resume = recovery::newest_usable(&storage)?;
 
-        // The sinks the manifest can reopen (file sinks) finish an interrupted commit and drop
-        // uncommitted output now, before the job is built (a complete job is not built at
-        // all); the others recover when they register.
-        let mut recovered = HashMap::new();
-        if let Some(from) = &resume {
-            for sink in &from.manifest.sinks {
-                let target = sink.output.clone().map(CommitTarget::File);
-                let Some(mut committer) = target.and_then(|t| t.reopen()) else {
-                    continue;
-                };
-                let context = CommitContext::new(&sink.name, execution, &storage, &fault);
-                let recovery = recover(&storage, from, &sink.name, &mut *committer, &context)?;
-                recovered.insert(sink.name.clone(), recovery);
-            }
-            fault.during_recovery();
-        }
+        // The sinks the manifest can reopen (file sinks) recover now, before the job is built
+        // (a complete job is not built at all); the others recover when they register.
+        let recovered = match &resume {
+            Some(from) => recovery::recover_reopenable(&storage, &fault, from, execution)?,
+            None => HashMap::new(),
+        };
         let resumed_epoch = resume.as_ref().map(|r| r.manifest.epoch);
         let already_complete = resume.as_ref().is_some_and(|r| r.manifest.is_final);
         if let Some(epoch) = resumed_epoch.filter(|_| !already_complete) {
@@ -311,16 +276,13 @@ impl Checkpointer {
     }
 
     /// Registers a committing sink (on worker 0) and recovers it unless it was recovered before
-    /// the workers started: returns its index, name and what it has committed.
-    fn register_sink(
-        &self,
-        committer: Box<dyn Committer>,
-    ) -> Result<(usize, String, Recovered), Error> {
+    /// the workers started: returns its index and what it has committed.
+    fn register_sink(&self, committer: Box<dyn Committer>) -> Result<(usize, Recovered), Error> {
         let index = self.register(0, "sink", "sink", Some(committer));
         let mut state = self.lock();
         let name = state.registrations[index].name.clone();
         if let Some(recovered) = state.recovered.get(&name) {
-            return Ok((index, name, *recovered));
+            return Ok((index, *recovered));
         }
         let committer = state.registrations[index]
             .committer
@@ -328,10 +290,12 @@ impl Checkpointer {
             .expect("a sink registration");
         let context = self.context(&name);
         let recovered = match &self.resume {
-            Some(from) => recover(&*self.storage, from, &name, &mut **committer, &context)?,
+            Some(from) => {
+                recovery::recover(&*self.storage, from, &name, &mut **committer, &context)?
+            }
             None => committer.recover(None, &context)?,
         };
-        Ok((index, name, recovered))
+        Ok((index, recovered))
     }
 
     /// The commit context of sink `name`.
@@ -722,70 +686,6 @@ impl Checkpointer {
             epoch: r.manifest.epoch,
             peers: r.manifest.peers,
         })
-    }
-}
-
-/// The snapshots in `storage`, newest first.
-fn list_snapshots(storage: &dyn CheckpointStorage) -> Result<Vec<SnapshotId>, Error> {
-    storage.snapshots().map_err(|e| {
-        Error::io(
-            format!(
-                "cannot list the checkpoint directory {}",
-                storage.describe(None)
-            ),
-            e,
-        )
-    })
-}
-
-/// Recovers sink `name`'s committer with its part of the snapshot `from`, if the manifest
-/// lists the sink, then aborts what earlier executions left beyond it.
-fn recover(
-    storage: &dyn CheckpointStorage,
-    from: &ResumeFrom,
-    name: &str,
-    committer: &mut dyn Committer,
-    context: &CommitContext<'_>,
-) -> Result<Recovered, Error> {
-    let prepared = match from.manifest.sinks.iter().any(|s| s.name == name) {
-        true => Some(sink_part(storage, from, name)?),
-        false => None,
-    };
-    let recovered = committer.recover(
-        prepared.as_deref().map(|bytes| Prepared {
-            epoch: from.manifest.epoch,
-            bytes,
-        }),
-        context,
-    )?;
-    committer.abort(context)?;
-    Ok(recovered)
-}
-
-/// Sink `name`'s part of the snapshot `from`: the bytes it pre-committed.
-fn sink_part(
-    storage: &dyn CheckpointStorage,
-    from: &ResumeFrom,
-    name: &str,
-) -> Result<Vec<u8>, Error> {
-    let manifest = || storage.describe(Some(Location::In(from.id, files::MANIFEST)));
-    let part = from
-        .manifest
-        .parts
-        .iter()
-        .find(|p| p.file == format!("{name}.part"))
-        .ok_or_else(|| {
-            Error::Snapshot(format!(
-                "{}: lists sink {name} without its part",
-                manifest()
-            ))
-        })?;
-    match files::read_part(storage, from.id, part)? {
-        PartBody::Sink(bytes) => Ok(bytes),
-        _ => Err(Error::Snapshot(format!(
-            "{}: not a sink's part",
-            storage.describe(Some(Location::In(from.id, &part.file)))
-        ))),
     }
 }
 

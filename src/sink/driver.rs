@@ -5,6 +5,7 @@
 //! snapshots, stages its input per epoch and pre-commits it at each snapshot ([`Staging`];
 //! the protocol is in `commit.rs` and docs/ARCHITECTURE.md "Snapshots").
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -80,13 +81,7 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
                     input.for_each(|capability, data| staging.stash(*capability.time(), data));
                     staging.step(&mut sink, frontier, &output)
                 };
-                match step() {
-                    Ok(()) => done.set(frontier.is_none()),
-                    Err(error) => {
-                        output.job.shared.fail(error);
-                        done.set(true);
-                    }
-                }
+                output.settle(step().map(|()| frontier.is_none()), &done);
             }
         });
         return;
@@ -128,13 +123,8 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
                 }
                 Ok(())
             };
-            match step() {
-                Ok(()) => done.set(watermark.is_none()),
-                Err(error) => {
-                    output.job.shared.fail(error);
-                    done.set(true);
-                }
-            }
+            let ended = step().map(|()| watermark.is_none());
+            output.settle(ended, &done);
         }
     });
 }
@@ -147,6 +137,18 @@ struct Output {
 }
 
 impl Output {
+    /// After an activation: `ended` says whether the input has ended; an error stops the
+    /// job. Sets the sink's terminal flag.
+    fn settle(&self, ended: Result<bool, Error>, done: &Cell<bool>) {
+        match ended {
+            Ok(ended) => done.set(ended),
+            Err(error) => {
+                self.job.shared.fail(error);
+                done.set(true);
+            }
+        }
+    }
+
     fn count<D>(&self, batch: &[Event<D>]) {
         self.job
             .shared

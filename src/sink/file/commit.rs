@@ -81,14 +81,7 @@ impl FileCommitter {
         let output = &self.output;
         let failed =
             |e: io::Error| Error::io(format!("cannot commit output to {}", output.display()), e);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(output)
-            .map_err(failed)?;
-        file.set_len(record.length).map_err(failed)?;
-        file.sync_all().map_err(failed)?;
+        set_length(output, record.length).map_err(failed)?;
         let mut file = OpenOptions::new()
             .append(true)
             .open(output)
@@ -170,7 +163,7 @@ fn record_file(sink: &str) -> String {
 
 /// Truncates `output` to `length`.
 fn truncate(output: &Path, length: u64) -> Result<(), Error> {
-    let failed = |e| {
+    set_length(output, length).map_err(|e| {
         Error::io(
             format!(
                 "cannot truncate {} to its committed length",
@@ -178,13 +171,16 @@ fn truncate(output: &Path, length: u64) -> Result<(), Error> {
             ),
             e,
         )
-    };
+    })
+}
+
+/// Sets the length of `output` (created if missing) and fsyncs it.
+fn set_length(output: &Path, length: u64) -> io::Result<()> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(output)
-        .map_err(failed)?;
-    file.set_len(length).map_err(failed)?;
-    file.sync_all().map_err(failed)
+        .open(output)?;
+    file.set_len(length)?;
+    file.sync_all()
 }
