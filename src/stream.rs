@@ -231,6 +231,10 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     /// A [`Parallelism::PerWorker`] sink receives each worker's records on that worker; a
     /// [`Parallelism::Single`] sink (a file, the console) receives all records on worker 0.
     /// An error from the sink stops the job and is returned by [`execute`](crate::execute).
+    /// The operator that drives it is the sink driver (`sink/driver.rs`).
+    ///
+    /// [`Parallelism::PerWorker`]: crate::sink::Parallelism::PerWorker
+    /// [`Parallelism::Single`]: crate::sink::Parallelism::Single
     pub fn sink<S: Sink<D>>(self, sink: S)
     where
         D: ExchangeData,
