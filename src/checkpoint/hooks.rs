@@ -12,7 +12,7 @@ use super::files::{PartBody, PartitionCursor};
 use super::Checkpointer;
 use crate::error::Error;
 use crate::runtime::SharedJob;
-use crate::sink::{Committer, Recovered};
+use crate::sink::commit::{Committer, Recovered};
 
 /// A worker's registry: hands operators their ports.
 pub(crate) struct WorkerRegistry {

@@ -10,11 +10,11 @@
 //! output itself). Snapshots are kept in a [`CheckpointStorage`] (`storage.rs`).
 //! [`Checkpointer::open`] recovers before the workers start.
 
-mod fault;
+pub(crate) mod fault;
 mod files;
 mod hooks;
 mod recovery;
-mod storage;
+pub(crate) mod storage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 
 use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
 
-pub(crate) use fault::Fault;
+use fault::Fault;
 pub(crate) use files::PartitionCursor;
 use files::{Manifest, PartBody, PartInfo, SinkInfo};
-pub(crate) use storage::{CheckpointStorage, Location};
-use storage::{LocalDir, SnapshotId};
+use storage::{CheckpointStorage, LocalDir, Location, SnapshotId};
 
 use crate::error::Error;
-use crate::sink::{CommitContext, CommitTarget, Committer, Recovered};
+use crate::sink::commit::{CommitContext, CommitTarget, Committer, Recovered};
 
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};

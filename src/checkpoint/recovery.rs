@@ -7,7 +7,8 @@ use super::files::{self, PartBody};
 use super::storage::{CheckpointStorage, Location, SnapshotId};
 use super::{Fault, ResumeFrom};
 use crate::error::Error;
-use crate::sink::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
+use crate::sink::commit::{CommitContext, Committer, Prepared, Recovered};
+use crate::sink::file::commit::FileCommitter;
 
 /// The newest snapshot whose manifest and parts verify, if any. Snapshots skipped are
 /// reported; if only damaged ones are left (a manifest that does not verify), recovery fails
@@ -51,12 +52,12 @@ pub(super) fn recover_reopenable(
 ) -> Result<HashMap<String, Recovered>, Error> {
     let mut recovered = HashMap::new();
     for sink in &from.manifest.sinks {
-        let target = sink.output.clone().map(CommitTarget::File);
-        let Some(mut committer) = target.and_then(|t| t.reopen()) else {
+        let Some(output) = &sink.output else {
             continue;
         };
+        let mut committer = FileCommitter::new(output.clone());
         let context = CommitContext::new(&sink.name, execution, storage, fault);
-        let recovery = recover(storage, from, &sink.name, &mut *committer, &context)?;
+        let recovery = recover(storage, from, &sink.name, &mut committer, &context)?;
         recovered.insert(sink.name.clone(), recovery);
     }
     fault.during_recovery();

@@ -27,7 +27,8 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use crate::checkpoint::{CheckpointStorage, Fault};
+use crate::checkpoint::fault::Fault;
+use crate::checkpoint::storage::CheckpointStorage;
 use crate::error::Error;
 
 /// What a sink's part of a snapshot recorded: the epoch and the bytes [`Sink::pre_commit`]

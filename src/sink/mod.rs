@@ -11,7 +11,7 @@ pub mod commit;
 mod complete;
 mod console;
 mod driver;
-mod file;
+pub(crate) mod file;
 mod foreach;
 mod memory;
 mod ordered;
@@ -26,7 +26,6 @@ use tideflow_operators::Event;
 pub use commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
 pub use console::ConsoleSink;
-use file::FileCommitter;
 pub use file::FileSink;
 pub use foreach::ForeachSink;
 pub use memory::MemorySink;
@@ -121,17 +120,6 @@ pub trait Sink<D>: 'static {
     fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>, Error> {
         let _ = epoch;
         Ok(Vec::new())
-    }
-}
-
-impl CommitTarget {
-    /// The committer of this target, reopened without its sink (`None` for
-    /// [`CommitTarget::Sink`]).
-    pub(crate) fn reopen(&self) -> Option<Box<dyn Committer>> {
-        match self {
-            CommitTarget::Sink => None,
-            CommitTarget::File(output) => Some(Box::new(FileCommitter::new(output.clone()))),
-        }
     }
 }
 

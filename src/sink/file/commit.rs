@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Location;
+use crate::checkpoint::storage::Location;
 use crate::error::Error;
 use crate::sink::commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 

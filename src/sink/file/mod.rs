@@ -1,7 +1,7 @@
 //! A sink that writes records to one file, and its committer for exactly-once output
 //! (`commit.rs`).
 
-mod commit;
+pub(crate) mod commit;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,7 +13,7 @@ use super::{
     encode_batch, Committer, CsvEncoder, Encoder, JsonLinesEncoder, Parallelism, Recovered, Sink,
 };
 use crate::error::Error;
-pub(crate) use commit::FileCommitter;
+use commit::FileCommitter;
 
 /// Writes records to one file (created or truncated at start), from worker 0: records of all
 /// workers are gathered there, so the file has a single writer. What was written is flushed
