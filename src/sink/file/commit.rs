@@ -184,3 +184,66 @@ fn set_length(output: &Path, length: u64) -> io::Result<()> {
     file.set_len(length)?;
     file.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::checkpoint::fault::Fault;
+    use crate::checkpoint::storage::{CheckpointStorage, LocalDir};
+
+    #[test]
+    fn a_commit_appends_once_and_recovery_keeps_only_committed_output() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let fault = Arc::new(Fault::none());
+        let storage = LocalDir::new(dir.path().join("ck"), Arc::clone(&fault));
+        storage.create().expect("the checkpoint directory");
+        let output = dir.path().join("out.txt");
+        let read = || std::fs::read_to_string(&output).expect("the output");
+        let append = |bytes: &str| {
+            let mut file = OpenOptions::new()
+                .append(true)
+                .open(&output)
+                .expect("opens");
+            file.write_all(bytes.as_bytes()).expect("appends");
+        };
+
+        let first = CommitContext::new("sink0", 1, &storage, &fault);
+        let mut committer = FileCommitter::new(output.clone());
+        committer.commit(5, b"ab\n", &first).expect("commits");
+        committer.commit(5, b"ab\n", &first).expect("commits again");
+        assert_eq!(read(), "ab\n", "a commit is idempotent");
+
+        // A crash half-way through the commit of epoch 9, after its manifest: recovery
+        // removes the partial append and commits the epoch again.
+        append("c");
+        let second = CommitContext::new("sink0", 2, &storage, &fault);
+        let mut committer = FileCommitter::new(output.clone());
+        let prepared = Prepared {
+            epoch: 9,
+            bytes: b"cd\nef\n",
+        };
+        let recovered = committer
+            .recover(Some(prepared), &second)
+            .expect("recovers");
+        committer.abort(&second).expect("aborts");
+        assert_eq!(
+            recovered,
+            Recovered {
+                epoch: 9,
+                resumed: true
+            }
+        );
+        assert_eq!(read(), "ab\ncd\nef\n");
+
+        // A partial append of an epoch whose manifest was never written: aborted.
+        append("gh");
+        let third = CommitContext::new("sink0", 3, &storage, &fault);
+        let mut committer = FileCommitter::new(output.clone());
+        let recovered = committer.recover(Some(prepared), &third).expect("recovers");
+        committer.abort(&third).expect("aborts");
+        assert_eq!(recovered.epoch, 9);
+        assert_eq!(read(), "ab\ncd\nef\n");
+    }
+}
