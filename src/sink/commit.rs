@@ -10,10 +10,10 @@
 //!    finish the commit later. Those bytes become the sink's part of the snapshot.
 //! 3. Once every part and the snapshot's manifest are durable, the coordinator calls
 //!    [`Committer::commit`]`(W, prepared)`: the output becomes visible.
-//! 4. On restart, before anything else, [`Committer::recover`] gets the sink's prepared part of
-//!    the snapshot the job resumes from and completes that commit if a crash interrupted it;
-//!    then [`Committer::abort`] discards what earlier executions prepared or half-published
-//!    beyond it.
+//! 4. When the job starts, before any commit, [`Committer::recover`] gets the sink's prepared
+//!    part of the snapshot the job resumes from and completes that commit if a crash
+//!    interrupted it; then, when resuming, [`Committer::abort`] discards what earlier
+//!    executions prepared or half-published beyond it.
 //!
 //! A sink opts in by returning a [`Committer`] from [`Sink::committer`]; the file sink's is in
 //! `sink/file/commit.rs`. Committing sinks are [`Parallelism::Single`](super::Parallelism)
@@ -117,11 +117,15 @@ impl<'a> CommitContext<'a> {
 /// from whichever worker thread completes a snapshot (hence `Send`). The sink's other half,
 /// staging and [`Sink::pre_commit`](super::Sink::pre_commit), runs on the sink's worker.
 ///
-/// Contract: `recover` is called once per run before `commit` (see [`CommitTarget`] for when),
-/// then `abort` if the job resumes from a snapshot; `commit` is called for each completed
-/// snapshot whose part this sink prepared, in epoch order, after its manifest is durable. A
-/// crash may happen at any point, so `commit` must be idempotent: after a crash between the
-/// manifest and the end of `commit`, `recover` finishes the same commit again.
+/// Contract: once per run, before any `commit`, `recover` is called when the sink registers
+/// (while the job is built), then `abort` if the job resumes from a snapshot. For a committer
+/// whose [`target`](Committer::target) the manifest records (a file), the coordinator instead
+/// calls them on a committer it reopens from the manifest before the job is built, and not on
+/// the sink's: such a committer keeps what it needs (the file sink's commit record) where it
+/// can read it again. `commit` is called for each completed snapshot whose part this sink
+/// prepared, in epoch order, after its manifest is durable. A crash may happen at any point,
+/// so `commit` must be idempotent: after a crash between the manifest and the end of `commit`,
+/// `recover` finishes the same commit again.
 ///
 /// Errors: an `Err` from `commit` stops the job (the snapshot exists: the next run's `recover`
 /// finishes the commit); an `Err` from `recover` or `abort` stops the job before it runs. The
