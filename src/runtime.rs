@@ -376,7 +376,11 @@ where
 {
     let started = Instant::now();
     let checkpointer = match &config.checkpoint {
-        Some(checkpoint) => Some(Checkpointer::open(checkpoint, config.workers.max(1))?),
+        Some(checkpoint) => Some(Checkpointer::open(
+            checkpoint,
+            config.workers.max(1),
+            crate::sink::reopen_file_committer,
+        )?),
         None => None,
     };
     if let Some(checkpointer) = checkpointer.as_ref().filter(|c| c.already_complete()) {

@@ -5,11 +5,10 @@
 //! `map`, `filter` and `flat_map`, as a Flink record keeps its timestamp. Operators consume the
 //! stream (timely 0.31 style); `clone` a stream to use it twice.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tideflow_operators::aggregate::Aggregator;
 use tideflow_operators::window::{
@@ -18,18 +17,16 @@ use tideflow_operators::window::{
 };
 use tideflow_operators::Event;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use crate::checkpoint::SinkHook;
-use crate::context::{count_window, LatencyRecorder, WindowCount};
+use crate::context::{count_window, WindowCount};
 use crate::duration::millis;
 use crate::runtime::WorkerJob;
-use crate::sink::{Parallelism, Sink, SinkContext};
+use crate::sink::Sink;
 use crate::window::Window;
 
 /// A stream of records of type `D`, each with its event time.
@@ -189,7 +186,7 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     ///
     /// # Examples
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use tideflow::{aggregate::{Count, Sum}, sink::MemorySink, source::MemorySource, Config, Window};
     ///
     /// #[derive(Clone)]
@@ -234,116 +231,25 @@ impl<'scope, D: 'static> Stream<'scope, D> {
     /// A [`Parallelism::PerWorker`] sink receives each worker's records on that worker; a
     /// [`Parallelism::Single`] sink (a file, the console) receives all records on worker 0.
     /// An error from the sink stops the job and is returned by [`execute`](crate::execute).
-    pub fn sink<S: Sink<D>>(self, mut sink: S)
+    /// The operator that drives it is the sink driver (`sink/driver.rs`).
+    ///
+    /// [`Parallelism::PerWorker`]: crate::sink::Parallelism::PerWorker
+    /// [`Parallelism::Single`]: crate::sink::Parallelism::Single
+    pub fn sink<S: Sink<D>>(self, sink: S)
     where
         D: ExchangeData,
     {
         let job = self.job;
-        let done = job.terminal();
-        let route = match sink.parallelism() {
-            Parallelism::PerWorker => job.index as u64,
-            Parallelism::Single => 0,
+        let driver = crate::sink::SinkDriver {
+            context: crate::sink::SinkContext {
+                worker_index: job.index,
+                peers: job.peers,
+            },
+            shared: std::sync::Arc::clone(&job.shared),
+            checkpointer: job.checkpointer.clone(),
+            done: job.terminal(),
         };
-        let active = sink.parallelism() == Parallelism::PerWorker || job.index == 0;
-        // Progress reports (src/metrics): the latency of each row this sink receives.
-        let latency = active
-            .then(|| job.shared.metrics.latency_recorder())
-            .flatten();
-        let context = SinkContext {
-            worker_index: job.index,
-            peers: job.peers,
-        };
-        let mut started = false;
-        let mut watermark = Some(0);
-        let scope = self.inner.scope();
-        let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
-        let activator = scope.activator_for(builder.operator_info().address);
-        let mut input = builder.new_input(self.inner, Exchange::new(move |_: &Event<D>| route));
-        // With snapshots, a sink that can stage its output commits it exactly once.
-        let staging = match (&job.checkpointer, sink.commit_file()) {
-            (Some(checkpointer), Some(path))
-                if active && sink.parallelism() == Parallelism::Single =>
-            {
-                let hook = SinkHook::register(checkpointer, path);
-                sink.stage(hook.resumes_output());
-                Some(Staging::new(hook, latency.clone()))
-            }
-            _ => None,
-        };
-        if let Some(mut staging) = staging {
-            builder.build(move |_capabilities| {
-                move |frontiers| {
-                    let frontier = frontiers[0].frontier().first().copied();
-                    let mut step = || -> Result<(), crate::Error> {
-                        if !started {
-                            started = true;
-                            sink.on_start(&context)?;
-                        }
-                        input.for_each(|capability, data| staging.stash(*capability.time(), data));
-                        staging.step(&mut sink, frontier, &job)
-                    };
-                    match step() {
-                        Ok(()) => done.set(frontier.is_none()),
-                        Err(error) => {
-                            job.shared.fail(error);
-                            done.set(true);
-                        }
-                    }
-                }
-            });
-            return;
-        }
-        builder.build(move |_capabilities| {
-            move |frontiers| {
-                let frontier = &frontiers[0];
-                if done.get() || !active {
-                    input.for_each(|_, data| data.clear());
-                    done.set(done.get() || frontier.is_empty());
-                    return;
-                }
-                let mut step = || -> Result<(), crate::Error> {
-                    if !started {
-                        started = true;
-                        sink.on_start(&context)?;
-                    }
-                    let mut result = Ok(());
-                    input.for_each(|_, data| {
-                        job.shared
-                            .records_out
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        if let Some(latency) = &latency {
-                            latency.record(data);
-                        }
-                        if result.is_ok() {
-                            result = sink.write(data);
-                        }
-                        data.clear();
-                    });
-                    result?;
-                    let now = frontier.frontier().first().copied();
-                    if now != watermark {
-                        watermark = now;
-                        match now {
-                            Some(time) => sink.on_watermark(time)?,
-                            None => sink.on_close()?,
-                        }
-                    }
-                    if watermark.is_some() {
-                        if let Some(wait) = sink.on_tick(Instant::now())? {
-                            activator.activate_after(wait);
-                        }
-                    }
-                    Ok(())
-                };
-                match step() {
-                    Ok(()) => done.set(watermark.is_none()),
-                    Err(error) => {
-                        job.shared.fail(error);
-                        done.set(true);
-                    }
-                }
-            }
-        });
+        crate::sink::drive(self.inner, driver, sink);
     }
 
     /// The underlying timely stream of events, for raw timely operators.
@@ -403,7 +309,7 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
     ///
     /// # Examples
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use tideflow::{aggregate::Sum, sink::MemorySink, source::MemorySource, Config, Window};
     /// let sink = MemorySink::new();
     /// let output = sink.clone();
@@ -508,7 +414,7 @@ where
     ///
     /// # Examples
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
     ///
     /// let rows = MemorySink::new();
@@ -566,7 +472,7 @@ where
     ///
     /// # Examples
     /// ```
-    /// use std::time::{Duration, Instant};
+    /// use std::time::Duration;
     /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
     ///
     /// let (rows, late) = (MemorySink::new(), MemorySink::new());
@@ -658,110 +564,4 @@ pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64
         });
         done.set(frontier.is_empty());
     });
-}
-
-/// An exactly-once sink's side of snapshots: its input in stamp order, cut at each epoch
-/// (docs/ARCHITECTURE.md "Snapshots").
-struct Staging<D> {
-    hook: SinkHook,
-    /// Rows stamped below this were committed before the job resumed: dropped.
-    committed: u64,
-    /// Received containers by stamp, until the frontier passes them.
-    stash: BTreeMap<u64, Vec<Vec<Event<D>>>>,
-    /// The last watermark given to the sink.
-    watermark: u64,
-    /// The epoch whose part was saved last.
-    saved: Option<u64>,
-    finished: bool,
-    /// Progress reports (src/metrics): the latency of each row released.
-    latency: Option<LatencyRecorder>,
-}
-
-impl<D> Staging<D> {
-    fn new(hook: SinkHook, latency: Option<LatencyRecorder>) -> Self {
-        Staging {
-            committed: hook.committed_epoch(),
-            hook,
-            stash: BTreeMap::new(),
-            watermark: 0,
-            saved: None,
-            finished: false,
-            latency,
-        }
-    }
-
-    fn stash(&mut self, stamp: u64, data: &mut Vec<Event<D>>) {
-        if stamp < self.committed {
-            data.clear();
-            return;
-        }
-        self.stash
-            .entry(stamp)
-            .or_default()
-            .push(std::mem::take(data));
-    }
-
-    /// Writes the stashed rows stamped below `limit` (all of them for `None`) in stamp order.
-    fn release<S: Sink<D>>(
-        &mut self,
-        sink: &mut S,
-        limit: Option<u64>,
-        job: &WorkerJob,
-    ) -> Result<(), crate::Error> {
-        while let Some(entry) = self.stash.first_entry() {
-            if limit.is_some_and(|limit| *entry.key() >= limit) {
-                break;
-            }
-            for mut batch in entry.remove() {
-                job.shared
-                    .records_out
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                if let Some(latency) = &self.latency {
-                    latency.record(&batch);
-                }
-                sink.write(&mut batch)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn advance<S: Sink<D>>(&mut self, sink: &mut S, to: u64) -> Result<(), crate::Error> {
-        if to > self.watermark {
-            self.watermark = to;
-            sink.on_watermark(to)?;
-        }
-        Ok(())
-    }
-
-    /// Releases what the frontier passed; at a pending epoch the frontier reached, hands the
-    /// output stamped below it to the checkpointer first; at the end, hands in the rest.
-    fn step<S: Sink<D>>(
-        &mut self,
-        sink: &mut S,
-        frontier: Option<u64>,
-        job: &WorkerJob,
-    ) -> Result<(), crate::Error> {
-        if self.finished {
-            return Ok(());
-        }
-        if let Some(epoch) = self.hook.pending().filter(|&e| self.saved != Some(e)) {
-            if frontier.is_none_or(|time| time >= epoch) {
-                self.release(sink, Some(epoch), job)?;
-                self.advance(sink, epoch)?;
-                let output = sink.take_staged()?;
-                self.hook.save(epoch, output)?;
-                self.saved = Some(epoch);
-            }
-        }
-        self.release(sink, frontier, job)?;
-        match frontier {
-            Some(time) => self.advance(sink, time),
-            None => {
-                sink.on_close()?;
-                self.finished = true;
-                let output = sink.take_staged()?;
-                self.hook.finish(output)
-            }
-        }
-    }
 }

@@ -1,16 +1,14 @@
-//! The checkpoint directory's files: parts, manifests, commit records and the execution number,
-//! each written to a temporary file, fsynced and renamed, and read back with their checksums
-//! verified.
+//! The checkpoint's files and their formats: parts, manifests and the execution number,
+//! written through the [`CheckpointStorage`] and read back with their checksums verified.
+//! (Sinks' commit records are their committers': `sink/file/commit.rs`.)
 
-use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tideflow_operators::snapshot::Frame;
 
-use super::fault::Fault;
+use super::storage::{CheckpointStorage, Location, SnapshotId};
 use crate::error::Error;
 use crate::position::Position;
 
@@ -20,8 +18,8 @@ const PART_MAGIC: &[u8; 8] = b"TFPART1\n";
 pub(crate) const MANIFEST_VERSION: u32 = 1;
 /// The manifest's file name inside a snapshot directory.
 pub(crate) const MANIFEST: &str = "MANIFEST.json";
-/// The prefix of snapshot directories.
-const SNAPSHOT_PREFIX: &str = "snapshot-";
+/// The execution number's file name.
+pub(crate) const EXECUTION: &str = "EXECUTION";
 
 /// Where a source partition resumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,13 +58,15 @@ pub(crate) struct PartInfo {
     pub(crate) crc32: u32,
 }
 
-/// A sink's entry in a manifest: the file its committed output is appended to.
+/// A sink's entry in a manifest: its name and, for a file sink, the file its committed output
+/// is appended to (so that recovery can finish its commit before the job is built).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SinkInfo {
     /// The sink's name (`sink0`, ...), also its part's and commit record's name.
     pub(crate) name: String,
-    /// The output file.
-    pub(crate) output: PathBuf,
+    /// The output file of a file sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 /// The last file of a snapshot: without it the snapshot does not exist.
@@ -86,287 +86,161 @@ pub(crate) struct Manifest {
     pub(crate) sinks: Vec<SinkInfo>,
 }
 
-/// A sink's commit record: what of its output file is committed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct CommitRecord {
-    /// The epoch committed: the rows stamped below it are in the file.
-    pub(crate) epoch: u64,
-    /// The committed length of the output file.
-    pub(crate) length: u64,
-    /// The execution that committed it.
-    pub(crate) execution: u64,
-}
-
-/// The directory of the snapshot at `epoch` written by `execution`.
-pub(crate) fn snapshot_dir(dir: &Path, epoch: u64, execution: u64) -> PathBuf {
-    dir.join(format!("{SNAPSHOT_PREFIX}{epoch:020}-e{execution}"))
-}
-
-/// The snapshot directories in `dir`, newest first (by epoch, then execution).
-pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<(u64, u64, PathBuf)>, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| {
-        Error::io(
-            format!("cannot list the checkpoint directory {}", dir.display()),
-            e,
-        )
-    })?;
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX)) else {
-            continue;
-        };
-        let Some((epoch, execution)) = rest.split_once("-e") else {
-            continue;
-        };
-        if let (Ok(epoch), Ok(execution)) = (epoch.parse::<u64>(), execution.parse::<u64>()) {
-            found.push((epoch, execution, entry.path()));
-        }
-    }
-    found.sort_by_key(|b| std::cmp::Reverse((b.0, b.1)));
-    Ok(found)
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the directory. The temporary file is removed if anything fails.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], fault: &Fault) -> io::Result<()> {
-    let temporary = temporary_path(path);
-    let written = (|| {
-        fault.before_write(path)?;
-        let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    written
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Fsyncs a directory, so that renames in it are durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Writes a part file named `name` into `dir` and returns its manifest entry.
+/// Writes a part file named `name` into snapshot `id` and returns its manifest entry.
 pub(crate) fn write_part(
-    dir: &Path,
+    storage: &dyn CheckpointStorage,
+    id: SnapshotId,
     name: &str,
     kind: &str,
     body: &PartBody,
-    fault: &Fault,
 ) -> Result<PartInfo, Error> {
     let file = format!("{name}.part");
-    let path = dir.join(&file);
     let mut bytes = PART_MAGIC.to_vec();
     bincode::serialize_into(&mut bytes, body)
         .map_err(|e| Error::Internal(format!("cannot encode snapshot part {file}: {e}")))?;
-    write_atomic(&path, &bytes, fault)
-        .map_err(|e| Error::io(format!("cannot write snapshot part {}", path.display()), e))?;
+    let at = Location::In(id, &file);
+    storage.write(at, &bytes).map_err(|e| {
+        Error::io(
+            format!("cannot write snapshot part {}", storage.describe(Some(at))),
+            e,
+        )
+    })?;
     Ok(PartInfo {
-        file,
         kind: kind.to_string(),
         size: bytes.len() as u64,
         crc32: crc32fast::hash(&bytes),
+        file,
     })
 }
 
-/// Reads the part `info` of the snapshot in `dir`, checking its size and checksum.
-pub(crate) fn read_part(dir: &Path, info: &PartInfo) -> Result<PartBody, Error> {
-    let path = dir.join(&info.file);
-    let bytes = verified_bytes(&path, info)?;
-    bincode::deserialize(&bytes[PART_MAGIC.len()..])
-        .map_err(|e| Error::Snapshot(format!("{}: cannot decode the part: {e}", path.display())))
+/// Reads the part `info` of snapshot `id`, checking its size and checksum.
+pub(crate) fn read_part(
+    storage: &dyn CheckpointStorage,
+    id: SnapshotId,
+    info: &PartInfo,
+) -> Result<PartBody, Error> {
+    let bytes = verified_bytes(storage, id, info)?;
+    bincode::deserialize(&bytes[PART_MAGIC.len()..]).map_err(|e| {
+        Error::Snapshot(format!(
+            "{}: cannot decode the part: {e}",
+            storage.describe(Some(Location::In(id, &info.file)))
+        ))
+    })
 }
 
-/// The bytes of the part file at `path`, if its size, checksum and header are right.
-fn verified_bytes(path: &Path, info: &PartInfo) -> Result<Vec<u8>, Error> {
-    let mut bytes = Vec::with_capacity(info.size as usize);
-    File::open(path)
-        .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|e| Error::Snapshot(format!("{}: cannot read the part: {e}", path.display())))?;
+/// The bytes of the part `info` of snapshot `id`, if its size, checksum and header are right.
+fn verified_bytes(
+    storage: &dyn CheckpointStorage,
+    id: SnapshotId,
+    info: &PartInfo,
+) -> Result<Vec<u8>, Error> {
+    let at = Location::In(id, &info.file);
+    let path = storage.describe(Some(at));
+    let bytes = storage
+        .read(at)
+        .map_err(|e| Error::Snapshot(format!("{path}: cannot read the part: {e}")))?;
     if bytes.len() as u64 != info.size {
         return Err(Error::Snapshot(format!(
-            "{}: {} bytes, the manifest says {} (truncated or overwritten)",
-            path.display(),
+            "{path}: {} bytes, the manifest says {} (truncated or overwritten)",
             bytes.len(),
             info.size
         )));
     }
     if crc32fast::hash(&bytes) != info.crc32 {
         return Err(Error::Snapshot(format!(
-            "{}: checksum mismatch (the file is damaged)",
-            path.display()
+            "{path}: checksum mismatch (the file is damaged)"
         )));
     }
     if !bytes.starts_with(PART_MAGIC) {
         return Err(Error::Snapshot(format!(
-            "{}: not a tideflow snapshot part of version 1",
-            path.display()
+            "{path}: not a tideflow snapshot part of version 1"
         )));
     }
     Ok(bytes)
 }
 
-/// Writes the manifest of the snapshot in `dir`.
-pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest, fault: &Fault) -> Result<(), Error> {
-    let path = dir.join(MANIFEST);
+/// Writes the manifest of snapshot `id`.
+pub(crate) fn write_manifest(
+    storage: &dyn CheckpointStorage,
+    id: SnapshotId,
+    manifest: &Manifest,
+) -> Result<(), Error> {
+    let at = Location::In(id, MANIFEST);
     let bytes = serde_json::to_vec_pretty(manifest)
         .map_err(|e| Error::Internal(format!("cannot encode a manifest: {e}")))?;
-    write_atomic(&path, &bytes, fault).map_err(|e| {
+    storage.write(at, &bytes).map_err(|e| {
         Error::io(
-            format!("cannot write snapshot manifest {}", path.display()),
+            format!(
+                "cannot write snapshot manifest {}",
+                storage.describe(Some(at))
+            ),
             e,
         )
     })
 }
 
-/// Reads and checks the snapshot in `dir`: its manifest and every part's size and checksum.
-pub(crate) fn verify_snapshot(dir: &Path) -> Result<Manifest, Error> {
-    let path = dir.join(MANIFEST);
-    let text = fs::read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::Snapshot(format!(
-            "{}: missing (the snapshot was never completed)",
-            path.display()
-        )),
-        _ => Error::Snapshot(format!("{}: cannot read: {e}", path.display())),
-    })?;
+/// Reads and checks snapshot `id`: its manifest and every part's size and checksum.
+pub(crate) fn verify_snapshot(
+    storage: &dyn CheckpointStorage,
+    id: SnapshotId,
+) -> Result<Manifest, Error> {
+    let path = storage.describe(Some(Location::In(id, MANIFEST)));
+    let text = storage
+        .read(Location::In(id, MANIFEST))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::Snapshot(format!(
+                "{path}: missing (the snapshot was never completed)"
+            )),
+            _ => Error::Snapshot(format!("{path}: cannot read: {e}")),
+        })?;
     let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| Error::Snapshot(format!("{}: not a valid manifest: {e}", path.display())))?;
+        .map_err(|e| Error::Snapshot(format!("{path}: not a valid manifest: {e}")))?;
     if manifest.version != MANIFEST_VERSION {
         return Err(Error::Snapshot(format!(
-            "{}: manifest version {} (this tideflow reads version {MANIFEST_VERSION})",
-            path.display(),
+            "{path}: manifest version {} (this tideflow reads version {MANIFEST_VERSION})",
             manifest.version
         )));
     }
     for part in &manifest.parts {
-        verified_bytes(&dir.join(&part.file), part)?;
+        verified_bytes(storage, id, part)?;
     }
     Ok(manifest)
 }
 
-/// The path of a sink's commit record.
-pub(crate) fn commit_path(dir: &Path, sink: &str) -> PathBuf {
-    dir.join(format!("commit-{sink}.json"))
-}
-
-/// A sink's commit record, or the empty one if it never committed.
-pub(crate) fn read_commit(dir: &Path, sink: &str) -> Result<CommitRecord, Error> {
-    let path = commit_path(dir, sink);
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+/// The execution number recorded in the store (0 if none).
+pub(crate) fn read_execution(storage: &dyn CheckpointStorage) -> Result<u64, Error> {
+    let at = Location::Top(EXECUTION);
+    // As `fs::read_to_string` would: text that is not UTF-8 cannot be read.
+    let text = storage.read(at).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            )
+        })
+    });
+    match text {
+        Ok(text) => text.trim().parse().map_err(|_| {
             Error::Snapshot(format!(
-                "{}: not a valid commit record: {e}",
-                path.display()
+                "{}: not an execution number",
+                storage.describe(Some(at))
             ))
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CommitRecord::default()),
-        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
-    }
-}
-
-/// Every sink's commit record in `dir`, by sink name.
-pub(crate) fn read_commits(dir: &Path) -> Result<BTreeMap<String, CommitRecord>, Error> {
-    let entries = fs::read_dir(dir).map_err(|e| {
-        Error::io(
-            format!("cannot list the checkpoint directory {}", dir.display()),
-            e,
-        )
-    })?;
-    let mut commits = BTreeMap::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(sink) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("commit-"))
-            .and_then(|n| n.strip_suffix(".json"))
-        else {
-            continue;
-        };
-        commits.insert(sink.to_string(), read_commit(dir, sink)?);
-    }
-    Ok(commits)
-}
-
-/// Appends `bytes` to `output` after truncating it to `record.length` (which removes what a
-/// commit interrupted half-way had appended), fsyncs it, and records the new commit.
-pub(crate) fn commit_output(
-    dir: &Path,
-    sink: &str,
-    output: &Path,
-    record: CommitRecord,
-    bytes: &[u8],
-    next: (u64, u64),
-    fault: &Fault,
-) -> Result<CommitRecord, Error> {
-    let failed =
-        |e: io::Error| Error::io(format!("cannot commit output to {}", output.display()), e);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(output)
-        .map_err(failed)?;
-    file.set_len(record.length).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(output)
-        .map_err(failed)?;
-    let half = bytes.len() / 2;
-    file.write_all(&bytes[..half]).map_err(failed)?;
-    fault.mid_commit(&mut file);
-    file.write_all(&bytes[half..]).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    let (epoch, execution) = next;
-    let committed = CommitRecord {
-        epoch,
-        length: record.length + bytes.len() as u64,
-        execution,
-    };
-    let encoded = serde_json::to_vec(&committed)
-        .map_err(|e| Error::Internal(format!("cannot encode a commit record: {e}")))?;
-    let path = commit_path(dir, sink);
-    write_atomic(&path, &encoded, fault)
-        .map_err(|e| Error::io(format!("cannot write commit record {}", path.display()), e))?;
-    Ok(committed)
-}
-
-/// The execution number file.
-fn execution_path(dir: &Path) -> PathBuf {
-    dir.join("EXECUTION")
-}
-
-/// The execution number recorded in `dir` (0 if none).
-pub(crate) fn read_execution(dir: &Path) -> Result<u64, Error> {
-    let path = execution_path(dir);
-    match fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::Snapshot(format!("{}: not an execution number", path.display()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+        Err(e) => Err(Error::io(
+            format!("cannot read {}", storage.describe(Some(at))),
+            e,
+        )),
     }
 }
 
-/// Records `execution` as the one that owns `dir`.
-pub(crate) fn write_execution(dir: &Path, execution: u64) -> Result<(), Error> {
-    let path = execution_path(dir);
-    write_atomic(&path, format!("{execution}\n").as_bytes(), &Fault::none())
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-}
-
-/// Removes a snapshot directory (quietly: a leftover is removed again next time).
-pub(crate) fn remove_snapshot(path: &Path) {
-    let _ = fs::remove_dir_all(path);
+/// Records `execution` as the one that owns the store.
+pub(crate) fn write_execution(
+    storage: &dyn CheckpointStorage,
+    execution: u64,
+) -> Result<(), Error> {
+    let at = Location::Top(EXECUTION);
+    storage
+        .write(at, format!("{execution}\n").as_bytes())
+        .map_err(|e| Error::io(format!("cannot write {}", storage.describe(Some(at))), e))
 }

@@ -1,14 +1,14 @@
 //! How the participants of a snapshot reach the coordinator: each worker's operator ports
 //! (the [`SnapshotRegistry`] that `tideflow_operators` asks while a dataflow is built), and the
-//! hooks of sources and exactly-once sinks.
+//! hooks of sources and committing sinks.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use tideflow_operators::snapshot::{Frame, Resumed, SnapshotPort, SnapshotRegistry};
 
+use super::commit::{Committer, Recovered};
 use super::files::{PartBody, PartitionCursor};
 use super::Checkpointer;
 use crate::context::SharedJob;
@@ -148,38 +148,31 @@ impl SourceHook {
     }
 }
 
-/// An exactly-once sink's participation.
+/// A committing sink's participation.
 pub(crate) struct SinkHook {
     checkpointer: Arc<Checkpointer>,
     index: usize,
-    name: String,
+    recovered: Recovered,
 }
 
 impl SinkHook {
-    /// Registers a sink that commits to `output`.
-    pub(crate) fn register(checkpointer: &Arc<Checkpointer>, output: PathBuf) -> SinkHook {
-        let index = checkpointer.register(0, "sink", "sink", Some(output));
-        let name = checkpointer.lock().registrations[index].name.clone();
-        SinkHook {
+    /// Registers a sink that commits with `committer`, recovering it if the job resumes.
+    pub(crate) fn register(
+        checkpointer: &Arc<Checkpointer>,
+        committer: Box<dyn Committer>,
+    ) -> Result<SinkHook, Error> {
+        let (index, recovered) = checkpointer.register_sink(committer)?;
+        Ok(SinkHook {
             checkpointer: Arc::clone(checkpointer),
             index,
-            name,
-        }
+            recovered,
+        })
     }
 
-    /// The epoch below which this sink's output is committed: rows stamped below it are dropped.
-    pub(crate) fn committed_epoch(&self) -> u64 {
-        self.checkpointer.committed_epoch(&self.name)
-    }
-
-    /// Whether the sink's output so far was committed to a non-empty file (a CSV header, for
-    /// one, is not due again).
-    pub(crate) fn resumes_output(&self) -> bool {
-        self.checkpointer
-            .lock()
-            .commits
-            .get(&self.name)
-            .is_some_and(|r| r.length > 0)
+    /// What the sink's output had committed when the job started: rows stamped below its
+    /// epoch are dropped.
+    pub(crate) fn recovered(&self) -> Recovered {
+        self.recovered
     }
 
     /// The pending epoch whose part this sink has not saved.
@@ -187,14 +180,15 @@ impl SinkHook {
         self.checkpointer.pending()
     }
 
-    /// Saves the output of the epochs before `epoch` since the last part.
-    pub(crate) fn save(&self, epoch: u64, output: Vec<u8>) -> Result<(), Error> {
+    /// Saves the output the sink pre-committed for `epoch` as its part.
+    pub(crate) fn save(&self, epoch: u64, prepared: Vec<u8>) -> Result<(), Error> {
         self.checkpointer
-            .save(self.index, epoch, PartBody::Sink(output))
+            .save(self.index, epoch, PartBody::Sink(prepared))
     }
 
-    /// The input has ended: `output` is the rest, committed by the final snapshot.
-    pub(crate) fn finish(&self, output: Vec<u8>) -> Result<(), Error> {
-        self.checkpointer.finish(self.index, PartBody::Sink(output))
+    /// The input has ended: `prepared` is the rest, committed by the final snapshot.
+    pub(crate) fn finish(&self, prepared: Vec<u8>) -> Result<(), Error> {
+        self.checkpointer
+            .finish(self.index, PartBody::Sink(prepared))
     }
 }

@@ -1,29 +1,37 @@
-//! Epoch snapshots, recovery and exactly-once file output (DESIGN.md "Snapshots"; the protocol
-//! and why it is exactly-once are in docs/ARCHITECTURE.md).
+//! Epoch snapshots and recovery (DESIGN.md "Snapshots"; the protocol and why it is
+//! exactly-once are in docs/ARCHITECTURE.md).
 //!
 //! One [`Checkpointer`] per process coordinates its workers: sources ask it, once per poll,
 //! whether a snapshot is pending (it starts one every interval, at an epoch above every stamp
-//! sent so far); stateful operators, sources and exactly-once sinks register with it when the
+//! sent so far); stateful operators, sources and committing sinks register with it when the
 //! dataflow is built and hand it their parts; the thread that hands in the last part writes
-//! the manifest, commits the sinks' output and removes old snapshots. [`Checkpointer::open`]
-//! recovers before the workers start.
+//! the manifest, tells the sinks' committers to commit and removes old snapshots. The
+//! coordinator decides *when*; each sink's [`Committer`] decides *how* (it never touches
+//! output itself). Snapshots are kept in a [`CheckpointStorage`] (`storage.rs`).
+//! [`Checkpointer::open`] recovers before the workers start.
 
-mod fault;
+pub mod commit;
+pub(crate) mod fault;
 mod files;
 mod hooks;
+mod recovery;
+pub(crate) mod storage;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
 
+use fault::Fault;
 pub(crate) use files::PartitionCursor;
-use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
+use files::{Manifest, PartBody, PartInfo, SinkInfo};
+use storage::{CheckpointStorage, LocalDir, Location, SnapshotId};
 
 use crate::error::Error;
+use commit::{CommitContext, CommitTarget, Committer, Recovered, ReopenCommitter};
 
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
@@ -80,8 +88,8 @@ struct Registration {
     /// Its file name stem: `op3-w1`, `src0-w0`, `sink0`.
     name: String,
     kind: String,
-    /// For an exactly-once sink, the file its output is committed to.
-    output: Option<PathBuf>,
+    /// A committing sink's committer.
+    committer: Option<Box<dyn Committer>>,
     /// Once its input ended: its last part, used for every later snapshot.
     finished: Option<PartBody>,
 }
@@ -89,7 +97,7 @@ struct Registration {
 /// The snapshot in progress.
 struct Pending {
     epoch: u64,
-    dir: PathBuf,
+    id: SnapshotId,
     started: Instant,
     parts: HashMap<usize, PartInfo>,
     sink_output: HashMap<usize, Vec<u8>>,
@@ -105,7 +113,8 @@ struct State {
     counters: HashMap<(usize, &'static str), usize>,
     pending: Option<Pending>,
     started: u64,
-    commits: BTreeMap<String, CommitRecord>,
+    /// What the sinks recovered before the workers started had committed, by sink name.
+    recovered: HashMap<String, Recovered>,
     done: bool,
     /// A snapshot failed: no more are started.
     broken: bool,
@@ -114,18 +123,18 @@ struct State {
 
 /// The snapshot a job resumes from.
 struct ResumeFrom {
-    dir: PathBuf,
+    id: SnapshotId,
     manifest: Manifest,
 }
 
 /// The coordinator of one process's snapshots.
 pub(crate) struct Checkpointer {
-    dir: PathBuf,
+    storage: Box<dyn CheckpointStorage>,
     interval: Duration,
     keep: usize,
     peers: usize,
     execution: u64,
-    fault: fault::Fault,
+    fault: Arc<Fault>,
     resume: Option<ResumeFrom>,
     /// When recovery began.
     opened: Instant,
@@ -139,7 +148,13 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// Recovers from the newest usable snapshot in `config.dir` (see the module docs) and
     /// returns the coordinator for a job on `peers` workers.
-    pub(crate) fn open(config: &Checkpoint, peers: usize) -> Result<Arc<Checkpointer>, Error> {
+    /// `reopen` makes the committer of a sink whose manifest entry names its output file, so
+    /// that such sinks recover before the job is built.
+    pub(crate) fn open(
+        config: &Checkpoint,
+        peers: usize,
+        reopen: ReopenCommitter,
+    ) -> Result<Arc<Checkpointer>, Error> {
         if config.interval.is_zero() {
             return Err(Error::Config(
                 "--snapshot-interval: must be longer than 0ms".into(),
@@ -149,101 +164,38 @@ impl Checkpointer {
             return Err(Error::Config("--keep-snapshots: must be at least 1".into()));
         }
         let opened = Instant::now();
-        let fault = fault::Fault::from_env()?;
-        let dir = config.dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        let fault = Arc::new(Fault::from_env()?);
+        let storage = LocalDir::new(config.dir.clone(), Arc::clone(&fault));
+        storage.create().map_err(|e| {
             Error::io(
-                format!("cannot create the checkpoint directory {}", dir.display()),
+                format!(
+                    "cannot create the checkpoint directory {}",
+                    storage.describe(None)
+                ),
                 e,
             )
         })?;
-        let execution = files::read_execution(&dir)? + 1;
-        files::write_execution(&dir, execution)?;
+        let execution = files::read_execution(&storage)? + 1;
+        files::write_execution(&storage, execution)?;
 
-        let mut resume = None;
-        let mut damaged: Option<Error> = None;
-        for (_, _, path) in files::list_snapshots(&dir)? {
-            match files::verify_snapshot(&path) {
-                Ok(manifest) => {
-                    resume = Some(ResumeFrom {
-                        dir: path,
-                        manifest,
-                    });
-                    break;
-                }
-                Err(error) => {
-                    eprintln!(
-                        "tideflow: warning: skipping a damaged or incomplete snapshot: {error}"
-                    );
-                    // A snapshot without a manifest does not exist; one with a manifest that
-                    // does not verify is damaged.
-                    if path.join(files::MANIFEST).exists() {
-                        damaged.get_or_insert(error);
-                    }
-                }
-            }
-        }
-        if let (None, Some(error)) = (&resume, damaged) {
-            return Err(Error::Snapshot(format!(
-                "no usable snapshot in {} (refusing to start from partial state): {}",
-                dir.display(),
-                error.to_string().trim_start_matches("snapshot: ")
-            )));
-        }
+        let resume = recovery::newest_usable(&storage)?;
 
-        // Every sink's commit record, also without a snapshot to resume from: rows below a
-        // committed epoch are in its file already.
-        let mut commits = files::read_commits(&dir)?;
-        if let Some(from) = &resume {
-            for sink in &from.manifest.sinks {
-                let record = files::read_commit(&dir, &sink.name)?;
-                let record = if record.epoch < from.manifest.epoch {
-                    // The manifest is durable but its commit did not finish: finish it now.
-                    let part = from
-                        .manifest
-                        .parts
-                        .iter()
-                        .find(|p| p.file == format!("{}.part", sink.name))
-                        .ok_or_else(|| {
-                            Error::Snapshot(format!(
-                                "{}: lists sink {} without its part",
-                                from.dir.join(files::MANIFEST).display(),
-                                sink.name
-                            ))
-                        })?;
-                    let PartBody::Sink(bytes) = files::read_part(&from.dir, part)? else {
-                        return Err(Error::Snapshot(format!(
-                            "{}: not a sink's part",
-                            from.dir.join(&part.file).display()
-                        )));
-                    };
-                    files::commit_output(
-                        &dir,
-                        &sink.name,
-                        &sink.output,
-                        record,
-                        &bytes,
-                        (from.manifest.epoch, execution),
-                        &fault,
-                    )?
-                } else {
-                    truncate_output(&sink.output, record.length)?;
-                    record
-                };
-                commits.insert(sink.name.clone(), record);
-            }
-            fault.during_recovery();
-        }
+        // The sinks the manifest can reopen (file sinks) recover now, before the job is built
+        // (a complete job is not built at all); the others recover when they register.
+        let recovered = match &resume {
+            Some(from) => recovery::recover_reopenable(&storage, &fault, from, execution, reopen)?,
+            None => HashMap::new(),
+        };
         let resumed_epoch = resume.as_ref().map(|r| r.manifest.epoch);
         let already_complete = resume.as_ref().is_some_and(|r| r.manifest.is_final);
         if let Some(epoch) = resumed_epoch.filter(|_| !already_complete) {
             eprintln!(
                 "tideflow: resuming from the snapshot at epoch {epoch} in {}",
-                dir.display()
+                storage.describe(None)
             );
         }
         Ok(Arc::new(Checkpointer {
-            dir,
+            storage: Box::new(storage),
             interval: config.interval,
             keep: config.keep,
             peers,
@@ -261,7 +213,7 @@ impl Checkpointer {
                 counters: HashMap::new(),
                 pending: None,
                 started: 0,
-                commits,
+                recovered,
                 done: already_complete,
                 broken: false,
                 report: SnapshotReport {
@@ -309,7 +261,7 @@ impl Checkpointer {
         worker: usize,
         prefix: &'static str,
         kind: &str,
-        output: Option<PathBuf>,
+        committer: Option<Box<dyn Committer>>,
     ) -> usize {
         let mut state = self.lock();
         let counter = state.counters.entry((worker, prefix)).or_insert(0);
@@ -323,10 +275,38 @@ impl Checkpointer {
         state.registrations.push(Registration {
             name,
             kind: kind.to_string(),
-            output,
+            committer,
             finished: None,
         });
         state.registrations.len() - 1
+    }
+
+    /// Registers a committing sink (on worker 0) and recovers it unless it was recovered before
+    /// the workers started: returns its index and what it has committed.
+    fn register_sink(&self, committer: Box<dyn Committer>) -> Result<(usize, Recovered), Error> {
+        let index = self.register(0, "sink", "sink", Some(committer));
+        let mut state = self.lock();
+        let name = state.registrations[index].name.clone();
+        if let Some(recovered) = state.recovered.get(&name) {
+            return Ok((index, *recovered));
+        }
+        let committer = state.registrations[index]
+            .committer
+            .as_mut()
+            .expect("a sink registration");
+        let context = self.context(&name);
+        let recovered = match &self.resume {
+            Some(from) => {
+                recovery::recover(&*self.storage, from, &name, &mut **committer, &context)?
+            }
+            None => committer.recover(None, &context)?,
+        };
+        Ok((index, recovered))
+    }
+
+    /// The commit context of sink `name`.
+    fn context<'a>(&'a self, name: &'a str) -> CommitContext<'a> {
+        CommitContext::new(name, self.execution, &*self.storage, &self.fault)
     }
 
     /// A worker has built its dataflow (and registered everything in it, restoring its state).
@@ -374,21 +354,27 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Creates the directory of the snapshot at `epoch` and makes it the pending one.
+    /// Creates the snapshot at `epoch` and makes it the pending one.
     fn begin(&self, state: &mut State, epoch: u64) -> Result<(), Error> {
-        let dir = files::snapshot_dir(&self.dir, epoch, self.execution);
+        let id = SnapshotId {
+            epoch,
+            execution: self.execution,
+        };
         state.started += 1;
         self.fault.begin_snapshot(state.started);
-        if let Err(error) = std::fs::create_dir_all(&dir) {
+        if let Err(error) = self.storage.create_snapshot(id) {
             state.broken = true;
             return Err(Error::io(
-                format!("cannot create snapshot directory {}", dir.display()),
+                format!(
+                    "cannot create snapshot directory {}",
+                    self.storage.describe(Some(Location::Snapshot(id)))
+                ),
                 error,
             ));
         }
         state.pending = Some(Pending {
             epoch,
-            dir,
+            id,
             started: Instant::now(),
             parts: HashMap::new(),
             sink_output: HashMap::new(),
@@ -400,19 +386,19 @@ impl Checkpointer {
     fn save(&self, index: usize, epoch: u64, body: PartBody) -> Result<(), Error> {
         // The part is encoded and written without the lock: other workers' parts and sources'
         // polls go on meanwhile.
-        let (dir, name, kind) = {
+        let (id, name, kind) = {
             let state = self.lock();
             let Some(pending) = state.pending.as_ref().filter(|p| p.epoch == epoch) else {
                 return Ok(());
             };
             let registration = &state.registrations[index];
             (
-                pending.dir.clone(),
+                pending.id,
                 registration.name.clone(),
                 registration.kind.clone(),
             )
         };
-        let written = files::write_part(&dir, &name, &kind, &body, &self.fault);
+        let written = files::write_part(&*self.storage, id, &name, &kind, &body);
         let mut state = self.lock();
         if state.pending.as_ref().is_none_or(|p| p.epoch != epoch) {
             // Abandoned meanwhile (another part failed): its directory is gone or going.
@@ -453,7 +439,7 @@ impl Checkpointer {
     /// again, and the error stops the job.
     fn abandon(&self, state: &mut State, error: Error) -> Error {
         if let Some(pending) = state.pending.take() {
-            files::remove_snapshot(&pending.dir);
+            self.storage.remove_snapshot(pending.id);
             self.pending_epoch.store(u64::MAX, Ordering::Release);
             state.broken = true;
             return Error::Snapshot(format!(
@@ -487,12 +473,12 @@ impl Checkpointer {
     fn complete(&self, state: &mut State) -> Result<(), Error> {
         let is_final;
         let epoch;
-        let dir;
+        let id;
         {
             let pending = state.pending.as_mut().expect("a pending snapshot");
             epoch = pending.epoch;
             is_final = epoch == u64::MAX;
-            dir = pending.dir.clone();
+            id = pending.id;
             // Participants that ended hand in their last part.
             for (index, registration) in state.registrations.iter().enumerate() {
                 if pending.parts.contains_key(&index) {
@@ -508,11 +494,11 @@ impl Checkpointer {
                     Some(PartBody::Operator(_)) | None => PartBody::Operator(Vec::new()),
                 };
                 let info = files::write_part(
-                    &dir,
+                    &*self.storage,
+                    id,
                     &registration.name,
                     &registration.kind,
                     &body,
-                    &self.fault,
                 )?;
                 pending.parts.insert(index, info);
             }
@@ -530,9 +516,12 @@ impl Checkpointer {
             .registrations
             .iter()
             .filter_map(|r| {
-                r.output.as_ref().map(|output| SinkInfo {
+                r.committer.as_ref().map(|committer| SinkInfo {
                     name: r.name.clone(),
-                    output: output.clone(),
+                    output: match committer.target() {
+                        CommitTarget::File(output) => Some(output),
+                        _ => None,
+                    },
                 })
             })
             .collect();
@@ -545,9 +534,10 @@ impl Checkpointer {
             parts: parts.into_iter().map(|(_, info)| info).collect(),
             sinks,
         };
-        files::write_manifest(&dir, &manifest, &self.fault)?;
-        files::sync_dir(&self.dir)
-            .map_err(|e| Error::io(format!("cannot sync {}", self.dir.display()), e))?;
+        files::write_manifest(&*self.storage, id, &manifest)?;
+        self.storage
+            .sync()
+            .map_err(|e| Error::io(format!("cannot sync {}", self.storage.describe(None)), e))?;
         // From here on the snapshot exists: a failure stops the job, recovery commits.
         let pending = state.pending.take().expect("a pending snapshot");
         self.pending_epoch.store(u64::MAX, Ordering::Release);
@@ -555,25 +545,14 @@ impl Checkpointer {
         let mut outputs: Vec<(usize, Vec<u8>)> = pending.sink_output.into_iter().collect();
         outputs.sort_by_key(|(index, _)| *index);
         for (index, bytes) in outputs {
-            let registration = &state.registrations[index];
-            let output = registration.output.clone().expect("a sink registration");
-            let record = state
-                .commits
-                .get(&registration.name)
-                .copied()
-                .unwrap_or_default();
             self.check_fence()?;
-            let committed = files::commit_output(
-                &self.dir,
-                &registration.name,
-                &output,
-                record,
-                &bytes,
-                (epoch, self.execution),
-                &self.fault,
-            )?;
-            let name = registration.name.clone();
-            state.commits.insert(name, committed);
+            let registration = &mut state.registrations[index];
+            let committer = registration
+                .committer
+                .as_mut()
+                .expect("a sink registration");
+            let context = self.context(&registration.name);
+            committer.commit(epoch, &bytes, &context)?;
         }
         self.collect_garbage();
         let took = pending.started.elapsed();
@@ -589,11 +568,11 @@ impl Checkpointer {
 
     /// Fails if a newer run has taken over the checkpoint directory.
     fn check_fence(&self) -> Result<(), Error> {
-        let owner = files::read_execution(&self.dir)?;
+        let owner = files::read_execution(&*self.storage)?;
         if owner != self.execution {
             return Err(Error::Snapshot(format!(
                 "{}: execution {owner} has taken over this checkpoint directory; this run (execution {}) stops without writing",
-                self.dir.join("EXECUTION").display(),
+                self.storage.describe(Some(Location::Top(files::EXECUTION))),
                 self.execution
             )));
         }
@@ -603,16 +582,16 @@ impl Checkpointer {
     /// Keeps the newest `keep` complete snapshots and removes the rest (and any incomplete
     /// leftover).
     fn collect_garbage(&self) {
-        let Ok(snapshots) = files::list_snapshots(&self.dir) else {
+        let Ok(snapshots) = self.storage.snapshots() else {
             return;
         };
         let mut kept = 0;
-        for (_, _, path) in snapshots {
-            if kept < self.keep && path.join(files::MANIFEST).exists() {
+        for id in snapshots {
+            if kept < self.keep && self.storage.exists(Location::In(id, files::MANIFEST)) {
                 kept += 1;
                 continue;
             }
-            files::remove_snapshot(&path);
+            self.storage.remove_snapshot(id);
         }
     }
 
@@ -644,22 +623,22 @@ impl Checkpointer {
             {
                 found = true;
                 if part.kind != kind {
-                    return Err(mismatch(&from.dir, &part.file, &part.kind, kind));
+                    return Err(self.mismatch(from.id, &part.file, &part.kind, kind));
                 }
-                match files::read_part(&from.dir, part)? {
+                match files::read_part(&*self.storage, from.id, part)? {
                     PartBody::Operator(frames) => {
                         for frame in frames {
                             let owner = (u64::from(frame.group) % self.peers as u64) as usize;
                             by_worker[owner].push(frame);
                         }
                     }
-                    _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
+                    _ => return Err(self.mismatch(from.id, &part.file, "another kind", kind)),
                 }
             }
             if !found {
                 return Err(Error::Snapshot(format!(
                     "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
-                    from.dir.join(files::MANIFEST).display()
+                    self.storage.describe(Some(Location::In(from.id, files::MANIFEST)))
                 )));
             }
             restored.insert(name_stem.to_string(), by_worker);
@@ -690,19 +669,21 @@ impl Checkpointer {
             .iter()
             .filter(|p| p.file.starts_with(&prefix))
         {
-            match files::read_part(&from.dir, part)? {
+            match files::read_part(&*self.storage, from.id, part)? {
                 PartBody::Source(list) => {
                     cursors.extend(list.into_iter().map(|c| (c.partition, c)));
                 }
-                _ => return Err(mismatch(&from.dir, &part.file, &part.kind, "source")),
+                _ => return Err(self.mismatch(from.id, &part.file, &part.kind, "source")),
             }
         }
         Ok(Some(cursors))
     }
 
-    /// The epoch below which sink `name`'s output is committed.
-    fn committed_epoch(&self, name: &str) -> u64 {
-        self.lock().commits.get(name).map_or(0, |r| r.epoch)
+    fn mismatch(&self, id: SnapshotId, file: &str, was: &str, is: &str) -> Error {
+        Error::Snapshot(format!(
+            "{}: holds the state of a {was} operator where this job has a {is}; the snapshot was taken by another job",
+            self.storage.describe(Some(Location::In(id, file)))
+        ))
     }
 
     /// The snapshot the job resumed from, for operators.
@@ -714,46 +695,21 @@ impl Checkpointer {
     }
 }
 
-fn mismatch(dir: &Path, file: &str, was: &str, is: &str) -> Error {
-    Error::Snapshot(format!(
-        "{}: holds the state of a {was} operator where this job has a {is}; the snapshot was taken by another job",
-        dir.join(file).display()
-    ))
-}
-
-/// Truncates `output` to its committed `length` (removing output of an epoch that was never
-/// committed).
-fn truncate_output(output: &Path, length: u64) -> Result<(), Error> {
-    let failed = |e| {
-        Error::io(
-            format!(
-                "cannot truncate {} to its committed length",
-                output.display()
-            ),
-            e,
-        )
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(output)
-        .map_err(failed)?;
-    file.set_len(length).map_err(failed)?;
-    file.sync_all().map_err(failed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_reopen(output: PathBuf) -> Box<dyn Committer> {
+        panic!("no sink to reopen in this test: {}", output.display())
+    }
 
     #[test]
     fn a_newer_run_fences_an_older_one() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = Checkpoint::new(dir.path());
-        let older = Checkpointer::open(&config, 1).expect("the first run opens");
+        let older = Checkpointer::open(&config, 1, no_reopen).expect("the first run opens");
         assert!(older.check_fence().is_ok());
-        let newer = Checkpointer::open(&config, 1).expect("the second run opens");
+        let newer = Checkpointer::open(&config, 1, no_reopen).expect("the second run opens");
         assert_eq!(newer.execution, older.execution + 1);
         let error = older.check_fence().expect_err("the older run is fenced");
         assert!(error.to_string().contains("EXECUTION"), "{error}");
@@ -767,11 +723,14 @@ mod tests {
             keep: 2,
             ..Checkpoint::new(dir.path())
         };
-        let checkpointer = Checkpointer::open(&config, 1).expect("opens");
-        let fault = fault::Fault::none();
+        let checkpointer = Checkpointer::open(&config, 1, no_reopen).expect("opens");
+        let storage = &*checkpointer.storage;
         for epoch in [10, 20, 30, 40] {
-            let snapshot = files::snapshot_dir(dir.path(), epoch, 1);
-            std::fs::create_dir_all(&snapshot).expect("a snapshot directory");
+            let id = SnapshotId {
+                epoch,
+                execution: 1,
+            };
+            storage.create_snapshot(id).expect("a snapshot directory");
             let manifest = Manifest {
                 version: files::MANIFEST_VERSION,
                 epoch,
@@ -782,14 +741,15 @@ mod tests {
                 sinks: Vec::new(),
             };
             if epoch != 40 {
-                files::write_manifest(&snapshot, &manifest, &fault).expect("a manifest");
+                files::write_manifest(storage, id, &manifest).expect("a manifest");
             }
         }
         checkpointer.collect_garbage();
-        let left: Vec<u64> = files::list_snapshots(dir.path())
+        let left: Vec<u64> = storage
+            .snapshots()
             .expect("lists")
             .into_iter()
-            .map(|(epoch, _, _)| epoch)
+            .map(|id| id.epoch)
             .collect();
         // The incomplete newest one goes too: only complete snapshots are kept.
         assert_eq!(left, vec![30, 20]);

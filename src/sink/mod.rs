@@ -3,29 +3,41 @@
 //! A [`Sink`] is built on every worker. Its [`Parallelism`] says whether each worker writes its
 //! own records ([`Parallelism::PerWorker`], like the memory sink) or all records are gathered on
 //! worker 0 ([`Parallelism::Single`], like a file or the console, so there is one writer).
-//! Console and file sinks format records with an [`Encoder`].
+//! Console and file sinks format records with an [`Encoder`]. A sink that gives a
+//! [`Committer`] commits its output exactly once in a job with snapshots ([`commit`]); the
+//! timely operator that drives every sink is `driver.rs`'s.
 
+pub use crate::checkpoint::commit;
 mod complete;
 mod console;
-mod file;
+mod driver;
+pub(crate) mod file;
 mod foreach;
 mod memory;
 mod ordered;
 
 use std::fmt::Debug;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tideflow_operators::Event;
 
+pub use commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
 pub use console::ConsoleSink;
 pub use file::FileSink;
 pub use foreach::ForeachSink;
 pub use memory::MemorySink;
 pub use ordered::OrderedSink;
+
+pub(crate) use driver::{drive, SinkDriver};
+
+/// The committer of a file sink reopened from its manifest entry (the output file), for the
+/// checkpoint's recovery before the job is built.
+pub(crate) fn reopen_file_committer(output: std::path::PathBuf) -> Box<dyn Committer> {
+    Box::new(file::commit::FileCommitter::new(output))
+}
 
 use crate::error::Error;
 
@@ -89,24 +101,30 @@ pub trait Sink<D>: 'static {
         Parallelism::PerWorker
     }
 
-    /// Exactly-once output in a job with snapshots: the file that committed output is
-    /// appended to, if this sink can stage its output ([`Sink::stage`]). By default, `None`:
-    /// the sink writes as rows come (at-least-once after a crash).
-    fn commit_file(&self) -> Option<PathBuf> {
+    /// Exactly-once output in a job with snapshots: this sink's [`Committer`], if it commits
+    /// its output in two phases ([`commit`] explains the protocol). Asked once while the job is
+    /// built, only of a [`Parallelism::Single`] sink and only with snapshots. By default,
+    /// `None`: the sink writes as rows come (at-least-once after a crash).
+    fn committer(&mut self) -> Option<Box<dyn Committer>> {
         None
     }
 
-    /// Switches to staged output (only called when [`Sink::commit_file`] gave a file, before
-    /// `on_start`): encoded rows are kept for [`Sink::take_staged`] instead of being written;
-    /// the checkpointer appends them to the file once their snapshot is durable. `resumed`
-    /// says the file already holds committed output (a header is not due again). By default,
+    /// Switches to staged output (only called after [`Sink::committer`] gave a committer,
+    /// before `on_start`): rows written from now on are staged until [`Sink::pre_commit`]
+    /// instead of published; `recovered` says what output is committed already. By default,
     /// does nothing.
-    fn stage(&mut self, resumed: bool) {
-        let _ = resumed;
+    fn begin_staging(&mut self, recovered: &Recovered) {
+        let _ = recovered;
     }
 
-    /// The output staged since the last call. By default, none.
-    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
+    /// Phase one of the commit of the snapshot at `epoch` (`u64::MAX` at the end of the
+    /// input), called once the rows stamped below `epoch` were written: makes the rows staged
+    /// since the last call durable or hands them over, and returns what the committer needs to
+    /// publish them. The bytes are the sink's part of the snapshot, given to
+    /// [`Committer::commit`] once the snapshot is complete (and to [`Committer::recover`] after
+    /// a crash). An `Err` abandons the snapshot and stops the job. By default, returns nothing.
+    fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>, Error> {
+        let _ = epoch;
         Ok(Vec::new())
     }
 }

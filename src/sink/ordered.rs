@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use tideflow_operators::Event;
 
-use super::{Parallelism, Sink, SinkContext};
+use super::{Committer, Parallelism, Recovered, Sink, SinkContext};
 use crate::error::Error;
 
 /// Holds records until the watermark passes their event time, then hands them to the inner
@@ -85,15 +85,15 @@ impl<D: Ord + 'static, S: Sink<D>> Sink<D> for OrderedSink<S, D> {
         self.inner.parallelism()
     }
 
-    fn commit_file(&self) -> Option<std::path::PathBuf> {
-        self.inner.commit_file()
+    fn committer(&mut self) -> Option<Box<dyn Committer>> {
+        self.inner.committer()
     }
 
-    fn stage(&mut self, resumed: bool) {
-        self.inner.stage(resumed);
+    fn begin_staging(&mut self, recovered: &Recovered) {
+        self.inner.begin_staging(recovered);
     }
 
-    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
-        self.inner.take_staged()
+    fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>, Error> {
+        self.inner.pre_commit(epoch)
     }
 }

@@ -21,3 +21,4 @@ mod runtime;
 mod snapshots;
 mod static_join;
 mod support;
+mod two_phase;

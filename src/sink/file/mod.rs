@@ -1,4 +1,7 @@
-//! A sink that writes records to one file.
+//! A sink that writes records to one file, and its committer for exactly-once output
+//! (`commit.rs`).
+
+pub(crate) mod commit;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -6,8 +9,11 @@ use std::path::PathBuf;
 
 use tideflow_operators::Event;
 
-use super::{encode_batch, CsvEncoder, Encoder, JsonLinesEncoder, Parallelism, Sink};
+use super::{
+    encode_batch, Committer, CsvEncoder, Encoder, JsonLinesEncoder, Parallelism, Recovered, Sink,
+};
 use crate::error::Error;
+use commit::FileCommitter;
 
 /// Writes records to one file (created or truncated at start), from worker 0: records of all
 /// workers are gathered there, so the file has a single writer. What was written is flushed
@@ -30,7 +36,7 @@ pub struct FileSink<E> {
     unflushed: bool,
     /// Whether each write replaces the file.
     replace: bool,
-    /// Exactly-once output: the encoded rows not yet handed to the checkpointer.
+    /// Exactly-once output: the encoded rows not yet pre-committed.
     staged: Option<Vec<u8>>,
 }
 
@@ -157,19 +163,20 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for FileSink<E> {
         Parallelism::Single
     }
 
-    /// The file itself, unless it is replaced on each write (complete mode).
-    fn commit_file(&self) -> Option<PathBuf> {
-        (!self.replace).then(|| self.path.clone())
+    /// Appends to the file, unless it is replaced on each write (complete mode).
+    fn committer(&mut self) -> Option<Box<dyn Committer>> {
+        (!self.replace).then(|| Box::new(FileCommitter::new(self.path.clone())) as _)
     }
 
-    fn stage(&mut self, resumed: bool) {
+    fn begin_staging(&mut self, recovered: &Recovered) {
         self.staged = Some(Vec::new());
-        if resumed {
+        if recovered.resumed {
             self.encoder.continue_file();
         }
     }
 
-    fn take_staged(&mut self) -> Result<Vec<u8>, Error> {
+    /// The encoded rows staged since the last call: appended to the file by the commit.
+    fn pre_commit(&mut self, _epoch: u64) -> Result<Vec<u8>, Error> {
         Ok(self.staged.as_mut().map(std::mem::take).unwrap_or_default())
     }
 }
