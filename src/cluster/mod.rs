@@ -94,8 +94,11 @@ impl Cluster {
         self.addresses.len()
     }
 
-    /// Checks the description before anything connects.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks the description before anything connects: at least 2 addresses, each a
+    /// `HOST:PORT`, this process among them, a secret, and an id and secret of bounded length.
+    /// [`execute`](crate::execute) checks it too; call it to fail early, before opening
+    /// anything else.
+    pub fn validate(&self) -> Result<(), Error> {
         if self.addresses.len() < 2 {
             return Err(Error::Config(
                 "--hosts: a cluster needs the addresses of at least 2 processes".into(),

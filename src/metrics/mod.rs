@@ -10,8 +10,6 @@
 //! when a listener is configured, reads them every interval and once more when the job ends
 //! (the final report, [`Progress::is_final`]). Without a listener none of this is built.
 
-mod http;
-mod outputs;
 mod prometheus;
 
 use std::collections::BTreeMap;
@@ -32,8 +30,6 @@ use timely::dataflow::StreamVec;
 
 use crate::checkpoint::Checkpointer;
 use crate::runtime::{Config, SharedJob};
-
-pub(crate) use outputs::CliProgress;
 
 /// The estimated size of one row of keyed state, in bytes, for [`OperatorState::bytes`]: a
 /// hash-map entry with a small key and value or accumulator. State rows are not measured (that

@@ -5,13 +5,14 @@ use std::fs::File;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::http::{Latest, MetricsServer};
-use super::{lock, Progress};
-use crate::error::Error;
-use crate::runtime::Config;
+use tideflow::{Config, Error, Progress};
+
+use http::{Latest, MetricsServer};
+
+mod http;
 
 /// The host `--metrics-addr` binds when given a port alone.
 const DEFAULT_HOST: &str = "127.0.0.1";
@@ -146,4 +147,11 @@ impl ProgressLines {
             *out = None;
         }
     }
+}
+
+/// Locks `mutex`, also after a panic elsewhere left it poisoned (the reports are plain data).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::Format;
-use crate::error::Error;
 use crate::record::{
     decode_table_csv, decode_table_json, join_key, Key, Row, TableColumns, TableRow, TableSchema,
 };
-use crate::runtime::Flow;
-use crate::source::{Csv, FileSource, JsonLines};
-use crate::stream::{KeyedStream, Stream};
-use crate::StaticTable;
+use tideflow::source::{Csv, FileSource, JsonLines};
+use tideflow::Error;
+use tideflow::Flow;
+use tideflow::StaticTable;
+use tideflow::{KeyedStream, Stream};
 
 /// The prefix of `--agg` fields read from the `--join-static` table.
 pub(super) const TABLE_PREFIX: &str = "table.";

@@ -14,11 +14,11 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-use tideflow_operators::Aggregator;
+use tideflow::aggregate::Aggregator;
 
 use super::value::write_json_f64;
 use super::{Key, Num, Row};
-use crate::error::Error;
+use tideflow::Error;
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use super::join::{JoinType, TABLE_PREFIX};
 use super::{Format, Input, Mode, Query, RunArgs};
-use crate::duration::millis;
-use crate::error::Error;
+use crate::millis;
 use crate::record::{AggKind, AggSpec};
-use crate::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
-use crate::window::Window;
-use crate::Trigger;
+use tideflow::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
+use tideflow::Error;
+use tideflow::Trigger;
+use tideflow::Window;
 
 /// The `--join-static` flags, read before [`Query::new`] takes the arguments.
 struct JoinFlags {

@@ -10,23 +10,23 @@ use timely::ExchangeData;
 
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
-use crate::checkpoint::Checkpoint;
-use crate::cluster::{Cluster, SECRET_VAR};
-use crate::error::Error;
-use crate::metrics::CliProgress;
+use crate::progress::CliProgress;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
 };
-use crate::runtime::{execute, Config, Flow, JobReport};
-use crate::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
-use crate::source::{
+use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
+use tideflow::source::{
     Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
     DEFAULT_MAX_RECORD_BYTES,
 };
-use crate::source::{Source, WatermarkStrategy};
-use crate::stream::Stream;
-use crate::window::Window;
-use crate::{Change, Trigger};
+use tideflow::source::{Source, WatermarkStrategy};
+use tideflow::Checkpoint;
+use tideflow::Error;
+use tideflow::Stream;
+use tideflow::Window;
+use tideflow::{execute, Config, Flow, JobReport};
+use tideflow::{Change, Trigger};
+use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
 mod join;
