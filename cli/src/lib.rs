@@ -26,6 +26,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use output::RowEncoder;
+pub use run::Plan;
 use tideflow::{Error, ErrorKind};
 
 /// Tideflow: continuous event-time windows over files and generated streams.

@@ -20,24 +20,35 @@ const DEFAULT_HOST: &str = "127.0.0.1";
 /// The interval of `--progress-interval` by default.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The progress outputs of `tideflow run`, opened (and the metrics port bound) before the job
-/// starts.
-pub(crate) struct CliProgress {
-    interval: Duration,
-    lines: Option<Arc<ProgressLines>>,
-    latest: Option<Latest>,
-    /// Serves `latest` until dropped.
-    _server: Option<MetricsServer>,
+/// The progress outputs that `--progress PATH|-`, `--progress-interval DUR` and
+/// `--metrics-addr [HOST:]PORT` ask for, checked; nothing is created or bound until
+/// [`CliProgress::open`].
+#[derive(Clone, Debug)]
+pub(crate) struct ProgressPlan {
+    /// How often a report is taken.
+    pub(crate) interval: Duration,
+    /// Where the JSON lines go: `-` for standard error, else a file created when the job starts.
+    pub(crate) lines: Option<String>,
+    /// The Prometheus endpoint.
+    pub(crate) metrics: Option<MetricsAddr>,
 }
 
-impl CliProgress {
-    /// Opens the outputs that `--progress PATH|-`, `--progress-interval DUR` and
-    /// `--metrics-addr [HOST:]PORT` ask for; `None` without `--progress` and `--metrics-addr`.
-    pub(crate) fn open(
+/// The address of `--metrics-addr`.
+#[derive(Clone, Debug)]
+pub(crate) struct MetricsAddr {
+    /// As given on the command line.
+    pub(crate) given: String,
+    /// What is bound: the given `HOST:PORT`, or a port alone on localhost.
+    address: String,
+}
+
+impl ProgressPlan {
+    /// Checks the progress flags; `None` without `--progress` and `--metrics-addr`.
+    pub(crate) fn new(
         progress: Option<&str>,
         interval: Option<Duration>,
         metrics_addr: Option<&str>,
-    ) -> Result<Option<CliProgress>, Error> {
+    ) -> Result<Option<ProgressPlan>, Error> {
         if progress.is_none() && metrics_addr.is_none() {
             if interval.is_some() {
                 return Err(Error::Config(
@@ -52,7 +63,58 @@ impl CliProgress {
                 "--progress-interval: must be longer than 0ms".into(),
             ));
         }
-        let lines = match progress {
+        let metrics = match metrics_addr {
+            None => None,
+            Some(given) => {
+                // Without a host (PORT or :PORT), localhost only.
+                let address = match given.strip_prefix(':').unwrap_or(given) {
+                    port if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!("{DEFAULT_HOST}:{port}")
+                    }
+                    _ => given.to_string(),
+                };
+                let metrics = MetricsAddr {
+                    given: given.to_string(),
+                    address,
+                };
+                if !metrics.address.contains(':') {
+                    return Err(metrics.cannot(&"expected HOST:PORT or PORT, e.g. 127.0.0.1:9464"));
+                }
+                Some(metrics)
+            }
+        };
+        Ok(Some(ProgressPlan {
+            interval,
+            lines: progress.map(str::to_string),
+            metrics,
+        }))
+    }
+}
+
+impl MetricsAddr {
+    /// The error for an address that cannot be listened on.
+    fn cannot(&self, reason: &dyn std::fmt::Display) -> Error {
+        Error::Config(format!(
+            "--metrics-addr: cannot listen on {}: {reason}",
+            self.address
+        ))
+    }
+}
+
+/// The progress outputs of `tideflow run`, opened (and the metrics port bound) before the job
+/// starts.
+pub(crate) struct CliProgress {
+    interval: Duration,
+    lines: Option<Arc<ProgressLines>>,
+    latest: Option<Latest>,
+    /// Serves `latest` until dropped.
+    _server: Option<MetricsServer>,
+}
+
+impl CliProgress {
+    /// Opens the outputs of `plan`: creates the `--progress` file and binds `--metrics-addr`.
+    pub(crate) fn open(plan: &ProgressPlan) -> Result<CliProgress, Error> {
+        let lines = match plan.lines.as_deref() {
             None => None,
             Some("-") => Some(ProgressLines::new(
                 Box::new(std::io::stderr()),
@@ -64,35 +126,23 @@ impl CliProgress {
                 Some(ProgressLines::new(Box::new(file), path))
             }
         };
-        let (latest, server) = match metrics_addr {
+        let (latest, server) = match &plan.metrics {
             None => (None, None),
-            Some(given) => {
-                // Without a host (PORT or :PORT), localhost only.
-                let address = match given.strip_prefix(':').unwrap_or(given) {
-                    port if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-                        format!("{DEFAULT_HOST}:{port}")
-                    }
-                    _ => given.to_string(),
-                };
-                let cannot = |e: &dyn std::fmt::Display| {
-                    Error::Config(format!("--metrics-addr: cannot listen on {address}: {e}"))
-                };
-                if !address.contains(':') {
-                    return Err(cannot(&"expected HOST:PORT or PORT, e.g. 127.0.0.1:9464"));
-                }
-                let listener = TcpListener::bind(address.as_str()).map_err(|e| cannot(&e))?;
+            Some(metrics) => {
+                let listener =
+                    TcpListener::bind(metrics.address.as_str()).map_err(|e| metrics.cannot(&e))?;
                 let latest: Latest = Arc::new(Mutex::new(None));
-                let server =
-                    MetricsServer::start(listener, Arc::clone(&latest)).map_err(|e| cannot(&e))?;
+                let server = MetricsServer::start(listener, Arc::clone(&latest))
+                    .map_err(|e| metrics.cannot(&e))?;
                 (Some(latest), Some(server))
             }
         };
-        Ok(Some(CliProgress {
-            interval,
+        Ok(CliProgress {
+            interval: plan.interval,
             lines: lines.map(Arc::new),
             latest,
             _server: server,
-        }))
+        })
     }
 
     /// `config` with a progress listener feeding these outputs.

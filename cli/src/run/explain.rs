@@ -1,59 +1,33 @@
 //! `tideflow explain`: the dataflow `tideflow run` builds with the same arguments, printed one
 //! operator per line in dataflow order, without running it.
 //!
-//! The query is checked by [`Query::new`] (and a rate input's fields as `run` checks them when
-//! it builds the source), so a bad flag is reported exactly as `run` reports it. Nothing is
-//! read, connected to or created: the input path is only looked at (file or directory).
+//! What it prints is the [`Plan`] that `run` executes, built by the same [`Plan::new`], so a bad
+//! flag is reported exactly as `run` reports it. Nothing is read, connected to, bound or
+//! created: the input path is only looked at (file or directory).
 
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::join::{JoinType, TABLE_PREFIX};
-use super::{Format, Input, Mode, Query, RunArgs};
+use super::join::{JoinType, TableJoin, TABLE_PREFIX};
+use super::{Format, Input, Mode, Plan, RunArgs};
 use crate::millis;
-use crate::record::{AggKind, AggSpec};
+use crate::record::AggSpec;
 use tideflow::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
 use tideflow::Error;
 use tideflow::Trigger;
 use tideflow::Window;
 
-/// The `--join-static` flags, read before [`Query::new`] takes the arguments.
-struct JoinFlags {
-    path: std::path::PathBuf,
-    key: String,
-    kind: JoinType,
-}
-
 /// Runs `tideflow explain`: prints the plan of `tideflow run` with `args` to standard output.
-pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
-    let threads = usize::from(args.workers);
-    let join = match (&args.join_static, &args.join_key) {
-        (Some(path), Some(key)) => Some(JoinFlags {
-            path: path.clone(),
-            key: key.clone(),
-            kind: args.join_type.unwrap_or(JoinType::Inner),
-        }),
-        _ => None,
-    };
-    // `run` creates the --progress file and binds --metrics-addr when it checks its flags:
-    // explain describes them and opens nothing (progress "to standard error" opens nothing).
-    let progress = (args.progress.take(), args.metrics_addr.take());
-    if progress.0.is_some() || progress.1.is_some() {
-        args.progress = Some("-".into());
-    }
-    let progress_interval = args.progress_interval.unwrap_or(Duration::from_secs(1));
-    let query = Query::new(args)?;
-    if let Input::Rate(rate) = &query.input {
-        // `run` checks the rate input's fields when it builds the source.
-        rate.source(&query.schema)?;
-    }
+pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
+    let query = Plan::new(args)?;
+    let threads = query.workers;
     let processes = query
         .cluster
         .as_ref()
         .map_or(1, |cluster| cluster.processes());
     let workers = threads * processes;
-    let mut plan = plan(&query, join.as_ref(), workers);
+    let mut plan = plan(&query, workers);
     if let Some(cluster) = &query.cluster {
         plan.push((
             "cluster",
@@ -63,21 +37,24 @@ pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
             ),
         ));
     }
-    let mut outputs = Vec::new();
-    match &progress.0 {
-        None => {}
-        Some(target) if target == "-" => outputs.push("a JSON line to standard error".to_string()),
-        Some(path) => outputs.push(format!("a JSON line to {path}")),
-    }
-    if let Some(address) = &progress.1 {
-        outputs.push(format!("Prometheus text at http://{address}/metrics"));
-    }
-    if !outputs.is_empty() {
+    if let Some(progress) = &query.progress {
+        let mut outputs = Vec::new();
+        match progress.lines.as_deref() {
+            None => {}
+            Some("-") => outputs.push("a JSON line to standard error".to_string()),
+            Some(path) => outputs.push(format!("a JSON line to {path}")),
+        }
+        if let Some(metrics) = &progress.metrics {
+            outputs.push(format!(
+                "Prometheus text at http://{}/metrics",
+                metrics.given
+            ));
+        }
         plan.push((
             "progress",
             format!(
                 "every {}: {}",
-                duration(progress_interval),
+                duration(progress.interval),
                 outputs.join("; ")
             ),
         ));
@@ -106,11 +83,11 @@ pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("writing to standard output", e))
 }
 
-/// The operators `Query::execute` builds, in dataflow order: (operator, description).
-fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'static str, String)> {
+/// The operators `Plan::execute` builds, in dataflow order: (operator, description).
+fn plan(query: &Plan, workers: usize) -> Vec<(&'static str, String)> {
     let mut plan = vec![("source", source(query, workers))];
     let key = query.schema.key_field.as_deref();
-    if let (Some(join), Some(key)) = (join, key) {
+    if let (Some(join), Some(key)) = (&query.join, key) {
         join_lines(&mut plan, query, join, key, workers);
     }
     plan.push(("exchange", key_exchange(key, workers)));
@@ -124,7 +101,7 @@ fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'stati
         ));
         plan.push(("filter", "insertions only (upserts on the key)".into()));
         sink_lines(&mut plan, query, None);
-        snapshot_line(&mut plan, query, join.is_some());
+        snapshot_line(&mut plan, query, query.join.is_some());
         return plan;
     };
     plan.push(("window", window_line(query, window, &accumulators)));
@@ -146,12 +123,12 @@ fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'stati
         }
     }
     sink_lines(&mut plan, query, Some(window));
-    snapshot_line(&mut plan, query, join.is_some());
+    snapshot_line(&mut plan, query, query.join.is_some());
     plan
 }
 
 /// The input, its partitions, event time and watermark, bad records and trigger.
-fn source(query: &Query, workers: usize) -> String {
+fn source(query: &Plan, workers: usize) -> String {
     let format = input_format(query.format);
     let mut line = match &query.input {
         Input::Rate(rate) => {
@@ -265,8 +242,8 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
 /// The static table's source and arrangement, the records' exchange and the join.
 fn join_lines(
     plan: &mut Vec<(&'static str, String)>,
-    query: &Query,
-    join: &JoinFlags,
+    query: &Plan,
+    join: &TableJoin,
     key: &str,
     workers: usize,
 ) {
@@ -279,8 +256,8 @@ fn join_lines(
         [] => "no columns (no --agg reads table.F)".to_string(),
         columns => format!("columns {}", columns.join(", ")),
     };
-    let format = Format::from_extension(&join.path).map_or("?", input_format);
-    let table_key = &join.key;
+    let format = input_format(join.format);
+    let table_key = &join.schema.key_field;
     plan.push((
         "table",
         format!(
@@ -336,7 +313,7 @@ fn key_exchange(key: Option<&str>, workers: usize) -> String {
 }
 
 /// The window operator: its kind, lateness, mode and state.
-fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
+fn window_line(query: &Plan, window: Window, accumulators: &str) -> String {
     let update = query.mode != Mode::Append;
     let lateness = duration(query.lateness);
     let aligned_rows = if update {
@@ -357,7 +334,7 @@ fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
             size.div_ceil(slide),
         ),
         Window::Sliding { size, slide } => {
-            let state = if query.aggs.iter().all(|spec| invertible(spec.kind)) {
+            let state = if query.aggs.iter().all(|spec| spec.kind.invertible()) {
                 "per key, its live contributions and a running accumulator (count, sum and avg retract what leaves)"
             } else {
                 "per key, its live contributions, merged per window as it closes"
@@ -387,7 +364,7 @@ fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
 }
 
 /// The exchange to worker 0 and the result sink.
-fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Option<Window>) {
+fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Plan, window: Option<Window>) {
     plan.push(("exchange", "all rows to worker 0".into()));
     let format = output_format(query.output_format);
     let target = match &query.output {
@@ -431,7 +408,7 @@ fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Opt
 }
 
 /// The snapshots `--checkpoint-dir` takes, and what is exactly-once.
-fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bool) {
+fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Plan, join: bool) {
     let Some(checkpoint) = &query.checkpoint else {
         plan.push(("snapshots", "none (add --checkpoint-dir)".into()));
         return;
@@ -474,29 +451,8 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bo
 
 /// The accumulators of `aggs`, with what the larger ones hold.
 fn accumulators(aggs: &[AggSpec]) -> String {
-    let shown: Vec<String> = aggs
-        .iter()
-        .map(|spec| {
-            let column = spec.column();
-            let Some(field) = &spec.field else {
-                return column;
-            };
-            let name = column.strip_suffix(&format!("_{field}")).unwrap_or(&column);
-            let holds = match spec.kind {
-                AggKind::Avg => " (sum and count)",
-                AggKind::First | AggKind::Last => " (value and event time)",
-                AggKind::CountDistinct => " (every distinct value)",
-                _ => "",
-            };
-            format!("{name}({field}){holds}")
-        })
-        .collect();
+    let shown: Vec<String> = aggs.iter().map(AggSpec::accumulator).collect();
     shown.join(", ")
-}
-
-/// Whether sliding windows retract `kind` as contributions leave (`RowAggregator::invertible`).
-fn invertible(kind: AggKind) -> bool {
-    matches!(kind, AggKind::Count | AggKind::Sum | AggKind::Avg)
 }
 
 /// Where a key group goes.

@@ -30,10 +30,14 @@ pub(crate) enum JoinType {
 
 /// The static table of `--join-static`, checked before the dataflow starts.
 pub(super) struct TableJoin {
-    path: PathBuf,
-    format: Format,
-    schema: TableSchema,
-    kind: JoinType,
+    /// The table file.
+    pub(super) path: PathBuf,
+    /// Its format, from its extension.
+    pub(super) format: Format,
+    /// Its join key and the columns the aggregates read.
+    pub(super) schema: TableSchema,
+    /// Inner or left.
+    pub(super) kind: JoinType,
 }
 
 impl TableJoin {
