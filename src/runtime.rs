@@ -459,7 +459,7 @@ where
         Some(cluster) => {
             if config.checkpoint.is_some() {
                 return Err(Error::Config(
-                    "--checkpoint-dir: snapshots of a multi-process job are not supported yet"
+                    "Config::checkpoint: snapshots of a multi-process job (Config::cluster) are not supported yet"
                         .into(),
                 ));
             }

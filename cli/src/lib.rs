@@ -14,6 +14,7 @@
 mod bench;
 mod cluster;
 mod demo;
+mod flags;
 mod output;
 mod progress;
 pub mod record;
@@ -68,6 +69,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = flags::flag_names(error);
             eprintln!("tideflow: {error}");
             ExitCode::from(match error.kind() {
                 ErrorKind::User => 2,
@@ -138,5 +140,6 @@ fn trigger_arg(text: &str) -> Result<tideflow::Trigger, String> {
 
 /// Parses a value with `FromStr<Err = Error>` for clap.
 fn spec_arg<T: std::str::FromStr<Err = Error>>(text: &str) -> Result<T, String> {
-    text.parse().map_err(|e: Error| e.to_string())
+    text.parse()
+        .map_err(|e: Error| flags::flag_names(e).to_string())
 }
