@@ -20,16 +20,16 @@ use tideflow::Window;
 
 /// Runs `tideflow explain`: prints the plan of `tideflow run` with `args` to standard output.
 pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
-    let query = Plan::new(args)?;
-    let threads = query.workers;
-    let processes = query
+    let plan = Plan::new(args)?;
+    let threads = plan.workers;
+    let processes = plan
         .cluster
         .as_ref()
         .map_or(1, |cluster| cluster.processes());
     let workers = threads * processes;
-    let mut plan = plan(&query, workers);
-    if let Some(cluster) = &query.cluster {
-        plan.push((
+    let mut lines = operator_lines(&plan, workers);
+    if let Some(cluster) = &plan.cluster {
+        lines.push((
             "cluster",
             format!(
                 "this is process {} of {processes} (cluster id {}); worker w runs in process w / {threads}; exchanges between processes go over TCP; worker 0 is in process 0",
@@ -37,7 +37,7 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
             ),
         ));
     }
-    if let Some(progress) = &query.progress {
+    if let Some(progress) = &plan.progress {
         let mut outputs = Vec::new();
         match progress.lines.as_deref() {
             None => {}
@@ -50,7 +50,7 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
                 metrics.given
             ));
         }
-        plan.push((
+        lines.push((
             "progress",
             format!(
                 "every {}: {}",
@@ -70,10 +70,10 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
     };
     text.push_str(&format!(
         ", trigger {}, output mode {}\n",
-        trigger_name(query.trigger),
-        mode_name(query.mode),
+        trigger_name(plan.trigger),
+        mode_name(plan.mode),
     ));
-    for (operator, description) in plan {
+    for (operator, description) in lines {
         text.push_str(&format!("{operator:<11} {description}\n"));
     }
     let mut stdout = std::io::stdout().lock();
@@ -84,36 +84,36 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
 }
 
 /// The operators `Plan::execute` builds, in dataflow order: (operator, description).
-fn plan(query: &Plan, workers: usize) -> Vec<(&'static str, String)> {
-    let mut plan = vec![("source", source(query, workers))];
-    let key = query.schema.key_field.as_deref();
-    if let (Some(join), Some(key)) = (&query.join, key) {
-        join_lines(&mut plan, query, join, key, workers);
+fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
+    let mut lines = vec![("source", source(plan, workers))];
+    let key = plan.schema.key_field.as_deref();
+    if let (Some(join), Some(key)) = (&plan.join, key) {
+        join_lines(&mut lines, plan, join, key, workers);
     }
-    plan.push(("exchange", key_exchange(key, workers)));
-    let accumulators = accumulators(&query.aggs);
-    let Some(window) = query.window else {
-        plan.push((
+    lines.push(("exchange", key_exchange(key, workers)));
+    let accumulators = accumulators(&plan.aggs);
+    let Some(window) = plan.window else {
+        lines.push((
             "aggregate",
             format!(
                 "running, per key over all its records (no --window), applied in stamp order; a retraction and an insertion per changed key per stamp; state: one accumulator + last result per key: {accumulators}"
             ),
         ));
-        plan.push(("filter", "insertions only (upserts on the key)".into()));
-        sink_lines(&mut plan, query, None);
-        snapshot_line(&mut plan, query, query.join.is_some());
-        return plan;
+        lines.push(("filter", "insertions only (upserts on the key)".into()));
+        sink_lines(&mut lines, plan, None);
+        snapshot_line(&mut lines, plan, plan.join.is_some());
+        return lines;
     };
-    plan.push(("window", window_line(query, window, &accumulators)));
-    match &query.late_output {
-        None => plan.push(("late", "dropped and counted (no --late-output)".into())),
+    lines.push(("window", window_line(plan, window, &accumulators)));
+    match &plan.late_output {
+        None => lines.push(("late", "dropped and counted (no --late-output)".into())),
         Some(path) => {
-            plan.push((
+            lines.push((
                 "late",
                 "side output: records too late for every window they belong to".into(),
             ));
-            plan.push(("exchange", "late records to worker 0".into()));
-            plan.push((
+            lines.push(("exchange", "late records to worker 0".into()));
+            lines.push((
                 "sink",
                 format!(
                     "late file {} (JSON lines: key, event_time, watermark, window_end, reason, fields)",
@@ -122,15 +122,15 @@ fn plan(query: &Plan, workers: usize) -> Vec<(&'static str, String)> {
             ));
         }
     }
-    sink_lines(&mut plan, query, Some(window));
-    snapshot_line(&mut plan, query, query.join.is_some());
-    plan
+    sink_lines(&mut lines, plan, Some(window));
+    snapshot_line(&mut lines, plan, plan.join.is_some());
+    lines
 }
 
 /// The input, its partitions, event time and watermark, bad records and trigger.
-fn source(query: &Plan, workers: usize) -> String {
-    let format = input_format(query.format);
-    let mut line = match &query.input {
+fn source(plan: &Plan, workers: usize) -> String {
+    let format = input_format(plan.format);
+    let mut line = match &plan.input {
         Input::Rate(rate) => {
             let count = match rate.count {
                 Some(count) => format!("count={count}"),
@@ -155,12 +155,12 @@ fn source(query: &Plan, workers: usize) -> String {
         Input::Stdin => format!(
             "standard input ({format}), read on worker 0 only (one partition, not replayable) until end of file"
         ),
-        Input::Path(path) => path_source(path, format, query.watch, workers),
+        Input::Path(path) => path_source(path, format, plan.watch, workers),
     };
-    let watermark = &query.watermark;
+    let watermark = &plan.watermark;
     line.push_str(&format!(
         "; event time {}, watermark delay {}",
-        query.schema.time_field,
+        plan.schema.time_field,
         duration(watermark.delay)
     ));
     for (name, value) in [
@@ -172,23 +172,23 @@ fn source(query: &Plan, workers: usize) -> String {
             line.push_str(&format!(", {name} {}", duration(value)));
         }
     }
-    if !matches!(query.input, Input::Rate(_)) {
-        line.push_str(match &query.on_error {
+    if !matches!(plan.input, Input::Rate(_)) {
+        line.push_str(match &plan.on_error {
             OnError::Fail => "; a bad record stops the run",
             OnError::Skip => "; bad records skipped and counted",
             OnError::DeadLetter(_) => "; bad records written to ",
         });
-        if let OnError::DeadLetter(path) = &query.on_error {
+        if let OnError::DeadLetter(path) = &plan.on_error {
             line.push_str(&format!("{} (JSON lines) and counted", path.display()));
         }
-        if query.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
+        if plan.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
             line.push_str(&format!(
                 ", as is a record over {} bytes",
-                query.max_record_bytes
+                plan.max_record_bytes
             ));
         }
     }
-    match query.trigger {
+    match plan.trigger {
         Trigger::Continuous => {}
         Trigger::Interval(interval) => line.push_str(&format!(
             "; the watermark advances once every {} (micro-batches)",
@@ -241,13 +241,13 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
 
 /// The static table's source and arrangement, the records' exchange and the join.
 fn join_lines(
-    plan: &mut Vec<(&'static str, String)>,
-    query: &Plan,
+    lines: &mut Vec<(&'static str, String)>,
+    plan: &Plan,
     join: &TableJoin,
     key: &str,
     workers: usize,
 ) {
-    let columns: Vec<&str> = query
+    let columns: Vec<&str> = plan
         .aggs
         .iter()
         .filter_map(|spec| spec.field.as_deref()?.strip_prefix(TABLE_PREFIX))
@@ -258,27 +258,27 @@ fn join_lines(
     };
     let format = input_format(join.format);
     let table_key = &join.schema.key_field;
-    plan.push((
+    lines.push((
         "table",
         format!(
             "static file {} ({format}; one partition, on worker 0), read whole; join key {table_key}, {columns}; rows with a null {table_key} left out; a bad line stops the run",
             join.path.display()
         ),
     ));
-    plan.push((
+    lines.push((
         "exchange",
         format!(
             "table rows by key_group({table_key}) -> {}",
             group_worker(workers)
         ),
     ));
-    plan.push((
+    lines.push((
         "arrange",
         format!(
             "table rows by {table_key} (differential arrangement); state: the table's rows, freed when the stream ends"
         ),
     ));
-    plan.push((
+    lines.push((
         "exchange",
         format!(
             "records by key_group({key} as text) -> {}",
@@ -289,7 +289,7 @@ fn join_lines(
         JoinType::Inner => "inner static join: each record once per table row with its key; records without one dropped",
         JoinType::Left => "left static join: each record once per table row with its key, or once with null table columns",
     };
-    plan.push((
+    lines.push((
         "join",
         format!(
             "{kind}; {key} = {table_key} compared as text, null matches nothing; records wait until the whole table is loaded, then leave at their own stamps; state: the records waiting"
@@ -313,9 +313,9 @@ fn key_exchange(key: Option<&str>, workers: usize) -> String {
 }
 
 /// The window operator: its kind, lateness, mode and state.
-fn window_line(query: &Plan, window: Window, accumulators: &str) -> String {
-    let update = query.mode != Mode::Append;
-    let lateness = duration(query.lateness);
+fn window_line(plan: &Plan, window: Window, accumulators: &str) -> String {
+    let update = plan.mode != Mode::Append;
+    let lateness = duration(plan.lateness);
     let aligned_rows = if update {
         "early rows for each changed (key, window) as the watermark moves, one final row once it passes the window's end + allowed lateness"
     } else {
@@ -334,7 +334,7 @@ fn window_line(query: &Plan, window: Window, accumulators: &str) -> String {
             size.div_ceil(slide),
         ),
         Window::Sliding { size, slide } => {
-            let state = if query.aggs.iter().all(|spec| spec.kind.invertible()) {
+            let state = if plan.aggs.iter().all(|spec| spec.kind.invertible()) {
                 "per key, its live contributions and a running accumulator (count, sum and avg retract what leaves)"
             } else {
                 "per key, its live contributions, merged per window as it closes"
@@ -364,14 +364,14 @@ fn window_line(query: &Plan, window: Window, accumulators: &str) -> String {
 }
 
 /// The exchange to worker 0 and the result sink.
-fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Plan, window: Option<Window>) {
-    plan.push(("exchange", "all rows to worker 0".into()));
-    let format = output_format(query.output_format);
-    let target = match &query.output {
+fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Option<Window>) {
+    lines.push(("exchange", "all rows to worker 0".into()));
+    let format = output_format(plan.output_format);
+    let target = match &plan.output {
         None => format!("standard output ({format})"),
         Some(path) => format!("file {} ({format})", path.display()),
     };
-    let sink = match (query.mode, window) {
+    let sink = match (plan.mode, window) {
         (Mode::Append, _) => format!(
             "ordered {target}, rows released in (window end, key) order once the watermark passes them"
         ),
@@ -391,7 +391,7 @@ fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Plan, window: Opti
                 Some(_) => "(window start, window end, key) -> aggregates and \"final\"",
                 None => "key -> aggregates",
             };
-            let target = match &query.output {
+            let target = match &plan.output {
                 None => format!("to standard output ({format})"),
                 Some(path) => format!(
                     "replacing file {} ({format}) atomically",
@@ -400,17 +400,17 @@ fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Plan, window: Opti
             };
             format!(
                 "complete-mode table on worker 0, {table}; state: the whole table; written whole every {} while it changes and at the end, {target}, each row with its \"batch\"",
-                duration(query.complete_interval)
+                duration(plan.complete_interval)
             )
         }
     };
-    plan.push(("sink", sink));
+    lines.push(("sink", sink));
 }
 
 /// The snapshots `--checkpoint-dir` takes, and what is exactly-once.
-fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Plan, join: bool) {
-    let Some(checkpoint) = &query.checkpoint else {
-        plan.push(("snapshots", "none (add --checkpoint-dir)".into()));
+fn snapshot_line(lines: &mut Vec<(&'static str, String)>, plan: &Plan, join: bool) {
+    let Some(checkpoint) = &plan.checkpoint else {
+        lines.push(("snapshots", "none (add --checkpoint-dir)".into()));
         return;
     };
     let mut line = format!(
@@ -419,7 +419,7 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Plan, join: boo
         checkpoint.dir.display(),
         checkpoint.keep,
     );
-    if query.window.is_some() && !query.lateness.is_zero() {
+    if plan.window.is_some() && !plan.lateness.is_zero() {
         line.push_str("state saved per key group (with allowed lateness, resumes on the same worker count only)");
     } else {
         line.push_str("state saved per key group (resumes on any worker count)");
@@ -428,10 +428,10 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Plan, join: boo
         line.push_str("; the table is read again on resume");
     }
     let mut exactly_once: Vec<String> = Vec::new();
-    if let Some(path) = &query.output {
+    if let Some(path) = &plan.output {
         exactly_once.push(path.display().to_string());
     }
-    if let Some(path) = &query.late_output {
+    if let Some(path) = &plan.late_output {
         exactly_once.push(path.display().to_string());
     }
     if !exactly_once.is_empty() {
@@ -440,13 +440,13 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Plan, join: boo
             exactly_once.join(" and ")
         ));
     }
-    if query.output.is_none() {
+    if plan.output.is_none() {
         line.push_str("; standard output at-least-once");
     }
-    if matches!(query.on_error, OnError::DeadLetter(_)) {
+    if matches!(plan.on_error, OnError::DeadLetter(_)) {
         line.push_str("; dead letters at-least-once");
     }
-    plan.push(("snapshots", line));
+    lines.push(("snapshots", line));
 }
 
 /// The accumulators of `aggs`, with what the larger ones hold.

@@ -41,8 +41,8 @@ impl Input {
     }
 }
 
-/// The plan of `tideflow run`, built from its flags by [`Plan::new`]: checked, with nothing
-/// opened, read, connected to or bound. `run` executes it ([`Plan::execute`]) and `explain`
+/// The plan of `tideflow run`, built from its flags by `Plan::new`: checked, with nothing
+/// opened, read, connected to or bound. `run` executes it (`Plan::execute`) and `explain`
 /// prints it, so what `explain` shows is what runs, and a bad flag fails alike in both.
 pub struct Plan {
     pub(super) input: Input,
