@@ -10,8 +10,8 @@ use std::path::PathBuf;
 /// (I/O), or Tideflow's own (a bug).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A configuration mistake, found before the dataflow starts. The message names the flag
-    /// or field.
+    /// A configuration mistake, found before the dataflow starts. The message starts with the
+    /// setting at fault as the API names it (`Cluster::secret: ...`), or names the field.
     #[error("{0}")]
     Config(String),
     /// A record that cannot be read, with where it is.

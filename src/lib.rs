@@ -35,12 +35,12 @@
 //!
 //! Layers: `tideflow-operators` holds the timely operators (watermarks, windows, aggregates),
 //! with no I/O; this crate holds the API ([`execute`], [`Flow`], [`Stream`]), sources, sinks,
-//! the record model of the command line ([`record`]) and the command line itself ([`cli`]).
+//! the runtime and checkpointing; the `tideflow` binary is the crate `tideflow-cli` (`cli/`),
+//! which holds the command line, its record model and the Prometheus endpoint.
 
 #![deny(missing_docs)]
 
 mod checkpoint;
-pub mod cli;
 mod cluster;
 mod context;
 mod duration;
@@ -48,7 +48,6 @@ mod error;
 mod keyed;
 mod metrics;
 mod position;
-pub mod record;
 mod runtime;
 pub mod sink;
 pub mod source;
@@ -69,6 +68,7 @@ pub use metrics::{
     LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
     STATE_BYTES_PER_ROW,
 };
+pub use runtime::RecordsInHandle;
 pub use runtime::{execute, Config, Flow, JobReport};
 pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;

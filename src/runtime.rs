@@ -284,6 +284,25 @@ impl<'scope> Flow<'scope> {
     pub fn scope(&self) -> Scope<'scope, u64> {
         self.scope
     }
+
+    /// A handle on the number of records the job's sources have read so far (on every worker
+    /// of this process), to show live figures from inside a sink while the job runs; the
+    /// final figure is [`JobReport::records_in`].
+    pub fn records_in(&self) -> RecordsInHandle {
+        RecordsInHandle(Arc::clone(&self.job.shared))
+    }
+}
+
+/// A live count of the records a job's sources have read in this process, from
+/// [`Flow::records_in`]; it can be cloned and sent to any thread.
+#[derive(Clone)]
+pub struct RecordsInHandle(Arc<SharedJob>);
+
+impl RecordsInHandle {
+    /// The records read so far.
+    pub fn get(&self) -> u64 {
+        self.0.records_in.load(Ordering::Relaxed)
+    }
 }
 
 /// Builds this worker's dataflow and steps it until its terminals are done or the job stops.
@@ -431,7 +450,7 @@ where
         Some(cluster) => {
             if config.checkpoint.is_some() {
                 return Err(Error::Config(
-                    "--checkpoint-dir: snapshots of a multi-process job are not supported yet"
+                    "Config::checkpoint: snapshots of a multi-process job (Config::cluster) are not supported yet"
                         .into(),
                 ));
             }

@@ -157,11 +157,11 @@ impl Checkpointer {
     ) -> Result<Arc<Checkpointer>, Error> {
         if config.interval.is_zero() {
             return Err(Error::Config(
-                "--snapshot-interval: must be longer than 0ms".into(),
+                "Checkpoint::interval: must be longer than 0ms".into(),
             ));
         }
         if config.keep == 0 {
-            return Err(Error::Config("--keep-snapshots: must be at least 1".into()));
+            return Err(Error::Config("Checkpoint::keep: must be at least 1".into()));
         }
         let opened = Instant::now();
         let fault = Arc::new(Fault::from_env()?);

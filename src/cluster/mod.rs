@@ -94,36 +94,37 @@ impl Cluster {
         self.addresses.len()
     }
 
-    /// Checks the description before anything connects.
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks the description before anything connects: at least 2 addresses, each a
+    /// `HOST:PORT`, this process among them, a secret, and an id and secret of bounded length.
+    /// [`execute`](crate::execute) checks it too; call it to fail early, before opening
+    /// anything else.
+    pub fn validate(&self) -> Result<(), Error> {
         if self.addresses.len() < 2 {
             return Err(Error::Config(
-                "--hosts: a cluster needs the addresses of at least 2 processes".into(),
+                "Cluster::addresses: a cluster needs the addresses of at least 2 processes".into(),
             ));
         }
         if self.process >= self.addresses.len() {
             return Err(Error::Config(format!(
-                "--process-id: {} is not below the number of processes ({})",
+                "Cluster::process: {} is not below the number of processes ({})",
                 self.process,
                 self.addresses.len()
             )));
         }
         if self.cluster_id.len() > 255 || self.secret.len() > 4096 {
             return Err(Error::Config(
-                "--cluster-id: at most 255 bytes (and the secret at most 4096)".into(),
+                "Cluster::cluster_id: at most 255 bytes (and the secret at most 4096)".into(),
             ));
         }
         for address in &self.addresses {
             if address.to_socket_addrs().is_err() {
                 return Err(Error::Config(format!(
-                    "--hosts: {address:?} is not a HOST:PORT address"
+                    "Cluster::addresses: {address:?} is not a HOST:PORT address"
                 )));
             }
         }
         if self.secret.is_empty() {
-            return Err(Error::Config(format!(
-                "--cluster-secret: required with --processes (or set {SECRET_VAR})"
-            )));
+            return Err(Error::Config("Cluster::secret: must not be empty".into()));
         }
         Ok(())
     }
@@ -354,8 +355,7 @@ impl Cluster {
             Ok(()) => Ok(()),
             Err(_) => Err(refuse(
                 stream,
-                "the cluster secrets differ (wrong --cluster-secret or TIDEFLOW_CLUSTER_SECRET)"
-                    .into(),
+                "the cluster secrets differ (wrong Cluster::secret)".into(),
             )),
         }
     }

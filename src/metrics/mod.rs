@@ -10,8 +10,6 @@
 //! when a listener is configured, reads them every interval and once more when the job ends
 //! (the final report, [`Progress::is_final`]). Without a listener none of this is built.
 
-mod http;
-mod outputs;
 mod prometheus;
 
 use std::collections::BTreeMap;
@@ -26,9 +24,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::checkpoint::Checkpointer;
-use crate::context::{latency_histogram, lock, wall_clock_us, SharedJob};
-
-pub(crate) use outputs::CliProgress;
+use crate::context::{latency_histogram, wall_clock_us, SharedJob};
 
 /// The estimated size of one row of keyed state, in bytes, for [`OperatorState::bytes`]: a
 /// hash-map entry with a small key and value or accumulator. State rows are not measured (that

@@ -66,7 +66,7 @@ impl FromStr for OnError {
             _ => match text.strip_prefix("dead-letter:") {
                 Some(path) if !path.is_empty() => Ok(OnError::DeadLetter(PathBuf::from(path))),
                 _ => Err(Error::Config(format!(
-                    "--on-error: '{text}' is not fail, skip or dead-letter:PATH"
+                    "OnError: '{text}' is not fail, skip or dead-letter:PATH"
                 ))),
             },
         }
@@ -226,12 +226,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn on_error_parses_and_names_the_flag() {
+    fn on_error_parses_and_names_its_type() {
         assert_eq!("fail".parse::<OnError>().unwrap(), OnError::Fail);
         assert_eq!(OnError::default(), OnError::Fail);
         for bad in ["", "dead-letter:", "Skip", "dead-letter"] {
             let err = bad.parse::<OnError>().unwrap_err().to_string();
-            assert!(err.starts_with("--on-error: "), "{bad}: {err}");
+            assert!(err.starts_with("OnError: "), "{bad}: {err}");
         }
     }
 

@@ -14,15 +14,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use tideflow_operators::window::WindowResult;
-use tideflow_operators::{Event, Trigger};
+use tideflow::WindowResult;
+use tideflow::{Event, Trigger};
 
-use crate::aggregate::Count;
-use crate::error::Error;
-use crate::runtime::{execute, Config};
-use crate::sink::Sink;
-use crate::source::{RateRecord, RateSource, Source, SourceBatch, SourceContext, SourceStatus};
-use crate::window::Window;
+use tideflow::aggregate::Count;
+use tideflow::sink::Sink;
+use tideflow::source::{RateRecord, RateSource, Source, SourceBatch, SourceContext, SourceStatus};
+use tideflow::Error;
+use tideflow::Window;
+use tideflow::{execute, Config};
 
 /// Records generated per read at most (as `RateSource` does).
 const BATCH: u64 = 4096;

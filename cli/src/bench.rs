@@ -40,8 +40,8 @@ use self::report::{
 };
 use self::search::RateSearch;
 use super::{duration_arg, trigger_arg};
-use crate::error::Error;
-use crate::Trigger;
+use tideflow::Error;
+use tideflow::Trigger;
 
 /// Arguments of `tideflow bench`.
 #[derive(Debug, Args)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use crate::cluster::SECRET_VAR;
-use crate::error::Error;
+use tideflow::Error;
+use tideflow::SECRET_VAR;
 
 /// How long the others may take to stop after one process failed, before they are killed.
 const GRACE: Duration = Duration::from_secs(10);

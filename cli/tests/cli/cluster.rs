@@ -29,7 +29,7 @@ fn start(args: &[&str], process: usize, hosts: &str, secret: &str) -> Child {
         .args(["--processes", "2", "--process-id", &process.to_string()])
         .args(["--hosts", hosts])
         .env("TIDEFLOW_CLUSTER_SECRET", secret)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::support::ROOT)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

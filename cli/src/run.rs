@@ -1,7 +1,6 @@
 //! `tideflow run`: windows over a file or directory of JSON lines or CSV, a TCP socket or
 //! standard input, optionally enriched from a static table (`--join-static`).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,31 +9,29 @@ use timely::ExchangeData;
 
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
-use crate::checkpoint::Checkpoint;
-use crate::cluster::{Cluster, SECRET_VAR};
-use crate::error::Error;
-use crate::metrics::CliProgress;
-use crate::record::{
-    decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator, Schema,
-};
-use crate::runtime::{execute, Config, Flow, JobReport};
-use crate::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
-use crate::source::{
+use crate::progress::CliProgress;
+use crate::record::{decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator};
+use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
+use tideflow::source::Source;
+use tideflow::source::{
     Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
     DEFAULT_MAX_RECORD_BYTES,
 };
-use crate::source::{Source, WatermarkStrategy};
-use crate::stream::Stream;
-use crate::window::Window;
-use crate::{Change, Trigger};
+use tideflow::Error;
+use tideflow::Stream;
+use tideflow::Window;
+use tideflow::{execute, Config, Flow, JobReport};
+use tideflow::{Change, Trigger};
+use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
 mod join;
+mod plan;
 mod rate;
 
-use rate::{RateInput, RATE_PREFIX};
-
-use join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
+use join::JoinType;
+use plan::Input;
+pub use plan::Plan;
 
 /// A record or output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -278,257 +275,7 @@ impl ClusterArgs {
     }
 }
 
-/// Where `tideflow run` reads from.
-enum Input {
-    /// A file or a directory.
-    Path(PathBuf),
-    /// A TCP server, `HOST:PORT`.
-    Tcp(String),
-    /// Standard input.
-    Stdin,
-    /// The rate generator.
-    Rate(RateInput),
-}
-
-impl Input {
-    fn new(input: PathBuf) -> Result<Input, Error> {
-        if let Some(text) = input.to_str().filter(|t| t.starts_with(RATE_PREFIX)) {
-            return Ok(Input::Rate(text.parse()?));
-        }
-        Ok(match input.to_str() {
-            Some("-") => Input::Stdin,
-            Some(text) => match text.strip_prefix("tcp://") {
-                Some(address) => Input::Tcp(address.to_string()),
-                None => Input::Path(input),
-            },
-            None => Input::Path(input),
-        })
-    }
-}
-
-/// The query `tideflow run` executes, checked before the dataflow starts.
-struct Query {
-    input: Input,
-    watch: Option<Duration>,
-    format: Format,
-    /// The fields read from each input record.
-    schema: Schema,
-    /// The static table the records are enriched from.
-    join: Option<TableJoin>,
-    /// The numeric fields of the rows the aggregates read: the input's, then the table's
-    /// (`table.F`).
-    agg_value_fields: Vec<String>,
-    /// The scalar fields of the rows the aggregates read, ordered likewise.
-    agg_scalar_fields: Vec<String>,
-    window: Option<Window>,
-    aggs: Vec<AggSpec>,
-    watermark: WatermarkStrategy,
-    lateness: Duration,
-    late_output: Option<PathBuf>,
-    mode: Mode,
-    complete_interval: Duration,
-    trigger: Trigger,
-    output: Option<PathBuf>,
-    output_format: Format,
-    on_error: OnError,
-    max_record_bytes: usize,
-    /// --progress and --metrics-addr, opened.
-    progress: Option<CliProgress>,
-    checkpoint: Option<Checkpoint>,
-    cluster: Option<Cluster>,
-}
-
-impl Query {
-    fn new(args: RunArgs) -> Result<Self, Error> {
-        let input = Input::new(args.input)?;
-        let format = match &input {
-            Input::Rate(_) => Format::Jsonl,
-            Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
-                Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
-            })?,
-            Input::Tcp(_) | Input::Stdin => args.format.ok_or_else(|| {
-                Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
-            })?,
-        };
-        if args.trigger.finishes_when_idle() && matches!(input, Input::Tcp(_) | Input::Stdin) {
-            return Err(Error::Config(
-                "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
-            ));
-        }
-        if args.watch.is_some() && !matches!(input, Input::Path(_)) {
-            return Err(Error::Config(
-                "--watch: only a directory --input can be watched".into(),
-            ));
-        }
-        let mut columns = HashSet::new();
-        for spec in &args.aggs {
-            if !columns.insert(spec.column()) {
-                return Err(Error::Config(format!(
-                    "--agg: {} is given twice",
-                    spec.column()
-                )));
-            }
-        }
-        // Numeric fields (sum, avg, min, max) and scalar fields (first, last,
-        // count_distinct), each without repeats.
-        let (mut value_fields, mut scalar_fields): (Vec<String>, Vec<String>) =
-            (Vec::new(), Vec::new());
-        for spec in &args.aggs {
-            let Some(field) = &spec.field else { continue };
-            let fields = if spec.kind.reads_scalars() {
-                &mut scalar_fields
-            } else {
-                &mut value_fields
-            };
-            if !fields.contains(field) {
-                fields.push(field.clone());
-            }
-        }
-        if args.window.is_none() {
-            if args.mode == Mode::Append {
-                return Err(Error::Config(
-                    "--window: required in append mode; without --window, pass --mode update or --mode complete for running aggregates per key".into(),
-                ));
-            }
-            for (flag, given) in [
-                ("--allowed-lateness", args.allowed_lateness.is_some()),
-                ("--late-output", args.late_output.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Config(format!(
-                        "{flag}: only with --window (running aggregates take every record)"
-                    )));
-                }
-            }
-        }
-        let complete_interval = match (args.mode, args.complete_interval) {
-            (Mode::Complete, None) => Duration::from_secs(1),
-            (Mode::Complete, Some(Duration::ZERO)) => {
-                return Err(Error::Config(
-                    "--complete-interval: must be longer than 0ms".into(),
-                ))
-            }
-            (Mode::Complete, Some(interval)) => interval,
-            (_, Some(_)) => {
-                return Err(Error::Config(
-                    "--complete-interval: only with --mode complete".into(),
-                ))
-            }
-            (_, None) => Duration::ZERO,
-        };
-        let join = match (args.join_static, args.join_key) {
-            (Some(path), Some(join_key)) => {
-                if args.key_field.is_none() {
-                    return Err(Error::Config(
-                        "--join-static: needs --key-field, the record field matched against the table's --join-key".into(),
-                    ));
-                }
-                let kind = args.join_type.unwrap_or(JoinType::Inner);
-                Some(TableJoin::new(
-                    path,
-                    join_key,
-                    kind,
-                    &value_fields,
-                    &scalar_fields,
-                )?)
-            }
-            _ => None,
-        };
-        // The input's rows hold its own fields; the table's (`table.F`) are appended after
-        // them by the join, so the aggregates read the input's fields, then the table's.
-        let agg_value_fields = table_last(&value_fields, join.is_some());
-        let agg_scalar_fields = table_last(&scalar_fields, join.is_some());
-        if join.is_some() {
-            value_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
-            scalar_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
-        }
-        let checkpoint = match args.checkpoint_dir {
-            None => None,
-            Some(dir) => {
-                let refused = [
-                    (
-                        matches!(input, Input::Tcp(_) | Input::Stdin),
-                        "a tcp:// or - input cannot be replayed after a crash; read files or rate:...",
-                    ),
-                    (args.watch.is_some(), "--watch is not supported with snapshots yet"),
-                    (
-                        args.mode == Mode::Complete,
-                        "--mode complete is not supported with snapshots yet; use append or update",
-                    ),
-                    (
-                        args.idle_timeout.is_some() || args.heartbeat.is_some(),
-                        "--idle-timeout and --heartbeat make stamps depend on timing, which a replay cannot repeat",
-                    ),
-                ];
-                if let Some((_, reason)) = refused.iter().find(|(given, _)| *given) {
-                    return Err(Error::Config(format!("--checkpoint-dir: {reason}")));
-                }
-                let mut checkpoint = Checkpoint::new(dir);
-                if let Some(interval) = args.snapshot_interval {
-                    if interval.is_zero() {
-                        return Err(Error::Config(
-                            "--snapshot-interval: must be longer than 0ms".into(),
-                        ));
-                    }
-                    checkpoint.interval = interval;
-                }
-                if let Some(keep) = args.keep_snapshots {
-                    checkpoint.keep = usize::try_from(keep).unwrap_or(usize::MAX);
-                }
-                Some(checkpoint)
-            }
-        };
-        let cluster = args.cluster.cluster()?;
-        if cluster.is_some() && checkpoint.is_some() {
-            return Err(Error::Config(
-                "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
-            ));
-        }
-        let output = (args.output != "-").then(|| PathBuf::from(&args.output));
-        let output_format = args
-            .output_format
-            .or_else(|| output.as_deref().and_then(Format::from_extension))
-            .unwrap_or(Format::Jsonl);
-        Ok(Query {
-            input,
-            watch: args.watch,
-            format,
-            schema: Schema {
-                time_field: args.time_field,
-                key_field: args.key_field,
-                value_fields,
-                scalar_fields,
-            },
-            join,
-            agg_value_fields,
-            agg_scalar_fields,
-            window: args.window,
-            aggs: args.aggs,
-            watermark: watermark_strategy(
-                args.watermark_delay,
-                args.idle_timeout,
-                args.heartbeat,
-                args.max_future_skew,
-            )?,
-            lateness: args.allowed_lateness.unwrap_or(Duration::ZERO),
-            late_output: args.late_output,
-            mode: args.mode,
-            complete_interval,
-            trigger: args.trigger,
-            output,
-            output_format,
-            on_error: args.on_error,
-            max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
-            progress: CliProgress::open(
-                args.progress.as_deref(),
-                args.progress_interval,
-                args.metrics_addr.as_deref(),
-            )?,
-            checkpoint,
-            cluster,
-        })
-    }
-
+impl Plan {
     /// Reads the input file or directory in `format`, with the bad-input policy and record
     /// size limit, watching it with `--watch`.
     fn file_source<F: FileFormat>(&self, path: &Path, format: F) -> FileSource<F> {
@@ -624,11 +371,14 @@ impl Query {
         }
     }
 
-    fn execute(self, workers: usize) -> Result<JobReport, Error> {
-        let mut config = Config::workers(workers).trigger(self.trigger);
+    /// Opens the progress outputs and runs the job.
+    fn execute(self) -> Result<JobReport, Error> {
+        let mut config = Config::workers(self.workers).trigger(self.trigger);
         config.checkpoint = self.checkpoint.clone();
-        if let Some(progress) = &self.progress {
-            config.progress = Some(progress.listener());
+        // Served until the job ends.
+        let progress = self.progress.as_ref().map(CliProgress::open).transpose()?;
+        if let Some(progress) = &progress {
+            config = progress.configure(config);
         }
         config.cluster = self.cluster.clone();
         execute(config, move |flow| {
@@ -687,42 +437,20 @@ impl Query {
     }
 }
 
-/// The watermark strategy of `--watermark-delay`, `--idle-timeout`, `--heartbeat` and
-/// `--max-future-skew`.
-fn watermark_strategy(
-    delay: Duration,
-    idle_timeout: Option<Duration>,
-    heartbeat: Option<Duration>,
-    max_future_skew: Option<Duration>,
-) -> Result<WatermarkStrategy, Error> {
-    for (flag, value) in [("--idle-timeout", idle_timeout), ("--heartbeat", heartbeat)] {
-        if value == Some(Duration::ZERO) {
-            return Err(Error::Config(format!("{flag}: must be longer than 0ms")));
-        }
-    }
-    Ok(WatermarkStrategy {
-        delay,
-        idle_timeout,
-        heartbeat,
-        max_future_skew,
-    })
-}
-
 /// Runs `tideflow run`.
 pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
-    let workers = usize::from(args.workers);
     let rows = match args.mode {
         Mode::Append => "window rows written",
         Mode::Update => "update rows written",
         Mode::Complete => "updates applied to the result table",
     };
-    let query = Query::new(args)?;
+    let plan = Plan::new(args)?;
     // In a cluster every process reports what it read and wrote itself.
-    let who = match &query.cluster {
+    let who = match &plan.cluster {
         Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),
         None => String::new(),
     };
-    let report = query.execute(workers)?;
+    let report = plan.execute()?;
     if report.snapshots.already_complete {
         eprintln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
         return Ok(());

@@ -63,7 +63,7 @@ impl Proc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tideflow"));
         command
             .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(crate::support::ROOT)
             .env_remove(FAULT_VAR)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,4 +1,7 @@
-//! The `tideflow` command line: argument parsing and the subcommands.
+//! The `tideflow` command line over the `tideflow` library (crate `tideflow-cli`; its binary,
+//! `src/main.rs`, only calls [`main`]): argument parsing, the record model of `run`
+//! ([`record`]), output encoders, progress outputs (JSON lines and the Prometheus endpoint), and
+//! the subcommands.
 //!
 //! `tideflow run` aggregates a file or directory of JSON lines or CSV into windows;
 //! `tideflow demo` runs a self-contained pipeline on the rate generator; `tideflow bench`
@@ -6,10 +9,15 @@
 //! one line on standard error naming the flag, file or line at fault, and a non-zero exit code:
 //! 2 for a user mistake, 3 for an I/O failure, 70 for a bug.
 
+#![deny(missing_docs)]
+
 mod bench;
 mod cluster;
 mod demo;
+mod flags;
 mod output;
+mod progress;
+pub mod record;
 mod run;
 
 use std::ffi::OsString;
@@ -19,8 +27,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use output::RowEncoder;
-
-use crate::error::{Error, ErrorKind};
+pub use run::Plan;
+use tideflow::{Error, ErrorKind};
 
 /// Tideflow: continuous event-time windows over files and generated streams.
 #[derive(Debug, Parser)]
@@ -61,6 +69,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = flags::flag_names(error);
             eprintln!("tideflow: {error}");
             ExitCode::from(match error.kind() {
                 ErrorKind::User => 2,
@@ -100,20 +109,25 @@ fn clap_exit(error: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Whole milliseconds of a duration, saturating at `u64::MAX`.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Parses a duration flag for clap.
 fn duration_arg(text: &str) -> Result<Duration, String> {
-    crate::parse_duration(text)
+    tideflow::parse_duration(text)
 }
 
 /// Parses `continuous`, `interval:DUR`, `available-now` or `once` for clap.
-fn trigger_arg(text: &str) -> Result<crate::Trigger, String> {
-    use crate::Trigger;
+fn trigger_arg(text: &str) -> Result<tideflow::Trigger, String> {
+    use tideflow::Trigger;
     match text {
         "continuous" => Ok(Trigger::Continuous),
         "available-now" => Ok(Trigger::AvailableNow),
         "once" => Ok(Trigger::Once),
         _ => match text.strip_prefix("interval:") {
-            Some(interval) => match crate::parse_duration(interval)? {
+            Some(interval) => match tideflow::parse_duration(interval)? {
                 Duration::ZERO => Err("the interval must be longer than 0ms".to_string()),
                 interval => Ok(Trigger::Interval(interval)),
             },
@@ -126,5 +140,6 @@ fn trigger_arg(text: &str) -> Result<crate::Trigger, String> {
 
 /// Parses a value with `FromStr<Err = Error>` for clap.
 fn spec_arg<T: std::str::FromStr<Err = Error>>(text: &str) -> Result<T, String> {
-    text.parse().map_err(|e: Error| e.to_string())
+    text.parse()
+        .map_err(|e: Error| flags::flag_names(e).to_string())
 }

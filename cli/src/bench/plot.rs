@@ -5,7 +5,7 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use plotters::prelude::*;
 
-use crate::error::Error;
+use tideflow::Error;
 
 /// Writes the cumulative distribution of each `(mode, histogram of µs)` to `path` as SVG: x is
 /// the latency in ms on a log scale, y the fraction of samples at or below it. Empty

@@ -66,7 +66,7 @@ impl TableRow {
 ///
 /// # Examples
 /// ```
-/// use tideflow::record::{join_key, Key};
+/// use tideflow_cli::record::{join_key, Key};
 /// assert_eq!(join_key(&Key::Int(7)), join_key(&Key::Str("7".into())));
 /// assert_eq!(join_key(&Key::Float(7.0)), Key::Str("7".into()));
 /// assert_eq!(join_key(&Key::Null), Key::Null);
@@ -92,7 +92,7 @@ fn num_key(num: Option<Num>) -> Key {
 ///
 /// # Examples
 /// ```
-/// use tideflow::record::{decode_table_json, Key, TableSchema};
+/// use tideflow_cli::record::{decode_table_json, Key, TableSchema};
 /// let schema = TableSchema {
 ///     key_field: "id".into(),
 ///     value_fields: vec!["limit".into()],
@@ -176,7 +176,7 @@ impl TableColumns {
     /// # Examples
     /// ```
     /// use csv::ByteRecord;
-    /// use tideflow::record::{decode_table_csv, Key, TableColumns, TableSchema};
+    /// use tideflow_cli::record::{decode_table_csv, Key, TableColumns, TableSchema};
     /// let schema = TableSchema {
     ///     key_field: "id".into(),
     ///     value_fields: vec!["limit".into()],

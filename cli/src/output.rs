@@ -4,13 +4,13 @@ use std::io::Write;
 
 use std::time::Duration;
 
-use tideflow_operators::keyed::running::KeyedChange;
-use tideflow_operators::window::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
+use tideflow::KeyedChange;
+use tideflow::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 
-use crate::duration::millis;
-use crate::error::Error;
+use crate::millis;
 use crate::record::{AggValue, Key, Row};
-use crate::sink::{Encoder, KeyTableRow, TableRow};
+use tideflow::sink::{Encoder, KeyTableRow, TableRow};
+use tideflow::Error;
 
 /// Encodes window rows as `{"key":..,"window_start":..,"window_end":..,<aggregates>}` JSON
 /// lines, or as CSV rows under a header with the same columns. Update-mode rows add `final`

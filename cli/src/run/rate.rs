@@ -11,11 +11,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::Error;
 use crate::record::{Key, Num, Row, Schema};
-use crate::source::{
+use tideflow::source::{
     Position, RateRecord, RateSource, Source, SourceBatch, SourceContext, SourceStatus,
 };
+use tideflow::Error;
 
 /// The prefix of a rate `--input`.
 pub(super) const RATE_PREFIX: &str = "rate:";
@@ -107,7 +107,7 @@ impl FromStr for RateInput {
                     let ms = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
                         Duration::from_millis(number()?)
                     } else {
-                        crate::parse_duration(value)
+                        tideflow::parse_duration(value)
                             .map_err(|e| config(format!("rate parameter disorder: {e}")))?
                     };
                     disorder.replace(ms).is_some()
@@ -291,8 +291,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::runtime::{execute, Config};
-    use crate::sink::MemorySink;
+    use tideflow::sink::MemorySink;
+    use tideflow::{execute, Config};
 
     fn parse(text: &str) -> Result<RateInput, String> {
         text.parse::<RateInput>().map_err(|e| {

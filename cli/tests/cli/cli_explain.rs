@@ -490,9 +490,9 @@ fn explain_reports_flag_errors_as_run_does() {
             "--agg",
             "count",
         ],
-        // Query::new: append mode needs a window
+        // Plan::new: append mode needs a window
         vec!["--input", &input, "--time-field", "ts", "--agg", "count"],
-        // Query::new: a tcp input cannot be replayed
+        // Plan::new: a tcp input cannot be replayed
         vec![
             "--input",
             "tcp://127.0.0.1:9",
@@ -507,7 +507,7 @@ fn explain_reports_flag_errors_as_run_does() {
             "--checkpoint-dir",
             "ck",
         ],
-        // checked when run builds the rate source
+        // Plan::new: the rate input's fields
         vec![
             "--input",
             "rate:rows_per_sec=10,count=5",
@@ -585,4 +585,62 @@ fn explain_cluster_and_progress_open_nothing() {
         !std::path::Path::new(progress).exists(),
         "explain created the progress file"
     );
+}
+
+#[test]
+fn run_and_explain_check_the_progress_flags_alike_and_open_nothing_before_every_flag_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "events.jsonl", "{\"ts\":1}\n");
+    let progress = dir.path().join("progress.jsonl");
+    let progress = progress.to_str().unwrap();
+    let query = |input: &str, time: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "--input",
+            input,
+            "--time-field",
+            time,
+            "--window",
+            "tumbling:1s",
+        ];
+        args.extend_from_slice(&["--agg", "count"]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect()
+    };
+    let cases = [
+        (
+            query(&input, "ts", &["--metrics-addr", "nonsense"]),
+            "--metrics-addr",
+        ),
+        (
+            query(
+                &input,
+                "ts",
+                &["--progress", progress, "--progress-interval", "0ms"],
+            ),
+            "--progress-interval",
+        ),
+        (
+            query(&input, "ts", &["--progress-interval", "1s"]),
+            "--progress-interval",
+        ),
+        // A flag checked after the progress flags: the progress file is not created.
+        (
+            query(
+                "rate:rows_per_sec=10,count=5",
+                "t",
+                &["--progress", progress],
+            ),
+            "--time-field",
+        ),
+    ];
+    for (case, flag) in cases {
+        let case: Vec<&str> = case.iter().map(String::as_str).collect();
+        let run = fails(&[&["run"], case.as_slice()].concat(), 2);
+        assert!(run.starts_with(&format!("tideflow: {flag}: ")), "{run}");
+        assert_eq!(fails(&[&["explain"], case.as_slice()].concat(), 2), run);
+        assert!(
+            !std::path::Path::new(progress).exists(),
+            "args {case:?}: the progress file was created"
+        );
+    }
 }

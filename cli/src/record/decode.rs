@@ -30,7 +30,7 @@ pub struct Schema {
 ///
 /// # Examples
 /// ```
-/// use tideflow::record::parse_time;
+/// use tideflow_cli::record::parse_time;
 /// assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
 /// assert_eq!(parse_time("1970-01-01T00:00:01.5+00:00"), Ok(1_500));
 /// assert!(parse_time("-5").is_err());
@@ -74,7 +74,7 @@ fn check_time(ms: u64) -> Result<u64, String> {
 ///
 /// # Examples
 /// ```
-/// use tideflow::record::{decode_json, Key, Num, Schema};
+/// use tideflow_cli::record::{decode_json, Key, Num, Schema};
 /// let schema = Schema {
 ///     time_field: "ts".into(),
 ///     key_field: Some("user".into()),

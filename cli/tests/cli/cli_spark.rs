@@ -48,7 +48,7 @@ struct Row {
 }
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(crate::support::ROOT)
 }
 
 fn str_field(obj: &Value, field: &str, ctx: &str) -> String {
@@ -144,7 +144,7 @@ fn run_args(case: &Case, workers: usize) -> Vec<String> {
 fn run_tideflow(args: &[String], ctx: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tideflow"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(crate::support::ROOT)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -339,9 +339,7 @@ fn check_case(name: &str) {
         case.expected
     );
     assert!(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(&case.input)
-            .is_file(),
+        Path::new(crate::support::ROOT).join(&case.input).is_file(),
         "case {}: input {} is missing",
         case.name,
         case.input

@@ -10,8 +10,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::measure::{Measurement, Scenario, Workload};
-use crate::error::Error;
-use crate::Trigger;
+use tideflow::Error;
+use tideflow::Trigger;
 
 /// A duration as the flags write it.
 pub(super) fn show(duration: Duration) -> String {

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::Format;
-use crate::error::Error;
 use crate::record::{
     decode_table_csv, decode_table_json, join_key, Key, Row, TableColumns, TableRow, TableSchema,
 };
-use crate::runtime::Flow;
-use crate::source::{Csv, FileSource, JsonLines};
-use crate::stream::{KeyedStream, Stream};
-use crate::StaticTable;
+use tideflow::source::{Csv, FileSource, JsonLines};
+use tideflow::Error;
+use tideflow::Flow;
+use tideflow::StaticTable;
+use tideflow::{KeyedStream, Stream};
 
 /// The prefix of `--agg` fields read from the `--join-static` table.
 pub(super) const TABLE_PREFIX: &str = "table.";
@@ -30,10 +30,14 @@ pub(crate) enum JoinType {
 
 /// The static table of `--join-static`, checked before the dataflow starts.
 pub(super) struct TableJoin {
-    path: PathBuf,
-    format: Format,
-    schema: TableSchema,
-    kind: JoinType,
+    /// The table file.
+    pub(super) path: PathBuf,
+    /// Its format, from its extension.
+    pub(super) format: Format,
+    /// Its join key and the columns the aggregates read.
+    pub(super) schema: TableSchema,
+    /// Inner or left.
+    pub(super) kind: JoinType,
 }
 
 impl TableJoin {

@@ -1,61 +1,35 @@
 //! `tideflow explain`: the dataflow `tideflow run` builds with the same arguments, printed one
 //! operator per line in dataflow order, without running it.
 //!
-//! The query is checked by [`Query::new`] (and a rate input's fields as `run` checks them when
-//! it builds the source), so a bad flag is reported exactly as `run` reports it. Nothing is
-//! read, connected to or created: the input path is only looked at (file or directory).
+//! What it prints is the [`Plan`] that `run` executes, built by the same [`Plan::new`], so a bad
+//! flag is reported exactly as `run` reports it. Nothing is read, connected to, bound or
+//! created: the input path is only looked at (file or directory).
 
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::join::{JoinType, TABLE_PREFIX};
-use super::{Format, Input, Mode, Query, RunArgs};
-use crate::duration::millis;
-use crate::error::Error;
-use crate::record::{AggKind, AggSpec};
-use crate::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
-use crate::window::Window;
-use crate::Trigger;
-
-/// The `--join-static` flags, read before [`Query::new`] takes the arguments.
-struct JoinFlags {
-    path: std::path::PathBuf,
-    key: String,
-    kind: JoinType,
-}
+use super::join::{JoinType, TableJoin, TABLE_PREFIX};
+use super::{Format, Input, Mode, Plan, RunArgs};
+use crate::millis;
+use crate::record::AggSpec;
+use tideflow::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
+use tideflow::Error;
+use tideflow::Trigger;
+use tideflow::Window;
 
 /// Runs `tideflow explain`: prints the plan of `tideflow run` with `args` to standard output.
-pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
-    let threads = usize::from(args.workers);
-    let join = match (&args.join_static, &args.join_key) {
-        (Some(path), Some(key)) => Some(JoinFlags {
-            path: path.clone(),
-            key: key.clone(),
-            kind: args.join_type.unwrap_or(JoinType::Inner),
-        }),
-        _ => None,
-    };
-    // `run` creates the --progress file and binds --metrics-addr when it checks its flags:
-    // explain describes them and opens nothing (progress "to standard error" opens nothing).
-    let progress = (args.progress.take(), args.metrics_addr.take());
-    if progress.0.is_some() || progress.1.is_some() {
-        args.progress = Some("-".into());
-    }
-    let progress_interval = args.progress_interval.unwrap_or(Duration::from_secs(1));
-    let query = Query::new(args)?;
-    if let Input::Rate(rate) = &query.input {
-        // `run` checks the rate input's fields when it builds the source.
-        rate.source(&query.schema)?;
-    }
-    let processes = query
+pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
+    let plan = Plan::new(args)?;
+    let threads = plan.workers;
+    let processes = plan
         .cluster
         .as_ref()
         .map_or(1, |cluster| cluster.processes());
     let workers = threads * processes;
-    let mut plan = plan(&query, join.as_ref(), workers);
-    if let Some(cluster) = &query.cluster {
-        plan.push((
+    let mut lines = operator_lines(&plan, workers);
+    if let Some(cluster) = &plan.cluster {
+        lines.push((
             "cluster",
             format!(
                 "this is process {} of {processes} (cluster id {}); worker w runs in process w / {threads}; exchanges between processes go over TCP; worker 0 is in process 0",
@@ -63,21 +37,24 @@ pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
             ),
         ));
     }
-    let mut outputs = Vec::new();
-    match &progress.0 {
-        None => {}
-        Some(target) if target == "-" => outputs.push("a JSON line to standard error".to_string()),
-        Some(path) => outputs.push(format!("a JSON line to {path}")),
-    }
-    if let Some(address) = &progress.1 {
-        outputs.push(format!("Prometheus text at http://{address}/metrics"));
-    }
-    if !outputs.is_empty() {
-        plan.push((
+    if let Some(progress) = &plan.progress {
+        let mut outputs = Vec::new();
+        match progress.lines.as_deref() {
+            None => {}
+            Some("-") => outputs.push("a JSON line to standard error".to_string()),
+            Some(path) => outputs.push(format!("a JSON line to {path}")),
+        }
+        if let Some(metrics) = &progress.metrics {
+            outputs.push(format!(
+                "Prometheus text at http://{}/metrics",
+                metrics.given
+            ));
+        }
+        lines.push((
             "progress",
             format!(
                 "every {}: {}",
-                duration(progress_interval),
+                duration(progress.interval),
                 outputs.join("; ")
             ),
         ));
@@ -93,10 +70,10 @@ pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
     };
     text.push_str(&format!(
         ", trigger {}, output mode {}\n",
-        trigger_name(query.trigger),
-        mode_name(query.mode),
+        trigger_name(plan.trigger),
+        mode_name(plan.mode),
     ));
-    for (operator, description) in plan {
+    for (operator, description) in lines {
         text.push_str(&format!("{operator:<11} {description}\n"));
     }
     let mut stdout = std::io::stdout().lock();
@@ -106,37 +83,37 @@ pub(crate) fn explain(mut args: RunArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("writing to standard output", e))
 }
 
-/// The operators `Query::execute` builds, in dataflow order: (operator, description).
-fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'static str, String)> {
-    let mut plan = vec![("source", source(query, workers))];
-    let key = query.schema.key_field.as_deref();
-    if let (Some(join), Some(key)) = (join, key) {
-        join_lines(&mut plan, query, join, key, workers);
+/// The operators `Plan::execute` builds, in dataflow order: (operator, description).
+fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
+    let mut lines = vec![("source", source(plan, workers))];
+    let key = plan.schema.key_field.as_deref();
+    if let (Some(join), Some(key)) = (&plan.join, key) {
+        join_lines(&mut lines, plan, join, key, workers);
     }
-    plan.push(("exchange", key_exchange(key, workers)));
-    let accumulators = accumulators(&query.aggs);
-    let Some(window) = query.window else {
-        plan.push((
+    lines.push(("exchange", key_exchange(key, workers)));
+    let accumulators = accumulators(&plan.aggs);
+    let Some(window) = plan.window else {
+        lines.push((
             "aggregate",
             format!(
                 "running, per key over all its records (no --window), applied in stamp order; a retraction and an insertion per changed key per stamp; state: one accumulator + last result per key: {accumulators}"
             ),
         ));
-        plan.push(("filter", "insertions only (upserts on the key)".into()));
-        sink_lines(&mut plan, query, None);
-        snapshot_line(&mut plan, query, join.is_some());
-        return plan;
+        lines.push(("filter", "insertions only (upserts on the key)".into()));
+        sink_lines(&mut lines, plan, None);
+        snapshot_line(&mut lines, plan, plan.join.is_some());
+        return lines;
     };
-    plan.push(("window", window_line(query, window, &accumulators)));
-    match &query.late_output {
-        None => plan.push(("late", "dropped and counted (no --late-output)".into())),
+    lines.push(("window", window_line(plan, window, &accumulators)));
+    match &plan.late_output {
+        None => lines.push(("late", "dropped and counted (no --late-output)".into())),
         Some(path) => {
-            plan.push((
+            lines.push((
                 "late",
                 "side output: records too late for every window they belong to".into(),
             ));
-            plan.push(("exchange", "late records to worker 0".into()));
-            plan.push((
+            lines.push(("exchange", "late records to worker 0".into()));
+            lines.push((
                 "sink",
                 format!(
                     "late file {} (JSON lines: key, event_time, watermark, window_end, reason, fields)",
@@ -145,15 +122,15 @@ fn plan(query: &Query, join: Option<&JoinFlags>, workers: usize) -> Vec<(&'stati
             ));
         }
     }
-    sink_lines(&mut plan, query, Some(window));
-    snapshot_line(&mut plan, query, join.is_some());
-    plan
+    sink_lines(&mut lines, plan, Some(window));
+    snapshot_line(&mut lines, plan, plan.join.is_some());
+    lines
 }
 
 /// The input, its partitions, event time and watermark, bad records and trigger.
-fn source(query: &Query, workers: usize) -> String {
-    let format = input_format(query.format);
-    let mut line = match &query.input {
+fn source(plan: &Plan, workers: usize) -> String {
+    let format = input_format(plan.format);
+    let mut line = match &plan.input {
         Input::Rate(rate) => {
             let count = match rate.count {
                 Some(count) => format!("count={count}"),
@@ -178,12 +155,12 @@ fn source(query: &Query, workers: usize) -> String {
         Input::Stdin => format!(
             "standard input ({format}), read on worker 0 only (one partition, not replayable) until end of file"
         ),
-        Input::Path(path) => path_source(path, format, query.watch, workers),
+        Input::Path(path) => path_source(path, format, plan.watch, workers),
     };
-    let watermark = &query.watermark;
+    let watermark = &plan.watermark;
     line.push_str(&format!(
         "; event time {}, watermark delay {}",
-        query.schema.time_field,
+        plan.schema.time_field,
         duration(watermark.delay)
     ));
     for (name, value) in [
@@ -195,23 +172,23 @@ fn source(query: &Query, workers: usize) -> String {
             line.push_str(&format!(", {name} {}", duration(value)));
         }
     }
-    if !matches!(query.input, Input::Rate(_)) {
-        line.push_str(match &query.on_error {
+    if !matches!(plan.input, Input::Rate(_)) {
+        line.push_str(match &plan.on_error {
             OnError::Fail => "; a bad record stops the run",
             OnError::Skip => "; bad records skipped and counted",
             OnError::DeadLetter(_) => "; bad records written to ",
         });
-        if let OnError::DeadLetter(path) = &query.on_error {
+        if let OnError::DeadLetter(path) = &plan.on_error {
             line.push_str(&format!("{} (JSON lines) and counted", path.display()));
         }
-        if query.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
+        if plan.max_record_bytes != DEFAULT_MAX_RECORD_BYTES {
             line.push_str(&format!(
                 ", as is a record over {} bytes",
-                query.max_record_bytes
+                plan.max_record_bytes
             ));
         }
     }
-    match query.trigger {
+    match plan.trigger {
         Trigger::Continuous => {}
         Trigger::Interval(interval) => line.push_str(&format!(
             "; the watermark advances once every {} (micro-batches)",
@@ -264,13 +241,13 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
 
 /// The static table's source and arrangement, the records' exchange and the join.
 fn join_lines(
-    plan: &mut Vec<(&'static str, String)>,
-    query: &Query,
-    join: &JoinFlags,
+    lines: &mut Vec<(&'static str, String)>,
+    plan: &Plan,
+    join: &TableJoin,
     key: &str,
     workers: usize,
 ) {
-    let columns: Vec<&str> = query
+    let columns: Vec<&str> = plan
         .aggs
         .iter()
         .filter_map(|spec| spec.field.as_deref()?.strip_prefix(TABLE_PREFIX))
@@ -279,29 +256,29 @@ fn join_lines(
         [] => "no columns (no --agg reads table.F)".to_string(),
         columns => format!("columns {}", columns.join(", ")),
     };
-    let format = Format::from_extension(&join.path).map_or("?", input_format);
-    let table_key = &join.key;
-    plan.push((
+    let format = input_format(join.format);
+    let table_key = &join.schema.key_field;
+    lines.push((
         "table",
         format!(
             "static file {} ({format}; one partition, on worker 0), read whole; join key {table_key}, {columns}; rows with a null {table_key} left out; a bad line stops the run",
             join.path.display()
         ),
     ));
-    plan.push((
+    lines.push((
         "exchange",
         format!(
             "table rows by key_group({table_key}) -> {}",
             group_worker(workers)
         ),
     ));
-    plan.push((
+    lines.push((
         "arrange",
         format!(
             "table rows by {table_key} (differential arrangement); state: the table's rows, freed when the stream ends"
         ),
     ));
-    plan.push((
+    lines.push((
         "exchange",
         format!(
             "records by key_group({key} as text) -> {}",
@@ -312,7 +289,7 @@ fn join_lines(
         JoinType::Inner => "inner static join: each record once per table row with its key; records without one dropped",
         JoinType::Left => "left static join: each record once per table row with its key, or once with null table columns",
     };
-    plan.push((
+    lines.push((
         "join",
         format!(
             "{kind}; {key} = {table_key} compared as text, null matches nothing; records wait until the whole table is loaded, then leave at their own stamps; state: the records waiting"
@@ -336,9 +313,9 @@ fn key_exchange(key: Option<&str>, workers: usize) -> String {
 }
 
 /// The window operator: its kind, lateness, mode and state.
-fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
-    let update = query.mode != Mode::Append;
-    let lateness = duration(query.lateness);
+fn window_line(plan: &Plan, window: Window, accumulators: &str) -> String {
+    let update = plan.mode != Mode::Append;
+    let lateness = duration(plan.lateness);
     let aligned_rows = if update {
         "early rows for each changed (key, window) as the watermark moves, one final row once it passes the window's end + allowed lateness"
     } else {
@@ -357,7 +334,7 @@ fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
             size.div_ceil(slide),
         ),
         Window::Sliding { size, slide } => {
-            let state = if query.aggs.iter().all(|spec| invertible(spec.kind)) {
+            let state = if plan.aggs.iter().all(|spec| spec.kind.invertible()) {
                 "per key, its live contributions and a running accumulator (count, sum and avg retract what leaves)"
             } else {
                 "per key, its live contributions, merged per window as it closes"
@@ -387,14 +364,14 @@ fn window_line(query: &Query, window: Window, accumulators: &str) -> String {
 }
 
 /// The exchange to worker 0 and the result sink.
-fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Option<Window>) {
-    plan.push(("exchange", "all rows to worker 0".into()));
-    let format = output_format(query.output_format);
-    let target = match &query.output {
+fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Option<Window>) {
+    lines.push(("exchange", "all rows to worker 0".into()));
+    let format = output_format(plan.output_format);
+    let target = match &plan.output {
         None => format!("standard output ({format})"),
         Some(path) => format!("file {} ({format})", path.display()),
     };
-    let sink = match (query.mode, window) {
+    let sink = match (plan.mode, window) {
         (Mode::Append, _) => format!(
             "ordered {target}, rows released in (window end, key) order once the watermark passes them"
         ),
@@ -414,7 +391,7 @@ fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Opt
                 Some(_) => "(window start, window end, key) -> aggregates and \"final\"",
                 None => "key -> aggregates",
             };
-            let target = match &query.output {
+            let target = match &plan.output {
                 None => format!("to standard output ({format})"),
                 Some(path) => format!(
                     "replacing file {} ({format}) atomically",
@@ -423,17 +400,17 @@ fn sink_lines(plan: &mut Vec<(&'static str, String)>, query: &Query, window: Opt
             };
             format!(
                 "complete-mode table on worker 0, {table}; state: the whole table; written whole every {} while it changes and at the end, {target}, each row with its \"batch\"",
-                duration(query.complete_interval)
+                duration(plan.complete_interval)
             )
         }
     };
-    plan.push(("sink", sink));
+    lines.push(("sink", sink));
 }
 
 /// The snapshots `--checkpoint-dir` takes, and what is exactly-once.
-fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bool) {
-    let Some(checkpoint) = &query.checkpoint else {
-        plan.push(("snapshots", "none (add --checkpoint-dir)".into()));
+fn snapshot_line(lines: &mut Vec<(&'static str, String)>, plan: &Plan, join: bool) {
+    let Some(checkpoint) = &plan.checkpoint else {
+        lines.push(("snapshots", "none (add --checkpoint-dir)".into()));
         return;
     };
     let mut line = format!(
@@ -442,7 +419,7 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bo
         checkpoint.dir.display(),
         checkpoint.keep,
     );
-    if query.window.is_some() && !query.lateness.is_zero() {
+    if plan.window.is_some() && !plan.lateness.is_zero() {
         line.push_str("state saved per key group (with allowed lateness, resumes on the same worker count only)");
     } else {
         line.push_str("state saved per key group (resumes on any worker count)");
@@ -451,10 +428,10 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bo
         line.push_str("; the table is read again on resume");
     }
     let mut exactly_once: Vec<String> = Vec::new();
-    if let Some(path) = &query.output {
+    if let Some(path) = &plan.output {
         exactly_once.push(path.display().to_string());
     }
-    if let Some(path) = &query.late_output {
+    if let Some(path) = &plan.late_output {
         exactly_once.push(path.display().to_string());
     }
     if !exactly_once.is_empty() {
@@ -463,40 +440,19 @@ fn snapshot_line(plan: &mut Vec<(&'static str, String)>, query: &Query, join: bo
             exactly_once.join(" and ")
         ));
     }
-    if query.output.is_none() {
+    if plan.output.is_none() {
         line.push_str("; standard output at-least-once");
     }
-    if matches!(query.on_error, OnError::DeadLetter(_)) {
+    if matches!(plan.on_error, OnError::DeadLetter(_)) {
         line.push_str("; dead letters at-least-once");
     }
-    plan.push(("snapshots", line));
+    lines.push(("snapshots", line));
 }
 
 /// The accumulators of `aggs`, with what the larger ones hold.
 fn accumulators(aggs: &[AggSpec]) -> String {
-    let shown: Vec<String> = aggs
-        .iter()
-        .map(|spec| {
-            let column = spec.column();
-            let Some(field) = &spec.field else {
-                return column;
-            };
-            let name = column.strip_suffix(&format!("_{field}")).unwrap_or(&column);
-            let holds = match spec.kind {
-                AggKind::Avg => " (sum and count)",
-                AggKind::First | AggKind::Last => " (value and event time)",
-                AggKind::CountDistinct => " (every distinct value)",
-                _ => "",
-            };
-            format!("{name}({field}){holds}")
-        })
-        .collect();
+    let shown: Vec<String> = aggs.iter().map(AggSpec::accumulator).collect();
     shown.join(", ")
-}
-
-/// Whether sliding windows retract `kind` as contributions leave (`RowAggregator::invertible`).
-fn invertible(kind: AggKind) -> bool {
-    matches!(kind, AggKind::Count | AggKind::Sum | AggKind::Avg)
 }
 
 /// Where a key group goes.

@@ -1,23 +1,20 @@
 //! `tideflow demo`: generated events, a keyed one-second tumbling count, and a live report.
 
 use std::io::Write;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use hdrhistogram::Histogram;
-use tideflow_operators::window::WindowResult;
-use tideflow_operators::Event;
+use tideflow::Event;
+use tideflow::WindowResult;
 
 use super::duration_arg;
-use crate::aggregate::Count;
-use crate::context::SharedJob;
-use crate::error::Error;
-use crate::runtime::{execute, Config};
-use crate::sink::{Parallelism, Sink};
-use crate::source::RateSource;
-use crate::window::Window;
+use tideflow::aggregate::Count;
+use tideflow::sink::{Parallelism, Sink};
+use tideflow::source::RateSource;
+use tideflow::Error;
+use tideflow::Window;
+use tideflow::{execute, Config, RecordsInHandle};
 
 /// Arguments of `tideflow demo`.
 #[derive(Debug, Args)]
@@ -53,7 +50,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
         .duration(args.duration)
         .partitions(workers);
     let report = execute(Config::workers(workers), move |flow| {
-        let shared = Arc::clone(&flow.job.shared);
+        let records_in = flow.records_in();
         flow.source(source.clone())
             .with_event_time(|event| event.ts)
             .with_watermark(Duration::ZERO)
@@ -61,7 +58,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
             .into_keyed()
             .window(window)
             .aggregate(Count)
-            .sink(DemoSink::new(shared));
+            .sink(DemoSink::new(records_in));
         Ok(())
     })?;
     println!(
@@ -80,7 +77,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
 /// clock, and the watermark delay is zero, so that is when the wall clock passes the end) to
 /// the row reaching this sink.
 struct DemoSink {
-    shared: Arc<SharedJob>,
+    records_in: RecordsInHandle,
     interval: Histogram<u64>,
     total: Histogram<u64>,
     last_report: Instant,
@@ -89,11 +86,11 @@ struct DemoSink {
 }
 
 impl DemoSink {
-    fn new(shared: Arc<SharedJob>) -> Self {
+    fn new(records_in: RecordsInHandle) -> Self {
         let histogram =
             || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         DemoSink {
-            shared,
+            records_in,
             interval: histogram(),
             total: histogram(),
             last_report: Instant::now(),
@@ -138,7 +135,7 @@ impl Sink<WindowResult<u64, u64>> for DemoSink {
         }
         let elapsed = self.last_report.elapsed();
         if elapsed >= Duration::from_millis(900) {
-            let records = self.shared.records_in.load(Ordering::Relaxed);
+            let records = self.records_in.get();
             let rate = (records - self.last_records) as f64 / elapsed.as_secs_f64();
             let _ = writeln!(
                 self.buffer,

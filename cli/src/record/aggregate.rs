@@ -14,11 +14,11 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-use tideflow_operators::Aggregator;
+use tideflow::aggregate::Aggregator;
 
 use super::value::write_json_f64;
 use super::{Key, Num, Row};
-use crate::error::Error;
+use tideflow::Error;
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +64,21 @@ impl AggKind {
         )
     }
 
-    fn invertible(self) -> bool {
+    /// Whether its accumulator can retract what it added, so that sliding windows retract
+    /// what leaves them instead of merging their contributions.
+    pub fn invertible(self) -> bool {
         matches!(self, AggKind::Count | AggKind::Sum | AggKind::Avg)
+    }
+
+    /// What its accumulator ([`AccSlot`]) holds when that is more than one value: ` (sum and
+    /// count)`, ` (value and event time)`, ` (every distinct value)`, else empty.
+    fn holds(self) -> &'static str {
+        match self {
+            AggKind::Avg => " (sum and count)",
+            AggKind::First | AggKind::Last => " (value and event time)",
+            AggKind::CountDistinct => " (every distinct value)",
+            AggKind::Count | AggKind::Sum | AggKind::Min | AggKind::Max => "",
+        }
     }
 }
 
@@ -84,6 +97,15 @@ impl AggSpec {
         match &self.field {
             None => self.kind.name().to_string(),
             Some(field) => format!("{}_{field}", self.kind.name()),
+        }
+    }
+
+    /// Its accumulator as `tideflow explain` shows it: `count`, or the function and field
+    /// with what the accumulator holds, like `avg(amount) (sum and count)`.
+    pub fn accumulator(&self) -> String {
+        match &self.field {
+            None => self.kind.name().to_string(),
+            Some(field) => format!("{}({field}){}", self.kind.name(), self.kind.holds()),
         }
     }
 }

@@ -1,0 +1,207 @@
+//! Where `tideflow run` sends progress reports: JSON lines to a file or standard error
+//! (`--progress`), and a Prometheus endpoint (`--metrics-addr`), every `--progress-interval`.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tideflow::{Config, Error, Progress};
+
+use http::{Latest, MetricsServer};
+
+mod http;
+
+/// The host `--metrics-addr` binds when given a port alone.
+const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// The interval of `--progress-interval` by default.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The progress outputs that `--progress PATH|-`, `--progress-interval DUR` and
+/// `--metrics-addr [HOST:]PORT` ask for, checked; nothing is created or bound until
+/// [`CliProgress::open`].
+#[derive(Clone, Debug)]
+pub(crate) struct ProgressPlan {
+    /// How often a report is taken.
+    pub(crate) interval: Duration,
+    /// Where the JSON lines go: `-` for standard error, else a file created when the job starts.
+    pub(crate) lines: Option<String>,
+    /// The Prometheus endpoint.
+    pub(crate) metrics: Option<MetricsAddr>,
+}
+
+/// The address of `--metrics-addr`.
+#[derive(Clone, Debug)]
+pub(crate) struct MetricsAddr {
+    /// As given on the command line.
+    pub(crate) given: String,
+    /// What is bound: the given `HOST:PORT`, or a port alone on localhost.
+    address: String,
+}
+
+impl ProgressPlan {
+    /// Checks the progress flags; `None` without `--progress` and `--metrics-addr`.
+    pub(crate) fn new(
+        progress: Option<&str>,
+        interval: Option<Duration>,
+        metrics_addr: Option<&str>,
+    ) -> Result<Option<ProgressPlan>, Error> {
+        if progress.is_none() && metrics_addr.is_none() {
+            if interval.is_some() {
+                return Err(Error::Config(
+                    "--progress-interval: only with --progress or --metrics-addr".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let interval = interval.unwrap_or(DEFAULT_INTERVAL);
+        if interval.is_zero() {
+            return Err(Error::Config(
+                "--progress-interval: must be longer than 0ms".into(),
+            ));
+        }
+        let metrics = match metrics_addr {
+            None => None,
+            Some(given) => {
+                // Without a host (PORT or :PORT), localhost only.
+                let address = match given.strip_prefix(':').unwrap_or(given) {
+                    port if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!("{DEFAULT_HOST}:{port}")
+                    }
+                    _ => given.to_string(),
+                };
+                let metrics = MetricsAddr {
+                    given: given.to_string(),
+                    address,
+                };
+                if !metrics.address.contains(':') {
+                    return Err(metrics.cannot(&"expected HOST:PORT or PORT, e.g. 127.0.0.1:9464"));
+                }
+                Some(metrics)
+            }
+        };
+        Ok(Some(ProgressPlan {
+            interval,
+            lines: progress.map(str::to_string),
+            metrics,
+        }))
+    }
+}
+
+impl MetricsAddr {
+    /// The error for an address that cannot be listened on.
+    fn cannot(&self, reason: &dyn std::fmt::Display) -> Error {
+        Error::Config(format!(
+            "--metrics-addr: cannot listen on {}: {reason}",
+            self.address
+        ))
+    }
+}
+
+/// The progress outputs of `tideflow run`, opened (and the metrics port bound) before the job
+/// starts.
+pub(crate) struct CliProgress {
+    interval: Duration,
+    lines: Option<Arc<ProgressLines>>,
+    latest: Option<Latest>,
+    /// Serves `latest` until dropped.
+    _server: Option<MetricsServer>,
+}
+
+impl CliProgress {
+    /// Opens the outputs of `plan`: creates the `--progress` file and binds `--metrics-addr`.
+    pub(crate) fn open(plan: &ProgressPlan) -> Result<CliProgress, Error> {
+        let lines = match plan.lines.as_deref() {
+            None => None,
+            Some("-") => Some(ProgressLines::new(
+                Box::new(std::io::stderr()),
+                "standard error",
+            )),
+            Some(path) => {
+                let file = File::create(path)
+                    .map_err(|e| Error::io(format!("--progress: cannot create {path}"), e))?;
+                Some(ProgressLines::new(Box::new(file), path))
+            }
+        };
+        let (latest, server) = match &plan.metrics {
+            None => (None, None),
+            Some(metrics) => {
+                let listener =
+                    TcpListener::bind(metrics.address.as_str()).map_err(|e| metrics.cannot(&e))?;
+                let latest: Latest = Arc::new(Mutex::new(None));
+                let server = MetricsServer::start(listener, Arc::clone(&latest))
+                    .map_err(|e| metrics.cannot(&e))?;
+                (Some(latest), Some(server))
+            }
+        };
+        Ok(CliProgress {
+            interval: plan.interval,
+            lines: lines.map(Arc::new),
+            latest,
+            _server: server,
+        })
+    }
+
+    /// `config` with a progress listener feeding these outputs.
+    pub(crate) fn configure(&self, config: Config) -> Config {
+        let lines = self.lines.clone();
+        let latest = self.latest.clone();
+        config.progress(self.interval, move |progress| {
+            if let Some(latest) = &latest {
+                *lock(latest) = Some(progress.clone());
+            }
+            if let Some(lines) = &lines {
+                lines.write(progress);
+            }
+        })
+    }
+}
+
+/// JSON lines of progress reports, one write per report.
+struct ProgressLines {
+    /// `None` once a write failed.
+    out: Mutex<Option<Box<dyn Write + Send>>>,
+    name: PathBuf,
+}
+
+impl ProgressLines {
+    fn new(out: Box<dyn Write + Send>, name: &str) -> ProgressLines {
+        ProgressLines {
+            out: Mutex::new(Some(out)),
+            name: PathBuf::from(name),
+        }
+    }
+
+    fn write(&self, progress: &Progress) {
+        let mut out = lock(&self.out);
+        let Some(writer) = out.as_mut() else {
+            return;
+        };
+        let mut line = match serde_json::to_string(progress) {
+            Ok(line) => line,
+            Err(_) => return,
+        };
+        line.push('\n');
+        if let Err(e) = writer
+            .write_all(line.as_bytes())
+            .and_then(|()| writer.flush())
+        {
+            // Reports are an aid: the job goes on without them.
+            eprintln!(
+                "tideflow: --progress: cannot write {}: {e}; no more progress reports",
+                self.name.display()
+            );
+            *out = None;
+        }
+    }
+}
+
+/// Locks `mutex`, also after a panic elsewhere left it poisoned (the reports are plain data).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

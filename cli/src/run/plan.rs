@@ -1,0 +1,365 @@
+//! The [`Plan`] of `tideflow run`: its flags checked and resolved into what the job builds,
+//! with nothing opened. `run` executes it (`super::Plan::execute`) and `explain` prints it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
+use super::rate::{RateInput, RATE_PREFIX};
+use super::{Format, Mode, RunArgs};
+use crate::progress::ProgressPlan;
+use crate::record::{AggSpec, Schema};
+use tideflow::source::{OnError, WatermarkStrategy};
+use tideflow::{Checkpoint, Cluster, Error, Trigger, Window};
+
+/// Where `tideflow run` reads from.
+pub(super) enum Input {
+    /// A file or a directory.
+    Path(PathBuf),
+    /// A TCP server, `HOST:PORT`.
+    Tcp(String),
+    /// Standard input.
+    Stdin,
+    /// The rate generator.
+    Rate(RateInput),
+}
+
+impl Input {
+    fn new(input: PathBuf) -> Result<Input, Error> {
+        if let Some(text) = input.to_str().filter(|t| t.starts_with(RATE_PREFIX)) {
+            return Ok(Input::Rate(text.parse()?));
+        }
+        Ok(match input.to_str() {
+            Some("-") => Input::Stdin,
+            Some(text) => match text.strip_prefix("tcp://") {
+                Some(address) => Input::Tcp(address.to_string()),
+                None => Input::Path(input),
+            },
+            None => Input::Path(input),
+        })
+    }
+}
+
+/// The plan of `tideflow run`, built from its flags by `Plan::new`: checked, with nothing
+/// opened, read, connected to or bound. `run` executes it (`Plan::execute`) and `explain`
+/// prints it, so what `explain` shows is what runs, and a bad flag fails alike in both.
+pub struct Plan {
+    pub(super) input: Input,
+    pub(super) watch: Option<Duration>,
+    pub(super) format: Format,
+    /// The fields read from each input record.
+    pub(super) schema: Schema,
+    /// The static table the records are enriched from.
+    pub(super) join: Option<TableJoin>,
+    /// The numeric fields of the rows the aggregates read: the input's, then the table's
+    /// (`table.F`).
+    pub(super) agg_value_fields: Vec<String>,
+    /// The scalar fields of the rows the aggregates read, ordered likewise.
+    pub(super) agg_scalar_fields: Vec<String>,
+    pub(super) window: Option<Window>,
+    pub(super) aggs: Vec<AggSpec>,
+    pub(super) watermark: WatermarkStrategy,
+    pub(super) lateness: Duration,
+    pub(super) late_output: Option<PathBuf>,
+    pub(super) mode: Mode,
+    pub(super) complete_interval: Duration,
+    pub(super) trigger: Trigger,
+    pub(super) output: Option<PathBuf>,
+    pub(super) output_format: Format,
+    pub(super) on_error: OnError,
+    pub(super) max_record_bytes: usize,
+    /// Worker threads in each process.
+    pub(super) workers: usize,
+    /// --progress and --metrics-addr, checked (opened by `execute`).
+    pub(super) progress: Option<ProgressPlan>,
+    /// The ids of the stateful operators the job builds, in dataflow order: their default
+    /// names (`static_join`, then `running_aggregate`, `tumbling`, `sliding`, `sliding-update`
+    /// or `session`), as the job reports their state.
+    stateful: Vec<&'static str>,
+    pub(super) checkpoint: Option<Checkpoint>,
+    pub(super) cluster: Option<Cluster>,
+}
+
+impl Plan {
+    /// Checks the flags of `run` (and `explain`) and plans the job.
+    pub(crate) fn new(args: RunArgs) -> Result<Self, Error> {
+        let input = Input::new(args.input)?;
+        let format = match &input {
+            Input::Rate(_) => Format::Jsonl,
+            Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
+                Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
+            })?,
+            Input::Tcp(_) | Input::Stdin => args.format.ok_or_else(|| {
+                Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
+            })?,
+        };
+        if args.trigger.finishes_when_idle() && matches!(input, Input::Tcp(_) | Input::Stdin) {
+            return Err(Error::Config(
+                "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
+            ));
+        }
+        if args.watch.is_some() && !matches!(input, Input::Path(_)) {
+            return Err(Error::Config(
+                "--watch: only a directory --input can be watched".into(),
+            ));
+        }
+        let mut columns = HashSet::new();
+        for spec in &args.aggs {
+            if !columns.insert(spec.column()) {
+                return Err(Error::Config(format!(
+                    "--agg: {} is given twice",
+                    spec.column()
+                )));
+            }
+        }
+        // Numeric fields (sum, avg, min, max) and scalar fields (first, last,
+        // count_distinct), each without repeats.
+        let (mut value_fields, mut scalar_fields): (Vec<String>, Vec<String>) =
+            (Vec::new(), Vec::new());
+        for spec in &args.aggs {
+            let Some(field) = &spec.field else { continue };
+            let fields = if spec.kind.reads_scalars() {
+                &mut scalar_fields
+            } else {
+                &mut value_fields
+            };
+            if !fields.contains(field) {
+                fields.push(field.clone());
+            }
+        }
+        if args.window.is_none() {
+            if args.mode == Mode::Append {
+                return Err(Error::Config(
+                    "--window: required in append mode; without --window, pass --mode update or --mode complete for running aggregates per key".into(),
+                ));
+            }
+            for (flag, given) in [
+                ("--allowed-lateness", args.allowed_lateness.is_some()),
+                ("--late-output", args.late_output.is_some()),
+            ] {
+                if given {
+                    return Err(Error::Config(format!(
+                        "{flag}: only with --window (running aggregates take every record)"
+                    )));
+                }
+            }
+        }
+        let complete_interval = match (args.mode, args.complete_interval) {
+            (Mode::Complete, None) => Duration::from_secs(1),
+            (Mode::Complete, Some(Duration::ZERO)) => {
+                return Err(Error::Config(
+                    "--complete-interval: must be longer than 0ms".into(),
+                ))
+            }
+            (Mode::Complete, Some(interval)) => interval,
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "--complete-interval: only with --mode complete".into(),
+                ))
+            }
+            (_, None) => Duration::ZERO,
+        };
+        let join = match (args.join_static, args.join_key) {
+            (Some(path), Some(join_key)) => {
+                if args.key_field.is_none() {
+                    return Err(Error::Config(
+                        "--join-static: needs --key-field, the record field matched against the table's --join-key".into(),
+                    ));
+                }
+                let kind = args.join_type.unwrap_or(JoinType::Inner);
+                Some(TableJoin::new(
+                    path,
+                    join_key,
+                    kind,
+                    &value_fields,
+                    &scalar_fields,
+                )?)
+            }
+            _ => None,
+        };
+        // The input's rows hold its own fields; the table's (`table.F`) are appended after
+        // them by the join, so the aggregates read the input's fields, then the table's.
+        let agg_value_fields = table_last(&value_fields, join.is_some());
+        let agg_scalar_fields = table_last(&scalar_fields, join.is_some());
+        if join.is_some() {
+            value_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
+            scalar_fields.retain(|field| !field.starts_with(TABLE_PREFIX));
+        }
+        let checkpoint = match args.checkpoint_dir {
+            None => None,
+            Some(dir) => {
+                let refused = [
+                    (
+                        matches!(input, Input::Tcp(_) | Input::Stdin),
+                        "a tcp:// or - input cannot be replayed after a crash; read files or rate:...",
+                    ),
+                    (args.watch.is_some(), "--watch is not supported with snapshots yet"),
+                    (
+                        args.mode == Mode::Complete,
+                        "--mode complete is not supported with snapshots yet; use append or update",
+                    ),
+                    (
+                        args.idle_timeout.is_some() || args.heartbeat.is_some(),
+                        "--idle-timeout and --heartbeat make stamps depend on timing, which a replay cannot repeat",
+                    ),
+                ];
+                if let Some((_, reason)) = refused.iter().find(|(given, _)| *given) {
+                    return Err(Error::Config(format!("--checkpoint-dir: {reason}")));
+                }
+                let mut checkpoint = Checkpoint::new(dir);
+                if let Some(interval) = args.snapshot_interval {
+                    if interval.is_zero() {
+                        return Err(Error::Config(
+                            "--snapshot-interval: must be longer than 0ms".into(),
+                        ));
+                    }
+                    checkpoint.interval = interval;
+                }
+                if let Some(keep) = args.keep_snapshots {
+                    checkpoint.keep = usize::try_from(keep).unwrap_or(usize::MAX);
+                }
+                Some(checkpoint)
+            }
+        };
+        let cluster = args.cluster.cluster()?;
+        if cluster.is_some() && checkpoint.is_some() {
+            return Err(Error::Config(
+                "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
+            ));
+        }
+        let output = (args.output != "-").then(|| PathBuf::from(&args.output));
+        let output_format = args
+            .output_format
+            .or_else(|| output.as_deref().and_then(Format::from_extension))
+            .unwrap_or(Format::Jsonl);
+        let stateful = stateful_operators(join.is_some(), args.window, args.mode);
+        let plan = Plan {
+            input,
+            watch: args.watch,
+            format,
+            schema: Schema {
+                time_field: args.time_field,
+                key_field: args.key_field,
+                value_fields,
+                scalar_fields,
+            },
+            join,
+            agg_value_fields,
+            agg_scalar_fields,
+            window: args.window,
+            aggs: args.aggs,
+            watermark: watermark_strategy(
+                args.watermark_delay,
+                args.idle_timeout,
+                args.heartbeat,
+                args.max_future_skew,
+            )?,
+            lateness: args.allowed_lateness.unwrap_or(Duration::ZERO),
+            late_output: args.late_output,
+            mode: args.mode,
+            complete_interval,
+            trigger: args.trigger,
+            output,
+            output_format,
+            on_error: args.on_error,
+            max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
+            workers: usize::from(args.workers),
+            progress: ProgressPlan::new(
+                args.progress.as_deref(),
+                args.progress_interval,
+                args.metrics_addr.as_deref(),
+            )?,
+            stateful,
+            checkpoint,
+            cluster,
+        };
+        if let Input::Rate(rate) = &plan.input {
+            // The rate source is built when the dataflow starts: check its fields now.
+            rate.source(&plan.schema)?;
+        }
+        Ok(plan)
+    }
+
+    /// The ids of the stateful operators the job builds, in dataflow order (their default
+    /// names, as [`tideflow::JobReport::state`] names them).
+    pub fn stateful_operators(&self) -> &[&'static str] {
+        &self.stateful
+    }
+}
+
+/// The ids of the stateful operators of a job with a `--join-static` table (`join`), `window`
+/// and `mode`, in dataflow order: each operator's default name.
+fn stateful_operators(join: bool, window: Option<Window>, mode: Mode) -> Vec<&'static str> {
+    let keyed = match window {
+        None => "running_aggregate",
+        Some(Window::Tumbling { .. }) => "tumbling",
+        // Append mode merges contributions; update and complete modes keep each window (as
+        // tumbling windows do, which they are when the slide is the size).
+        Some(Window::Sliding { .. }) if mode == Mode::Append => "sliding",
+        Some(Window::Sliding { size, slide }) if size == slide => "tumbling",
+        Some(Window::Sliding { .. }) => "sliding-update",
+        Some(Window::Session { .. }) => "session",
+    };
+    let mut ids = Vec::new();
+    if join {
+        ids.push("static_join");
+    }
+    ids.push(keyed);
+    ids
+}
+
+/// The watermark strategy of `--watermark-delay`, `--idle-timeout`, `--heartbeat` and
+/// `--max-future-skew`.
+fn watermark_strategy(
+    delay: Duration,
+    idle_timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
+    max_future_skew: Option<Duration>,
+) -> Result<WatermarkStrategy, Error> {
+    for (flag, value) in [("--idle-timeout", idle_timeout), ("--heartbeat", heartbeat)] {
+        if value == Some(Duration::ZERO) {
+            return Err(Error::Config(format!("{flag}: must be longer than 0ms")));
+        }
+    }
+    Ok(WatermarkStrategy {
+        delay,
+        idle_timeout,
+        heartbeat,
+        max_future_skew,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stateful_operators_are_named_as_the_job_reports_their_state() {
+        let tumbling = Window::tumbling(Duration::from_secs(10)).ok();
+        let sliding = Window::sliding(Duration::from_secs(10), Duration::from_secs(5)).ok();
+        let hopping_by_size = Window::sliding(Duration::from_secs(5), Duration::from_secs(5)).ok();
+        let session = Window::session(Duration::from_secs(5)).ok();
+        let cases = [
+            (false, None, Mode::Update, vec!["running_aggregate"]),
+            (
+                true,
+                None,
+                Mode::Complete,
+                vec!["static_join", "running_aggregate"],
+            ),
+            (false, tumbling, Mode::Append, vec!["tumbling"]),
+            (false, sliding, Mode::Append, vec!["sliding"]),
+            (false, sliding, Mode::Update, vec!["sliding-update"]),
+            (false, hopping_by_size, Mode::Complete, vec!["tumbling"]),
+            (true, session, Mode::Update, vec!["static_join", "session"]),
+        ];
+        for (join, window, mode, expected) in cases {
+            assert_eq!(
+                stateful_operators(join, window, mode),
+                expected,
+                "{window:?} {mode:?}"
+            );
+        }
+    }
+}
