@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tideflow_operators::aggregate::Aggregator;
+use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::window::{
     LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowRow,
     WindowStreams, WindowUpdate,
@@ -226,7 +227,11 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             let key = key(&event.data);
             event.map(|data| (key, data))
         });
-        KeyedStream { inner, job }
+        KeyedStream {
+            inner,
+            job,
+            name: None,
+        }
     }
 
     /// Writes every record to `sink`.
@@ -427,6 +432,7 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
         KeyedStream {
             inner: self.inner,
             job: self.job,
+            name: None,
         }
     }
 }
@@ -435,9 +441,49 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
 pub struct KeyedStream<'scope, K, D> {
     pub(crate) inner: StreamVec<'scope, u64, Event<(K, D)>>,
     pub(crate) job: Rc<WorkerJob>,
+    /// The id of the stateful operator built on this stream, if the job gave one.
+    pub(crate) name: Option<String>,
 }
 
 impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
+    /// Names the stateful operator built on this stream (a window, running aggregate, dedup,
+    /// interval join, `map_with_state` or static join): its state is reported in
+    /// [`JobReport::state`](crate::JobReport) under `name`, and snapshots keep it under
+    /// `name`, so that a job whose other operators changed still resumes it. By default, an
+    /// operator is named by its kind (`tumbling`, `running_aggregate`, ...), then `kind#2`,
+    /// `kind#3`... for later ones of the kind, in the order the job builds them. Two operators
+    /// of a job with the same name stop it when it is built.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config};
+    ///
+    /// let orders = vec![("shop-1".to_string(), 1_000u64), ("shop-2".to_string(), 2_000)];
+    /// let report = tideflow::execute(Config::default(), move |flow| {
+    ///     flow.source(MemorySource::new(orders.clone()))
+    ///         .with_event_time(|(_, t)| *t)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .key_by(|(shop, _)| shop.clone())
+    ///         .named("orders-per-shop")
+    ///         .running_aggregate(Count)
+    ///         .sink(MemorySink::new());
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(report.state["orders-per-shop"].peak, 2);
+    /// # Ok::<(), tideflow::Error>(())
+    /// ```
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The state configuration of the operator of kind `kind` built on this stream (its
+    /// snapshot port too if `snapshots`), under its name.
+    pub(crate) fn state_config(&mut self, kind: &'static str, snapshots: bool) -> StateConfig {
+        self.job.state_config(kind, self.name.take(), snapshots)
+    }
+
     /// Groups each key's records into windows; finish with [`WindowedStream::aggregate`].
     pub fn window(self, window: Window) -> WindowedStream<'scope, K, D> {
         WindowedStream {
@@ -479,6 +525,14 @@ where
     /// default, zero.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = millis(lateness);
+        self
+    }
+
+    /// Names the window operator, as [`KeyedStream::named`] does. By default, it is named by
+    /// its kind (`tumbling`, `sliding`, `sliding-update` in update mode, `session`), then
+    /// `kind#2`, ... for later ones.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.keyed.name = Some(name.into());
         self
     }
 
@@ -628,16 +682,26 @@ where
         self,
         aggregator: A,
     ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
-        let KeyedStream { inner, job } = self.keyed;
+        let mut keyed = self.keyed;
+        let kind = match self.window {
+            Window::Tumbling { .. } => "tumbling",
+            Window::Sliding { .. } if R::UPDATES => "sliding-update",
+            Window::Sliding { .. } => "sliding",
+            Window::Session { .. } => "session",
+        };
+        let config = keyed.state_config(kind, true);
+        let KeyedStream { inner, job, .. } = keyed;
         let lateness = self.lateness;
         // Progress reports (src/metrics): records into and rows out of the window operator.
         let inner = count_window(&job.shared, inner, WindowCount::Input);
         let mut streams = match self.window {
-            Window::Tumbling { size } => inner.tumbling_window_rows(size, lateness, aggregator),
-            Window::Sliding { size, slide } => {
-                inner.sliding_window_rows(size, slide, lateness, aggregator)
+            Window::Tumbling { size } => {
+                inner.tumbling_window_rows(size, lateness, aggregator, config)
             }
-            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator),
+            Window::Sliding { size, slide } => {
+                inner.sliding_window_rows(size, slide, lateness, aggregator, config)
+            }
+            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator, config),
         };
         streams.results = count_window(&job.shared, streams.results, WindowCount::Rows);
         (job, streams)

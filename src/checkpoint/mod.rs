@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
 
 pub(crate) use files::PartitionCursor;
-use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
+use files::{CommitRecord, Manifest, OperatorInfo, PartBody, PartInfo, SinkInfo};
 
 use crate::error::Error;
 
@@ -77,9 +77,11 @@ pub struct SnapshotReport {
 
 /// One registered participant: an operator instance, a source instance or a sink.
 struct Registration {
-    /// Its file name stem: `op3-w1`, `src0-w0`, `sink0`.
+    /// Its file name stem: `op-tumbling-w1`, `src0-w0`, `sink0`.
     name: String,
     kind: String,
+    /// A stateful operator instance: the operator's id and the worker.
+    operator: Option<(String, usize)>,
     /// For an exactly-once sink, the file its output is committed to.
     output: Option<PathBuf>,
     /// Once its input ended: its last part, used for every later snapshot.
@@ -323,15 +325,42 @@ impl Checkpointer {
         state.registrations.push(Registration {
             name,
             kind: kind.to_string(),
+            operator: None,
             output,
             finished: None,
         });
         state.registrations.len() - 1
     }
 
-    /// A worker has built its dataflow (and registered everything in it, restoring its state).
-    pub(crate) fn worker_built(&self) {
+    /// Registers the instance of stateful operator `id` (of kind `kind`) on `worker`.
+    fn register_operator(&self, worker: usize, id: &str, kind: &str) -> usize {
         let mut state = self.lock();
+        state.registrations.push(Registration {
+            name: files::operator_stem(id, worker),
+            kind: kind.to_string(),
+            operator: Some((id.to_string(), worker)),
+            output: None,
+            finished: None,
+        });
+        state.registrations.len() - 1
+    }
+
+    /// Worker `worker` has built its dataflow (and registered everything in it, restoring its
+    /// state). Fails, before any data flows, if the job resumes from a snapshot whose stateful
+    /// operators are not this worker's (every worker builds the same ones).
+    pub(crate) fn worker_built(&self, worker: usize) -> Result<(), Error> {
+        let mut state = self.lock();
+        if let Some(from) = &self.resume {
+            let built: BTreeMap<&str, &str> = state
+                .registrations
+                .iter()
+                .filter_map(|r| match &r.operator {
+                    Some((id, on)) if *on == worker => Some((id.as_str(), r.kind.as_str())),
+                    _ => None,
+                })
+                .collect();
+            operators_match(&from.dir, &from.manifest.operators, &built)?;
+        }
         state.built += 1;
         if state.built == self.peers {
             if let Some(from) = &self.resume {
@@ -346,6 +375,7 @@ impl Checkpointer {
                 );
             }
         }
+        Ok(())
     }
 
     /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
@@ -523,9 +553,33 @@ impl Checkpointer {
         let mut parts: Vec<(usize, PartInfo)> = pending
             .parts
             .iter()
-            .map(|(index, info)| (*index, info.clone()))
+            .map(|(index, info)| {
+                let mut info = info.clone();
+                if let Some((id, worker)) = &state.registrations[*index].operator {
+                    info.operator = Some(id.clone());
+                    info.worker = Some(*worker);
+                }
+                (*index, info)
+            })
             .collect();
         parts.sort_by_key(|(index, _)| *index);
+        // Every worker registers the same operators.
+        let operators: BTreeMap<&str, &str> = state
+            .registrations
+            .iter()
+            .filter_map(|r| {
+                r.operator
+                    .as_ref()
+                    .map(|(id, _)| (id.as_str(), r.kind.as_str()))
+            })
+            .collect();
+        let operators = operators
+            .into_iter()
+            .map(|(id, kind)| OperatorInfo {
+                id: id.to_string(),
+                kind: kind.to_string(),
+            })
+            .collect();
         let sinks: Vec<SinkInfo> = state
             .registrations
             .iter()
@@ -542,6 +596,7 @@ impl Checkpointer {
             execution: self.execution,
             peers: self.peers,
             is_final,
+            operators,
             parts: parts.into_iter().map(|(_, info)| info).collect(),
             sinks,
         };
@@ -616,13 +671,10 @@ impl Checkpointer {
         }
     }
 
-    /// The restored frames of registration `name`'s operator for `worker`.
-    fn restored_frames(
-        &self,
-        name_stem: &str,
-        kind: &str,
-        worker: usize,
-    ) -> Result<Vec<Frame>, Error> {
+    /// The restored frames of operator `id` (of kind `kind`) for `worker`: none if the
+    /// snapshot holds no state of an operator `id` of that kind ([`Checkpointer::worker_built`]
+    /// then stops the job, naming it).
+    fn restored_frames(&self, id: &str, kind: &str, worker: usize) -> Result<Vec<Frame>, Error> {
         let Some(from) = &self.resume else {
             return Ok(Vec::new());
         };
@@ -630,22 +682,16 @@ impl Checkpointer {
             .restored
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !restored.contains_key(name_stem) {
+        if !restored.contains_key(id) {
             // The first worker to ask reads the operator's parts once and sorts its frames by
             // the worker that owns their key group now.
-            let prefix = format!("{name_stem}-w");
             let mut by_worker: Vec<Vec<Frame>> = vec![Vec::new(); self.peers];
-            let mut found = false;
             for part in from
                 .manifest
                 .parts
                 .iter()
-                .filter(|p| p.file.starts_with(&prefix))
+                .filter(|p| p.operator.as_deref() == Some(id) && p.kind == kind)
             {
-                found = true;
-                if part.kind != kind {
-                    return Err(mismatch(&from.dir, &part.file, &part.kind, kind));
-                }
                 match files::read_part(&from.dir, part)? {
                     PartBody::Operator(frames) => {
                         for frame in frames {
@@ -656,16 +702,10 @@ impl Checkpointer {
                     _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
                 }
             }
-            if !found {
-                return Err(Error::Snapshot(format!(
-                    "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
-                    from.dir.join(files::MANIFEST).display()
-                )));
-            }
-            restored.insert(name_stem.to_string(), by_worker);
+            restored.insert(id.to_string(), by_worker);
         }
         let frames = restored
-            .get_mut(name_stem)
+            .get_mut(id)
             .map(|by_worker| std::mem::take(&mut by_worker[worker]))
             .unwrap_or_default();
         debug_assert!(frames
@@ -719,6 +759,44 @@ fn mismatch(dir: &Path, file: &str, was: &str, is: &str) -> Error {
         "{}: holds the state of a {was} operator where this job has a {is}; the snapshot was taken by another job",
         dir.join(file).display()
     ))
+}
+
+/// Checks that the stateful operators a worker built (`built`: id to kind) are those the
+/// snapshot in `dir` holds state for (`saved`), naming every one that is not.
+fn operators_match(
+    dir: &Path,
+    saved: &[OperatorInfo],
+    built: &BTreeMap<&str, &str>,
+) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for operator in saved {
+        match built.get(operator.id.as_str()) {
+            None => problems.push(format!(
+                "the job has no operator \"{}\" that the snapshot holds state for",
+                operator.id
+            )),
+            Some(kind) if *kind != operator.kind => problems.push(format!(
+                "operator \"{}\" is a {kind} operator in the job and a {} operator in the snapshot",
+                operator.id, operator.kind
+            )),
+            Some(_) => {}
+        }
+    }
+    for id in built.keys() {
+        if !saved.iter().any(|operator| operator.id == *id) {
+            problems.push(format!(
+                "operator \"{id}\" is new: the snapshot holds no state for it"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Snapshot(format!(
+        "{}: {}",
+        dir.display(),
+        problems.join("; ")
+    )))
 }
 
 /// Truncates `output` to its committed `length` (removing output of an epoch that was never
@@ -778,6 +856,7 @@ mod tests {
                 execution: 1,
                 peers: 1,
                 is_final: false,
+                operators: Vec::new(),
                 parts: Vec::new(),
                 sinks: Vec::new(),
             };

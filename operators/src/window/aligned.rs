@@ -18,15 +18,16 @@ use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
+use super::arrival::{arrival_windows, ArrivalWindows};
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
-    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
+    WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group, Snapshots};
-use crate::state;
+use crate::snapshot::key_group;
+use crate::stateful::{Harness, StateConfig};
 
 /// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
 /// stamped up to `lateness` ms past their end, emitting rows of type `R`.
@@ -36,6 +37,7 @@ pub(crate) fn aligned_windows<'scope, K, D, A, R>(
     grid: Grid,
     lateness: u64,
     aggregator: A,
+    config: StateConfig,
 ) -> WindowStreams<'scope, K, D, R>
 where
     K: ExchangeData + Hash + Eq + Clone,
@@ -43,72 +45,65 @@ where
     A: Aggregator<D>,
     R: WindowRow<K, A::Output>,
 {
-    let Grid { size, slide } = grid;
-    let peers = stream.scope().peers();
-    let kind = if slide == size {
-        "tumbling"
-    } else {
-        "sliding-update"
+    let windows = Aligned {
+        windows: AlignedWindows::<K, A::Acc, A::Output, R>::new(grid.size, lateness),
+        grid,
+        aggregator,
     };
-    keyed_window_operator(stream, name, move |initial| {
-        let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
-        let mut snapshots = snapshot::register(kind);
-        let gauge = state::gauge(kind);
-        if let Some(snapshots) = &snapshots {
-            restore_check(snapshots, lateness, peers);
-            windows.restore(snapshots.restore(), initial);
-        }
-        let mut stash = SnapshotStash::default();
-        move |input, frontier, results, late| {
-            let ports = (results.output_index(), late.output_index());
-            input.for_each_time(|capability, containers| {
-                let snapshots = snapshots.as_ref();
-                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
-                    windows.apply(caps, ports.0, batch.drain(..), grid, &aggregator, late)
-                });
-            });
-            if let Some(snapshots) = snapshots.as_mut() {
-                if let Some(epoch) = snapshots.due(frontier) {
-                    // The part holds the records stamped below the epoch, with the windows a
-                    // frontier at the epoch closes closed.
-                    windows.close_passed(
-                        |close| close <= epoch,
-                        results,
-                        |acc| aggregator.finish(acc),
-                    );
-                    snapshots.save(epoch, windows.entries());
-                    stash.drain(|caps, events| {
-                        windows.apply(&caps, ports.0, events.into_iter(), grid, &aggregator, late)
-                    });
-                }
-            }
-            windows.close_passed(
-                |close| !frontier.less_than(&close),
-                results,
-                |acc| aggregator.finish(acc),
-            );
-            windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
-            if let Some(gauge) = &gauge {
-                gauge.set(windows.held);
-            }
-            if let Some(snapshots) = snapshots.as_mut() {
-                snapshots.finish_if_ended(frontier);
-            }
-        }
-    })
+    arrival_windows(stream, name, lateness, config, windows)
 }
 
-/// Refuses to restore a window operator with allowed lateness onto another worker count: the
-/// result capability of a window still open after its end is shared by the keys of a worker,
-/// so a row could move across the snapshot's cut (docs/ARCHITECTURE.md "Snapshots").
-pub(crate) fn restore_check(snapshots: &Snapshots, lateness: u64, peers: usize) {
-    if let Some(resumed) = snapshots.resumed() {
-        if lateness > 0 && resumed.peers != peers {
-            snapshots.fail(format!(
-                "the snapshot was taken with {} workers and this run has {peers}; a job with allowed lateness resumes on the same number of workers only",
-                resumed.peers
-            ));
-        }
+/// Aligned windows with what they fold records with: the state of [`aligned_windows`].
+struct Aligned<K, A: Aggregator<D>, D, R> {
+    windows: AlignedWindows<K, A::Acc, A::Output, R>,
+    grid: Grid,
+    aggregator: A,
+}
+
+impl<K, D, A, R> ArrivalWindows<K, D, R> for Aligned<K, A, D, R>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+    A: Aggregator<D>,
+    R: WindowRow<K, A::Output>,
+{
+    type Saved = SavedWindow<K, A::Acc>;
+
+    #[inline]
+    fn apply(
+        &mut self,
+        capability: &StampCaps<'_>,
+        port: usize,
+        events: impl Iterator<Item = Event<(K, D)>>,
+        late: &mut EventOutput<'_, LateRecord<K, D>>,
+    ) {
+        let (grid, aggregator) = (self.grid, &self.aggregator);
+        self.windows
+            .apply(capability, port, events, grid, aggregator, late);
+    }
+
+    fn close_passed(&mut self, passed: impl Fn(u64) -> bool, results: &mut EventOutput<'_, R>) {
+        let aggregator = &self.aggregator;
+        self.windows
+            .close_passed(passed, results, |acc| aggregator.finish(acc));
+    }
+
+    fn save(&self, epoch: u64, harness: &mut Harness) {
+        harness.save(epoch, self.windows.entries());
+    }
+
+    fn restore(&mut self, saved: Vec<Self::Saved>, initial: &Capability<u64>) {
+        self.windows.restore(saved, initial);
+    }
+
+    fn after_close(&mut self, frontier: &MutableAntichain<u64>, results: &mut EventOutput<'_, R>) {
+        let aggregator = &self.aggregator;
+        self.windows
+            .emit_early(frontier, results, |acc| aggregator.finish(acc));
+    }
+
+    fn rows(&self) -> u64 {
+        self.windows.held
     }
 }
 

@@ -18,18 +18,20 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
+use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::aligned::{aligned_windows, restore_check};
+use super::aligned::aligned_windows;
+use super::arrival::{arrival_windows, ArrivalWindows};
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
-    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
+    WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
-use crate::state;
+use crate::snapshot::key_group;
+use crate::stateful::{Harness, StateConfig};
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
 pub trait SlidingWindow<'scope, K, D> {
@@ -83,6 +85,7 @@ pub trait SlidingWindow<'scope, K, D> {
         slide: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R>;
 }
 
@@ -107,7 +110,7 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
-        self.sliding_window_rows(size, slide, lateness, aggregator)
+        self.sliding_window_rows(size, slide, lateness, aggregator, StateConfig::none())
     }
 
     fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
@@ -116,6 +119,7 @@ where
         slide: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(
             slide > 0 && slide <= size,
@@ -123,9 +127,9 @@ where
         );
         let grid = Grid { size, slide };
         if R::UPDATES {
-            aligned_windows(self, "SlidingWindow", grid, lateness, aggregator)
+            aligned_windows(self, "SlidingWindow", grid, lateness, aggregator, config)
         } else {
-            contributions(self, grid, lateness, aggregator)
+            contributions(self, grid, lateness, aggregator, config)
         }
     }
 }
@@ -136,6 +140,7 @@ fn contributions<'scope, K, D, A, R>(
     grid: Grid,
     lateness: u64,
     aggregator: A,
+    config: StateConfig,
 ) -> WindowStreams<'scope, K, D, R>
 where
     K: ExchangeData + Hash + Eq + Clone,
@@ -143,51 +148,67 @@ where
     A: Aggregator<D>,
     R: WindowRow<K, A::Output>,
 {
-    let peers = stream.scope().peers();
-    keyed_window_operator(stream, "SlidingWindow", move |initial| {
-        let mut state = SlidingState::<K, A::Acc> {
+    let state = Contributions {
+        state: SlidingState::<K, A::Acc> {
             grid,
             lateness,
             entering: BTreeMap::new(),
             active: FxHashMap::default(),
             held: None,
             last_closed: None,
-        };
-        let mut snapshots = snapshot::register("sliding");
-        let gauge = state::gauge("sliding");
-        if let Some(snapshots) = &snapshots {
-            restore_check(snapshots, lateness, peers);
-            state.restore(snapshots.restore(), initial);
-        }
-        let mut stash = SnapshotStash::default();
-        move |input, frontier, results, late| {
-            let ports = (results.output_index(), late.output_index());
-            input.for_each_time(|capability, containers| {
-                let snapshots = snapshots.as_ref();
-                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
-                    state.apply(caps, ports.0, batch.drain(..), &aggregator, late)
-                });
-            });
-            if let Some(snapshots) = snapshots.as_mut() {
-                if let Some(epoch) = snapshots.due(frontier) {
-                    state.close_passed(|close| close <= epoch, results, &aggregator);
-                    snapshots.save(epoch, state.entries());
-                    stash.drain(|caps, events| {
-                        state.apply(&caps, ports.0, events.into_iter(), &aggregator, late)
-                    });
-                }
-            }
-            state.close_passed(|close| !frontier.less_than(&close), results, &aggregator);
-            if let Some(gauge) = &gauge {
-                // Contributions waiting to enter (a few windows' worth) and live keys.
-                let entering: usize = state.entering.values().map(|e| e.parts.len()).sum();
-                gauge.set((entering + state.active.len()) as u64);
-            }
-            if let Some(snapshots) = snapshots.as_mut() {
-                snapshots.finish_if_ended(frontier);
-            }
-        }
-    })
+        },
+        aggregator,
+    };
+    arrival_windows(stream, "SlidingWindow", lateness, config, state)
+}
+
+/// Sliding-window contributions with what they fold records with: the state of
+/// [`contributions`].
+struct Contributions<K, Acc, A> {
+    state: SlidingState<K, Acc>,
+    aggregator: A,
+}
+
+impl<K, D, A, R> ArrivalWindows<K, D, R> for Contributions<K, A::Acc, A>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+    A: Aggregator<D>,
+    R: WindowRow<K, A::Output>,
+{
+    type Saved = OwnedSliding<K, A::Acc>;
+
+    #[inline]
+    fn apply(
+        &mut self,
+        capability: &StampCaps<'_>,
+        port: usize,
+        events: impl Iterator<Item = Event<(K, D)>>,
+        late: &mut EventOutput<'_, LateRecord<K, D>>,
+    ) {
+        self.state
+            .apply(capability, port, events, &self.aggregator, late);
+    }
+
+    fn close_passed(&mut self, passed: impl Fn(u64) -> bool, results: &mut EventOutput<'_, R>) {
+        self.state.close_passed(passed, results, &self.aggregator);
+    }
+
+    fn save(&self, epoch: u64, harness: &mut Harness) {
+        harness.save(epoch, self.state.entries());
+    }
+
+    fn restore(&mut self, saved: Vec<Self::Saved>, initial: &Capability<u64>) {
+        self.state.restore(saved, initial);
+    }
+
+    fn after_close(&mut self, _: &MutableAntichain<u64>, _: &mut EventOutput<'_, R>) {}
+
+    fn rows(&self) -> u64 {
+        // Contributions waiting to enter (a few windows' worth) and live keys.
+        let entering: usize = self.state.entering.values().map(|e| e.parts.len()).sum();
+        (entering + self.state.active.len()) as u64
+    }
 }
 
 /// Saved sliding-window state, as read back.

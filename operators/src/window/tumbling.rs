@@ -10,6 +10,7 @@ use super::assign::Grid;
 use super::{WindowResult, WindowRow, WindowStreams};
 use crate::aggregate::Aggregator;
 use crate::event::Event;
+use crate::stateful::StateConfig;
 
 /// Groups keyed events into tumbling windows `[k * size, (k + 1) * size)` and aggregates each
 /// key's records per window.
@@ -62,6 +63,7 @@ pub trait TumblingWindow<'scope, K, D> {
         size: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R>;
 }
 
@@ -84,7 +86,7 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
-        self.tumbling_window_rows(size, lateness, aggregator)
+        self.tumbling_window_rows(size, lateness, aggregator, StateConfig::none())
     }
 
     fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
@@ -92,9 +94,10 @@ where
         size: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(size > 0, "tumbling window size must be positive");
         let grid = Grid { size, slide: size };
-        aligned_windows(self, "TumblingWindow", grid, lateness, aggregator)
+        aligned_windows(self, "TumblingWindow", grid, lateness, aggregator, config)
     }
 }
