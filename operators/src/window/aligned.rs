@@ -1,6 +1,7 @@
-//! The state and operator of aligned windows `[end - size, end)` with one accumulator per (key,
-//! window): tumbling windows in both output modes, and sliding windows in update mode (where
-//! every open window's current value must be at hand for its early rows).
+//! The state of aligned windows `[end - size, end)` with one accumulator per (key, window):
+//! tumbling windows in both output modes, and sliding windows in update mode (where every open
+//! window's current value must be at hand for its early rows). The operator is the
+//! arrival-order driver's (`window/arrival.rs`).
 //!
 //! In update mode each accumulator carries a dirty flag and each window a list of the keys
 //! whose accumulator changed since the last early rows. Each time the frontier moves, the
@@ -14,105 +15,23 @@ use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
-use timely::ExchangeData;
 
-use super::arrival::{arrival_windows, ArrivalWindows};
 use super::assign::Grid;
 use super::{
     close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
-    WindowResult, WindowRow, WindowStreams,
+    WindowResult, WindowRow,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::snapshot::key_group;
-use crate::stateful::{Harness, StateConfig};
-
-/// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
-/// stamped up to `lateness` ms past their end, emitting rows of type `R`.
-pub(crate) fn aligned_windows<'scope, K, D, A, R>(
-    stream: StreamVec<'scope, u64, Event<(K, D)>>,
-    name: &str,
-    grid: Grid,
-    lateness: u64,
-    aggregator: A,
-    config: StateConfig,
-) -> WindowStreams<'scope, K, D, R>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    let windows = Aligned {
-        windows: AlignedWindows::<K, A::Acc, A::Output, R>::new(grid.size, lateness),
-        grid,
-        aggregator,
-    };
-    arrival_windows(stream, name, lateness, config, windows)
-}
-
-/// Aligned windows with what they fold records with: the state of [`aligned_windows`].
-struct Aligned<K, A: Aggregator<D>, D, R> {
-    windows: AlignedWindows<K, A::Acc, A::Output, R>,
-    grid: Grid,
-    aggregator: A,
-}
-
-impl<K, D, A, R> ArrivalWindows<K, D, R> for Aligned<K, A, D, R>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    type Saved = SavedWindow<K, A::Acc>;
-
-    #[inline]
-    fn apply(
-        &mut self,
-        capability: &StampCaps<'_>,
-        port: usize,
-        events: impl Iterator<Item = Event<(K, D)>>,
-        late: &mut EventOutput<'_, LateRecord<K, D>>,
-    ) {
-        let (grid, aggregator) = (self.grid, &self.aggregator);
-        self.windows
-            .apply(capability, port, events, grid, aggregator, late);
-    }
-
-    fn close_passed(&mut self, passed: impl Fn(u64) -> bool, results: &mut EventOutput<'_, R>) {
-        let aggregator = &self.aggregator;
-        self.windows
-            .close_passed(passed, results, |acc| aggregator.finish(acc));
-    }
-
-    fn save(&self, epoch: u64, harness: &mut Harness) {
-        harness.save(epoch, self.windows.entries());
-    }
-
-    fn restore(&mut self, saved: Vec<Self::Saved>, initial: &Capability<u64>) {
-        self.windows.restore(saved, initial);
-    }
-
-    fn after_close(&mut self, frontier: &MutableAntichain<u64>, results: &mut EventOutput<'_, R>) {
-        let aggregator = &self.aggregator;
-        self.windows
-            .emit_early(frontier, results, |acc| aggregator.finish(acc));
-    }
-
-    fn rows(&self) -> u64 {
-        self.windows.held
-    }
-}
 
 /// One saved (key, window): its end, the window's result capability, the key, its accumulator.
-type SavedWindow<K, Acc> = (u64, u64, K, Acc);
+pub(super) type SavedWindow<K, Acc> = (u64, u64, K, Acc);
 
 /// The open windows: per window end, a capability for its results and one accumulator per key.
 /// The row type `R` emitted with results `O` sets the output mode at compile time.
-struct AlignedWindows<K, Acc, O, R> {
+pub(crate) struct AlignedWindows<K, Acc, O, R> {
     size: u64,
     lateness: u64,
     rows: PhantomData<fn(O) -> R>,
@@ -123,7 +42,7 @@ struct AlignedWindows<K, Acc, O, R> {
     /// The frontier at the last activation.
     frontier: Option<u64>,
     /// Accumulators held, over all open windows.
-    held: u64,
+    pub(super) held: u64,
 }
 
 struct OpenWindow<K, Acc> {
@@ -142,7 +61,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     /// Update mode: track changes and emit early rows.
     const UPDATES: bool = R::UPDATES;
 
-    fn new(size: u64, lateness: u64) -> Self {
+    pub(super) fn new(size: u64, lateness: u64) -> Self {
         AlignedWindows {
             size,
             lateness,
@@ -169,7 +88,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// Applies the records of one stamp: each goes into its windows, or to the late output.
-    fn apply<D, A: Aggregator<D, Acc = Acc>>(
+    pub(super) fn apply<D, A: Aggregator<D, Acc = Acc>>(
         &mut self,
         capability: &StampCaps<'_>,
         port: usize,
@@ -215,7 +134,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// The state as snapshot entries, each with its key group.
-    fn entries(&self) -> impl Iterator<Item = (u64, SavedWindow<&K, &Acc>)> + '_ {
+    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, SavedWindow<&K, &Acc>)> + '_ {
         self.open.iter().flat_map(|(&end, window)| {
             let at = *window.capability.time();
             window
@@ -226,7 +145,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// Restores saved entries, minting their windows' capabilities from `initial`.
-    fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
+    pub(super) fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
         for (end, at, key, acc) in entries {
             let window = self.open.entry(end).or_insert_with(|| OpenWindow {
                 capability: initial.delayed(&at),
@@ -298,7 +217,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
 
     /// Emits and frees, oldest first, every window whose close time has `passed` (the
     /// frontier is at or past it).
-    fn close_passed(
+    pub(super) fn close_passed(
         &mut self,
         passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,
@@ -328,7 +247,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     /// In update mode, when the frontier has moved (or has passed the earliest change waiting
     /// for its early row), emits one early row per changed (key, window), showing every record
     /// received so far, at event time `max(frontier - 1, earliest change)`.
-    fn emit_early(
+    pub(super) fn emit_early(
         &mut self,
         frontier: &MutableAntichain<u64>,
         results: &mut EventOutput<'_, R>,

@@ -7,93 +7,152 @@
 use std::hash::Hash;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::StreamVec;
-use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::{keyed_window_operator, EventOutput, LateRecord, StampCaps, WindowStreams};
+use super::aligned::AlignedWindows;
+use super::assign::Grid;
+use super::sliding::SlidingState;
+use super::{keyed_window_operator, EventOutput, LateRecord, StampCaps, WindowRow, WindowStreams};
+use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::stateful::{Harness, StateConfig};
 
 /// The state of a window operator that applies records as they arrive.
-pub(crate) trait ArrivalWindows<K: 'static, D: 'static, R: 'static>: 'static {
-    /// A saved entry, as read back.
-    type Saved: DeserializeOwned;
-
-    /// Applies the records of one stamp: each goes into its windows, or to the late output.
-    fn apply(
-        &mut self,
-        capability: &StampCaps<'_>,
-        port: usize,
-        events: impl Iterator<Item = Event<(K, D)>>,
-        late: &mut EventOutput<'_, LateRecord<K, D>>,
-    );
-
-    /// Emits and frees, oldest first, every window whose close time has `passed`.
-    fn close_passed(&mut self, passed: impl Fn(u64) -> bool, results: &mut EventOutput<'_, R>);
-
-    /// Saves the state as the operator's part of the snapshot at `epoch`.
-    fn save(&self, epoch: u64, harness: &mut Harness);
-
-    /// Restores saved entries, minting capabilities from `initial`.
-    fn restore(&mut self, saved: Vec<Self::Saved>, initial: &Capability<u64>);
-
-    /// After the windows the frontier closes were closed: update mode's early rows.
-    fn after_close(&mut self, frontier: &MutableAntichain<u64>, results: &mut EventOutput<'_, R>);
-
-    /// The rows of state held, for the gauge.
-    fn rows(&self) -> u64;
+pub(crate) enum ArrivalState<K, Acc, O, R> {
+    /// Aligned windows, one accumulator per (key, window): tumbling windows, and sliding
+    /// windows in update mode.
+    Aligned(AlignedWindows<K, Acc, O, R>),
+    /// Sliding windows in append mode, on per-key contributions.
+    Contributions(SlidingState<K, Acc>),
 }
 
-/// Builds the operator named `name` over `windows`, open for records stamped up to `lateness`
-/// ms past their end.
-pub(crate) fn arrival_windows<'scope, K, D, R, W>(
+/// Builds the operator named `name` over `state`: windows on `grid`, open for records stamped
+/// up to `lateness` ms past their end, folding records with `aggregator`.
+pub(crate) fn arrival_windows<'scope, K, D, A, R>(
     stream: StreamVec<'scope, u64, Event<(K, D)>>,
     name: &str,
-    lateness: u64,
+    (grid, lateness): (Grid, u64),
+    aggregator: A,
     config: StateConfig,
-    mut windows: W,
+    mut state: ArrivalState<K, A::Acc, A::Output, R>,
 ) -> WindowStreams<'scope, K, D, R>
 where
-    K: ExchangeData + Hash,
+    K: ExchangeData + Hash + Eq + Clone,
     D: ExchangeData,
-    R: 'static,
-    W: ArrivalWindows<K, D, R>,
+    A: Aggregator<D>,
+    R: WindowRow<K, A::Output>,
 {
     let peers = stream.scope().peers();
     let mut harness = Harness::new(config);
     keyed_window_operator(stream, name, move |initial| {
         restore_check(&harness, lateness, peers);
-        if let Some(saved) = harness.restore() {
-            windows.restore(saved, initial);
-        }
+        state.restore(&harness, initial);
         let mut stash = SnapshotStash::default();
         move |input, frontier, results, late| {
             let ports = (results.output_index(), late.output_index());
             input.for_each_time(|capability, containers| {
                 let hold = harness.unsaved();
                 stash.hold_or_apply(hold, &capability, ports, containers, |caps, batch| {
-                    windows.apply(caps, ports.0, batch.drain(..), late)
+                    state.apply(caps, ports.0, batch.drain(..), (grid, &aggregator), late)
                 });
             });
             for step in harness.steps(frontier.frontier().first().copied()) {
                 // A window closes once the frontier is at or past its close time.
                 let reached = |close: u64| step.limit.is_none_or(|limit| close <= limit);
-                windows.close_passed(reached, results);
+                state.close_passed(reached, results, &aggregator);
                 if let Some(epoch) = step.save {
                     // The part holds the records stamped below the epoch, with the windows a
                     // frontier at the epoch closes closed.
-                    windows.save(epoch, &mut harness);
+                    state.save(epoch, &mut harness);
                     stash.drain(|caps, events| {
-                        windows.apply(&caps, ports.0, events.into_iter(), late)
+                        let events = events.into_iter();
+                        state.apply(&caps, ports.0, events, (grid, &aggregator), late)
                     });
                 }
             }
-            windows.after_close(frontier, results);
-            harness.settle(windows.rows(), frontier.is_empty());
+            if let ArrivalState::Aligned(windows) = &mut state {
+                windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
+            }
+            harness.settle(state.rows(), frontier.is_empty());
         }
     })
+}
+
+impl<K, Acc, O, R> ArrivalState<K, Acc, O, R>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    Acc: Clone + Serialize + DeserializeOwned + 'static,
+    R: WindowRow<K, O>,
+{
+    /// Applies the records of one stamp: each goes into its windows, or to the late output.
+    #[inline]
+    fn apply<D: 'static, A: Aggregator<D, Acc = Acc, Output = O>>(
+        &mut self,
+        capability: &StampCaps<'_>,
+        port: usize,
+        events: impl Iterator<Item = Event<(K, D)>>,
+        (grid, aggregator): (Grid, &A),
+        late: &mut EventOutput<'_, LateRecord<K, D>>,
+    ) {
+        match self {
+            ArrivalState::Aligned(windows) => {
+                windows.apply(capability, port, events, grid, aggregator, late)
+            }
+            ArrivalState::Contributions(state) => {
+                state.apply(capability, port, events, aggregator, late)
+            }
+        }
+    }
+
+    /// Emits and frees, oldest first, every window whose close time has `passed`.
+    fn close_passed<D, A: Aggregator<D, Acc = Acc, Output = O>>(
+        &mut self,
+        passed: impl Fn(u64) -> bool,
+        results: &mut EventOutput<'_, R>,
+        aggregator: &A,
+    ) {
+        match self {
+            ArrivalState::Aligned(windows) => {
+                windows.close_passed(passed, results, |acc| aggregator.finish(acc))
+            }
+            ArrivalState::Contributions(state) => state.close_passed(passed, results, aggregator),
+        }
+    }
+
+    /// Saves the state as the operator's part of the snapshot at `epoch`.
+    fn save(&self, epoch: u64, harness: &mut Harness) {
+        match self {
+            ArrivalState::Aligned(windows) => harness.save(epoch, windows.entries()),
+            ArrivalState::Contributions(state) => harness.save(epoch, state.entries()),
+        }
+    }
+
+    /// Restores the state the job resumed with, minting capabilities from `initial`.
+    fn restore(&mut self, harness: &Harness, initial: &Capability<u64>) {
+        match self {
+            ArrivalState::Aligned(windows) => {
+                if let Some(saved) = harness.restore() {
+                    windows.restore(saved, initial);
+                }
+            }
+            ArrivalState::Contributions(state) => {
+                if let Some(saved) = harness.restore() {
+                    state.restore(saved, initial);
+                }
+            }
+        }
+    }
+
+    /// The rows of state held, for the gauge.
+    fn rows(&self) -> u64 {
+        match self {
+            ArrivalState::Aligned(windows) => windows.held,
+            ArrivalState::Contributions(state) => state.rows(),
+        }
+    }
 }
 
 /// Refuses to restore a window operator with allowed lateness onto another worker count: the

@@ -18,11 +18,10 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
-use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
-use super::aligned::aligned_windows;
-use super::arrival::{arrival_windows, ArrivalWindows};
+use super::aligned::AlignedWindows;
+use super::arrival::{arrival_windows, ArrivalState};
 use super::assign::Grid;
 use super::{
     close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
@@ -31,7 +30,7 @@ use super::{
 use crate::aggregate::Aggregator;
 use crate::event::Event;
 use crate::snapshot::key_group;
-use crate::stateful::{Harness, StateConfig};
+use crate::stateful::StateConfig;
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
 pub trait SlidingWindow<'scope, K, D> {
@@ -126,97 +125,28 @@ where
             "sliding windows need 0 < slide <= size"
         );
         let grid = Grid { size, slide };
-        if R::UPDATES {
-            aligned_windows(self, "SlidingWindow", grid, lateness, aggregator, config)
+        let state = if R::UPDATES {
+            ArrivalState::Aligned(AlignedWindows::new(size, lateness))
         } else {
-            contributions(self, grid, lateness, aggregator, config)
-        }
-    }
-}
-
-/// Append-mode sliding windows on per-key contributions.
-fn contributions<'scope, K, D, A, R>(
-    stream: StreamVec<'scope, u64, Event<(K, D)>>,
-    grid: Grid,
-    lateness: u64,
-    aggregator: A,
-    config: StateConfig,
-) -> WindowStreams<'scope, K, D, R>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    let state = Contributions {
-        state: SlidingState::<K, A::Acc> {
-            grid,
-            lateness,
-            entering: BTreeMap::new(),
-            active: FxHashMap::default(),
-            held: None,
-            last_closed: None,
-        },
-        aggregator,
-    };
-    arrival_windows(stream, "SlidingWindow", lateness, config, state)
-}
-
-/// Sliding-window contributions with what they fold records with: the state of
-/// [`contributions`].
-struct Contributions<K, Acc, A> {
-    state: SlidingState<K, Acc>,
-    aggregator: A,
-}
-
-impl<K, D, A, R> ArrivalWindows<K, D, R> for Contributions<K, A::Acc, A>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    type Saved = OwnedSliding<K, A::Acc>;
-
-    #[inline]
-    fn apply(
-        &mut self,
-        capability: &StampCaps<'_>,
-        port: usize,
-        events: impl Iterator<Item = Event<(K, D)>>,
-        late: &mut EventOutput<'_, LateRecord<K, D>>,
-    ) {
-        self.state
-            .apply(capability, port, events, &self.aggregator, late);
-    }
-
-    fn close_passed(&mut self, passed: impl Fn(u64) -> bool, results: &mut EventOutput<'_, R>) {
-        self.state.close_passed(passed, results, &self.aggregator);
-    }
-
-    fn save(&self, epoch: u64, harness: &mut Harness) {
-        harness.save(epoch, self.state.entries());
-    }
-
-    fn restore(&mut self, saved: Vec<Self::Saved>, initial: &Capability<u64>) {
-        self.state.restore(saved, initial);
-    }
-
-    fn after_close(&mut self, _: &MutableAntichain<u64>, _: &mut EventOutput<'_, R>) {}
-
-    fn rows(&self) -> u64 {
-        // Contributions waiting to enter (a few windows' worth) and live keys.
-        let entering: usize = self.state.entering.values().map(|e| e.parts.len()).sum();
-        (entering + self.state.active.len()) as u64
+            ArrivalState::Contributions(SlidingState::new(grid, lateness))
+        };
+        arrival_windows(
+            self,
+            "SlidingWindow",
+            (grid, lateness),
+            aggregator,
+            config,
+            state,
+        )
     }
 }
 
 /// Saved sliding-window state, as read back.
-type OwnedSliding<K, Acc> = SavedSliding<K, Acc, Vec<(u64, Acc)>>;
+pub(super) type OwnedSliding<K, Acc> = SavedSliding<K, Acc, Vec<(u64, Acc)>>;
 
 /// A saved piece of sliding-window state, with the worker-wide positions it needs.
 #[derive(Serialize, Deserialize)]
-enum SavedSliding<K, Acc, Parts> {
+pub(super) enum SavedSliding<K, Acc, Parts> {
     /// Records of `key` entering at window end `entry`, leaving after `exit`; `at` is the
     /// entering window's result capability.
     Entering {
@@ -251,7 +181,7 @@ struct Active<Acc> {
     parts: Vec<(u64, Acc)>,
 }
 
-struct SlidingState<K, Acc> {
+pub(crate) struct SlidingState<K, Acc> {
     grid: Grid,
     lateness: u64,
     entering: BTreeMap<u64, Entering<K, Acc>>,
@@ -262,9 +192,21 @@ struct SlidingState<K, Acc> {
 }
 
 impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> {
+    /// No windows yet, on `grid`, open for records stamped up to `lateness` ms past their end.
+    pub(super) fn new(grid: Grid, lateness: u64) -> Self {
+        SlidingState {
+            grid,
+            lateness,
+            entering: BTreeMap::new(),
+            active: FxHashMap::default(),
+            held: None,
+            last_closed: None,
+        }
+    }
+
     /// Applies the records of one stamp: each joins its contribution, or goes to the late
     /// output.
-    fn apply<D: 'static, A: Aggregator<D, Acc = Acc>>(
+    pub(super) fn apply<D: 'static, A: Aggregator<D, Acc = Acc>>(
         &mut self,
         capability: &StampCaps<'_>,
         port: usize,
@@ -288,7 +230,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
 
     /// The state as snapshot entries, each with its key group.
     #[allow(clippy::type_complexity)]
-    fn entries(
+    pub(super) fn entries(
         &self,
     ) -> impl Iterator<Item = (u64, SavedSliding<&K, &Acc, &Vec<(u64, Acc)>>)> + '_ {
         let entering = self.entering.iter().flat_map(|(&entry, entering)| {
@@ -319,7 +261,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
     }
 
     /// Restores saved entries, minting capabilities from `initial`.
-    fn restore(&mut self, saved: Vec<OwnedSliding<K, Acc>>, initial: &Capability<u64>) {
+    pub(super) fn restore(&mut self, saved: Vec<OwnedSliding<K, Acc>>, initial: &Capability<u64>) {
         for entry in saved {
             match entry {
                 SavedSliding::Entering {
@@ -357,6 +299,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
         }
     }
 
+    /// The rows held, for the gauge: contributions waiting to enter (a few windows' worth) and
+    /// live keys.
+    pub(super) fn rows(&self) -> u64 {
+        let entering: usize = self.entering.values().map(|e| e.parts.len()).sum();
+        (entering + self.active.len()) as u64
+    }
+
     /// The accumulator of the records of `key` entering at `entry` and leaving after `exit`.
     fn contribution(
         &mut self,
@@ -377,7 +326,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
     }
 
     /// Closes, in order, every window whose close time has `passed`.
-    fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
+    pub(super) fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
         &mut self,
         passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,

@@ -5,7 +5,8 @@ use std::hash::Hash;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use super::aligned::aligned_windows;
+use super::aligned::AlignedWindows;
+use super::arrival::{arrival_windows, ArrivalState};
 use super::assign::Grid;
 use super::{WindowResult, WindowRow, WindowStreams};
 use crate::aggregate::Aggregator;
@@ -98,6 +99,14 @@ where
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(size > 0, "tumbling window size must be positive");
         let grid = Grid { size, slide: size };
-        aligned_windows(self, "TumblingWindow", grid, lateness, aggregator, config)
+        let state = ArrivalState::Aligned(AlignedWindows::new(size, lateness));
+        arrival_windows(
+            self,
+            "TumblingWindow",
+            (grid, lateness),
+            aggregator,
+            config,
+            state,
+        )
     }
 }
