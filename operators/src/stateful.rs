@@ -270,3 +270,215 @@ impl<C: Default> StampStash<Vec<C>> {
             .extend(containers.map(std::mem::take));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+
+    use timely::communication::allocator::thread::Thread;
+    use timely::communication::Allocator;
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::operators::Probe;
+    use timely::dataflow::{InputHandle, ProbeHandle, StreamVec};
+    use timely::worker::Worker;
+    use timely::WorkerConfig;
+
+    use super::*;
+    use crate::aggregate::Count;
+    use crate::keyed::running::RunningAggregate;
+    use crate::snapshot::Frame;
+    use crate::window::TumblingWindow;
+
+    /// A runtime's port as a test sees it: a pending epoch it sets, the parts saved, whether the
+    /// operator finished, and frames to restore.
+    #[derive(Default)]
+    struct RecordingPort {
+        pending: Cell<Option<u64>>,
+        saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+        finished: Cell<bool>,
+        restore: RefCell<Vec<Frame>>,
+    }
+
+    impl SnapshotPort for RecordingPort {
+        fn pending(&self) -> Option<u64> {
+            self.pending.get()
+        }
+        fn save(&self, epoch: u64, frames: Vec<Frame>) {
+            self.saved.borrow_mut().push((epoch, frames));
+        }
+        fn finish(&self) {
+            assert!(!self.finished.replace(true), "finish is called once");
+        }
+        fn take_restored(&self) -> Vec<Frame> {
+            std::mem::take(&mut *self.restore.borrow_mut())
+        }
+        fn resumed(&self) -> Option<Resumed> {
+            None
+        }
+        fn fail(&self, message: String) {
+            panic!("{message}")
+        }
+        fn note_sent(&self, _time: u64) -> Option<u64> {
+            self.pending.get()
+        }
+    }
+
+    /// The entries of `frames`, decoded as a restore decodes them.
+    fn decode<E: DeserializeOwned>(frames: Vec<Frame>) -> Vec<E> {
+        let port = Rc::new(RecordingPort::default());
+        *port.restore.borrow_mut() = frames;
+        let harness = Harness::new(StateConfig {
+            port: Some(port),
+            gauge: None,
+        });
+        harness.restore().expect("a harness with a port restores")
+    }
+
+    type Keyed = Event<(String, ())>;
+
+    /// Runs `build` over an input of keyed events with `port` and `gauge`: sends the `(stamp,
+    /// key)` records, closes the input, and only then steps the worker, so that the operator
+    /// sees every record at once, with a snapshot's epoch among their stamps.
+    fn run<R: 'static>(
+        port: &Rc<RecordingPort>,
+        gauge: &StateRows,
+        records: &[(u64, &str)],
+        build: impl FnOnce(StreamVec<'_, u64, Keyed>, StateConfig) -> StreamVec<'_, u64, R>,
+    ) {
+        let config = StateConfig {
+            port: Some(Rc::clone(port) as Rc<dyn SnapshotPort>),
+            gauge: Some(gauge.clone()),
+        };
+        // A worker on this thread: the port and the gauge are the test's.
+        let allocator = Allocator::Thread(Thread::default());
+        let mut worker = Worker::new(WorkerConfig::default(), allocator, None);
+        let mut input = InputHandle::<u64, CapacityContainerBuilder<Vec<Keyed>>>::new();
+        let probe = ProbeHandle::new();
+        worker.dataflow(|scope| {
+            build(input.to_stream(scope), config).probe_with(&probe);
+        });
+        for &(stamp, key) in records {
+            input.advance_to(stamp);
+            input.send(Event::new(stamp, (key.to_string(), ())));
+        }
+        drop(input);
+        worker.step_while(|| !probe.done());
+    }
+
+    #[test]
+    fn steps_go_to_a_due_epoch_first_and_save_once() {
+        let port = Rc::new(RecordingPort::default());
+        let mut harness = Harness::new(StateConfig {
+            port: Some(port.clone()),
+            gauge: None,
+        });
+        let steps = |harness: &Harness, frontier| harness.steps(frontier).collect::<Vec<_>>();
+        let upto = |limit, save| Step { limit, save };
+        assert_eq!(steps(&harness, Some(7)), vec![upto(Some(7), None)]);
+        port.pending.set(Some(5));
+        // Not due while the frontier is below the epoch; due at it, past it and at the end.
+        assert_eq!(steps(&harness, Some(4)), vec![upto(Some(4), None)]);
+        let due = vec![upto(Some(5), Some(5)), upto(Some(5), None)];
+        assert_eq!(steps(&harness, Some(5)), due);
+        let due = vec![upto(Some(5), Some(5)), upto(None, None)];
+        assert_eq!(steps(&harness, None), due);
+        harness.save(5, Vec::<(u64, ())>::new());
+        assert_eq!(steps(&harness, Some(9)), vec![upto(Some(9), None)]);
+        assert_eq!(harness.unsaved(), None);
+        // The input ended with the part saved: the operator finishes.
+        harness.settle(0, true);
+        assert!(port.finished.get());
+        assert!(Step {
+            limit: Some(5),
+            save: None
+        }
+        .passed(4));
+        assert!(!Step {
+            limit: Some(5),
+            save: None
+        }
+        .passed(5));
+    }
+
+    #[test]
+    fn a_stamp_order_part_holds_the_records_below_its_epoch_only() {
+        let port = Rc::new(RecordingPort::default());
+        port.pending.set(Some(5));
+        let gauge = StateRows::default();
+        let records = [(1, "a"), (2, "b"), (6, "a"), (7, "c")];
+        run(&port, &gauge, &records, |stream, config| {
+            stream.running_aggregate_core(Count, config).changes
+        });
+        let saved = port.saved.borrow();
+        assert_eq!(saved.len(), 1, "one part, saved once");
+        assert_eq!(saved[0].0, 5);
+        let mut entries: Vec<(String, u64, Option<u64>)> = decode(saved[0].1.clone());
+        entries.sort();
+        // "a" at 6 and "c" at 7 are stamped after the epoch: not in the part.
+        let expected = vec![("a".into(), 1, Some(1)), ("b".into(), 1, Some(1))];
+        assert_eq!(entries, expected);
+        assert!(
+            port.finished.get(),
+            "the operator finished once its input ended"
+        );
+        assert_eq!((gauge.get().rows, gauge.get().peak), (3, 3));
+    }
+
+    #[test]
+    fn an_arrival_order_part_holds_records_stamped_at_its_epoch_back() {
+        let port = Rc::new(RecordingPort::default());
+        port.pending.set(Some(15));
+        let gauge = StateRows::default();
+        // Window [10, 20) of "a": 12 before the epoch, 16 after it.
+        let records = [(12, "a"), (16, "a"), (31, "b")];
+        run(&port, &gauge, &records, |stream, config| {
+            stream
+                .tumbling_window_rows::<_, crate::window::WindowResult<String, u64>>(
+                    10, 0, Count, config,
+                )
+                .results
+        });
+        let saved = port.saved.borrow();
+        assert_eq!(saved.len(), 1, "one part, saved once");
+        let entries: Vec<(u64, u64, String, u64)> = decode(saved[0].1.clone());
+        // The record at 16 waited until the part was saved.
+        assert_eq!(entries, vec![(20, 19, "a".into(), 1)]);
+        assert!(port.finished.get());
+        assert_eq!(gauge.get().rows, 0, "every window closed at the end");
+    }
+
+    #[test]
+    fn a_restored_part_is_the_state_the_operator_goes_on_from() {
+        let first = Rc::new(RecordingPort::default());
+        first.pending.set(Some(5));
+        run(
+            &first,
+            &StateRows::default(),
+            &[(1, "a"), (2, "a")],
+            |stream, config| stream.running_aggregate_core(Count, config).changes,
+        );
+        let part = first.saved.borrow()[0].1.clone();
+        let second = Rc::new(RecordingPort::default());
+        *second.restore.borrow_mut() = part;
+        let gauge = StateRows::default();
+        let changes = Rc::new(RefCell::new(Vec::new()));
+        let seen = Rc::clone(&changes);
+        run(&second, &gauge, &[(7, "a")], move |stream, config| {
+            use timely::dataflow::operators::Inspect;
+            stream
+                .running_aggregate_core(Count, config)
+                .changes
+                .inspect(move |event| {
+                    let change = &event.data;
+                    seen.borrow_mut().push((change.value, change.change));
+                })
+        });
+        use crate::keyed::running::Change;
+        // The restored count of 2 is retracted for 3.
+        assert_eq!(
+            *changes.borrow(),
+            vec![(2, Change::Retract), (3, Change::Insert)]
+        );
+        assert_eq!(gauge.get().rows, 1);
+    }
+}
