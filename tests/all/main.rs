@@ -16,6 +16,7 @@ mod live_csv;
 mod live_sources;
 mod map_with_state;
 mod metrics;
+mod named_state;
 mod oracle;
 mod runtime;
 mod snapshots;
