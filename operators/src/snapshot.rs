@@ -196,32 +196,35 @@ impl Snapshots {
     }
 }
 
+/// A runtime's port as a test sees it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use std::cell::{Cell, RefCell};
 
-    use super::*;
+    use super::{Frame, Resumed, SnapshotPort};
 
+    /// A port whose pending epoch the test sets, which records the parts saved and whether the
+    /// operator finished, and restores the frames the test gives it.
     #[derive(Default)]
-    struct Port {
-        pending: Cell<Option<u64>>,
-        saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+    pub(crate) struct RecordingPort {
+        pub(crate) pending: Cell<Option<u64>>,
+        pub(crate) saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+        pub(crate) finished: Cell<bool>,
+        pub(crate) restore: RefCell<Vec<Frame>>,
     }
 
-    impl SnapshotPort for Port {
+    impl SnapshotPort for RecordingPort {
         fn pending(&self) -> Option<u64> {
             self.pending.get()
         }
         fn save(&self, epoch: u64, frames: Vec<Frame>) {
             self.saved.borrow_mut().push((epoch, frames));
         }
-        fn finish(&self) {}
+        fn finish(&self) {
+            assert!(!self.finished.replace(true), "finish is called once");
+        }
         fn take_restored(&self) -> Vec<Frame> {
-            self.saved
-                .borrow()
-                .last()
-                .map(|(_, f)| f.clone())
-                .unwrap_or_default()
+            std::mem::take(&mut *self.restore.borrow_mut())
         }
         fn resumed(&self) -> Option<Resumed> {
             None
@@ -233,22 +236,29 @@ mod tests {
             self.pending.get()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::RecordingPort;
+    use super::*;
 
     #[test]
     fn entries_round_trip_by_group() {
-        let port = Rc::new(Port::default());
+        let port = Rc::new(RecordingPort::default());
         port.pending.set(Some(10));
         let mut snapshots = Snapshots::new(port.clone());
         assert_eq!(snapshots.unsaved(), Some(10));
         let entries: Vec<(String, u64)> = (0..100).map(|i| (format!("k{i}"), i)).collect();
         snapshots.save(10, entries.iter().map(|e| (key_group(&e.0), e)));
         assert_eq!(snapshots.unsaved(), None);
+        let saved = port.saved.borrow()[0].1.clone();
+        assert!(saved.iter().all(|frame| frame.count > 0));
+        *port.restore.borrow_mut() = saved;
         let mut back: Vec<(String, u64)> = snapshots.restore();
         back.sort();
         let mut expected = entries.clone();
         expected.sort();
         assert_eq!(back, expected);
-        let saved = port.saved.borrow();
-        assert!(saved[0].1.iter().all(|frame| frame.count > 0));
     }
 }

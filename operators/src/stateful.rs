@@ -273,7 +273,7 @@ impl<C: Default> StampStash<Vec<C>> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
 
     use timely::communication::allocator::thread::Thread;
     use timely::communication::Allocator;
@@ -286,42 +286,9 @@ mod tests {
     use super::*;
     use crate::aggregate::Count;
     use crate::keyed::running::RunningAggregate;
+    use crate::snapshot::testing::RecordingPort;
     use crate::snapshot::Frame;
     use crate::window::TumblingWindow;
-
-    /// A runtime's port as a test sees it: a pending epoch it sets, the parts saved, whether the
-    /// operator finished, and frames to restore.
-    #[derive(Default)]
-    struct RecordingPort {
-        pending: Cell<Option<u64>>,
-        saved: RefCell<Vec<(u64, Vec<Frame>)>>,
-        finished: Cell<bool>,
-        restore: RefCell<Vec<Frame>>,
-    }
-
-    impl SnapshotPort for RecordingPort {
-        fn pending(&self) -> Option<u64> {
-            self.pending.get()
-        }
-        fn save(&self, epoch: u64, frames: Vec<Frame>) {
-            self.saved.borrow_mut().push((epoch, frames));
-        }
-        fn finish(&self) {
-            assert!(!self.finished.replace(true), "finish is called once");
-        }
-        fn take_restored(&self) -> Vec<Frame> {
-            std::mem::take(&mut *self.restore.borrow_mut())
-        }
-        fn resumed(&self) -> Option<Resumed> {
-            None
-        }
-        fn fail(&self, message: String) {
-            panic!("{message}")
-        }
-        fn note_sent(&self, _time: u64) -> Option<u64> {
-            self.pending.get()
-        }
-    }
 
     /// The entries of `frames`, decoded as a restore decodes them.
     fn decode<E: DeserializeOwned>(frames: Vec<Frame>) -> Vec<E> {

@@ -11,6 +11,7 @@
 mod fault;
 mod files;
 mod hooks;
+mod operators;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
+use tideflow_operators::snapshot::{Frame, Resumed};
 
 pub(crate) use files::PartitionCursor;
-use files::{CommitRecord, Manifest, OperatorInfo, PartBody, PartInfo, SinkInfo};
+use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
 
 use crate::error::Error;
 
@@ -332,35 +333,12 @@ impl Checkpointer {
         state.registrations.len() - 1
     }
 
-    /// Registers the instance of stateful operator `id` (of kind `kind`) on `worker`.
-    fn register_operator(&self, worker: usize, id: &str, kind: &str) -> usize {
-        let mut state = self.lock();
-        state.registrations.push(Registration {
-            name: files::operator_stem(id, worker),
-            kind: kind.to_string(),
-            operator: Some((id.to_string(), worker)),
-            output: None,
-            finished: None,
-        });
-        state.registrations.len() - 1
-    }
-
     /// Worker `worker` has built its dataflow (and registered everything in it, restoring its
     /// state). Fails, before any data flows, if the job resumes from a snapshot whose stateful
     /// operators are not this worker's (every worker builds the same ones).
     pub(crate) fn worker_built(&self, worker: usize) -> Result<(), Error> {
         let mut state = self.lock();
-        if let Some(from) = &self.resume {
-            let built: BTreeMap<&str, &str> = state
-                .registrations
-                .iter()
-                .filter_map(|r| match &r.operator {
-                    Some((id, on)) if *on == worker => Some((id.as_str(), r.kind.as_str())),
-                    _ => None,
-                })
-                .collect();
-            operators_match(&from.dir, &from.manifest.operators, &built)?;
-        }
+        self.check_operators(&state, worker)?;
         state.built += 1;
         if state.built == self.peers {
             if let Some(from) = &self.resume {
@@ -554,32 +532,14 @@ impl Checkpointer {
             .parts
             .iter()
             .map(|(index, info)| {
-                let mut info = info.clone();
-                if let Some((id, worker)) = &state.registrations[*index].operator {
-                    info.operator = Some(id.clone());
-                    info.worker = Some(*worker);
-                }
-                (*index, info)
+                (
+                    *index,
+                    operators::part_of(&state.registrations[*index], info),
+                )
             })
             .collect();
         parts.sort_by_key(|(index, _)| *index);
-        // Every worker registers the same operators.
-        let operators: BTreeMap<&str, &str> = state
-            .registrations
-            .iter()
-            .filter_map(|r| {
-                r.operator
-                    .as_ref()
-                    .map(|(id, _)| (id.as_str(), r.kind.as_str()))
-            })
-            .collect();
-        let operators = operators
-            .into_iter()
-            .map(|(id, kind)| OperatorInfo {
-                id: id.to_string(),
-                kind: kind.to_string(),
-            })
-            .collect();
+        let operators = operators::listed(&state.registrations);
         let sinks: Vec<SinkInfo> = state
             .registrations
             .iter()
@@ -671,49 +631,6 @@ impl Checkpointer {
         }
     }
 
-    /// The restored frames of operator `id` (of kind `kind`) for `worker`: none if the
-    /// snapshot holds no state of an operator `id` of that kind ([`Checkpointer::worker_built`]
-    /// then stops the job, naming it).
-    fn restored_frames(&self, id: &str, kind: &str, worker: usize) -> Result<Vec<Frame>, Error> {
-        let Some(from) = &self.resume else {
-            return Ok(Vec::new());
-        };
-        let mut restored = self
-            .restored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !restored.contains_key(id) {
-            // The first worker to ask reads the operator's parts once and sorts its frames by
-            // the worker that owns their key group now.
-            let mut by_worker: Vec<Vec<Frame>> = vec![Vec::new(); self.peers];
-            for part in from
-                .manifest
-                .parts
-                .iter()
-                .filter(|p| p.operator.as_deref() == Some(id) && p.kind == kind)
-            {
-                match files::read_part(&from.dir, part)? {
-                    PartBody::Operator(frames) => {
-                        for frame in frames {
-                            let owner = (u64::from(frame.group) % self.peers as u64) as usize;
-                            by_worker[owner].push(frame);
-                        }
-                    }
-                    _ => return Err(mismatch(&from.dir, &part.file, "another kind", kind)),
-                }
-            }
-            restored.insert(id.to_string(), by_worker);
-        }
-        let frames = restored
-            .get_mut(id)
-            .map(|by_worker| std::mem::take(&mut by_worker[worker]))
-            .unwrap_or_default();
-        debug_assert!(frames
-            .iter()
-            .all(|f| owns_group(u64::from(f.group), worker, self.peers)));
-        Ok(frames)
-    }
-
     /// The restored cursors of source `name_stem`, by global partition.
     fn restored_cursors(
         &self,
@@ -759,44 +676,6 @@ fn mismatch(dir: &Path, file: &str, was: &str, is: &str) -> Error {
         "{}: holds the state of a {was} operator where this job has a {is}; the snapshot was taken by another job",
         dir.join(file).display()
     ))
-}
-
-/// Checks that the stateful operators a worker built (`built`: id to kind) are those the
-/// snapshot in `dir` holds state for (`saved`), naming every one that is not.
-fn operators_match(
-    dir: &Path,
-    saved: &[OperatorInfo],
-    built: &BTreeMap<&str, &str>,
-) -> Result<(), Error> {
-    let mut problems = Vec::new();
-    for operator in saved {
-        match built.get(operator.id.as_str()) {
-            None => problems.push(format!(
-                "the job has no operator \"{}\" that the snapshot holds state for",
-                operator.id
-            )),
-            Some(kind) if *kind != operator.kind => problems.push(format!(
-                "operator \"{}\" is a {kind} operator in the job and a {} operator in the snapshot",
-                operator.id, operator.kind
-            )),
-            Some(_) => {}
-        }
-    }
-    for id in built.keys() {
-        if !saved.iter().any(|operator| operator.id == *id) {
-            problems.push(format!(
-                "operator \"{id}\" is new: the snapshot holds no state for it"
-            ));
-        }
-    }
-    if problems.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Snapshot(format!(
-        "{}: {}",
-        dir.display(),
-        problems.join("; ")
-    )))
 }
 
 /// Truncates `output` to its committed `length` (removing output of an epoch that was never
