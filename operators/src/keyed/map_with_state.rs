@@ -54,9 +54,9 @@
 //! push of a slot number, not a copy of the key; a deleted timer's index entry is skipped when
 //! its time comes. Expiries are lazy: a state has one index entry at a time, re-armed at its
 //! latest touch when it comes due.
-//! The [`StateRows`] gauge counts the keys held (with state, timers, or both); the stash holds
-//! about one watermark delay of records. [`StateHandle::with_state`] reads every key's state
-//! and timers between steps of the worker.
+//! The [`StateRows`](crate::state::StateRows) gauge counts the keys held (with state, timers,
+//! or both); the stash holds about one watermark delay of records. [`StateHandle::with_state`]
+//! reads every key's state and timers between steps of the worker.
 //!
 //! [`key_group`]: crate::snapshot::key_group
 
