@@ -71,7 +71,8 @@ pub trait SessionWindow<'scope, K, D> {
     /// Sessions in the output mode of the row type `R`: [`WindowResult`] (append) or
     /// [`WindowUpdate`](super::WindowUpdate) (update: after each step of the frontier, an early
     /// row for every open session of a key that received records, a retraction for every
-    /// session row of it whose bounds no longer exist, and a final row when a session closes).
+    /// session row of it whose bounds no longer exist, and a final row when a session closes),
+    /// with the operator's snapshot port and gauge (the keys with open sessions) in `config`.
     fn session_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         gap: u64,

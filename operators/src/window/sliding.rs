@@ -77,7 +77,8 @@ pub trait SlidingWindow<'scope, K, D> {
     /// Sliding windows in the output mode of the row type `R`: [`WindowResult`] (append, on
     /// per-key contributions) or [`WindowUpdate`](super::WindowUpdate) (update: early rows as
     /// the frontier advances, then the final one; each record is added to each of its windows,
-    /// so that every open window's value is at hand).
+    /// so that every open window's value is at hand), with the operator's snapshot port and
+    /// gauge in `config`.
     fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         size: u64,

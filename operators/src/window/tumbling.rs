@@ -58,7 +58,8 @@ pub trait TumblingWindow<'scope, K, D> {
 
     /// Tumbling windows in the output mode of the row type `R`: [`WindowResult`] (append) or
     /// [`WindowUpdate`](super::WindowUpdate) (update: early rows as the frontier advances, then
-    /// the final one).
+    /// the final one), with the operator's snapshot port and gauge in `config` (the gauge counts
+    /// the (key, window) accumulators held).
     fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         size: u64,
