@@ -13,7 +13,8 @@ impl<K: 'static, D: 'static> KeyedStream<'_, K, D> {
     /// names and kinds, in whatever order it builds them. By default, an
     /// operator is named by its kind (`tumbling`, `running_aggregate`, ...), then `kind#2`,
     /// `kind#3`... for later ones of the kind, in the order the job builds them. Two operators
-    /// of a job with the same name stop it when it is built.
+    /// of a job with the same name stop it when it is built. An interval join takes the name of
+    /// the stream it is called on.
     ///
     /// # Examples
     /// ```
