@@ -238,8 +238,8 @@ impl WorkerJob {
     }
 
     /// What a stateful operator of kind `kind` built now is given: a gauge, reported in
-    /// [`JobReport::state`] under the operator's id, and with `snapshots` and a checkpoint, the
-    /// port its parts are named by the id through. The id is `name`, or by default `kind`, then
+    /// [`JobReport::state`] under the operator's id, and with `snapshots` and a checkpoint, a
+    /// snapshot port whose parts are named by the id. The id is `name`, or by default `kind`, then
     /// `kind#2`, `kind#3`... for later operators of the kind (every worker builds the same
     /// operators in the same order). An empty id, or one another operator of the job has,
     /// stops the job before any data flows.
