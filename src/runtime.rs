@@ -16,8 +16,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tideflow_operators::snapshot::{self, SnapshotRegistry};
-use tideflow_operators::state::{self, GaugeSource, StateCount, StateRows};
+use tideflow_operators::state::{StateCount, StateRows};
+use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::Trigger;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::ProcessBuilder;
@@ -201,8 +201,9 @@ pub struct JobReport {
     /// Events stamped further ahead of the wall clock than the allowed future skew: processed,
     /// but kept from advancing the watermark.
     pub future_events: u64,
-    /// Rows of keyed state per stateful operator (named by kind, `#2`, `#3` for repeats),
-    /// summed over workers: held at the end, and the sum of each worker's peak.
+    /// Rows of keyed state per stateful operator, by its id (the name the job gave it, or by
+    /// default its kind, `#2`, `#3` for repeats), summed over workers: held at the end, and the
+    /// sum of each worker's peak.
     pub state: BTreeMap<String, StateCount>,
     /// Snapshots taken and the one resumed from (all zero without a checkpoint directory).
     pub snapshots: SnapshotReport,
@@ -219,7 +220,8 @@ pub(crate) struct WorkerJob {
     pub(crate) shared: Arc<SharedJob>,
     pub(crate) checkpointer: Option<Arc<Checkpointer>>,
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
-    state: RefCell<Vec<(String, StateRows)>>,
+    /// The stateful operators built on this worker: id, kind, gauge.
+    state: RefCell<Vec<(String, &'static str, StateRows)>>,
 }
 
 impl WorkerJob {
@@ -230,27 +232,60 @@ impl WorkerJob {
         done
     }
 
-    /// A gauge for the state rows of a stateful operator of kind `kind` (reported in
-    /// [`JobReport::state`] under `kind`, or `kind#2`, `kind#3`... for later ones).
-    pub(crate) fn state_gauge(&self, kind: &str) -> StateRows {
-        let mut gauges = self.state.borrow_mut();
-        let same = gauges
-            .iter()
-            .filter(|(name, _)| name.split('#').next() == Some(kind))
-            .count();
-        let name = match same {
-            0 => kind.to_string(),
-            n => format!("{kind}#{}", n + 1),
-        };
+    /// What a stateful operator of kind `kind` built now is given: a gauge, reported in
+    /// [`JobReport::state`] under the operator's id, and with `snapshots` and a checkpoint, a
+    /// snapshot port whose parts are named by the id. The id is `name`, or by default `kind`, then
+    /// `kind#2`, `kind#3`... for later operators of the kind (every worker builds the same
+    /// operators in the same order). An empty id, or one another operator of the job has,
+    /// stops the job before any data flows.
+    pub(crate) fn state_config(
+        &self,
+        kind: &'static str,
+        name: Option<String>,
+        snapshots: bool,
+    ) -> StateConfig {
+        let mut operators = self.state.borrow_mut();
+        let id = name.unwrap_or_else(|| {
+            match operators
+                .iter()
+                .filter(|(_, other, _)| *other == kind)
+                .count()
+            {
+                0 => kind.to_string(),
+                n => format!("{kind}#{}", n + 1),
+            }
+        });
+        if id.is_empty() {
+            self.shared
+                .fail(Error::Config("a stateful operator's name is empty".into()));
+        } else if operators.iter().any(|(other, _, _)| *other == id) {
+            self.shared.fail(Error::Config(format!(
+                "two stateful operators are named \"{id}\"; give each its own name"
+            )));
+        }
         let gauge = StateRows::default();
-        self.shared.metrics.register_state(&name, &gauge);
-        gauges.push((name, gauge.clone()));
-        gauge
+        self.shared.metrics.register_state(&id, &gauge);
+        let port = match &self.checkpointer {
+            Some(checkpointer) if snapshots => {
+                let registry = WorkerRegistry {
+                    checkpointer,
+                    shared: &self.shared,
+                    worker: self.index,
+                };
+                Some(registry.port(&id, kind))
+            }
+            _ => None,
+        };
+        operators.push((id, kind, gauge.clone()));
+        StateConfig {
+            port,
+            gauge: Some(gauge),
+        }
     }
 
     /// Adds this worker's state gauges to the job's totals.
     fn report_state(&self) {
-        for (name, gauge) in self.state.borrow().iter() {
+        for (name, _, gauge) in self.state.borrow().iter() {
             self.shared.add_state(name, gauge.get());
         }
     }
@@ -310,27 +345,14 @@ fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F)
 where
     F: Fn(&mut Flow<'_>) -> Result<(), Error>,
 {
-    let registry = job.checkpointer.as_ref().map(|checkpointer| {
-        Rc::new(WorkerRegistry {
-            checkpointer: Arc::clone(checkpointer),
-            shared: Arc::clone(&job.shared),
-            worker: job.index,
-        }) as Rc<dyn SnapshotRegistry>
-    });
-    let gauges_job = Rc::clone(job);
-    let gauges: GaugeSource = Rc::new(move |kind: &'static str| gauges_job.state_gauge(kind));
-    let built = snapshot::with_registry(registry, || {
-        state::with_gauges(Some(gauges), || {
-            worker.dataflow::<u64, _, _>(|scope| {
-                build(&mut Flow {
-                    scope,
-                    job: Rc::clone(job),
-                })
-            })
+    let mut built = worker.dataflow::<u64, _, _>(|scope| {
+        build(&mut Flow {
+            scope,
+            job: Rc::clone(job),
         })
     });
     if let Some(checkpointer) = &job.checkpointer {
-        checkpointer.worker_built();
+        built = built.and(checkpointer.worker_built(job.index));
     }
     if let Err(error) = built {
         job.shared.fail(error);

@@ -223,7 +223,11 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             let key = key(&event.data);
             event.map(|data| (key, data))
         });
-        KeyedStream { inner, job }
+        KeyedStream {
+            inner,
+            job,
+            name: None,
+        }
     }
 
     /// Writes every record to `sink`.
@@ -333,6 +337,7 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
         KeyedStream {
             inner: self.inner,
             job: self.job,
+            name: None,
         }
     }
 }
@@ -341,6 +346,8 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
 pub struct KeyedStream<'scope, K, D> {
     pub(crate) inner: StreamVec<'scope, u64, Event<(K, D)>>,
     pub(crate) job: Rc<WorkerJob>,
+    /// The id of the stateful operator built on this stream, if the job gave one.
+    pub(crate) name: Option<String>,
 }
 
 impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
@@ -385,6 +392,14 @@ where
     /// default, zero.
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = millis(lateness);
+        self
+    }
+
+    /// Names the window operator, as [`KeyedStream::named`] does. By default, it is named by
+    /// its kind (`tumbling`, `sliding`, `sliding-update` in update mode, `session`), then
+    /// `kind#2`, ... for later ones.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.keyed.name = Some(name.into());
         self
     }
 
@@ -534,16 +549,26 @@ where
         self,
         aggregator: A,
     ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
-        let KeyedStream { inner, job } = self.keyed;
+        let mut keyed = self.keyed;
+        let kind = match self.window {
+            Window::Tumbling { .. } => "tumbling",
+            Window::Sliding { .. } if R::UPDATES => "sliding-update",
+            Window::Sliding { .. } => "sliding",
+            Window::Session { .. } => "session",
+        };
+        let config = keyed.state_config(kind, true);
+        let KeyedStream { inner, job, .. } = keyed;
         let lateness = self.lateness;
         // Progress reports (src/metrics): records into and rows out of the window operator.
         let inner = count_window(&job.shared, inner, WindowCount::Input);
         let mut streams = match self.window {
-            Window::Tumbling { size } => inner.tumbling_window_rows(size, lateness, aggregator),
-            Window::Sliding { size, slide } => {
-                inner.sliding_window_rows(size, slide, lateness, aggregator)
+            Window::Tumbling { size } => {
+                inner.tumbling_window_rows(size, lateness, aggregator, config)
             }
-            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator),
+            Window::Sliding { size, slide } => {
+                inner.sliding_window_rows(size, slide, lateness, aggregator, config)
+            }
+            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator, config),
         };
         streams.results = count_window(&job.shared, streams.results, WindowCount::Rows);
         (job, streams)

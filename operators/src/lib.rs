@@ -19,6 +19,7 @@ pub mod keyed;
 pub mod snapshot;
 pub mod source;
 pub mod state;
+pub mod stateful;
 pub mod trigger;
 pub mod watermark;
 pub mod window;

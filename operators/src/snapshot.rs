@@ -4,17 +4,17 @@
 //! and reads back the frames of its worker's key groups when the job resumes. The runtime
 //! (`tideflow`'s checkpointer) implements the port, writes the files and decides the epochs.
 //!
-//! Operators find the port through a per-thread registry that the runtime installs while a
-//! worker builds its dataflow ([`with_registry`]); without one (unit tests, plain timely
-//! programs) operators take no snapshots and pay one branch per container.
+//! An operator is given its port when it is built, in its
+//! [`StateConfig`](crate::stateful::StateConfig); the runtime opens one port per operator id
+//! and worker. Without one (unit tests, plain timely programs) operators take no snapshots and
+//! pay one branch per activation. The [`Harness`](crate::stateful::Harness) drives this
+//! protocol for every stateful operator.
 
-use std::cell::RefCell;
 use std::hash::Hash;
 use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use timely::progress::frontier::MutableAntichain;
 
 use crate::event::key_hash;
 
@@ -86,38 +86,6 @@ pub trait SnapshotPort {
     fn note_sent(&self, time: u64) -> Option<u64>;
 }
 
-/// Hands out ports to the operators a worker builds.
-pub trait SnapshotRegistry {
-    /// A port for the next stateful operator built on this worker, of kind `kind` (e.g.
-    /// `"tumbling"`). Every worker builds the same operators in the same order, so the n-th
-    /// registration names the same operator everywhere.
-    fn register(&self, kind: &'static str) -> Rc<dyn SnapshotPort>;
-}
-
-thread_local! {
-    static REGISTRY: RefCell<Option<Rc<dyn SnapshotRegistry>>> = const { RefCell::new(None) };
-}
-
-/// Runs `build` with `registry` installed for the operators built in it (on this thread).
-pub fn with_registry<T>(
-    registry: Option<Rc<dyn SnapshotRegistry>>,
-    build: impl FnOnce() -> T,
-) -> T {
-    let previous = REGISTRY.with(|slot| slot.replace(registry));
-    let result = build();
-    REGISTRY.with(|slot| *slot.borrow_mut() = previous);
-    result
-}
-
-/// The snapshot hook of one operator instance: `None` when the job takes no snapshots.
-pub fn register(kind: &'static str) -> Option<Snapshots> {
-    REGISTRY.with(|slot| {
-        slot.borrow()
-            .as_ref()
-            .map(|registry| Snapshots::new(registry.register(kind)))
-    })
-}
-
 /// An operator's side of the protocol: when to stash, when its part is due, how to save and
 /// restore entries.
 pub struct Snapshots {
@@ -146,12 +114,7 @@ impl Snapshots {
     }
 
     /// The epoch whose part is due now: a pending snapshot not saved yet, with the input
-    /// frontier at or past it (or empty).
-    pub fn due(&self, frontier: &MutableAntichain<u64>) -> Option<u64> {
-        self.due_at(frontier.frontier().first().copied())
-    }
-
-    /// [`Snapshots::due`] for a frontier given as its least time (`None`: empty).
+    /// frontier (given as its least time, `None`: empty) at or past it.
     pub fn due_at(&self, frontier: Option<u64>) -> Option<u64> {
         let epoch = self.unsaved()?;
         match frontier {
@@ -184,11 +147,6 @@ impl Snapshots {
         }
         self.port.save(epoch, frames);
         self.saved = Some(epoch);
-    }
-
-    /// Tells the runtime the input has ended (once); call after any due part was saved.
-    pub fn finish_if_ended(&mut self, frontier: &MutableAntichain<u64>) {
-        self.finish_if(frontier.is_empty());
     }
 
     /// Tells the runtime the input has ended if `ended` (once), after any due part was saved.
@@ -238,32 +196,35 @@ impl Snapshots {
     }
 }
 
+/// A runtime's port as a test sees it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use std::cell::{Cell, RefCell};
 
-    use super::*;
+    use super::{Frame, Resumed, SnapshotPort};
 
+    /// A port whose pending epoch the test sets, which records the parts saved and whether the
+    /// operator finished, and restores the frames the test gives it.
     #[derive(Default)]
-    struct Port {
-        pending: Cell<Option<u64>>,
-        saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+    pub(crate) struct RecordingPort {
+        pub(crate) pending: Cell<Option<u64>>,
+        pub(crate) saved: RefCell<Vec<(u64, Vec<Frame>)>>,
+        pub(crate) finished: Cell<bool>,
+        pub(crate) restore: RefCell<Vec<Frame>>,
     }
 
-    impl SnapshotPort for Port {
+    impl SnapshotPort for RecordingPort {
         fn pending(&self) -> Option<u64> {
             self.pending.get()
         }
         fn save(&self, epoch: u64, frames: Vec<Frame>) {
             self.saved.borrow_mut().push((epoch, frames));
         }
-        fn finish(&self) {}
+        fn finish(&self) {
+            assert!(!self.finished.replace(true), "finish is called once");
+        }
         fn take_restored(&self) -> Vec<Frame> {
-            self.saved
-                .borrow()
-                .last()
-                .map(|(_, f)| f.clone())
-                .unwrap_or_default()
+            std::mem::take(&mut *self.restore.borrow_mut())
         }
         fn resumed(&self) -> Option<Resumed> {
             None
@@ -275,22 +236,29 @@ mod tests {
             self.pending.get()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::RecordingPort;
+    use super::*;
 
     #[test]
     fn entries_round_trip_by_group() {
-        let port = Rc::new(Port::default());
+        let port = Rc::new(RecordingPort::default());
         port.pending.set(Some(10));
         let mut snapshots = Snapshots::new(port.clone());
         assert_eq!(snapshots.unsaved(), Some(10));
         let entries: Vec<(String, u64)> = (0..100).map(|i| (format!("k{i}"), i)).collect();
         snapshots.save(10, entries.iter().map(|e| (key_group(&e.0), e)));
         assert_eq!(snapshots.unsaved(), None);
+        let saved = port.saved.borrow()[0].1.clone();
+        assert!(saved.iter().all(|frame| frame.count > 0));
+        *port.restore.borrow_mut() = saved;
         let mut back: Vec<(String, u64)> = snapshots.restore();
         back.sort();
         let mut expected = entries.clone();
         expected.sort();
         assert_eq!(back, expected);
-        let saved = port.saved.borrow();
-        assert!(saved[0].1.iter().all(|frame| frame.count > 0));
     }
 }

@@ -1,4 +1,5 @@
-//! How much keyed state an operator holds: a gauge each stateful operator keeps up to date.
+//! How much keyed state an operator holds: a gauge each stateful operator keeps up to date,
+//! given to it in its [`StateConfig`](crate::stateful::StateConfig).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -57,26 +58,4 @@ impl StateRows {
             peak: peak.max(rows),
         }
     }
-}
-
-thread_local! {
-    static GAUGES: std::cell::RefCell<Option<GaugeSource>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Makes the gauge of an operator of a kind (`"tumbling"`, ...): installed by the runtime while a
-/// worker builds its dataflow, so that operators built without a gauge argument (windows)
-/// report their state too.
-pub type GaugeSource = std::rc::Rc<dyn Fn(&'static str) -> StateRows>;
-
-/// Runs `build` with `source` handing out gauges to the operators built in it (on this thread).
-pub fn with_gauges<T>(source: Option<GaugeSource>, build: impl FnOnce() -> T) -> T {
-    let previous = GAUGES.with(|slot| slot.replace(source));
-    let result = build();
-    GAUGES.with(|slot| *slot.borrow_mut() = previous);
-    result
-}
-
-/// A gauge for an operator of kind `kind` being built now, if the runtime collects them.
-pub fn gauge(kind: &'static str) -> Option<StateRows> {
-    GAUGES.with(|slot| slot.borrow().as_ref().map(|source| source(kind)))
 }

@@ -14,8 +14,8 @@ use crate::position::Position;
 
 /// The first bytes of every part file.
 const PART_MAGIC: &[u8; 8] = b"TFPART1\n";
-/// The manifest format's version.
-pub(crate) const MANIFEST_VERSION: u32 = 1;
+/// The manifest format's version (2: parts and operators named by the operators' ids).
+pub(crate) const MANIFEST_VERSION: u32 = 2;
 /// The manifest's file name inside a snapshot directory.
 pub(crate) const MANIFEST: &str = "MANIFEST.json";
 /// The execution number's file name.
@@ -52,10 +52,25 @@ pub(crate) struct PartInfo {
     pub(crate) file: String,
     /// The operator kind (`tumbling`, `source`, `sink`...).
     pub(crate) kind: String,
+    /// A stateful operator's part: the operator's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) operator: Option<String>,
+    /// A stateful operator's or a source's part: the worker that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) worker: Option<usize>,
     /// The file's size in bytes.
     pub(crate) size: u64,
     /// CRC-32 of the whole file.
     pub(crate) crc32: u32,
+}
+
+/// A stateful operator as a manifest lists it: its id and kind.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct OperatorInfo {
+    /// The operator's id (`tumbling`, `session#2`, or the name the job gave it).
+    pub(crate) id: String,
+    /// Its kind.
+    pub(crate) kind: String,
 }
 
 /// A sink's entry in a manifest: its name and, for a file sink, the file its committed output
@@ -82,8 +97,25 @@ pub(crate) struct Manifest {
     /// Whether this is the end of the job: every source had ended.
     #[serde(rename = "final")]
     pub(crate) is_final: bool,
+    /// The job's stateful operators, by id.
+    pub(crate) operators: Vec<OperatorInfo>,
     pub(crate) parts: Vec<PartInfo>,
     pub(crate) sinks: Vec<SinkInfo>,
+}
+
+/// The part file stem of operator `id` on `worker`: `op-ID-wN`, the id's bytes other than
+/// ASCII letters, digits, `_`, `-` and `.` written `%XX` (so that two ids never share a file).
+pub(crate) fn operator_stem(id: &str, worker: usize) -> String {
+    let mut stem = String::from("op-");
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.') {
+            stem.push(char::from(byte));
+        } else {
+            stem.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    stem.push_str(&format!("-w{worker}"));
+    stem
 }
 
 /// Writes a part file named `name` into snapshot `id` and returns its manifest entry.
@@ -107,6 +139,8 @@ pub(crate) fn write_part(
     })?;
     Ok(PartInfo {
         kind: kind.to_string(),
+        operator: None,
+        worker: None,
         size: bytes.len() as u64,
         crc32: crc32fast::hash(&bytes),
         file,

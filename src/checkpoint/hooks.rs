@@ -1,12 +1,12 @@
 //! How the participants of a snapshot reach the coordinator: each worker's operator ports
-//! (the [`SnapshotRegistry`] that `tideflow_operators` asks while a dataflow is built), and the
-//! hooks of sources and committing sinks.
+//! (opened by [`WorkerRegistry::port`] under each stateful operator's id, and given to the
+//! operator when the dataflow is built), and the hooks of sources and committing sinks.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tideflow_operators::snapshot::{Frame, Resumed, SnapshotPort, SnapshotRegistry};
+use tideflow_operators::snapshot::{Frame, Resumed, SnapshotPort};
 
 use super::commit::{Committer, Recovered};
 use super::files::{PartBody, PartitionCursor};
@@ -14,26 +14,23 @@ use super::Checkpointer;
 use crate::context::SharedJob;
 use crate::error::Error;
 
-/// A worker's registry: hands operators their ports.
-pub(crate) struct WorkerRegistry {
-    pub(crate) checkpointer: Arc<Checkpointer>,
-    pub(crate) shared: Arc<SharedJob>,
+/// A worker's registry: opens the ports of its stateful operators.
+pub(crate) struct WorkerRegistry<'a> {
+    pub(crate) checkpointer: &'a Arc<Checkpointer>,
+    pub(crate) shared: &'a Arc<SharedJob>,
     pub(crate) worker: usize,
 }
 
-impl SnapshotRegistry for WorkerRegistry {
-    fn register(&self, kind: &'static str) -> Rc<dyn SnapshotPort> {
-        let index = self.checkpointer.register(self.worker, "op", kind, None);
-        let name = {
-            let state = self.checkpointer.lock();
-            state.registrations[index].name.clone()
-        };
-        let stem = name.split("-w").next().unwrap_or_default().to_string();
+impl WorkerRegistry<'_> {
+    /// The port of this worker's instance of stateful operator `id`, of kind `kind`: its parts
+    /// are named by the id, and it restores the id's state.
+    pub(crate) fn port(&self, id: &str, kind: &'static str) -> Rc<dyn SnapshotPort> {
+        let index = self.checkpointer.register_operator(self.worker, id, kind);
         Rc::new(OperatorPort {
-            checkpointer: Arc::clone(&self.checkpointer),
-            shared: Arc::clone(&self.shared),
+            checkpointer: Arc::clone(self.checkpointer),
+            shared: Arc::clone(self.shared),
             index,
-            stem,
+            id: id.to_string(),
             kind,
             worker: self.worker,
         })
@@ -45,7 +42,7 @@ struct OperatorPort {
     checkpointer: Arc<Checkpointer>,
     shared: Arc<SharedJob>,
     index: usize,
-    stem: String,
+    id: String,
     kind: &'static str,
     worker: usize,
 }
@@ -76,7 +73,7 @@ impl SnapshotPort for OperatorPort {
     fn take_restored(&self) -> Vec<Frame> {
         match self
             .checkpointer
-            .restored_frames(&self.stem, self.kind, self.worker)
+            .restored_frames(&self.id, self.kind, self.worker)
         {
             Ok(frames) => frames,
             Err(error) => {

@@ -14,6 +14,7 @@ pub mod commit;
 pub(crate) mod fault;
 mod files;
 mod hooks;
+mod operators;
 mod recovery;
 pub(crate) mod storage;
 
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tideflow_operators::snapshot::{owns_group, Frame, Resumed};
+use tideflow_operators::snapshot::{Frame, Resumed};
 
 use fault::Fault;
 pub(crate) use files::PartitionCursor;
@@ -85,11 +86,13 @@ pub struct SnapshotReport {
 
 /// One registered participant: an operator instance, a source instance or a sink.
 struct Registration {
-    /// Its file name stem: `op3-w1`, `src0-w0`, `sink0`.
+    /// Its file name stem: `op-tumbling-w1`, `src0-w0`, `sink0`.
     name: String,
     kind: String,
     /// A committing sink's committer.
     committer: Option<Box<dyn Committer>>,
+    /// A stateful operator instance: the operator's id and the worker.
+    operator: Option<(String, usize)>,
     /// Once its input ended: its last part, used for every later snapshot.
     finished: Option<PartBody>,
 }
@@ -276,6 +279,7 @@ impl Checkpointer {
             name,
             kind: kind.to_string(),
             committer,
+            operator: None,
             finished: None,
         });
         state.registrations.len() - 1
@@ -309,9 +313,12 @@ impl Checkpointer {
         CommitContext::new(name, self.execution, &*self.storage, &self.fault)
     }
 
-    /// A worker has built its dataflow (and registered everything in it, restoring its state).
-    pub(crate) fn worker_built(&self) {
+    /// Worker `worker` has built its dataflow (and registered everything in it, restoring its
+    /// state). Fails, before any data flows, if the job resumes from a snapshot whose stateful
+    /// operators are not this worker's (every worker builds the same ones).
+    pub(crate) fn worker_built(&self, worker: usize) -> Result<(), Error> {
         let mut state = self.lock();
+        self.check_operators(&state, worker)?;
         state.built += 1;
         if state.built == self.peers {
             if let Some(from) = &self.resume {
@@ -326,6 +333,7 @@ impl Checkpointer {
                 );
             }
         }
+        Ok(())
     }
 
     /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
@@ -509,9 +517,15 @@ impl Checkpointer {
         let mut parts: Vec<(usize, PartInfo)> = pending
             .parts
             .iter()
-            .map(|(index, info)| (*index, info.clone()))
+            .map(|(index, info)| {
+                (
+                    *index,
+                    operators::part_of(&state.registrations[*index], info),
+                )
+            })
             .collect();
         parts.sort_by_key(|(index, _)| *index);
+        let operators = operators::listed(&state.registrations);
         let sinks: Vec<SinkInfo> = state
             .registrations
             .iter()
@@ -531,6 +545,7 @@ impl Checkpointer {
             execution: self.execution,
             peers: self.peers,
             is_final,
+            operators,
             parts: parts.into_iter().map(|(_, info)| info).collect(),
             sinks,
         };
@@ -593,64 +608,6 @@ impl Checkpointer {
             }
             self.storage.remove_snapshot(id);
         }
-    }
-
-    /// The restored frames of registration `name`'s operator for `worker`.
-    fn restored_frames(
-        &self,
-        name_stem: &str,
-        kind: &str,
-        worker: usize,
-    ) -> Result<Vec<Frame>, Error> {
-        let Some(from) = &self.resume else {
-            return Ok(Vec::new());
-        };
-        let mut restored = self
-            .restored
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !restored.contains_key(name_stem) {
-            // The first worker to ask reads the operator's parts once and sorts its frames by
-            // the worker that owns their key group now.
-            let prefix = format!("{name_stem}-w");
-            let mut by_worker: Vec<Vec<Frame>> = vec![Vec::new(); self.peers];
-            let mut found = false;
-            for part in from
-                .manifest
-                .parts
-                .iter()
-                .filter(|p| p.file.starts_with(&prefix))
-            {
-                found = true;
-                if part.kind != kind {
-                    return Err(self.mismatch(from.id, &part.file, &part.kind, kind));
-                }
-                match files::read_part(&*self.storage, from.id, part)? {
-                    PartBody::Operator(frames) => {
-                        for frame in frames {
-                            let owner = (u64::from(frame.group) % self.peers as u64) as usize;
-                            by_worker[owner].push(frame);
-                        }
-                    }
-                    _ => return Err(self.mismatch(from.id, &part.file, "another kind", kind)),
-                }
-            }
-            if !found {
-                return Err(Error::Snapshot(format!(
-                    "{}: has no state for operator {name_stem} ({kind}); the snapshot was taken by another job",
-                    self.storage.describe(Some(Location::In(from.id, files::MANIFEST)))
-                )));
-            }
-            restored.insert(name_stem.to_string(), by_worker);
-        }
-        let frames = restored
-            .get_mut(name_stem)
-            .map(|by_worker| std::mem::take(&mut by_worker[worker]))
-            .unwrap_or_default();
-        debug_assert!(frames
-            .iter()
-            .all(|f| owns_group(u64::from(f.group), worker, self.peers)));
-        Ok(frames)
     }
 
     /// The restored cursors of source `name_stem`, by global partition.
@@ -737,6 +694,7 @@ mod tests {
                 execution: 1,
                 peers: 1,
                 is_final: false,
+                operators: Vec::new(),
                 parts: Vec::new(),
                 sinks: Vec::new(),
             };

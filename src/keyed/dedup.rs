@@ -60,9 +60,10 @@ where
     /// # Ok::<(), tideflow::Error>(())
     /// ```
     pub fn dedup_within(self, bound: Duration) -> Stream<'scope, (K, D)> {
-        let KeyedStream { inner, job } = self;
-        let gauge = job.state_gauge("dedup");
-        let DedupStreams { kept, late, .. } = inner.dedup_within_core(millis(bound), gauge);
+        let mut keyed = self;
+        let config = keyed.state_config("dedup", true);
+        let KeyedStream { inner, job, .. } = keyed;
+        let DedupStreams { kept, late, .. } = inner.dedup_within_core(millis(bound), config);
         drop_late(&job, late);
         Stream { inner: kept, job }
     }

@@ -137,8 +137,9 @@ where
         B: ExchangeData + Clone,
         J: JoinKind<K, A, B>,
     {
-        let job = self.job;
-        let gauge = job.state_gauge("interval_join");
+        let mut keyed = self;
+        let config = keyed.state_config("interval_join", true);
+        let job = keyed.job;
         let counter = Rc::clone(&job);
         let on_late = move |late| {
             counter
@@ -146,12 +147,12 @@ where
                 .late_dropped
                 .fetch_add(late, Ordering::Relaxed);
         };
-        let inner = self.inner.interval_join_core(
+        let inner = keyed.inner.interval_join_core(
             other.inner,
             millis(lower),
             millis(upper),
             kind,
-            gauge,
+            config,
             on_late,
         );
         Stream { inner, job }

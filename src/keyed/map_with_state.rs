@@ -157,9 +157,10 @@ where
         S: Serialize + DeserializeOwned + 'static,
         O: Clone + Serialize + DeserializeOwned + 'static,
     {
-        let KeyedStream { inner, job } = self;
-        let gauge = job.state_gauge("map_with_state");
-        let streams = inner.map_with_state_core(ttl, logic, gauge);
+        let mut keyed = self;
+        let config = keyed.state_config("map_with_state", true);
+        let KeyedStream { inner, job, .. } = keyed;
+        let streams = inner.map_with_state_core(ttl, logic, config);
         Stream {
             inner: streams.output,
             job,

@@ -21,7 +21,8 @@ where
     /// exactly the records stamped at or before it. Keep only the insertions for upserts on the
     /// key; sink into [`CompleteSink`](crate::sink::CompleteSink) for the whole table. State is
     /// one accumulator and one result per key, reported in
-    /// [`JobReport::state`](crate::JobReport) as `running_aggregate`.
+    /// [`JobReport::state`](crate::JobReport) as `running_aggregate` (by default; see
+    /// [`KeyedStream::named`]).
     ///
     /// # Examples
     /// ```
@@ -56,10 +57,14 @@ where
         A: Aggregator<D>,
         A::Output: PartialEq,
     {
-        let state = self.job.state_gauge("running_aggregate");
+        let mut keyed = self;
+        let config = keyed.state_config("running_aggregate", true);
         Stream {
-            inner: self.inner.running_aggregate(aggregator, state),
-            job: self.job,
+            inner: keyed
+                .inner
+                .running_aggregate_core(aggregator, config)
+                .changes,
+            job: keyed.job,
         }
     }
 }

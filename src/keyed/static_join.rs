@@ -239,9 +239,11 @@ where
         V: ExchangeData + Ord + Debug + Clone,
         J: JoinKind<K, D, V>,
     {
-        let KeyedStream { inner, job } = self;
-        let gauge = job.state_gauge("static_join");
-        let joined = inner.join_static_core(table.table, kind, gauge).joined;
+        let mut keyed = self;
+        // The join keeps no state in snapshots: the table is read again when a job resumes.
+        let config = keyed.state_config("static_join", false);
+        let KeyedStream { inner, job, .. } = keyed;
+        let joined = inner.join_static_core(table.table, kind, config).joined;
         Stream { inner: joined, job }
     }
 }

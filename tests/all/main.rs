@@ -4,6 +4,7 @@ mod clocks;
 mod dedup;
 mod interval_join;
 mod map_with_state;
+mod named_state;
 mod oracle;
 mod runtime;
 mod snapshots;

@@ -26,13 +26,12 @@ use std::hash::Hash;
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
-use crate::state::StateRows;
+use crate::snapshot::key_group;
+use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 use crate::window::{emit_late, keyed_window_operator, LateRecord, StampCaps, WindowStreams};
 
 /// The outputs of [`DedupWithin::dedup_within`].
@@ -81,9 +80,9 @@ pub trait DedupWithin<'scope, K, D> {
     /// ```
     fn dedup_within(self, bound: u64) -> DedupStreams<'scope, K, D>;
 
-    /// Like [`dedup_within`](Self::dedup_within), and sets `gauge` to the number of live ids
-    /// after each activation.
-    fn dedup_within_core(self, bound: u64, gauge: StateRows) -> DedupStreams<'scope, K, D>;
+    /// Like [`dedup_within`](Self::dedup_within), with the operator's snapshot port and gauge
+    /// (set to the number of live ids after each activation) in `config`.
+    fn dedup_within_core(self, bound: u64, config: StateConfig) -> DedupStreams<'scope, K, D>;
 }
 
 impl<'scope, K, D> DedupWithin<'scope, K, D> for StreamVec<'scope, u64, Event<(K, D)>>
@@ -92,24 +91,22 @@ where
     D: ExchangeData + Ord,
 {
     fn dedup_within(self, bound: u64) -> DedupStreams<'scope, K, D> {
-        self.dedup_within_core(bound, StateRows::default())
+        self.dedup_within_core(bound, StateConfig::none())
     }
 
-    fn dedup_within_core(self, bound: u64, gauge: StateRows) -> DedupStreams<'scope, K, D> {
-        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
-        let mut stash: Stash<K, D> = BTreeMap::new();
+    fn dedup_within_core(self, bound: u64, config: StateConfig) -> DedupStreams<'scope, K, D> {
+        let mut stash: EventStash<(K, D)> = StampStash::default();
         let state = Rc::new(RefCell::new(DedupState::new(bound)));
         let handle = DedupHandle {
             state: Rc::clone(&state),
         };
         let mut kept = Vec::new();
+        let mut harness = Harness::new(config);
 
         let restore_state = Rc::clone(&state);
         let WindowStreams { results, late } =
             keyed_window_operator(self, "DedupWithin", move |_| {
-                let mut snapshots = snapshot::register("dedup");
-                if let Some(snapshots) = &snapshots {
-                    let saved: Vec<(K, u64)> = snapshots.restore();
+                if let Some(saved) = harness.restore::<(K, u64)>() {
                     restore_state.borrow_mut().restore(saved);
                 }
                 move |input, frontier, results, late| {
@@ -118,10 +115,7 @@ where
                         let stamp = *capability.time();
                         let is_late =
                             |event: &Event<(K, D)>| stamp > event.time.saturating_add(bound);
-                        let batches = &mut stash
-                            .entry(stamp)
-                            .or_insert_with(|| (capability.retain(port), Vec::new()))
-                            .1;
+                        let batches = stash.at(&capability, port);
                         for container in containers {
                             if container.iter().any(is_late) {
                                 let mut on_time = Vec::with_capacity(container.len());
@@ -150,16 +144,10 @@ where
                     // entries below it; then expire what the frontier has passed.
                     let mut state = state.borrow_mut();
                     let frontier_min = frontier.frontier().first().copied();
-                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
                     let mut most = state.rows();
                     // Up to a snapshot's epoch first (its part is saved there), then the frontier.
-                    for limit in due.map(Some).into_iter().chain([frontier_min]) {
-                        let passed = |time: u64| limit.is_none_or(|f| time < f);
-                        while let Some(entry) = stash.first_entry() {
-                            if !passed(*entry.key()) {
-                                break;
-                            }
-                            let (stamp, (capability, batches)) = entry.remove_entry();
+                    for step in harness.steps(frontier_min) {
+                        while let Some((stamp, capability, batches)) = stash.pop_passed(&step) {
                             state.expire_before(stamp);
                             state.apply(batches.into_iter().flatten(), &mut kept);
                             most = most.max(state.rows());
@@ -168,15 +156,11 @@ where
                                 kept.clear();
                             }
                         }
-                        if let (Some(epoch), Some(snapshots)) =
-                            (due.filter(|&e| limit == Some(e)), snapshots.as_mut())
-                        {
-                            snapshots.save(
-                                epoch,
-                                state
-                                    .iter()
-                                    .map(|(key, expiry)| (key_group(key), (key, expiry))),
-                            );
+                        if let Some(epoch) = step.save {
+                            let entries = state
+                                .iter()
+                                .map(|(key, expiry)| (key_group(key), (key, expiry)));
+                            harness.save(epoch, entries);
                         }
                     }
                     match frontier_min {
@@ -185,12 +169,9 @@ where
                     }
                     // The peak includes the rows held between stamps within this activation.
                     if most > state.rows() {
-                        gauge.set(most as u64);
+                        harness.peak(most as u64);
                     }
-                    gauge.set(state.rows() as u64);
-                    if let Some(snapshots) = snapshots.as_mut() {
-                        snapshots.finish_if_ended(frontier);
-                    }
+                    harness.settle(state.rows() as u64, frontier.is_empty());
                 }
             });
         DedupStreams {

@@ -32,20 +32,20 @@
 //!
 //! [`key_group`]: crate::snapshot::key_group
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::{Capability, InputCapability};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
+use crate::snapshot::key_group;
 use crate::state::StateRows;
+use crate::stateful::{Harness, StampStash, StateConfig};
 
 mod state;
 
@@ -200,41 +200,37 @@ pub trait IntervalJoin<'scope, K, A> {
         state: StateRows,
     ) -> StreamVec<'scope, u64, Event<Joined<K, A, Option<B>>>>;
 
-    /// The join of kind `kind` ([`InnerJoin`] or [`LeftJoin`]); `on_late` is called with the
-    /// number of late records dropped (at most once per activation). The left join emits its
-    /// late left records instead of dropping them, so they are not counted.
+    /// The join of kind `kind` ([`InnerJoin`] or [`LeftJoin`]), with the operator's snapshot
+    /// port and gauge in `config`; `on_late` is called with the number of late records dropped
+    /// (at most once per activation). The left join emits its late left records instead of
+    /// dropping them, so they are not counted.
     fn interval_join_core<B: ExchangeData + Clone, J: JoinKind<K, A, B>>(
         self,
         other: StreamVec<'scope, u64, Event<(K, B)>>,
         lower: u64,
         upper: u64,
         kind: J,
-        state: StateRows,
+        config: StateConfig,
         on_late: impl FnMut(u64) + 'static,
     ) -> StreamVec<'scope, u64, Event<J::Row>>;
 }
 
-/// The batches of both inputs stamped at one time, and a capability at it.
+/// The batches of both inputs stamped at one time.
 struct Pending<K, A, B> {
-    capability: Capability<u64>,
     left: Vec<Vec<Event<(K, A)>>>,
     right: Vec<Vec<Event<(K, B)>>>,
     /// Records in `left` and `right`.
     records: u64,
 }
 
-/// The stash entry at `capability`'s time, created with a capability for output `port`.
-fn pending<'a, K, A, B>(
-    stash: &'a mut BTreeMap<u64, Pending<K, A, B>>,
-    capability: &InputCapability<u64>,
-    port: usize,
-) -> &'a mut Pending<K, A, B> {
-    stash.entry(*capability.time()).or_insert_with(|| Pending {
-        capability: capability.retain(port),
-        left: Vec::new(),
-        right: Vec::new(),
-        records: 0,
-    })
+impl<K, A, B> Default for Pending<K, A, B> {
+    fn default() -> Self {
+        Pending {
+            left: Vec::new(),
+            right: Vec::new(),
+            records: 0,
+        }
+    }
 }
 
 /// Moves `container`'s records that are not late into a new batch, and hands the late ones
@@ -270,7 +266,8 @@ where
         upper: u64,
         state: StateRows,
     ) -> StreamVec<'scope, u64, Event<Joined<K, A, B>>> {
-        self.interval_join_core(other, lower, upper, InnerJoin, state, |_| {})
+        let config = StateConfig::gauged(state);
+        self.interval_join_core(other, lower, upper, InnerJoin, config, |_| {})
     }
 
     fn interval_join_left<B: ExchangeData + Clone>(
@@ -280,7 +277,8 @@ where
         upper: u64,
         state: StateRows,
     ) -> StreamVec<'scope, u64, Event<Joined<K, A, Option<B>>>> {
-        self.interval_join_core(other, lower, upper, LeftJoin, state, |_| {})
+        let config = StateConfig::gauged(state);
+        self.interval_join_core(other, lower, upper, LeftJoin, config, |_| {})
     }
 
     fn interval_join_core<B: ExchangeData + Clone, J: JoinKind<K, A, B>>(
@@ -289,12 +287,13 @@ where
         lower: u64,
         upper: u64,
         _kind: J,
-        gauge: StateRows,
+        config: StateConfig,
         mut on_late: impl FnMut(u64) + 'static,
     ) -> StreamVec<'scope, u64, Event<J::Row>> {
         let left_route: fn(&Event<(K, A)>) -> u64 = |event| key_group(&event.data.0);
         let right_route: fn(&Event<(K, B)>) -> u64 = |event| key_group(&event.data.0);
-        let mut stash: BTreeMap<u64, Pending<K, A, B>> = BTreeMap::new();
+        let mut stash: StampStash<Pending<K, A, B>> = StampStash::default();
+        let mut harness = Harness::new(config);
         let mut state: JoinState<K, A, B> = JoinState::new(lower, upper);
         // Records in the stash, for the gauge.
         let mut stashed: u64 = 0;
@@ -310,9 +309,7 @@ where
             move |initial, _info| {
                 // Output capabilities are minted from input capabilities, or from the initial
                 // one for restored left rows (the left join's unmatched rows).
-                let mut snapshots = snapshot::register("interval_join");
-                if let Some(snapshots) = &snapshots {
-                    let saved: Vec<SavedRow<K, A, B>> = snapshots.restore();
+                if let Some(saved) = harness.restore::<SavedRow<K, A, B>>() {
                     for (key, record, time, expires, matched) in saved {
                         state.restore(key, record, time, expires, matched);
                     }
@@ -342,7 +339,7 @@ where
                         }
                         if !kept.is_empty() {
                             stashed += kept.len() as u64;
-                            let pending = pending(&mut stash, &capability, port);
+                            let pending = stash.at(&capability, port);
                             pending.records += kept.len() as u64;
                             pending.left.push(kept);
                         }
@@ -353,7 +350,7 @@ where
                         let kept = split_late(container, is_late, |_| late += 1);
                         if !kept.is_empty() {
                             stashed += kept.len() as u64;
-                            let pending = pending(&mut stash, &capability, port);
+                            let pending = stash.at(&capability, port);
                             pending.records += kept.len() as u64;
                             pending.right.push(kept);
                         }
@@ -373,16 +370,11 @@ where
                         (l, r) => l.or(r),
                     };
                     // Up to a snapshot's epoch first (its part is saved there), then the frontier.
-                    let due = snapshots.as_ref().and_then(|s| s.due_at(frontier));
-                    for frontier in due.map(Some).into_iter().chain([frontier]) {
-                        let passed = |time: u64| frontier.is_none_or(|f| time < f);
+                    for step in harness.steps(frontier) {
                         loop {
-                            let next_stamp = stash
-                                .first_key_value()
-                                .map(|(stamp, _)| *stamp)
-                                .filter(|&stamp| passed(stamp));
+                            let next_stamp = stash.first_stamp().filter(|&s| step.passed(s));
                             // Expire every row due before the next stamp (or the frontier).
-                            let limit = next_stamp.or(frontier);
+                            let limit = next_stamp.or(step.limit);
                             while let Some(at) = state
                                 .next_expiry()
                                 .filter(|&at| limit.is_none_or(|limit| at < limit))
@@ -405,8 +397,8 @@ where
                             let Some(stamp) = next_stamp else {
                                 break;
                             };
-                            let pending = stash.pop_first().expect("a stamp is due").1;
-                            let capability = pending.capability;
+                            let (_, capability, pending) =
+                                stash.pop_first().expect("a stamp is due");
                             stashed -= pending.records;
                             if J::OUTER
                                 && !pending.left.is_empty()
@@ -435,9 +427,7 @@ where
                                 });
                             }
                         }
-                        if let (Some(epoch), Some(snapshots)) =
-                            (due.filter(|&e| frontier == Some(e)), snapshots.as_mut())
-                        {
+                        if let Some(epoch) = step.save {
                             let rows = state.rows().map(|row| {
                                 let record = match row.record {
                                     HeldRecord::Left(left) => Ok(left),
@@ -446,7 +436,7 @@ where
                                 let saved = (row.key, record, row.time, row.expires, row.matched);
                                 (key_group(row.key), saved)
                             });
-                            snapshots.save(epoch, rows);
+                            harness.save(epoch, rows);
                         }
                     }
                     if J::OUTER {
@@ -461,11 +451,8 @@ where
                             None => outer = None,
                         }
                     }
-                    gauge.set(state.len() + stashed);
-                    if let Some(snapshots) = snapshots.as_mut() {
-                        let ended = left_frontier.is_empty() && right_frontier.is_empty();
-                        snapshots.finish_if(ended);
-                    }
+                    let ended = left_frontier.is_empty() && right_frontier.is_empty();
+                    harness.settle(state.len() + stashed, ended);
                 }
             },
         )

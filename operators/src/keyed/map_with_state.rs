@@ -54,9 +54,9 @@
 //! push of a slot number, not a copy of the key; a deleted timer's index entry is skipped when
 //! its time comes. Expiries are lazy: a state has one index entry at a time, re-armed at its
 //! latest touch when it comes due.
-//! The [`StateRows`] gauge counts the keys held (with state, timers, or both); the stash holds
-//! about one watermark delay of records. [`StateHandle::with_state`] reads every key's state
-//! and timers between steps of the worker.
+//! The [`StateRows`](crate::state::StateRows) gauge counts the keys held (with state, timers,
+//! or both); the stash holds about one watermark delay of records. [`StateHandle::with_state`]
+//! reads every key's state and timers between steps of the worker.
 //!
 //! [`key_group`]: crate::snapshot::key_group
 
@@ -76,8 +76,8 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::{self, key_group, Snapshots};
-use crate::state::StateRows;
+use crate::snapshot::key_group;
+use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 use crate::window::EventOutput;
 
 /// Why the function of [`MapWithState::map_with_state`] is called for a key.
@@ -245,13 +245,13 @@ pub trait MapWithState<'scope, K, D> {
         O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static;
 
-    /// Like [`map_with_state`](Self::map_with_state), and sets `gauge` to the number of keys
-    /// held after each activation.
+    /// Like [`map_with_state`](Self::map_with_state), with the operator's snapshot port and
+    /// gauge (set to the number of keys held after each activation) in `config`.
     fn map_with_state_core<S, O, L>(
         self,
         ttl: Option<u64>,
         logic: L,
-        gauge: StateRows,
+        config: StateConfig,
     ) -> StatefulStreams<'scope, K, S, O>
     where
         S: Serialize + DeserializeOwned + 'static,
@@ -270,23 +270,23 @@ where
         O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     {
-        self.map_with_state_core(ttl, logic, StateRows::default())
+        self.map_with_state_core(ttl, logic, StateConfig::none())
     }
 
     fn map_with_state_core<S, O, L>(
         self,
         ttl: Option<u64>,
         mut logic: L,
-        gauge: StateRows,
+        config: StateConfig,
     ) -> StatefulStreams<'scope, K, S, O>
     where
         S: Serialize + DeserializeOwned + 'static,
         O: Clone + Serialize + DeserializeOwned + 'static,
         L: FnMut(&K, StateInput<'_, D>, &mut Option<S>, &mut StateContext<'_, O>) + 'static,
     {
-        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
-        let mut stash: Stash<K, D> = BTreeMap::new();
+        let mut stash: EventStash<(K, D)> = StampStash::default();
+        let mut harness = Harness::new(config);
         let states = Rc::new(RefCell::new(KeyedStates::new(ttl)));
         let handle = StateHandle {
             states: Rc::clone(&states),
@@ -300,15 +300,14 @@ where
             Exchange::new(route),
             "MapWithState",
             move |initial, _info| {
-                let mut snapshots = snapshot::register("map_with_state");
                 // Outputs a restored snapshot holds (made before its epoch, for at or after it).
                 let mut restored: Option<(Capability<u64>, Vec<Event<O>>)> = None;
                 // Outputs made before a pending epoch for at or after it: in the next part.
                 let mut ahead: Vec<Event<O>> = Vec::new();
-                if let Some(snapshots) = &snapshots {
+                if let Some(saved) = harness.restore::<OwnedState<K, S, O>>() {
                     let mut states = states.borrow_mut();
                     let mut outputs = Vec::new();
-                    for saved in snapshots.restore::<OwnedState<K, S, O>>() {
+                    for saved in saved {
                         match saved {
                             SavedState::Key {
                                 key,
@@ -325,7 +324,7 @@ where
                         // They are sent again, ahead of every step: later epochs must be
                         // above them, as they were in the run that made them.
                         let latest = outputs.iter().map(|e| e.time).max().unwrap_or(first);
-                        snapshots.note_sent(latest);
+                        harness.note_sent(latest);
                         restored = Some((initial.delayed(&first), outputs));
                     }
                 }
@@ -335,22 +334,18 @@ where
                         send(output, &capability, &mut outputs);
                     }
                     input.for_each_time(|capability, containers| {
-                        let (_, batches) = stash
-                            .entry(*capability.time())
-                            .or_insert_with(|| (capability.retain(0), Vec::new()));
-                        batches.extend(containers.map(std::mem::take));
+                        stash.stash(&capability, 0, containers);
                     });
 
                     let mut states = states.borrow_mut();
                     let states = &mut *states;
                     let frontier_now = frontier.frontier().first().copied();
-                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
                     let mut most = states.rows();
                     // Up to a snapshot's epoch first (its part is saved there), then the frontier.
-                    for now in due.map(Some).into_iter().chain([frontier_now]) {
-                        let passed = |time: &u64| now.is_none_or(|now| *time < now);
+                    for step in harness.steps(frontier_now) {
+                        let passed = |time: &u64| step.passed(*time);
                         loop {
-                            let records = stash.keys().next().copied().filter(passed);
+                            let records = stash.first_stamp().filter(passed);
                             let timers = states.timers.keys().next().copied().filter(passed);
                             let expiries = states.expiries.keys().next().copied().filter(passed);
                             let next = [
@@ -365,7 +360,7 @@ where
                                 break;
                             };
                             let capability = if step == Step::Records {
-                                let (_, (capability, batches)) =
+                                let (_, capability, batches) =
                                     stash.pop_first().expect("a stamp is due");
                                 states.apply(time, batches, &mut pending, &mut logic, &mut emitted);
                                 capability
@@ -381,16 +376,14 @@ where
                                 }
                                 capability
                             };
-                            if let Some(snapshots) = &snapshots {
-                                keep_ahead(snapshots, time, &emitted, &mut ahead);
+                            if harness.snapshots() {
+                                keep_ahead(&harness, time, &emitted, &mut ahead);
                             }
                             send(output, &capability, &mut emitted);
                             hold(&mut held, &capability, states.next_due());
                             most = most.max(states.rows());
                         }
-                        if let (Some(epoch), Some(snapshots)) =
-                            (due.filter(|&e| now == Some(e)), snapshots.as_mut())
-                        {
+                        if let Some(epoch) = step.save {
                             let keys = states.iter_entries().map(|entry| {
                                 let saved = SavedState::Key {
                                     key: &entry.key,
@@ -402,18 +395,15 @@ where
                                 (key_group(&entry.key), saved)
                             });
                             let outputs = ahead.iter().map(|event| (0, SavedState::Output(event)));
-                            snapshots.save(epoch, keys.chain(outputs));
+                            harness.save(epoch, keys.chain(outputs));
                             ahead.clear();
                         }
                     }
                     // The peak includes the keys held between steps within this activation.
                     if most > states.rows() {
-                        gauge.set(most as u64);
+                        harness.peak(most as u64);
                     }
-                    gauge.set(states.rows() as u64);
-                    if let Some(snapshots) = snapshots.as_mut() {
-                        snapshots.finish_if_ended(frontier);
-                    }
+                    harness.settle(states.rows() as u64, frontier.is_empty());
                 }
             },
         );
@@ -447,7 +437,7 @@ type OwnedState<K, S, O> = SavedState<K, S, Vec<u64>, Event<O>>;
 /// those at or after the pending epoch made before it for the operator's part: a restore sends
 /// them again, since the step that made them is in the restored state.
 fn keep_ahead<O: Clone>(
-    snapshots: &Snapshots,
+    harness: &Harness,
     time: u64,
     emitted: &[Event<O>],
     ahead: &mut Vec<Event<O>>,
@@ -458,7 +448,7 @@ fn keep_ahead<O: Clone>(
     if latest <= time {
         return;
     }
-    if let Some(epoch) = snapshots.note_sent(latest).filter(|&epoch| time < epoch) {
+    if let Some(epoch) = harness.note_sent(latest).filter(|&epoch| time < epoch) {
         ahead.extend(emitted.iter().filter(|event| event.time >= epoch).cloned());
     }
 }

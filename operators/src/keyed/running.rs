@@ -11,7 +11,6 @@
 //! and one emitted result per key.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::rc::Rc;
 
@@ -20,14 +19,14 @@ use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
+use crate::snapshot::key_group;
 use crate::state::StateRows;
+use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 
 /// Whether a changelog row adds a key's new result or takes back its old one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,15 +85,16 @@ pub trait RunningAggregate<'scope, K, D>: Sized {
         A: Aggregator<D>,
         A::Output: PartialEq,
     {
-        self.running_aggregate_core(aggregator, state).changes
+        self.running_aggregate_core(aggregator, StateConfig::gauged(state))
+            .changes
     }
 
-    /// Like [`running_aggregate`](Self::running_aggregate), with a handle on the operator's
-    /// state on this worker.
+    /// Like [`running_aggregate`](Self::running_aggregate), with the operator's snapshot port
+    /// and gauge in `config`, and a handle on its state on this worker.
     fn running_aggregate_core<A>(
         self,
         aggregator: A,
-        state: StateRows,
+        config: StateConfig,
     ) -> RunningStreams<'scope, K, A::Acc, A::Output>
     where
         A: Aggregator<D>,
@@ -154,28 +154,26 @@ where
     fn running_aggregate_core<A>(
         self,
         aggregator: A,
-        state: StateRows,
+        config: StateConfig,
     ) -> RunningStreams<'scope, K, A::Acc, A::Output>
     where
         A: Aggregator<D>,
         A::Output: PartialEq,
     {
-        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
-        let mut stash: Stash<K, D> = BTreeMap::new();
+        let mut stash: EventStash<(K, D)> = StampStash::default();
         let handle = RunningHandle {
             keys: Rc::new(RefCell::new(FxHashMap::default())),
         };
         let shared = Rc::clone(&handle.keys);
         let mut dirty: Vec<K> = Vec::new();
+        let mut harness = Harness::new(config);
         let changes = self.unary_frontier::<CapacityContainerBuilder<Vec<Event<KeyedChange<K, A::Output>>>>, _, _, _>(
             Exchange::new(route),
             "RunningAggregate",
             move |initial, _info| {
                 drop(initial);
-                let mut snapshots = snapshot::register("running");
-                if let Some(snapshots) = &snapshots {
-                    let saved: Vec<(K, A::Acc, Option<A::Output>)> = snapshots.restore();
+                if let Some(saved) = harness.restore::<(K, A::Acc, Option<A::Output>)>() {
                     let mut keys = shared.borrow_mut();
                     for (key, acc, emitted) in saved {
                         keys.insert(key, KeyState { acc, emitted, dirty: false });
@@ -184,75 +182,60 @@ where
                 move |(input, frontier), output| {
                     let mut keys = shared.borrow_mut();
                     input.for_each_time(|capability, containers| {
-                        let (_, batches) = stash
-                            .entry(*capability.time())
-                            .or_insert_with(|| (capability.retain(0), Vec::new()));
-                        batches.extend(containers.map(std::mem::take));
+                        stash.stash(&capability, 0, containers);
                     });
-                    let frontier_now = frontier.frontier().first().copied();
-                    let due = snapshots.as_ref().and_then(|s| s.due(frontier));
                     // Up to a snapshot's epoch first (its part is saved there), then the frontier.
-                    for now in due.map(Some).into_iter().chain([frontier_now]) {
-                    while let Some(entry) = stash.first_entry() {
-                        let stamp = *entry.key();
-                        if now.is_some_and(|now| stamp >= now) {
-                            break;
-                        }
-                        let (capability, batches) = entry.remove();
-                        for event in batches.into_iter().flatten() {
-                            let (key, data) = event.data;
-                            let slot = match keys.get_mut(&key) {
-                                Some(slot) => slot,
-                                None => keys.entry(key.clone()).or_insert(KeyState {
-                                    acc: aggregator.init(),
-                                    emitted: None,
-                                    dirty: false,
-                                }),
-                            };
-                            aggregator.add(&mut slot.acc, &data);
-                            if !slot.dirty {
-                                slot.dirty = true;
-                                dirty.push(key);
-                            }
-                        }
-                        // The changes of the records stamped `stamp`, at `stamp`.
-                        let mut session = output.session(&capability);
-                        for key in dirty.drain(..) {
-                            let slot = keys.get_mut(&key).expect("a dirty key has state");
-                            slot.dirty = false;
-                            let value = aggregator.finish(&slot.acc);
-                            if slot.emitted.as_ref() == Some(&value) {
-                                continue;
-                            }
-                            if let Some(old) = slot.emitted.replace(value.clone()) {
-                                let retract = KeyedChange {
-                                    key: key.clone(),
-                                    value: old,
-                                    change: Change::Retract,
+                    for step in harness.steps(frontier.frontier().first().copied()) {
+                        while let Some((stamp, capability, batches)) = stash.pop_passed(&step) {
+                            for event in batches.into_iter().flatten() {
+                                let (key, data) = event.data;
+                                let slot = match keys.get_mut(&key) {
+                                    Some(slot) => slot,
+                                    None => keys.entry(key.clone()).or_insert(KeyState {
+                                        acc: aggregator.init(),
+                                        emitted: None,
+                                        dirty: false,
+                                    }),
                                 };
-                                session.give(Event::new(stamp, retract));
+                                aggregator.add(&mut slot.acc, &data);
+                                if !slot.dirty {
+                                    slot.dirty = true;
+                                    dirty.push(key);
+                                }
                             }
-                            let insert = KeyedChange {
-                                key,
-                                value,
-                                change: Change::Insert,
-                            };
-                            session.give(Event::new(stamp, insert));
+                            // The changes of the records stamped `stamp`, at `stamp`.
+                            let mut session = output.session(&capability);
+                            for key in dirty.drain(..) {
+                                let slot = keys.get_mut(&key).expect("a dirty key has state");
+                                slot.dirty = false;
+                                let value = aggregator.finish(&slot.acc);
+                                if slot.emitted.as_ref() == Some(&value) {
+                                    continue;
+                                }
+                                if let Some(old) = slot.emitted.replace(value.clone()) {
+                                    let retract = KeyedChange {
+                                        key: key.clone(),
+                                        value: old,
+                                        change: Change::Retract,
+                                    };
+                                    session.give(Event::new(stamp, retract));
+                                }
+                                let insert = KeyedChange {
+                                    key,
+                                    value,
+                                    change: Change::Insert,
+                                };
+                                session.give(Event::new(stamp, insert));
+                            }
+                        }
+                        if let Some(epoch) = step.save {
+                            let entries = keys
+                                .iter()
+                                .map(|(key, slot)| (key_group(key), (key, &slot.acc, &slot.emitted)));
+                            harness.save(epoch, entries);
                         }
                     }
-                    if let (Some(epoch), Some(snapshots)) =
-                        (due.filter(|&e| now == Some(e)), snapshots.as_mut())
-                    {
-                        let entries = keys
-                            .iter()
-                            .map(|(key, slot)| (key_group(key), (key, &slot.acc, &slot.emitted)));
-                        snapshots.save(epoch, entries);
-                    }
-                    }
-                    state.set(keys.len() as u64);
-                    if let Some(snapshots) = snapshots.as_mut() {
-                        snapshots.finish_if_ended(frontier);
-                    }
+                    harness.settle(keys.len() as u64, frontier.is_empty());
                 }
             },
         );
@@ -279,7 +262,7 @@ mod tests {
                     .to_stream(scope)
                     .container::<Vec<_>>()
                     .map(|(t, k, v)| Event::new(t, (k, v)))
-                    .running_aggregate_core((Count, Sum::of(|v: &i64| *v)), StateRows::default())
+                    .running_aggregate_core((Count, Sum::of(|v: &i64| *v)), StateConfig::none())
                     .state
             });
             while worker.step() {}

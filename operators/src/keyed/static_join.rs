@@ -26,13 +26,12 @@
 //! physical compaction frontiers to the stream's frontier (its watermark) after every
 //! activation, so the handle never holds the trace back; a static table is one batch anyway.
 //! When the stream ends, the handle is dropped and the table's memory freed. The
-//! [`StateRows`] gauge counts the table rows held on this worker plus the records waiting for
+//! [`StateRows`](crate::state::StateRows) gauge counts the table rows held on this worker plus the records waiting for
 //! the table; [`StaticJoinHandle::rows`] lists the rows (for snapshots).
 //!
 //! [`key_group`]: crate::snapshot::key_group
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::rc::Rc;
 
@@ -46,14 +45,13 @@ use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::AntichainRef;
 
 use crate::event::Event;
 use crate::keyed::interval_join::{InnerJoin, JoinKind, Joined, LeftJoin};
 use crate::snapshot::key_group;
-use crate::state::StateRows;
+use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 
 /// The trace of a static table: its rows by key, at `u64` times, with `isize` multiplicities.
 pub type TableTrace<K, V> = TraceAgent<ValSpine<K, V, u64, isize>>;
@@ -199,13 +197,16 @@ where
     where
         V: differential_dataflow::ExchangeData;
 
-    /// The join of kind `kind` ([`InnerJoin`] or [`LeftJoin`]); `gauge` is set to the table
-    /// rows held on this worker plus the records waiting for the table, after each activation.
+    /// The join of kind `kind` ([`InnerJoin`] or [`LeftJoin`]); the gauge of `config` is set to
+    /// the table rows held on this worker plus the records waiting for the table, after each
+    /// activation. The join holds no state of its own in snapshots (the table is read again on
+    /// resume, and a record waiting for it holds back every later operator): with a snapshot
+    /// port, its parts are empty.
     fn join_static_core<V, J>(
         self,
         table: ArrangedTable<'scope, K, V>,
         kind: J,
-        gauge: StateRows,
+        config: StateConfig,
     ) -> StaticJoinStreams<'scope, K, V, J::Row>
     where
         V: differential_dataflow::ExchangeData,
@@ -224,7 +225,7 @@ where
     where
         V: differential_dataflow::ExchangeData,
     {
-        self.join_static_core(table, InnerJoin, StateRows::default())
+        self.join_static_core(table, InnerJoin, StateConfig::none())
     }
 
     fn join_static_left<V>(
@@ -234,14 +235,14 @@ where
     where
         V: differential_dataflow::ExchangeData,
     {
-        self.join_static_core(table, LeftJoin, StateRows::default())
+        self.join_static_core(table, LeftJoin, StateConfig::none())
     }
 
     fn join_static_core<V, J>(
         self,
         table: ArrangedTable<'scope, K, V>,
         _kind: J,
-        gauge: StateRows,
+        config: StateConfig,
     ) -> StaticJoinStreams<'scope, K, V, J::Row>
     where
         V: differential_dataflow::ExchangeData,
@@ -258,8 +259,8 @@ where
         };
         let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
         // Batches waiting for the table, by stamp.
-        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
-        let mut stash: Stash<K, D> = BTreeMap::new();
+        let mut stash: EventStash<(K, D)> = StampStash::default();
+        let mut harness = Harness::new(config);
         let mut stashed: u64 = 0;
         // The rows of the key looked up last (reused).
         let mut matches: Vec<(V, usize)> = Vec::new();
@@ -291,10 +292,7 @@ where
                                     });
                                 }
                             } else {
-                                let waiting = &mut stash
-                                    .entry(*capability.time())
-                                    .or_insert_with(|| (capability.retain(port), Vec::new()))
-                                    .1;
+                                let waiting = stash.at(&capability, port);
                                 for container in containers {
                                     stashed += container.len() as u64;
                                     waiting.push(std::mem::take(container));
@@ -302,7 +300,7 @@ where
                             }
                         });
                         if loaded {
-                            while let Some((_, (capability, mut containers))) = stash.pop_first() {
+                            while let Some((_, capability, mut containers)) = stash.pop_first() {
                                 let mut session = output.session(&capability);
                                 for container in containers.iter_mut() {
                                     stashed -= container.len() as u64;
@@ -328,7 +326,13 @@ where
                             }
                             None => {}
                         }
-                        gauge.set(shard.rows + stashed);
+                        let frontier = records_frontier.frontier().first().copied();
+                        for step in harness.steps(frontier) {
+                            if let Some(epoch) = step.save {
+                                harness.save(epoch, std::iter::empty::<(u64, ())>());
+                            }
+                        }
+                        harness.settle(shard.rows + stashed, records_frontier.is_empty());
                     }
                 },
             );
@@ -481,6 +485,8 @@ mod tests {
 
     use differential_dataflow::AsCollection;
     use timely::dataflow::operators::Probe;
+
+    use crate::state::StateRows;
     use timely::dataflow::{InputHandle, ProbeHandle};
 
     type Row = Joined<u32, u32, Option<u32>>;
@@ -504,7 +510,7 @@ mod tests {
                 let streams = records.to_stream(scope).join_static_core(
                     ArrangedTable::arrange(rows),
                     LeftJoin,
-                    gauge,
+                    StateConfig::gauged(gauge),
                 );
                 streams
                     .joined

@@ -1,6 +1,7 @@
-//! The state and operator of aligned windows `[end - size, end)` with one accumulator per (key,
-//! window): tumbling windows in both output modes, and sliding windows in update mode (where
-//! every open window's current value must be at hand for its early rows).
+//! The state of aligned windows `[end - size, end)` with one accumulator per (key, window):
+//! tumbling windows in both output modes, and sliding windows in update mode (where every open
+//! window's current value must be at hand for its early rows). The operator is the
+//! arrival-order driver's (`window/arrival.rs`).
 //!
 //! In update mode each accumulator carries a dirty flag and each window a list of the keys
 //! whose accumulator changed since the last early rows. Each time the frontier moves, the
@@ -14,110 +15,23 @@ use std::marker::PhantomData;
 
 use rustc_hash::FxHashMap;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
-use timely::ExchangeData;
 
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
-    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
+    WindowResult, WindowRow,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group, Snapshots};
-use crate::state;
-
-/// Aligned windows of `size` ms every `slide` ms (`slide == size`: tumbling), open for records
-/// stamped up to `lateness` ms past their end, emitting rows of type `R`.
-pub(crate) fn aligned_windows<'scope, K, D, A, R>(
-    stream: StreamVec<'scope, u64, Event<(K, D)>>,
-    name: &str,
-    grid: Grid,
-    lateness: u64,
-    aggregator: A,
-) -> WindowStreams<'scope, K, D, R>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    let Grid { size, slide } = grid;
-    let peers = stream.scope().peers();
-    let kind = if slide == size {
-        "tumbling"
-    } else {
-        "sliding-update"
-    };
-    keyed_window_operator(stream, name, move |initial| {
-        let mut windows = AlignedWindows::<K, A::Acc, A::Output, R>::new(size, lateness);
-        let mut snapshots = snapshot::register(kind);
-        let gauge = state::gauge(kind);
-        if let Some(snapshots) = &snapshots {
-            restore_check(snapshots, lateness, peers);
-            windows.restore(snapshots.restore(), initial);
-        }
-        let mut stash = SnapshotStash::default();
-        move |input, frontier, results, late| {
-            let ports = (results.output_index(), late.output_index());
-            input.for_each_time(|capability, containers| {
-                let snapshots = snapshots.as_ref();
-                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
-                    windows.apply(caps, ports.0, batch.drain(..), grid, &aggregator, late)
-                });
-            });
-            if let Some(snapshots) = snapshots.as_mut() {
-                if let Some(epoch) = snapshots.due(frontier) {
-                    // The part holds the records stamped below the epoch, with the windows a
-                    // frontier at the epoch closes closed.
-                    windows.close_passed(
-                        |close| close <= epoch,
-                        results,
-                        |acc| aggregator.finish(acc),
-                    );
-                    snapshots.save(epoch, windows.entries());
-                    stash.drain(|caps, events| {
-                        windows.apply(&caps, ports.0, events.into_iter(), grid, &aggregator, late)
-                    });
-                }
-            }
-            windows.close_passed(
-                |close| !frontier.less_than(&close),
-                results,
-                |acc| aggregator.finish(acc),
-            );
-            windows.emit_early(frontier, results, |acc| aggregator.finish(acc));
-            if let Some(gauge) = &gauge {
-                gauge.set(windows.held);
-            }
-            if let Some(snapshots) = snapshots.as_mut() {
-                snapshots.finish_if_ended(frontier);
-            }
-        }
-    })
-}
-
-/// Refuses to restore a window operator with allowed lateness onto another worker count: the
-/// result capability of a window still open after its end is shared by the keys of a worker,
-/// so a row could move across the snapshot's cut (docs/ARCHITECTURE.md "Snapshots").
-pub(crate) fn restore_check(snapshots: &Snapshots, lateness: u64, peers: usize) {
-    if let Some(resumed) = snapshots.resumed() {
-        if lateness > 0 && resumed.peers != peers {
-            snapshots.fail(format!(
-                "the snapshot was taken with {} workers and this run has {peers}; a job with allowed lateness resumes on the same number of workers only",
-                resumed.peers
-            ));
-        }
-    }
-}
+use crate::snapshot::key_group;
 
 /// One saved (key, window): its end, the window's result capability, the key, its accumulator.
-type SavedWindow<K, Acc> = (u64, u64, K, Acc);
+pub(super) type SavedWindow<K, Acc> = (u64, u64, K, Acc);
 
 /// The open windows: per window end, a capability for its results and one accumulator per key.
 /// The row type `R` emitted with results `O` sets the output mode at compile time.
-struct AlignedWindows<K, Acc, O, R> {
+pub(crate) struct AlignedWindows<K, Acc, O, R> {
     size: u64,
     lateness: u64,
     rows: PhantomData<fn(O) -> R>,
@@ -128,7 +42,7 @@ struct AlignedWindows<K, Acc, O, R> {
     /// The frontier at the last activation.
     frontier: Option<u64>,
     /// Accumulators held, over all open windows.
-    held: u64,
+    pub(super) held: u64,
 }
 
 struct OpenWindow<K, Acc> {
@@ -147,7 +61,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     /// Update mode: track changes and emit early rows.
     const UPDATES: bool = R::UPDATES;
 
-    fn new(size: u64, lateness: u64) -> Self {
+    pub(super) fn new(size: u64, lateness: u64) -> Self {
         AlignedWindows {
             size,
             lateness,
@@ -174,7 +88,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// Applies the records of one stamp: each goes into its windows, or to the late output.
-    fn apply<D, A: Aggregator<D, Acc = Acc>>(
+    pub(super) fn apply<D, A: Aggregator<D, Acc = Acc>>(
         &mut self,
         capability: &StampCaps<'_>,
         port: usize,
@@ -220,7 +134,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// The state as snapshot entries, each with its key group.
-    fn entries(&self) -> impl Iterator<Item = (u64, SavedWindow<&K, &Acc>)> + '_ {
+    pub(super) fn entries(&self) -> impl Iterator<Item = (u64, SavedWindow<&K, &Acc>)> + '_ {
         self.open.iter().flat_map(|(&end, window)| {
             let at = *window.capability.time();
             window
@@ -231,7 +145,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     }
 
     /// Restores saved entries, minting their windows' capabilities from `initial`.
-    fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
+    pub(super) fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
         for (end, at, key, acc) in entries {
             let window = self.open.entry(end).or_insert_with(|| OpenWindow {
                 capability: initial.delayed(&at),
@@ -303,7 +217,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
 
     /// Emits and frees, oldest first, every window whose close time has `passed` (the
     /// frontier is at or past it).
-    fn close_passed(
+    pub(super) fn close_passed(
         &mut self,
         passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,
@@ -333,7 +247,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
     /// In update mode, when the frontier has moved (or has passed the earliest change waiting
     /// for its early row), emits one early row per changed (key, window), showing every record
     /// received so far, at event time `max(frontier - 1, earliest change)`.
-    fn emit_early(
+    pub(super) fn emit_early(
         &mut self,
         frontier: &MutableAntichain<u64>,
         results: &mut EventOutput<'_, R>,

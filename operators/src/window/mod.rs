@@ -22,6 +22,7 @@
 //! [`Aggregator`]: crate::Aggregator
 
 mod aligned;
+mod arrival;
 pub mod assign;
 pub mod session;
 pub mod sliding;
@@ -47,7 +48,6 @@ pub use tumbling::TumblingWindow;
 
 use crate::event::Event;
 use crate::snapshot::key_group;
-use crate::snapshot::Snapshots;
 
 /// One key's result for one window.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -235,80 +235,6 @@ impl StampCaps<'_> {
         match self {
             StampCaps::Input(capability) => capability.delayed(&at, port),
             StampCaps::Held { results, .. } => results.delayed(&at),
-        }
-    }
-}
-
-/// A batch waiting in a [`SnapshotStash`], with capabilities for the result and late outputs.
-type HeldBatch<K, D> = (Capability<u64>, Capability<u64>, Vec<Event<(K, D)>>);
-
-/// Records stamped at or after a pending snapshot's epoch, waiting until the operator's part
-/// is saved, with capabilities for both outputs at their stamp.
-pub(crate) struct SnapshotStash<K, D> {
-    held: Vec<HeldBatch<K, D>>,
-}
-
-impl<K, D> Default for SnapshotStash<K, D> {
-    fn default() -> Self {
-        SnapshotStash { held: Vec::new() }
-    }
-}
-
-impl<K, D> SnapshotStash<K, D> {
-    /// Keeps `containers`, stamped `capability.time()`.
-    fn hold<'a>(
-        &mut self,
-        capability: &InputCapability<u64>,
-        ports: (usize, usize),
-        containers: impl Iterator<Item = &'a mut Vec<Event<(K, D)>>>,
-    ) where
-        K: 'a,
-        D: 'a,
-    {
-        let results = capability.retain(ports.0);
-        let late = capability.delayed(capability.time(), ports.1);
-        for container in containers {
-            self.held
-                .push((results.clone(), late.clone(), std::mem::take(container)));
-        }
-    }
-
-    /// Applies the records of one stamp as they arrive, unless a snapshot is pending at or
-    /// below their stamp: then they are held until the operator's part is saved. The pending
-    /// epoch is read after the records arrived (a record stamped at or after it was sent after
-    /// it was announced, so its receiver sees it), once per batch of one stamp.
-    pub(crate) fn hold_or_apply<'a>(
-        &mut self,
-        snapshots: Option<&Snapshots>,
-        capability: &InputCapability<u64>,
-        ports: (usize, usize),
-        containers: impl Iterator<Item = &'a mut Vec<Event<(K, D)>>>,
-        mut apply: impl FnMut(&StampCaps<'_>, &mut Vec<Event<(K, D)>>),
-    ) where
-        K: 'a,
-        D: 'a,
-    {
-        let hold = snapshots.and_then(Snapshots::unsaved);
-        if hold.is_some_and(|epoch| *capability.time() >= epoch) {
-            self.hold(capability, ports, containers);
-            return;
-        }
-        let caps = StampCaps::Input(capability);
-        for container in containers {
-            apply(&caps, container);
-        }
-    }
-
-    /// Hands each held batch to `apply`, in the order they came.
-    pub(crate) fn drain(&mut self, mut apply: impl FnMut(StampCaps<'_>, Vec<Event<(K, D)>>)) {
-        for (results, late, events) in self.held.drain(..) {
-            apply(
-                StampCaps::Held {
-                    results: &results,
-                    late: &late,
-                },
-                events,
-            );
         }
     }
 }

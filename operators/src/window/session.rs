@@ -16,7 +16,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use super::aligned::restore_check;
+use super::arrival::restore_check;
 use super::assign::{Session, Sessions};
 use super::{
     close_time, emit_late, keyed_window_operator, EventOutput, StampCaps, UpdateKind, WindowResult,
@@ -24,8 +24,8 @@ use super::{
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
-use crate::state;
+use crate::snapshot::key_group;
+use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 
 /// Groups keyed events into session windows and aggregates each session.
 pub trait SessionWindow<'scope, K, D> {
@@ -71,12 +71,14 @@ pub trait SessionWindow<'scope, K, D> {
     /// Sessions in the output mode of the row type `R`: [`WindowResult`] (append) or
     /// [`WindowUpdate`](super::WindowUpdate) (update: after each step of the frontier, an early
     /// row for every open session of a key that received records, a retraction for every
-    /// session row of it whose bounds no longer exist, and a final row when a session closes).
+    /// session row of it whose bounds no longer exist, and a final row when a session closes),
+    /// with the operator's snapshot port and gauge (the keys with open sessions) in `config`.
     fn session_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         gap: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R>;
 }
 
@@ -238,7 +240,7 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
-        self.session_window_rows(gap, lateness, aggregator)
+        self.session_window_rows(gap, lateness, aggregator, StateConfig::none())
     }
 
     fn session_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
@@ -246,21 +248,20 @@ where
         gap: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(gap > 0, "session gap must be positive");
-        type Stash<K, D> = BTreeMap<u64, (Capability<u64>, Vec<Vec<Event<(K, D)>>>)>;
         let peers = self.scope().peers();
+        let mut harness = Harness::new(config);
         keyed_window_operator(self, "SessionWindow", move |initial| {
-            let mut stash: Stash<K, D> = BTreeMap::new();
+            let mut stash: EventStash<(K, D)> = StampStash::default();
             let mut sessions: FxHashMap<K, Sessions<A::Acc>> = FxHashMap::default();
             let mut timers: BTreeMap<u64, Timer<K>> = BTreeMap::new();
             let mut rearm: Vec<u64> = Vec::new();
             let mut updates = R::UPDATES.then(Updates::<K, A::Output>::default);
-            let mut snapshots = snapshot::register("session");
-            let gauge = state::gauge("session");
-            if let Some(snapshots) = &snapshots {
-                restore_check(snapshots, lateness, peers);
-                let saved: Vec<SavedSessions<K, A::Acc, A::Output>> = snapshots.restore();
+            restore_check(&harness, lateness, peers);
+            let restored = harness.restore::<SavedSessions<K, A::Acc, A::Output>>();
+            if let Some(saved) = restored {
                 for (key, list, emitted) in saved {
                     for (session, capability) in &list {
                         let from = initial.delayed(capability);
@@ -280,7 +281,7 @@ where
                     let is_late = |event: &Event<(K, D)>| {
                         stamp >= close_time(event.time.saturating_add(gap), lateness)
                     };
-                    let mut on_time = Vec::new();
+                    let on_time = stash.at(&capability, port);
                     for container in containers {
                         if container.iter().any(is_late) {
                             let mut kept = Vec::with_capacity(container.len());
@@ -302,25 +303,16 @@ where
                             on_time.push(std::mem::take(container));
                         }
                     }
-                    stash
-                        .entry(stamp)
-                        .or_insert_with(|| (capability.retain(port), Vec::new()))
-                        .1
-                        .extend(on_time);
                 });
 
                 // Apply stashed records and close sessions in stamp order, up to the frontier (and
                 // first up to a snapshot's epoch, whose part is then saved). A session ending at
                 // `end` closes after every record stamped `end + lateness` or less.
                 let frontier_min = frontier.frontier().first().copied();
-                let due = snapshots.as_ref().and_then(|s| s.due(frontier));
-                for limit in due.map(Some).into_iter().chain([frontier_min]) {
-                    let passed = |time: u64| limit.is_none_or(|f| time < f);
+                for step in harness.steps(frontier_min) {
+                    let passed = |time: u64| step.passed(time);
                     loop {
-                        let next_batch = stash
-                            .first_key_value()
-                            .map(|(t, _)| *t)
-                            .filter(|&t| passed(t));
+                        let next_batch = stash.first_stamp().filter(|&t| passed(t));
                         let next_close = timers
                             .first_key_value()
                             .map(|(end, _)| close_time(*end, lateness))
@@ -380,7 +372,7 @@ where
                                 }
                             }
                         } else {
-                            let (_, (capability, batches)) =
+                            let (_, capability, batches) =
                                 stash.pop_first().expect("a batch is due");
                             for event in batches.into_iter().flatten() {
                                 let (key, data) = event.data;
@@ -411,9 +403,7 @@ where
                             }
                         }
                     }
-                    if let (Some(epoch), Some(snapshots)) =
-                        (due.filter(|&e| limit == Some(e)), snapshots.as_mut())
-                    {
+                    if let Some(epoch) = step.save {
                         let mut timer_caps: FxHashMap<u64, u64> = FxHashMap::default();
                         for (end, timer) in &timers {
                             timer_caps.insert(*end, *timer.capability.time());
@@ -430,7 +420,7 @@ where
                             let shown = emitted.and_then(|e| e.get(key));
                             (key_group(key), (key, list, shown))
                         });
-                        snapshots.save(epoch, entries);
+                        harness.save(epoch, entries);
                     }
                 }
 
@@ -439,13 +429,8 @@ where
                         aggregator.finish(acc)
                     });
                 }
-                if let Some(gauge) = &gauge {
-                    // Keys with open sessions.
-                    gauge.set(sessions.len() as u64);
-                }
-                if let Some(snapshots) = snapshots.as_mut() {
-                    snapshots.finish_if_ended(frontier);
-                }
+                // The gauge counts the keys with open sessions.
+                harness.settle(sessions.len() as u64, frontier.is_empty());
             }
         })
     }

@@ -20,16 +20,17 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use super::aligned::{aligned_windows, restore_check};
+use super::aligned::AlignedWindows;
+use super::arrival::{arrival_windows, ArrivalState};
 use super::assign::Grid;
 use super::{
-    close_time, emit_late, hold_earliest, keyed_window_operator, EventOutput, LateRecord,
-    SnapshotStash, StampCaps, UpdateKind, WindowResult, WindowRow, WindowStreams,
+    close_time, emit_late, hold_earliest, EventOutput, LateRecord, StampCaps, UpdateKind,
+    WindowResult, WindowRow, WindowStreams,
 };
 use crate::aggregate::Aggregator;
 use crate::event::Event;
-use crate::snapshot::{self, key_group};
-use crate::state;
+use crate::snapshot::key_group;
+use crate::stateful::StateConfig;
 
 /// Groups keyed events into sliding windows and aggregates each key's records per window.
 pub trait SlidingWindow<'scope, K, D> {
@@ -76,13 +77,15 @@ pub trait SlidingWindow<'scope, K, D> {
     /// Sliding windows in the output mode of the row type `R`: [`WindowResult`] (append, on
     /// per-key contributions) or [`WindowUpdate`](super::WindowUpdate) (update: early rows as
     /// the frontier advances, then the final one; each record is added to each of its windows,
-    /// so that every open window's value is at hand).
+    /// so that every open window's value is at hand), with the operator's snapshot port and
+    /// gauge in `config`.
     fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         size: u64,
         slide: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R>;
 }
 
@@ -107,7 +110,7 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
-        self.sliding_window_rows(size, slide, lateness, aggregator)
+        self.sliding_window_rows(size, slide, lateness, aggregator, StateConfig::none())
     }
 
     fn sliding_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
@@ -116,86 +119,35 @@ where
         slide: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(
             slide > 0 && slide <= size,
             "sliding windows need 0 < slide <= size"
         );
         let grid = Grid { size, slide };
-        if R::UPDATES {
-            aligned_windows(self, "SlidingWindow", grid, lateness, aggregator)
+        let state = if R::UPDATES {
+            ArrivalState::Aligned(AlignedWindows::new(size, lateness))
         } else {
-            contributions(self, grid, lateness, aggregator)
-        }
+            ArrivalState::Contributions(SlidingState::new(grid, lateness))
+        };
+        arrival_windows(
+            self,
+            "SlidingWindow",
+            (grid, lateness),
+            aggregator,
+            config,
+            state,
+        )
     }
 }
 
-/// Append-mode sliding windows on per-key contributions.
-fn contributions<'scope, K, D, A, R>(
-    stream: StreamVec<'scope, u64, Event<(K, D)>>,
-    grid: Grid,
-    lateness: u64,
-    aggregator: A,
-) -> WindowStreams<'scope, K, D, R>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-    A: Aggregator<D>,
-    R: WindowRow<K, A::Output>,
-{
-    let peers = stream.scope().peers();
-    keyed_window_operator(stream, "SlidingWindow", move |initial| {
-        let mut state = SlidingState::<K, A::Acc> {
-            grid,
-            lateness,
-            entering: BTreeMap::new(),
-            active: FxHashMap::default(),
-            held: None,
-            last_closed: None,
-        };
-        let mut snapshots = snapshot::register("sliding");
-        let gauge = state::gauge("sliding");
-        if let Some(snapshots) = &snapshots {
-            restore_check(snapshots, lateness, peers);
-            state.restore(snapshots.restore(), initial);
-        }
-        let mut stash = SnapshotStash::default();
-        move |input, frontier, results, late| {
-            let ports = (results.output_index(), late.output_index());
-            input.for_each_time(|capability, containers| {
-                let snapshots = snapshots.as_ref();
-                stash.hold_or_apply(snapshots, &capability, ports, containers, |caps, batch| {
-                    state.apply(caps, ports.0, batch.drain(..), &aggregator, late)
-                });
-            });
-            if let Some(snapshots) = snapshots.as_mut() {
-                if let Some(epoch) = snapshots.due(frontier) {
-                    state.close_passed(|close| close <= epoch, results, &aggregator);
-                    snapshots.save(epoch, state.entries());
-                    stash.drain(|caps, events| {
-                        state.apply(&caps, ports.0, events.into_iter(), &aggregator, late)
-                    });
-                }
-            }
-            state.close_passed(|close| !frontier.less_than(&close), results, &aggregator);
-            if let Some(gauge) = &gauge {
-                // Contributions waiting to enter (a few windows' worth) and live keys.
-                let entering: usize = state.entering.values().map(|e| e.parts.len()).sum();
-                gauge.set((entering + state.active.len()) as u64);
-            }
-            if let Some(snapshots) = snapshots.as_mut() {
-                snapshots.finish_if_ended(frontier);
-            }
-        }
-    })
-}
-
 /// Saved sliding-window state, as read back.
-type OwnedSliding<K, Acc> = SavedSliding<K, Acc, Vec<(u64, Acc)>>;
+pub(super) type OwnedSliding<K, Acc> = SavedSliding<K, Acc, Vec<(u64, Acc)>>;
 
 /// A saved piece of sliding-window state, with the worker-wide positions it needs.
 #[derive(Serialize, Deserialize)]
-enum SavedSliding<K, Acc, Parts> {
+pub(super) enum SavedSliding<K, Acc, Parts> {
     /// Records of `key` entering at window end `entry`, leaving after `exit`; `at` is the
     /// entering window's result capability.
     Entering {
@@ -230,7 +182,7 @@ struct Active<Acc> {
     parts: Vec<(u64, Acc)>,
 }
 
-struct SlidingState<K, Acc> {
+pub(crate) struct SlidingState<K, Acc> {
     grid: Grid,
     lateness: u64,
     entering: BTreeMap<u64, Entering<K, Acc>>,
@@ -241,9 +193,21 @@ struct SlidingState<K, Acc> {
 }
 
 impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> {
+    /// No windows yet, on `grid`, open for records stamped up to `lateness` ms past their end.
+    pub(super) fn new(grid: Grid, lateness: u64) -> Self {
+        SlidingState {
+            grid,
+            lateness,
+            entering: BTreeMap::new(),
+            active: FxHashMap::default(),
+            held: None,
+            last_closed: None,
+        }
+    }
+
     /// Applies the records of one stamp: each joins its contribution, or goes to the late
     /// output.
-    fn apply<D: 'static, A: Aggregator<D, Acc = Acc>>(
+    pub(super) fn apply<D: 'static, A: Aggregator<D, Acc = Acc>>(
         &mut self,
         capability: &StampCaps<'_>,
         port: usize,
@@ -267,7 +231,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
 
     /// The state as snapshot entries, each with its key group.
     #[allow(clippy::type_complexity)]
-    fn entries(
+    pub(super) fn entries(
         &self,
     ) -> impl Iterator<Item = (u64, SavedSliding<&K, &Acc, &Vec<(u64, Acc)>>)> + '_ {
         let entering = self.entering.iter().flat_map(|(&entry, entering)| {
@@ -298,7 +262,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
     }
 
     /// Restores saved entries, minting capabilities from `initial`.
-    fn restore(&mut self, saved: Vec<OwnedSliding<K, Acc>>, initial: &Capability<u64>) {
+    pub(super) fn restore(&mut self, saved: Vec<OwnedSliding<K, Acc>>, initial: &Capability<u64>) {
         for entry in saved {
             match entry {
                 SavedSliding::Entering {
@@ -336,6 +300,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
         }
     }
 
+    /// The rows held, for the gauge: contributions waiting to enter (a few windows' worth) and
+    /// live keys.
+    pub(super) fn rows(&self) -> u64 {
+        let entering: usize = self.entering.values().map(|e| e.parts.len()).sum();
+        (entering + self.active.len()) as u64
+    }
+
     /// The accumulator of the records of `key` entering at `entry` and leaving after `exit`.
     fn contribution(
         &mut self,
@@ -356,7 +327,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
     }
 
     /// Closes, in order, every window whose close time has `passed`.
-    fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
+    pub(super) fn close_passed<D, A: Aggregator<D, Acc = Acc>, R: WindowRow<K, A::Output>>(
         &mut self,
         passed: impl Fn(u64) -> bool,
         results: &mut EventOutput<'_, R>,

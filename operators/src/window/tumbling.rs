@@ -5,11 +5,13 @@ use std::hash::Hash;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use super::aligned::aligned_windows;
+use super::aligned::AlignedWindows;
+use super::arrival::{arrival_windows, ArrivalState};
 use super::assign::Grid;
 use super::{WindowResult, WindowRow, WindowStreams};
 use crate::aggregate::Aggregator;
 use crate::event::Event;
+use crate::stateful::StateConfig;
 
 /// Groups keyed events into tumbling windows `[k * size, (k + 1) * size)` and aggregates each
 /// key's records per window.
@@ -56,12 +58,14 @@ pub trait TumblingWindow<'scope, K, D> {
 
     /// Tumbling windows in the output mode of the row type `R`: [`WindowResult`] (append) or
     /// [`WindowUpdate`](super::WindowUpdate) (update: early rows as the frontier advances, then
-    /// the final one).
+    /// the final one), with the operator's snapshot port and gauge in `config` (the gauge counts
+    /// the (key, window) accumulators held).
     fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         size: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R>;
 }
 
@@ -84,7 +88,7 @@ where
         lateness: u64,
         aggregator: A,
     ) -> WindowStreams<'scope, K, D, WindowResult<K, A::Output>> {
-        self.tumbling_window_rows(size, lateness, aggregator)
+        self.tumbling_window_rows(size, lateness, aggregator, StateConfig::none())
     }
 
     fn tumbling_window_rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
@@ -92,9 +96,18 @@ where
         size: u64,
         lateness: u64,
         aggregator: A,
+        config: StateConfig,
     ) -> WindowStreams<'scope, K, D, R> {
         assert!(size > 0, "tumbling window size must be positive");
         let grid = Grid { size, slide: size };
-        aligned_windows(self, "TumblingWindow", grid, lateness, aggregator)
+        let state = ArrivalState::Aligned(AlignedWindows::new(size, lateness));
+        arrival_windows(
+            self,
+            "TumblingWindow",
+            (grid, lateness),
+            aggregator,
+            config,
+            state,
+        )
     }
 }
