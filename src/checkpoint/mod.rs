@@ -25,6 +25,7 @@ use files::{CommitRecord, Manifest, PartBody, PartInfo, SinkInfo};
 
 use crate::error::Error;
 
+#[cfg(feature = "failpoints")]
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
 
