@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support::{fails, tideflow, write, SplitMix64};
 
 /// Two loopback addresses with free ports.
-fn free_hosts() -> String {
+pub fn free_hosts() -> String {
     let listeners: Vec<TcpListener> = (0..2)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
         .collect();
