@@ -38,6 +38,11 @@ pub struct Checkpoint {
     pub interval: Duration,
     /// How many complete snapshots are kept. By default, 2.
     pub keep: usize,
+    /// Snapshots by record count instead of by time: the next snapshot starts once the sources
+    /// have sent this many records since the last one completed (or since the start), and
+    /// `interval` is ignored. Where snapshots happen then depends on the input, not on the
+    /// clock, which is what tests need. By default, `None`: every `interval`.
+    pub every_records: Option<u64>,
 }
 
 impl Checkpoint {
@@ -47,7 +52,21 @@ impl Checkpoint {
             dir: dir.into(),
             interval: Duration::from_secs(1),
             keep: 2,
+            every_records: None,
         }
+    }
+
+    /// Takes a snapshot every `records` records (at least 1) the sources send, instead of
+    /// every [`Checkpoint::interval`] ([`Checkpoint::every_records`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = tideflow::Checkpoint::new("checkpoints").every_records(1_000);
+    /// assert_eq!(config.every_records, Some(1_000));
+    /// ```
+    pub fn every_records(mut self, records: u64) -> Self {
+        self.every_records = Some(records.max(1));
+        self
     }
 }
 
@@ -98,6 +117,8 @@ struct Pending {
 
 struct State {
     next_due: Instant,
+    /// Records the sources sent since the last snapshot completed (or the start).
+    sent_since: u64,
     /// The largest stamp (or source watermark) any source has sent.
     max_sent: u64,
     built: usize,
@@ -123,6 +144,8 @@ struct ResumeFrom {
 pub(crate) struct Checkpointer {
     dir: PathBuf,
     interval: Duration,
+    /// [`Checkpoint::every_records`].
+    every_records: Option<u64>,
     keep: usize,
     peers: usize,
     execution: u64,
@@ -148,6 +171,11 @@ impl Checkpointer {
         }
         if config.keep == 0 {
             return Err(Error::Config("--keep-snapshots: must be at least 1".into()));
+        }
+        if config.every_records == Some(0) {
+            return Err(Error::Config(
+                "Checkpoint::every_records: must be at least 1".into(),
+            ));
         }
         let opened = Instant::now();
         let fault = fault::Fault::from_env()?;
@@ -246,6 +274,7 @@ impl Checkpointer {
         Ok(Arc::new(Checkpointer {
             dir,
             interval: config.interval,
+            every_records: config.every_records,
             keep: config.keep,
             peers,
             execution,
@@ -256,6 +285,7 @@ impl Checkpointer {
             pending_epoch: AtomicU64::new(u64::MAX),
             state: Mutex::new(State {
                 next_due: Instant::now() + config.interval,
+                sent_since: 0,
                 max_sent: resumed_epoch.unwrap_or(0),
                 built: 0,
                 registrations: Vec::new(),
@@ -350,20 +380,29 @@ impl Checkpointer {
     }
 
     /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
-    /// snapshot is started first if one is due) and returns the largest stamp it sent and its
-    /// watermark, so that the next epoch is above both.
-    pub(crate) fn poll<R>(&self, poll: impl FnOnce(Option<u64>) -> (R, u64)) -> Result<R, Error> {
+    /// snapshot is started first if one is due: by time, or by records sent with
+    /// [`Checkpoint::every_records`]) and returns the largest stamp it sent and its watermark,
+    /// so that the next epoch is above both, and how many records it sent.
+    pub(crate) fn poll<R>(
+        &self,
+        poll: impl FnOnce(Option<u64>) -> (R, u64, u64),
+    ) -> Result<R, Error> {
         let mut state = self.lock();
-        if state.pending.is_none()
+        let due = match self.every_records {
+            Some(records) => state.sent_since >= records,
+            None => Instant::now() >= state.next_due,
+        };
+        if due
+            && state.pending.is_none()
             && !state.done
             && !state.broken
             && state.built == self.peers
-            && Instant::now() >= state.next_due
         {
             self.start(&mut state)?;
         }
-        let (result, high) = poll(state.pending.as_ref().map(|p| p.epoch));
+        let (result, high, sent) = poll(state.pending.as_ref().map(|p| p.epoch));
         state.max_sent = state.max_sent.max(high);
+        state.sent_since = state.sent_since.saturating_add(sent);
         Ok(result)
     }
 
@@ -585,6 +624,7 @@ impl Checkpointer {
         report.last_duration = took;
         report.max_duration = report.max_duration.max(took);
         state.next_due = Instant::now() + self.interval;
+        state.sent_since = 0;
         Ok(())
     }
 
