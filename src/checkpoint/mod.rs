@@ -835,4 +835,22 @@ mod tests {
         // The incomplete newest one goes too: only complete snapshots are kept.
         assert_eq!(left, vec![30, 20]);
     }
+
+    #[test]
+    fn every_records_starts_a_snapshot_once_that_many_records_were_sent() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Checkpoint::new(dir.path()).every_records(100);
+        let checkpointer = Checkpointer::open(&config, 1).expect("opens");
+        checkpointer.worker_built();
+        // Sends `sent` records stamped up to `high`; returns the pending epoch it was shown.
+        let poll = |sent: u64, high: u64| checkpointer.poll(|pending| (pending, high, sent));
+        assert_eq!(poll(60, 600).expect("polls"), None);
+        assert_eq!(poll(39, 700).expect("polls"), None);
+        assert_eq!(poll(1, 710).expect("polls"), None);
+        // 100 records sent: the next poll starts the snapshot, above every stamp sent.
+        assert_eq!(poll(5, 720).expect("polls"), Some(711));
+        // At least 1.
+        let zero = Checkpoint::new(dir.path()).every_records(0);
+        assert_eq!(zero.every_records, Some(1));
+    }
 }
