@@ -59,7 +59,9 @@ pub mod aggregate {
     pub use tideflow_operators::aggregate::{Aggregator, Avg, Count, Max, Min, Sum};
 }
 
-pub use checkpoint::{Checkpoint, SnapshotReport, FAULT_VAR};
+#[cfg(feature = "failpoints")]
+pub use checkpoint::FAULT_VAR;
+pub use checkpoint::{Checkpoint, SnapshotReport};
 pub use cluster::{Cluster, SECRET_VAR};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};

@@ -27,7 +27,7 @@ use timely::worker::Worker;
 use timely::WorkerConfig;
 
 use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport, WorkerRegistry};
-use crate::cluster::{self, Cluster};
+use crate::cluster::{Cluster, PanicRouting, PeerWatch};
 use crate::context::SharedJob;
 use crate::error::Error;
 use crate::metrics::{Progress, ProgressListener};
@@ -340,8 +340,9 @@ impl RecordsInHandle {
     }
 }
 
-/// Builds this worker's dataflow and steps it until its terminals are done or the job stops.
-fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F)
+/// Builds this worker's dataflow and steps it until its terminals are done, the job stops or
+/// (in a cluster, watched by `peers`) it loses a peer.
+fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F, peers: Option<&PeerWatch>)
 where
     F: Fn(&mut Flow<'_>) -> Result<(), Error>,
 {
@@ -360,7 +361,7 @@ where
     }
     while !job.finished() && !job.shared.stopped() {
         worker.step_or_park(Some(Duration::from_millis(1)));
-        if let Some((peer, reason)) = cluster::lost_peer() {
+        if let Some((peer, reason)) = peers.and_then(PeerWatch::lost_peer) {
             job.shared
                 .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
         }
@@ -435,7 +436,17 @@ where
     let shared = Arc::new(SharedJob::default());
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
+    // In a cluster: the job's own lost-peer watch, fed by panics routed to it while it runs.
+    let peer_watch = config
+        .cluster
+        .as_ref()
+        .map(|_| Arc::new(PeerWatch::default()));
+    let _routing = peer_watch.as_ref().map(|_| PanicRouting::install());
+    let worker_watch = peer_watch.clone();
     let work = move |worker: &mut Worker| {
+        if let Some(watch) = &worker_watch {
+            watch.tag_worker_thread();
+        }
         let job = Rc::new(WorkerJob {
             index: worker.index(),
             peers: worker.peers(),
@@ -447,7 +458,9 @@ where
         });
         // A panic (a bug, or a panicking user closure) must not leave the other workers waiting
         // for this one's progress: it becomes the job's error and every worker stops.
-        let ran = panic::catch_unwind(AssertUnwindSafe(|| run_worker(worker, &job, &build)));
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_worker(worker, &job, &build, worker_watch.as_deref())
+        }));
         if let Err(payload) = ran {
             job.shared.fail(Error::Internal(format!(
                 "a worker panicked: {}",
@@ -476,7 +489,6 @@ where
                         .into(),
                 ));
             }
-            cluster::watch_peers();
             let sockets = cluster.connect()?;
             shared.keep_cluster_sockets(
                 sockets
@@ -486,7 +498,9 @@ where
                     .collect(),
             );
             let threads = config.workers.max(1);
-            let hooks = Hooks::default();
+            let hooks = peer_watch
+                .as_ref()
+                .map_or_else(Hooks::default, PeerWatch::hooks);
             let allocators = ProcessBuilder::new_typed_vector(
                 threads,
                 hooks.refill.clone(),
@@ -508,19 +522,21 @@ where
 
     // A lost peer leaves a panicked network thread, whose guard panics when it is dropped
     // at the end of `join`: that is expected, and the lost peer is the error.
-    let joined = panic::catch_unwind(AssertUnwindSafe(|| guards.join()));
+    let joined = {
+        let _tag = peer_watch.as_ref().map(PeerWatch::tag_thread);
+        panic::catch_unwind(AssertUnwindSafe(|| guards.join()))
+    };
+    let lost_peer = peer_watch.as_ref().and_then(|watch| watch.lost_peer());
     reporter.finish();
     // A job that stopped on its own error broke its connections itself: that error is the
     // one to report (a worker's panic on a queue the lost peer poisoned is not).
     let own_error = shared.take_error();
     if let Some(error) = own_error {
-        if !matches!(error, Error::Internal(_) | Error::Cluster(_))
-            || cluster::lost_peer().is_none()
-        {
+        if !matches!(error, Error::Internal(_) | Error::Cluster(_)) || lost_peer.is_none() {
             return Err(error);
         }
     }
-    if let (Some(cluster), Some((peer, reason))) = (&config.cluster, cluster::lost_peer()) {
+    if let (Some(cluster), Some((peer, reason))) = (&config.cluster, lost_peer) {
         let address = cluster.addresses.get(peer).cloned().unwrap_or_default();
         return Err(Error::Cluster(format!(
             "lost process {peer} ({address}): {reason}; stopping"

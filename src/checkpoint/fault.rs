@@ -6,129 +6,192 @@
 //! the sinks commit), `mid-commit` (half of a sink's output appended), `during-recovery` (half
 //! of a recovery commit appended, or after the outputs were truncated), `write-fail` (every
 //! write of snapshot N fails with "no space left on device").
+//!
+//! Only with the `failpoints` cargo feature, which `cargo test` turns on (Cargo.toml) and a
+//! release build does not: without it, [`Fault`] is an empty type whose hooks do nothing and
+//! `TIDEFLOW_FAULT` is never read.
 
-use std::fs::File;
-use std::io;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(feature = "failpoints"))]
+pub(crate) use disabled::Fault;
+#[cfg(feature = "failpoints")]
+pub(crate) use injected::Fault;
+#[cfg(feature = "failpoints")]
+pub use injected::FAULT_VAR;
 
-use crate::error::Error;
+/// Fault injection compiled out: every hook is a no-op.
+#[cfg(not(feature = "failpoints"))]
+mod disabled {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
 
-/// The environment variable that sets a fault.
-/// (`TIDEFLOW_FAULT`, for crash tests.)
-pub const FAULT_VAR: &str = "TIDEFLOW_FAULT";
+    use crate::error::Error;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Point {
-    AfterParts,
-    AfterManifest,
-    MidCommit,
-    DuringRecovery,
-    WriteFail,
+    /// No fault, ever.
+    #[derive(Debug, Default)]
+    pub(crate) struct Fault;
+
+    impl Fault {
+        /// No fault.
+        pub(crate) fn none() -> Self {
+            Fault
+        }
+
+        /// No fault: the environment is not read.
+        pub(crate) fn from_env() -> Result<Self, Error> {
+            Ok(Fault)
+        }
+
+        /// Does nothing.
+        pub(crate) fn begin_snapshot(&self, _number: u64) {}
+
+        /// Never fails.
+        pub(crate) fn before_write(&self, _path: &Path) -> io::Result<()> {
+            Ok(())
+        }
+
+        /// Does nothing.
+        pub(crate) fn after_parts(&self) {}
+
+        /// Does nothing.
+        pub(crate) fn after_manifest(&self) {}
+
+        /// Does nothing.
+        pub(crate) fn mid_commit(&self, _file: &mut File) {}
+
+        /// Does nothing.
+        pub(crate) fn during_recovery(&self) {}
+    }
 }
 
-/// An injected fault, or none.
-#[derive(Debug, Default)]
-pub(crate) struct Fault {
-    point: Option<Point>,
-    /// The snapshot (1-based, counted per run) the fault hits.
-    at: u64,
-    /// The snapshot being taken now.
-    current: AtomicU64,
-}
+/// Fault injection from `TIDEFLOW_FAULT`.
+#[cfg(feature = "failpoints")]
+mod injected {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-impl Fault {
-    /// No fault.
-    pub(crate) fn none() -> Self {
-        Fault::default()
+    use crate::error::Error;
+
+    /// The environment variable that sets a fault.
+    /// (`TIDEFLOW_FAULT`, for crash tests.)
+    pub const FAULT_VAR: &str = "TIDEFLOW_FAULT";
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Point {
+        AfterParts,
+        AfterManifest,
+        MidCommit,
+        DuringRecovery,
+        WriteFail,
     }
 
-    /// The fault `TIDEFLOW_FAULT` asks for.
-    pub(crate) fn from_env() -> Result<Self, Error> {
-        let Ok(text) = std::env::var(FAULT_VAR) else {
-            return Ok(Fault::none());
-        };
-        let (name, at) = match text.split_once(':') {
-            Some((name, at)) => (
-                name,
-                at.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
-                    Error::Config(format!(
-                        "{FAULT_VAR}: {at:?} is not a snapshot number (1, 2, ...)"
-                    ))
-                })?,
-            ),
-            None => (text.as_str(), 1),
-        };
-        let point = match name {
-            "after-parts" => Point::AfterParts,
-            "after-manifest" => Point::AfterManifest,
-            "mid-commit" => Point::MidCommit,
-            "during-recovery" => Point::DuringRecovery,
-            "write-fail" => Point::WriteFail,
-            other => {
-                return Err(Error::Config(format!(
-                    "{FAULT_VAR}: unknown point {other:?} (after-parts, after-manifest, mid-commit, during-recovery, write-fail)"
-                )))
+    /// An injected fault, or none.
+    #[derive(Debug, Default)]
+    pub(crate) struct Fault {
+        point: Option<Point>,
+        /// The snapshot (1-based, counted per run) the fault hits.
+        at: u64,
+        /// The snapshot being taken now.
+        current: AtomicU64,
+    }
+
+    impl Fault {
+        /// No fault.
+        pub(crate) fn none() -> Self {
+            Fault::default()
+        }
+
+        /// The fault `TIDEFLOW_FAULT` asks for.
+        pub(crate) fn from_env() -> Result<Self, Error> {
+            let Ok(text) = std::env::var(FAULT_VAR) else {
+                return Ok(Fault::none());
+            };
+            let (name, at) = match text.split_once(':') {
+                Some((name, at)) => (
+                    name,
+                    at.parse::<u64>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        Error::Config(format!(
+                            "{FAULT_VAR}: {at:?} is not a snapshot number (1, 2, ...)"
+                        ))
+                    })?,
+                ),
+                None => (text.as_str(), 1),
+            };
+            let point = match name {
+                "after-parts" => Point::AfterParts,
+                "after-manifest" => Point::AfterManifest,
+                "mid-commit" => Point::MidCommit,
+                "during-recovery" => Point::DuringRecovery,
+                "write-fail" => Point::WriteFail,
+                other => {
+                    return Err(Error::Config(format!(
+                        "{FAULT_VAR}: unknown point {other:?} (after-parts, after-manifest, mid-commit, during-recovery, write-fail)"
+                    )))
+                }
+            };
+            Ok(Fault {
+                point: Some(point),
+                at,
+                current: AtomicU64::new(0),
+            })
+        }
+
+        /// Snapshot `number` (1-based) begins.
+        pub(crate) fn begin_snapshot(&self, number: u64) {
+            self.current.store(number, Ordering::SeqCst);
+        }
+
+        fn hits(&self, point: Point) -> bool {
+            self.point == Some(point) && self.current.load(Ordering::SeqCst) == self.at
+        }
+
+        fn crash(point: &str) -> ! {
+            eprintln!("tideflow: {FAULT_VAR}: crashing {point}");
+            std::process::abort()
+        }
+
+        /// Before any checkpoint write: fails it if the disk is "full".
+        pub(crate) fn before_write(&self, path: &Path) -> io::Result<()> {
+            if self.hits(Point::WriteFail) {
+                let _ = path;
+                return Err(io::Error::from_raw_os_error(28));
             }
-        };
-        Ok(Fault {
-            point: Some(point),
-            at,
-            current: AtomicU64::new(0),
-        })
-    }
-
-    /// Snapshot `number` (1-based) begins.
-    pub(crate) fn begin_snapshot(&self, number: u64) {
-        self.current.store(number, Ordering::SeqCst);
-    }
-
-    fn hits(&self, point: Point) -> bool {
-        self.point == Some(point) && self.current.load(Ordering::SeqCst) == self.at
-    }
-
-    fn crash(point: &str) -> ! {
-        eprintln!("tideflow: {FAULT_VAR}: crashing {point}");
-        std::process::abort()
-    }
-
-    /// Before any checkpoint write: fails it if the disk is "full".
-    pub(crate) fn before_write(&self, path: &Path) -> io::Result<()> {
-        if self.hits(Point::WriteFail) {
-            let _ = path;
-            return Err(io::Error::from_raw_os_error(28));
+            Ok(())
         }
-        Ok(())
-    }
 
-    /// Every part is written; the manifest is next.
-    pub(crate) fn after_parts(&self) {
-        if self.hits(Point::AfterParts) {
-            Fault::crash("after the parts, before the manifest");
+        /// Every part is written; the manifest is next.
+        pub(crate) fn after_parts(&self) {
+            if self.hits(Point::AfterParts) {
+                Fault::crash("after the parts, before the manifest");
+            }
         }
-    }
 
-    /// The manifest is durable; the sinks' commits are next.
-    pub(crate) fn after_manifest(&self) {
-        if self.hits(Point::AfterManifest) {
-            Fault::crash("after the manifest, before the sink commit");
+        /// The manifest is durable; the sinks' commits are next.
+        pub(crate) fn after_manifest(&self) {
+            if self.hits(Point::AfterManifest) {
+                Fault::crash("after the manifest, before the sink commit");
+            }
         }
-    }
 
-    /// Half of a sink's output is appended to `file`.
-    pub(crate) fn mid_commit(&self, file: &mut File) {
-        if self.hits(Point::MidCommit)
-            || self.point == Some(Point::DuringRecovery) && self.current.load(Ordering::SeqCst) == 0
-        {
-            let _ = file.sync_all();
-            Fault::crash("in the middle of a sink commit");
+        /// Half of a sink's output is appended to `file`.
+        pub(crate) fn mid_commit(&self, file: &mut File) {
+            if self.hits(Point::MidCommit)
+                || self.point == Some(Point::DuringRecovery)
+                    && self.current.load(Ordering::SeqCst) == 0
+            {
+                let _ = file.sync_all();
+                Fault::crash("in the middle of a sink commit");
+            }
         }
-    }
 
-    /// Recovery has truncated the outputs to their committed length.
-    pub(crate) fn during_recovery(&self) {
-        if self.point == Some(Point::DuringRecovery) && self.current.load(Ordering::SeqCst) == 0 {
-            Fault::crash("during recovery");
+        /// Recovery has truncated the outputs to their committed length.
+        pub(crate) fn during_recovery(&self) {
+            if self.point == Some(Point::DuringRecovery) && self.current.load(Ordering::SeqCst) == 0
+            {
+                Fault::crash("during recovery");
+            }
         }
     }
 }

@@ -34,6 +34,7 @@ use storage::{CheckpointStorage, LocalDir, Location, SnapshotId};
 use crate::error::Error;
 use commit::{CommitContext, CommitTarget, Committer, Recovered, ReopenCommitter};
 
+#[cfg(feature = "failpoints")]
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
 
@@ -46,6 +47,11 @@ pub struct Checkpoint {
     pub interval: Duration,
     /// How many complete snapshots are kept. By default, 2.
     pub keep: usize,
+    /// Snapshots by record count instead of by time: the next snapshot starts once the sources
+    /// have sent this many records since the last one completed (or since the start), and
+    /// `interval` is ignored. Where snapshots happen then depends on the input, not on the
+    /// clock, which is what tests need. By default, `None`: every `interval`.
+    pub every_records: Option<u64>,
 }
 
 impl Checkpoint {
@@ -55,7 +61,21 @@ impl Checkpoint {
             dir: dir.into(),
             interval: Duration::from_secs(1),
             keep: 2,
+            every_records: None,
         }
+    }
+
+    /// Takes a snapshot every `records` records (at least 1) the sources send, instead of
+    /// every [`Checkpoint::interval`] ([`Checkpoint::every_records`]).
+    ///
+    /// # Examples
+    /// ```
+    /// let config = tideflow::Checkpoint::new("checkpoints").every_records(1_000);
+    /// assert_eq!(config.every_records, Some(1_000));
+    /// ```
+    pub fn every_records(mut self, records: u64) -> Self {
+        self.every_records = Some(records.max(1));
+        self
     }
 }
 
@@ -108,6 +128,8 @@ struct Pending {
 
 struct State {
     next_due: Instant,
+    /// Records the sources sent since the last snapshot completed (or the start).
+    sent_since: u64,
     /// The largest stamp (or source watermark) any source has sent.
     max_sent: u64,
     built: usize,
@@ -134,6 +156,8 @@ struct ResumeFrom {
 pub(crate) struct Checkpointer {
     storage: Box<dyn CheckpointStorage>,
     interval: Duration,
+    /// [`Checkpoint::every_records`].
+    every_records: Option<u64>,
     keep: usize,
     peers: usize,
     execution: u64,
@@ -165,6 +189,11 @@ impl Checkpointer {
         }
         if config.keep == 0 {
             return Err(Error::Config("Checkpoint::keep: must be at least 1".into()));
+        }
+        if config.every_records == Some(0) {
+            return Err(Error::Config(
+                "Checkpoint::every_records: must be at least 1".into(),
+            ));
         }
         let opened = Instant::now();
         let fault = Arc::new(Fault::from_env()?);
@@ -200,6 +229,7 @@ impl Checkpointer {
         Ok(Arc::new(Checkpointer {
             storage: Box::new(storage),
             interval: config.interval,
+            every_records: config.every_records,
             keep: config.keep,
             peers,
             execution,
@@ -210,6 +240,7 @@ impl Checkpointer {
             pending_epoch: AtomicU64::new(u64::MAX),
             state: Mutex::new(State {
                 next_due: Instant::now() + config.interval,
+                sent_since: 0,
                 max_sent: resumed_epoch.unwrap_or(0),
                 built: 0,
                 registrations: Vec::new(),
@@ -337,20 +368,29 @@ impl Checkpointer {
     }
 
     /// Runs a source's poll under the coordinator's lock: `poll` gets the pending epoch (a
-    /// snapshot is started first if one is due) and returns the largest stamp it sent and its
-    /// watermark, so that the next epoch is above both.
-    pub(crate) fn poll<R>(&self, poll: impl FnOnce(Option<u64>) -> (R, u64)) -> Result<R, Error> {
+    /// snapshot is started first if one is due: by time, or by records sent with
+    /// [`Checkpoint::every_records`]) and returns the largest stamp it sent and its watermark,
+    /// so that the next epoch is above both, and how many records it sent.
+    pub(crate) fn poll<R>(
+        &self,
+        poll: impl FnOnce(Option<u64>) -> (R, u64, u64),
+    ) -> Result<R, Error> {
         let mut state = self.lock();
-        if state.pending.is_none()
+        let due = match self.every_records {
+            Some(records) => state.sent_since >= records,
+            None => Instant::now() >= state.next_due,
+        };
+        if due
+            && state.pending.is_none()
             && !state.done
             && !state.broken
             && state.built == self.peers
-            && Instant::now() >= state.next_due
         {
             self.start(&mut state)?;
         }
-        let (result, high) = poll(state.pending.as_ref().map(|p| p.epoch));
+        let (result, high, sent) = poll(state.pending.as_ref().map(|p| p.epoch));
         state.max_sent = state.max_sent.max(high);
+        state.sent_since = state.sent_since.saturating_add(sent);
         Ok(result)
     }
 
@@ -578,6 +618,7 @@ impl Checkpointer {
         report.last_duration = took;
         report.max_duration = report.max_duration.max(took);
         state.next_due = Instant::now() + self.interval;
+        state.sent_since = 0;
         Ok(())
     }
 
@@ -711,5 +752,25 @@ mod tests {
             .collect();
         // The incomplete newest one goes too: only complete snapshots are kept.
         assert_eq!(left, vec![30, 20]);
+    }
+
+    #[test]
+    fn every_records_starts_a_snapshot_once_that_many_records_were_sent() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Checkpoint::new(dir.path()).every_records(100);
+        let checkpointer = Checkpointer::open(&config, 1, no_reopen).expect("opens");
+        checkpointer
+            .worker_built(0)
+            .expect("no snapshot to check against");
+        // Sends `sent` records stamped up to `high`; returns the pending epoch it was shown.
+        let poll = |sent: u64, high: u64| checkpointer.poll(|pending| (pending, high, sent));
+        assert_eq!(poll(60, 600).expect("polls"), None);
+        assert_eq!(poll(39, 700).expect("polls"), None);
+        assert_eq!(poll(1, 710).expect("polls"), None);
+        // 100 records sent: the next poll starts the snapshot, above every stamp sent.
+        assert_eq!(poll(5, 720).expect("polls"), Some(711));
+        // At least 1.
+        let zero = Checkpoint::new(dir.path()).every_records(0);
+        assert_eq!(zero.every_records, Some(1));
     }
 }

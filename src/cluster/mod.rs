@@ -20,21 +20,22 @@
 //! the connection is not encrypted, so the cluster port must not face an untrusted network.
 //!
 //! **Lost peers.** Once running, a peer that dies closes its sockets; timely's network threads
-//! then panic ("timely communication error"). [`watch_peers`] installs a panic hook that turns
-//! that into a recorded [`lost_peer`] (and keeps timely's panic message and backtrace off the
-//! terminal); the runtime stops the job with an error naming the peer.
+//! then panic ("timely communication error"). The job's [`PeerWatch`] (in `peers.rs`) records
+//! that as its lost peer (and keeps timely's panic message and backtrace off the terminal);
+//! the runtime stops the job with an error naming the peer.
+
+mod peers;
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::panic;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Error;
+
+pub(crate) use peers::{PanicRouting, PeerWatch};
 
 /// The first bytes of every cluster connection.
 const MAGIC: &[u8; 8] = b"TIDEFLOW";
@@ -402,63 +403,4 @@ fn nonce() -> io::Result<[u8; 16]> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes)
-}
-
-/// The peer whose connection broke while the job ran: (process index, reason).
-static LOST_PEER: OnceLock<Mutex<Option<(usize, String)>>> = OnceLock::new();
-/// Whether `LOST_PEER` holds a peer: read on every step of a cluster's workers.
-static LOST: AtomicBool = AtomicBool::new(false);
-static HOOK: Once = Once::new();
-
-fn lost_slot() -> &'static Mutex<Option<(usize, String)>> {
-    LOST_PEER.get_or_init(|| Mutex::new(None))
-}
-
-/// Installs (once per process) the panic hook that records a broken connection to a peer.
-pub(crate) fn watch_peers() {
-    *lost_slot().lock().unwrap_or_else(|p| p.into_inner()) = None;
-    LOST.store(false, Ordering::SeqCst);
-    HOOK.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            let thread = std::thread::current();
-            let name = thread.name().unwrap_or("");
-            let peer = name
-                .strip_prefix("timely:recv-")
-                .or_else(|| name.strip_prefix("timely:send-"))
-                .and_then(|index| index.parse::<usize>().ok());
-            let mut lost = lost_slot().lock().unwrap_or_else(|p| p.into_inner());
-            if let (Some(peer), true) = (peer, message.starts_with("timely communication error")) {
-                let reason = message
-                    .trim_start_matches("timely communication error: ")
-                    .to_string();
-                lost.get_or_insert((peer, reason));
-                LOST.store(true, Ordering::SeqCst);
-                return;
-            }
-            if lost.is_some() {
-                // What follows a lost peer (poisoned queues in this process) is not news.
-                return;
-            }
-            drop(lost);
-            previous(info);
-        }));
-    });
-}
-
-/// The peer whose connection broke, if one did: (process index, reason).
-pub(crate) fn lost_peer() -> Option<(usize, String)> {
-    if !LOST.load(Ordering::Relaxed) {
-        return None;
-    }
-    lost_slot()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
 }

@@ -325,6 +325,7 @@ impl Replay {
                         .or(ended.then_some((u64::MAX, true))),
                 ),
                 high,
+                sent,
             )
         })?;
         if let Some((epoch, ended)) = due {

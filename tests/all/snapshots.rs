@@ -2,8 +2,10 @@
 //! then run again, writes exactly the output of an uninterrupted run, for every stateful
 //! operator (windows, running aggregates, dedup, interval joins, `map_with_state`), on 1, 2
 //! and 4 workers, also resuming on another worker count. (Real crashes, killed processes and
-//! fault injection are in `crash.rs`.)
+//! fault injection are in `crash.rs`.) Nothing here depends on timing: snapshots are taken
+//! every [`RECORDS_PER_SNAPSHOT`] records, and a run is stopped only once it completed one.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,12 +48,37 @@ fn records(seed: u64, n: u32, keys: u64) -> Arc<Vec<Rec>> {
     Arc::new(records)
 }
 
-/// A replayable source that pauses before each read (so that snapshots happen while it runs)
-/// and, if told, stops the job with an error at its `fail_at`-th read (counted per worker).
+/// The snapshots are taken every this many records.
+const RECORDS_PER_SNAPSHOT: u64 = 150;
+/// While a stopped run waits for its first snapshot, its sources read once every this many
+/// polls.
+const TRICKLE: u64 = 50;
+
+/// The complete snapshots (with a manifest) in the checkpoint directory `dir`, by name.
+fn complete_snapshots(dir: &Path) -> BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.path().join("MANIFEST.json").exists())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.starts_with("snapshot-"))
+        .collect()
+}
+
+/// A replayable source that, if told, stops the job with an error at its `fail_at`-th read
+/// (counted per worker), or at the first read after it at which this run has completed a
+/// snapshot in `checkpoint`. Until then, it slows down (reads once every [`TRICKLE`] polls):
+/// the snapshot in progress still gets the input it needs to complete, and the input does not
+/// run out first, however slow the snapshot (a loaded machine, a slow disk).
 struct Interrupted<S> {
     inner: S,
     reads: u64,
     fail_at: Option<u64>,
+    checkpoint: Option<PathBuf>,
+    /// The complete snapshots when the run started.
+    before: BTreeSet<String>,
 }
 
 impl<S: Source> Source for Interrupted<S> {
@@ -59,13 +86,26 @@ impl<S: Source> Source for Interrupted<S> {
 
     fn read(&mut self, batch: &mut SourceBatch<S::Item>) -> Result<SourceStatus, Error> {
         self.reads += 1;
-        if self.fail_at.is_some_and(|at| self.reads >= at) {
-            return Err(Error::Config("the test stopped the job".into()));
+        if let Some(at) = self.fail_at.filter(|&at| self.reads >= at) {
+            let completed = self.checkpoint.as_deref().is_none_or(|dir| {
+                complete_snapshots(dir)
+                    .difference(&self.before)
+                    .next()
+                    .is_some()
+            });
+            if completed {
+                return Err(Error::Config("the test stopped the job".into()));
+            }
+            if (self.reads - at) % TRICKLE != 0 {
+                return Ok(SourceStatus::Wait(Duration::from_millis(1)));
+            }
         }
-        std::thread::sleep(Duration::from_millis(2));
         self.inner.read(batch)
     }
     fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
+        if let Some(dir) = &self.checkpoint {
+            self.before = complete_snapshots(dir);
+        }
         self.inner.on_start(context)
     }
     fn partitions(&self) -> usize {
@@ -82,13 +122,23 @@ impl<S: Source> Source for Interrupted<S> {
     }
 }
 
+/// How a run is stopped: at read `fail_at` (per worker), once a snapshot completed in
+/// `checkpoint` if there is one.
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    fail_at: Option<u64>,
+    checkpoint: Option<&'a Path>,
+}
+
 /// Reads `records` in 4 partitions, 16 records per read, watermark 100 ms behind.
-fn read<'s>(flow: &mut Flow<'s>, records: &Arc<Vec<Rec>>, fail_at: Option<u64>) -> Stream<'s, Rec> {
+fn read<'s>(flow: &mut Flow<'s>, records: &Arc<Vec<Rec>>, stop: Stop<'_>) -> Stream<'s, Rec> {
     let source = MemorySource::partitioned(Arc::clone(records), 4).batch_size(16);
     flow.source(Interrupted {
         inner: source,
         reads: 0,
-        fail_at,
+        fail_at: stop.fail_at,
+        checkpoint: stop.checkpoint.map(Path::to_path_buf),
+        before: BTreeSet::new(),
     })
     .with_event_time(|r: &Rec| r.ts)
     .with_watermark(Duration::from_millis(100))
@@ -113,22 +163,16 @@ struct Visit {
     records: u64,
 }
 
-fn build(
-    job: Job,
-    flow: &mut Flow<'_>,
-    records: &Arc<Vec<Rec>>,
-    fail_at: Option<u64>,
-    output: &Path,
-) {
+fn build(job: Job, flow: &mut Flow<'_>, records: &Arc<Vec<Rec>>, stop: Stop<'_>, output: &Path) {
     let output = output.to_path_buf();
     if let Job::Dedup = job {
-        return read(flow, records, fail_at)
+        return read(flow, records, stop)
             .key_by(|r| r.value)
             .dedup_within(Duration::from_millis(30))
             .map(|(value, r)| (value, r.id))
             .sink(FileSink::jsonl(output));
     }
-    let keyed = read(flow, records, fail_at).key_by(|r| r.key);
+    let keyed = read(flow, records, stop).key_by(|r| r.key);
     match job {
         Job::Tumbling => keyed
             .window(Window::tumbling(Duration::from_millis(50)).expect("a window"))
@@ -143,7 +187,11 @@ fn build(
             .sink(FileSink::jsonl(output)),
         Job::Dedup => unreachable!("built above"),
         Job::IntervalJoin => {
-            let right = read(flow, records, None)
+            let never = Stop {
+                fail_at: None,
+                checkpoint: None,
+            };
+            let right = read(flow, records, never)
                 .filter(|r| r.id % 3 == 0)
                 .key_by(|r| r.key);
             keyed
@@ -186,7 +234,8 @@ fn build(
     }
 }
 
-/// Runs `job` on `workers`, stopped at read `fail_at` if given, with snapshots in `checkpoint`.
+/// Runs `job` on `workers` with snapshots in `checkpoint` every [`RECORDS_PER_SNAPSHOT`]
+/// records, stopped at read `fail_at` (once a snapshot completed) if given.
 fn run(
     job: Job,
     records: &Arc<Vec<Rec>>,
@@ -197,15 +246,17 @@ fn run(
 ) -> Result<tideflow::JobReport, Error> {
     let mut config = Config::workers(workers);
     if let Some(dir) = checkpoint {
-        config = config.checkpoint(Checkpoint {
-            interval: Duration::from_millis(3),
-            ..Checkpoint::new(dir)
-        });
+        config = config.checkpoint(Checkpoint::new(dir).every_records(RECORDS_PER_SNAPSHOT));
     }
     let records = Arc::clone(records);
     let output: PathBuf = output.to_path_buf();
+    let checkpoint = checkpoint.map(Path::to_path_buf);
     tideflow::execute(config, move |flow| {
-        build(job, flow, &records, fail_at, &output);
+        let stop = Stop {
+            fail_at,
+            checkpoint: checkpoint.as_deref(),
+        };
+        build(job, flow, &records, stop, &output);
         Ok(())
     })
 }

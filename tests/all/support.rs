@@ -1,8 +1,11 @@
 //! Helpers shared by the library's tests: a seedable generator and a sink that keeps events.
 
+#[path = "net.rs"]
+mod net;
 #[path = "rng.rs"]
 mod rng;
 
+pub use net::free_hosts;
 pub use rng::SplitMix64;
 
 /// A sink that keeps every event with its event time, on every worker.

@@ -109,6 +109,26 @@ impl Proc {
         self.collect()
     }
 
+    /// Waits until the checkpoint directory `ck` holds `count` complete snapshots (not the
+    /// final one), failing the test after [`RUN_DEADLINE`]; false if the process exited first.
+    fn wait_for_snapshots(&mut self, ck: &Path, count: usize) -> bool {
+        loop {
+            let snapshots = complete_snapshots(ck);
+            if snapshots.iter().filter(|(e, _)| *e != FINAL_EPOCH).count() >= count {
+                return true;
+            }
+            if self.child.try_wait().expect("wait for tideflow").is_some() {
+                return false;
+            }
+            assert!(
+                self.started.elapsed() < RUN_DEADLINE,
+                "no {count} snapshot(s) within {RUN_DEADLINE:?}: {}",
+                self.what
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Sends SIGKILL `delay` after the start, unless the process has exited by then; returns
     /// what it did and whether it was killed.
     fn kill_after(mut self, delay: Duration) -> (Ran, bool) {
@@ -371,7 +391,8 @@ fn compare(expected: &Path, actual: &Path, sorted: bool) {
 /// same command (the worker counts cycle through `workers`) until [`KILLS`] kills landed while
 /// it ran (or it completed first: the input is sized so that it rarely does), then runs it to
 /// the end and compares its output with the reference run's in `dir`; at least one run must
-/// have resumed from a snapshot.
+/// have resumed from a snapshot (the first kill waits for a complete snapshot, so the second
+/// run does, however slow the machine).
 fn crash_and_recover(label: &str, job: &Job, dir: &Path, workers: &[u16], rng: &mut SplitMix64) {
     let reference = job.start_reference(dir, workers[0]);
     let mut runs: Vec<Ran> = Vec::new();
@@ -383,7 +404,11 @@ fn crash_and_recover(label: &str, job: &Job, dir: &Path, workers: &[u16], rng: &
         if runs.is_empty() {
             eprintln!("{label}: {}", describe(&args, None));
         }
-        let (ran, killed) = Proc::start(&args, None).kill_after(delay);
+        let mut process = Proc::start(&args, None);
+        if runs.is_empty() {
+            process.wait_for_snapshots(&dir.join("ck"), 1);
+        }
+        let (ran, killed) = process.kill_after(delay);
         eprintln!(
             "{label}: run {} on {on} worker(s): {}",
             runs.len() + 1,
@@ -667,24 +692,11 @@ fn flip_a_byte(path: &Path) {
 /// final one), then kills it; returns the complete snapshots, newest first.
 fn crash_with_two_snapshots(args: &[String], ck: &Path) -> Vec<(u64, PathBuf)> {
     let mut process = Proc::start(args, None);
-    loop {
-        let snapshots = complete_snapshots(ck);
-        if snapshots.iter().filter(|(e, _)| *e != FINAL_EPOCH).count() >= 2 {
-            break;
-        }
-        if let Some(status) = process.child.try_wait().expect("wait for tideflow") {
-            panic!(
-                "the job ended ({status}) before it had two snapshots: {}",
-                process.what
-            );
-        }
-        assert!(
-            process.started.elapsed() < RUN_DEADLINE,
-            "no two snapshots within {RUN_DEADLINE:?}: {}",
-            process.what
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    assert!(
+        process.wait_for_snapshots(ck, 2),
+        "the job ended before it had two snapshots: {}",
+        process.what
+    );
     process.child.kill().expect("SIGKILL tideflow");
     let ran = process.collect().no_panic();
     let snapshots = complete_snapshots(ck);

@@ -1,5 +1,7 @@
 //! Helpers shared by the command-line tests: run the real binary, write inputs, expect errors.
 
+#[path = "../../../tests/all/net.rs"]
+mod net;
 #[path = "../../../tests/all/rng.rs"]
 mod rng;
 
@@ -8,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use net::free_hosts;
 pub use rng::SplitMix64;
 
 /// The repository root: the binary runs there, so fixtures are named from it
