@@ -389,8 +389,9 @@ impl Plan {
                 None => rows
                     .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
                     .into_keyed(),
-                Some(join) => join.enrich(flow, rows, self.max_record_bytes),
+                Some(join) => join.enrich(flow, rows, self.max_record_bytes, self.stateful[0]),
             };
+            let keyed = keyed.named(self.aggregation_id());
             let Some(window) = self.window else {
                 // Upserts on the key: a retraction is superseded by the insertion after it.
                 let inserts = keyed

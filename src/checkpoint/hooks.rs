@@ -108,12 +108,11 @@ pub(crate) struct SourceHook {
 impl SourceHook {
     /// Registers a source instance of `worker`.
     pub(crate) fn register(checkpointer: &Arc<Checkpointer>, worker: usize) -> SourceHook {
-        let index = checkpointer.register(worker, "src", "source", None);
-        let name = checkpointer.lock().registrations[index].name.clone();
+        let (index, stem) = checkpointer.register(worker, "src", "source", None);
         SourceHook {
             checkpointer: Arc::clone(checkpointer),
             index,
-            stem: name.split("-w").next().unwrap_or_default().to_string(),
+            stem,
         }
     }
 

@@ -289,22 +289,25 @@ impl Checkpointer {
         }
     }
 
-    /// Registers a participant of `worker`; `prefix` is `op`, `src` or `sink`.
+    /// Registers a source instance (`prefix` `src`) of `worker` or a sink (`sink`, on worker 0),
+    /// numbered in registration order per worker and prefix: returns its index and its stem
+    /// (`src0`, `sink1`), which names its parts (`src0-w1`, `sink1`). Stateful operators register
+    /// by id instead (`register_operator`).
     fn register(
         &self,
         worker: usize,
         prefix: &'static str,
         kind: &str,
         committer: Option<Box<dyn Committer>>,
-    ) -> usize {
+    ) -> (usize, String) {
         let mut state = self.lock();
         let counter = state.counters.entry((worker, prefix)).or_insert(0);
-        let number = *counter;
+        let stem = format!("{prefix}{}", *counter);
         *counter += 1;
         let name = if prefix == "sink" {
-            format!("{prefix}{number}")
+            stem.clone()
         } else {
-            format!("{prefix}{number}-w{worker}")
+            format!("{stem}-w{worker}")
         };
         state.registrations.push(Registration {
             name,
@@ -313,13 +316,13 @@ impl Checkpointer {
             operator: None,
             finished: None,
         });
-        state.registrations.len() - 1
+        (state.registrations.len() - 1, stem)
     }
 
     /// Registers a committing sink (on worker 0) and recovers it unless it was recovered before
     /// the workers started: returns its index and what it has committed.
     fn register_sink(&self, committer: Box<dyn Committer>) -> Result<(usize, Recovered), Error> {
-        let index = self.register(0, "sink", "sink", Some(committer));
+        let (index, _) = self.register(0, "sink", "sink", Some(committer));
         let mut state = self.lock();
         let name = state.registrations[index].name.clone();
         if let Some(recovered) = state.recovered.get(&name) {

@@ -132,15 +132,17 @@ impl TableJoin {
     }
 
     /// Each row of `rows` with the table's columns appended, once per table row with its key
-    /// (or with nulls, in a left join), keyed by its own key.
+    /// (or with nulls, in a left join), keyed by its own key; the join is the stateful
+    /// operator `id`.
     pub(super) fn enrich<'scope>(
         &self,
         flow: &mut Flow<'scope>,
         rows: Stream<'scope, Row>,
         max_record_bytes: usize,
+        id: &str,
     ) -> KeyedStream<'scope, Key, Row> {
         let table = self.load(flow, max_record_bytes);
-        let keyed = rows.key_by(|row| join_key(&row.key));
+        let keyed = rows.key_by(|row| join_key(&row.key)).named(id);
         let enriched = match self.kind {
             JoinType::Inner => keyed.join_static(table).map(|joined| {
                 let mut row = joined.left;

@@ -73,10 +73,12 @@ pub struct Plan {
     pub(super) workers: usize,
     /// --progress and --metrics-addr, checked (opened by `execute`).
     pub(super) progress: Option<ProgressPlan>,
-    /// The ids of the stateful operators the job builds, in dataflow order: their default
-    /// names (`static_join`, then `running_aggregate`, `tumbling`, `sliding`, `sliding-update`
-    /// or `session`), as the job reports their state.
-    stateful: Vec<&'static str>,
+    /// The ids the job gives its stateful operators (`KeyedStream::named`), in dataflow order:
+    /// `static_join` with a `--join-static` table, then the aggregation's (`running_aggregate`,
+    /// `tumbling`, `sliding`, `sliding-update` or `session`): the library's default names, so
+    /// the progress reports name their state as they always did. Snapshots keep state under
+    /// these ids, so a changed query is refused on resume, naming the operator.
+    pub(super) stateful: Vec<&'static str>,
     pub(super) checkpoint: Option<Checkpoint>,
     pub(super) cluster: Option<Cluster>,
 }
@@ -281,10 +283,15 @@ impl Plan {
         Ok(plan)
     }
 
-    /// The ids of the stateful operators the job builds, in dataflow order (their default
-    /// names, as [`tideflow::JobReport::state`] names them).
+    /// The ids of the stateful operators the job builds, in dataflow order (the names
+    /// [`tideflow::JobReport::state`] and the snapshots know them by).
     pub fn stateful_operators(&self) -> &[&'static str] {
         &self.stateful
+    }
+
+    /// The id of the aggregation (the last stateful operator).
+    pub(super) fn aggregation_id(&self) -> &'static str {
+        self.stateful.last().copied().unwrap_or("running_aggregate")
     }
 }
 

@@ -43,7 +43,7 @@ fn crash_seed() -> u64 {
 }
 
 /// A started `tideflow` process; killed if the test fails while it runs.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     stderr: Option<JoinHandle<String>>,
     started: Instant,
@@ -51,15 +51,15 @@ struct Proc {
 }
 
 /// A process that exited (or was killed).
-struct Ran {
-    status: ExitStatus,
-    stderr: String,
+pub(crate) struct Ran {
+    pub(crate) status: ExitStatus,
+    pub(crate) stderr: String,
     what: String,
 }
 
 impl Proc {
     /// Starts `tideflow args`, with `TIDEFLOW_FAULT=fault` if given (and never inherited).
-    fn start(args: &[String], fault: Option<&str>) -> Proc {
+    pub(crate) fn start(args: &[String], fault: Option<&str>) -> Proc {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tideflow"));
         command
             .args(args)
@@ -100,7 +100,7 @@ impl Proc {
     }
 
     /// Waits for the process to exit (failing the test after [`RUN_DEADLINE`]).
-    fn finish(mut self) -> Ran {
+    pub(crate) fn finish(mut self) -> Ran {
         assert!(
             self.exited_within(RUN_DEADLINE),
             "did not exit within {RUN_DEADLINE:?}: {}",
@@ -165,7 +165,7 @@ impl Drop for Proc {
 
 impl Ran {
     /// Asserts the run succeeded without a panic.
-    fn succeeded(self) -> Ran {
+    pub(crate) fn succeeded(self) -> Ran {
         assert!(
             self.status.success(),
             "failed ({}): {}\nstderr:\n{}",
@@ -177,7 +177,7 @@ impl Ran {
     }
 
     /// Asserts the run crashed at an injected fault.
-    fn crashed_at_fault(self) -> Ran {
+    pub(crate) fn crashed_at_fault(self) -> Ran {
         assert!(
             !self.status.success() && self.stderr.contains("TIDEFLOW_FAULT: crashing"),
             "expected a crash at the fault ({}): {}\nstderr:\n{}",
@@ -200,7 +200,7 @@ impl Ran {
 
     /// Asserts the run failed with an exit code (not a signal) and one error line (besides
     /// warnings), every line `tideflow: `; returns the error line.
-    fn one_error_line(&self) -> String {
+    pub(crate) fn one_error_line(&self) -> String {
         let context = format!("{} ({})\nstderr:\n{}", self.what, self.status, self.stderr);
         let code = self.status.code();
         assert!(matches!(code, Some(c) if c != 0), "{context}");
@@ -221,7 +221,7 @@ impl Ran {
         errors[0].to_string()
     }
 
-    fn resumed(&self) -> bool {
+    pub(crate) fn resumed(&self) -> bool {
         self.stderr.contains("resuming from the snapshot")
     }
 }
@@ -233,7 +233,7 @@ fn describe(args: &[String], fault: Option<&str>) -> String {
 }
 
 /// A `tideflow run` query on the rate input.
-struct Job {
+pub(crate) struct Job {
     /// The arguments without the output files, checkpoint flags and --workers.
     query: Vec<String>,
     /// Whether it writes a --late-output file too (whose line order depends on timing even
@@ -294,13 +294,13 @@ impl Job {
     }
 
     /// The uninterrupted run writing `dir/ref.jsonl`, started (it runs beside the crashes).
-    fn start_reference(&self, dir: &Path, workers: u16) -> Proc {
+    pub(crate) fn start_reference(&self, dir: &Path, workers: u16) -> Proc {
         Proc::start(&self.args(dir, "ref", workers), None)
     }
 
     /// The checkpointed command writing `dir/out.jsonl`, with checkpoints in `dir/ck` every
     /// `interval`, then `extra`.
-    fn checkpointed(
+    pub(crate) fn checkpointed(
         &self,
         dir: &Path,
         workers: u16,
@@ -323,7 +323,7 @@ impl Job {
     }
 
     /// Asserts the output in `dir` equals the reference in `reference_dir`.
-    fn assert_reference_output(&self, reference_dir: &Path, dir: &Path) {
+    pub(crate) fn assert_reference_output(&self, reference_dir: &Path, dir: &Path) {
         compare(
             &reference_dir.join("ref.jsonl"),
             &dir.join("out.jsonl"),
@@ -540,7 +540,7 @@ fn crash_recovery_gives_the_uninterrupted_output() {
 }
 
 /// The fault tests' job: 1 s of input, snapshots every 200 ms on 2 workers.
-fn fault_job() -> Job {
+pub(crate) fn fault_job() -> Job {
     Job::new(
         &rate(50, 20_000, 21, 20),
         &["--watermark-delay", "50ms", "--window", "tumbling:100ms"],
