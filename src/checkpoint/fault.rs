@@ -32,7 +32,8 @@ mod disabled {
     pub(crate) struct Fault;
 
     impl Fault {
-        /// No fault.
+        /// No fault (for unit tests; the runtime asks `from_env`).
+        #[cfg(test)]
         pub(crate) fn none() -> Self {
             Fault
         }
