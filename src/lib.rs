@@ -45,7 +45,7 @@ mod cluster;
 mod context;
 mod duration;
 mod error;
-mod keyed;
+mod flow;
 mod metrics;
 mod position;
 mod runtime;
@@ -53,6 +53,7 @@ pub mod sink;
 pub mod source;
 mod stream;
 mod window;
+mod worker;
 
 /// Aggregators: built-ins and the trait for your own (re-exported from `tideflow-operators`).
 pub mod aggregate {
@@ -65,14 +66,13 @@ pub use checkpoint::{Checkpoint, SnapshotReport};
 pub use cluster::{Cluster, SECRET_VAR};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
-pub use keyed::static_join::StaticTable;
+pub use flow::{Flow, RecordsInHandle};
 pub use metrics::{
     LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
     STATE_BYTES_PER_ROW,
 };
-pub use runtime::RecordsInHandle;
-pub use runtime::{execute, Config, Flow, JobReport};
-pub use stream::{KeyedStream, ResultsAndLate, Stream, WindowedStream};
+pub use runtime::{execute, Config, JobReport};
+pub use stream::{KeyedStream, ResultsAndLate, StaticTable, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;
 pub use tideflow_operators::keyed::map_with_state::{Records, StateContext, StateInput};
 pub use tideflow_operators::keyed::running::{Change, KeyedChange};

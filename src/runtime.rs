@@ -7,7 +7,6 @@
 //! workers of the process, so the first one stops everybody and is the one returned.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -16,21 +15,21 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tideflow_operators::state::{StateCount, StateRows};
-use tideflow_operators::stateful::StateConfig;
+use tideflow_operators::state::StateCount;
 use tideflow_operators::Trigger;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
-use timely::dataflow::Scope;
 use timely::worker::Worker;
 use timely::WorkerConfig;
 
-use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport, WorkerRegistry};
+use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport};
 use crate::cluster::{Cluster, PanicRouting, PeerWatch};
 use crate::context::SharedJob;
 use crate::error::Error;
+use crate::flow::Flow;
 use crate::metrics::{Progress, ProgressListener};
+use crate::worker::WorkerJob;
 
 /// How a job runs.
 ///
@@ -211,135 +210,6 @@ pub struct JobReport {
     pub elapsed: Duration,
 }
 
-/// One worker's view of the job: its identity, the shared state, and the terminal operators it
-/// waits for.
-pub(crate) struct WorkerJob {
-    pub(crate) index: usize,
-    pub(crate) peers: usize,
-    pub(crate) trigger: Trigger,
-    pub(crate) shared: Arc<SharedJob>,
-    pub(crate) checkpointer: Option<Arc<Checkpointer>>,
-    terminals: RefCell<Vec<Rc<Cell<bool>>>>,
-    /// The stateful operators built on this worker: id, kind, gauge.
-    state: RefCell<Vec<(String, &'static str, StateRows)>>,
-}
-
-impl WorkerJob {
-    /// Registers a terminal operator; it sets the returned flag once its input has ended.
-    pub(crate) fn terminal(&self) -> Rc<Cell<bool>> {
-        let done = Rc::new(Cell::new(false));
-        self.terminals.borrow_mut().push(Rc::clone(&done));
-        done
-    }
-
-    /// What a stateful operator of kind `kind` built now is given: a gauge, reported in
-    /// [`JobReport::state`] under the operator's id, and with `snapshots` and a checkpoint, a
-    /// snapshot port whose parts are named by the id. The id is `name`, or by default `kind`, then
-    /// `kind#2`, `kind#3`... for later operators of the kind (every worker builds the same
-    /// operators in the same order). An empty id, or one another operator of the job has,
-    /// stops the job before any data flows.
-    pub(crate) fn state_config(
-        &self,
-        kind: &'static str,
-        name: Option<String>,
-        snapshots: bool,
-    ) -> StateConfig {
-        let mut operators = self.state.borrow_mut();
-        let id = name.unwrap_or_else(|| {
-            match operators
-                .iter()
-                .filter(|(_, other, _)| *other == kind)
-                .count()
-            {
-                0 => kind.to_string(),
-                n => format!("{kind}#{}", n + 1),
-            }
-        });
-        if id.is_empty() {
-            self.shared
-                .fail(Error::Config("a stateful operator's name is empty".into()));
-        } else if operators.iter().any(|(other, _, _)| *other == id) {
-            self.shared.fail(Error::Config(format!(
-                "two stateful operators are named \"{id}\"; give each its own name"
-            )));
-        }
-        let gauge = StateRows::default();
-        self.shared.metrics.register_state(&id, &gauge);
-        let port = match &self.checkpointer {
-            Some(checkpointer) if snapshots => {
-                let registry = WorkerRegistry {
-                    checkpointer,
-                    shared: &self.shared,
-                    worker: self.index,
-                };
-                Some(registry.port(&id, kind))
-            }
-            _ => None,
-        };
-        operators.push((id, kind, gauge.clone()));
-        StateConfig {
-            port,
-            gauge: Some(gauge),
-        }
-    }
-
-    /// Adds this worker's state gauges to the job's totals.
-    fn report_state(&self) {
-        for (name, _, gauge) in self.state.borrow().iter() {
-            self.shared.add_state(name, gauge.get());
-        }
-    }
-
-    fn finished(&self) -> bool {
-        self.terminals.borrow().iter().all(|done| done.get())
-    }
-}
-
-/// The handle a job's build function gets on each worker: sources start here.
-///
-/// A `Flow` is created once per worker; the build function runs on every worker and must build
-/// the same dataflow on each (sources pick their worker's share of the input themselves).
-pub struct Flow<'scope> {
-    pub(crate) scope: Scope<'scope, u64>,
-    pub(crate) job: Rc<WorkerJob>,
-}
-
-impl<'scope> Flow<'scope> {
-    /// This worker's index, from 0 to `peers() - 1`.
-    pub fn worker_index(&self) -> usize {
-        self.job.index
-    }
-
-    /// The number of workers in the job.
-    pub fn peers(&self) -> usize {
-        self.job.peers
-    }
-
-    /// The timely scope, for building raw timely operators next to Tideflow's.
-    pub fn scope(&self) -> Scope<'scope, u64> {
-        self.scope
-    }
-
-    /// A handle on the number of records the job's sources have read so far (on every worker
-    /// of this process), to show live figures from inside a sink while the job runs; the
-    /// final figure is [`JobReport::records_in`].
-    pub fn records_in(&self) -> RecordsInHandle {
-        RecordsInHandle(Arc::clone(&self.job.shared))
-    }
-}
-
-/// A live count of the records a job's sources have read in this process, from
-/// [`Flow::records_in`]; it can be cloned and sent to any thread.
-#[derive(Clone)]
-pub struct RecordsInHandle(Arc<SharedJob>);
-
-impl RecordsInHandle {
-    /// The records read so far.
-    pub fn get(&self) -> u64 {
-        self.0.records_in.load(Ordering::Relaxed)
-    }
-}
-
 /// Builds this worker's dataflow and steps it until its terminals are done, the job stops or
 /// (in a cluster, watched by `peers`) it loses a peer.
 fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F, peers: Option<&PeerWatch>)
@@ -447,15 +317,13 @@ where
         if let Some(watch) = &worker_watch {
             watch.tag_worker_thread();
         }
-        let job = Rc::new(WorkerJob {
-            index: worker.index(),
-            peers: worker.peers(),
+        let job = Rc::new(WorkerJob::new(
+            worker.index(),
+            worker.peers(),
             trigger,
-            shared: Arc::clone(&worker_shared),
-            checkpointer: worker_checkpointer.clone(),
-            terminals: RefCell::new(Vec::new()),
-            state: RefCell::new(Vec::new()),
-        });
+            Arc::clone(&worker_shared),
+            worker_checkpointer.clone(),
+        ));
         // A panic (a bug, or a panicking user closure) must not leave the other workers waiting
         // for this one's progress: it becomes the job's error and every worker stops.
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {

@@ -16,13 +16,13 @@
 //!    executions prepared or half-published beyond it.
 //!
 //! A sink opts in by returning a [`Committer`] from [`Sink::committer`]; the file sink's is in
-//! `sink/file/commit.rs`. Committing sinks are [`Parallelism::Single`](super::Parallelism)
+//! `sink/file/commit.rs`. Committing sinks are [`Parallelism::Single`](crate::sink::Parallelism)
 //! sinks for now: one committer per sink, driven on worker 0.
 //!
-//! [`Sink::write`]: super::Sink::write
-//! [`Sink::begin_staging`]: super::Sink::begin_staging
-//! [`Sink::pre_commit`]: super::Sink::pre_commit
-//! [`Sink::committer`]: super::Sink::committer
+//! [`Sink::write`]: crate::sink::Sink::write
+//! [`Sink::begin_staging`]: crate::sink::Sink::begin_staging
+//! [`Sink::pre_commit`]: crate::sink::Sink::pre_commit
+//! [`Sink::committer`]: crate::sink::Sink::committer
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -34,13 +34,13 @@ use crate::error::Error;
 /// What a sink's part of a snapshot recorded: the epoch and the bytes [`Sink::pre_commit`]
 /// returned for it.
 ///
-/// [`Sink::pre_commit`]: super::Sink::pre_commit
+/// [`Sink::pre_commit`]: crate::sink::Sink::pre_commit
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prepared<'a> {
     /// The snapshot's epoch: the prepared output holds the rows stamped below it (since the
     /// previous epoch); `u64::MAX` for the final snapshot at the end of the input.
     pub epoch: u64,
-    /// What [`Sink::pre_commit`](super::Sink::pre_commit) returned.
+    /// What [`Sink::pre_commit`](crate::sink::Sink::pre_commit) returned.
     pub bytes: &'a [u8],
 }
 
@@ -115,7 +115,7 @@ impl<'a> CommitContext<'a> {
 
 /// The committing half of an exactly-once sink, held by the checkpoint coordinator and called
 /// from whichever worker thread completes a snapshot (hence `Send`). The sink's other half,
-/// staging and [`Sink::pre_commit`](super::Sink::pre_commit), runs on the sink's worker.
+/// staging and [`Sink::pre_commit`](crate::sink::Sink::pre_commit), runs on the sink's worker.
 ///
 /// Contract: once per run, before any `commit`, `recover` is called when the sink registers
 /// (while the job is built), then `abort` if the job resumes from a snapshot. For a committer
@@ -133,7 +133,7 @@ impl<'a> CommitContext<'a> {
 pub trait Committer: Send + 'static {
     /// Phase two: makes the output prepared for `epoch` visible. Called once the snapshot at
     /// `epoch` is complete (its manifest durable) with the bytes
-    /// [`Sink::pre_commit`](super::Sink::pre_commit) returned. Idempotent.
+    /// [`Sink::pre_commit`](crate::sink::Sink::pre_commit) returned. Idempotent.
     fn commit(
         &mut self,
         epoch: u64,

@@ -11,7 +11,7 @@
 //! closes ([`SocketSource`], [`StdinSource`]) or forever ([`FileSource::watch`], which adds a
 //! partition per new file with [`SourceBatch::add_partition`]).
 //!
-//! A job reads a source with [`Flow::source`], names the event time with
+//! A job reads a source with [`Flow::source`](crate::Flow::source), names the event time with
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with
 //! [`EventTimeBuilder::with_watermark`], which yields a [`Stream`]. A bounded source can also
 //! be read whole, without event time, as the static table of a stream-static join
@@ -30,6 +30,8 @@ mod table;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use timely::dataflow::Scope;
+
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
@@ -44,8 +46,8 @@ pub use tideflow_operators::watermark::WatermarkStrategy;
 use driver::SourceDriver;
 
 use crate::error::Error;
-use crate::runtime::Flow;
 use crate::stream::Stream;
+use crate::worker::WorkerJob;
 
 /// Where a source instance runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,27 +196,33 @@ pub trait Source: 'static {
     }
 }
 
-impl<'scope> Flow<'scope> {
-    /// Starts a stream from `source`, read in parallel by every worker.
-    pub fn source<S: Source>(&mut self, source: S) -> SourceBuilder<'_, 'scope, S> {
-        SourceBuilder { flow: self, source }
-    }
-}
-
 /// A source whose event time is not named yet.
 pub struct SourceBuilder<'flow, 'scope, S> {
-    flow: &'flow mut Flow<'scope>,
+    /// The scope and the job of the flow, borrowed as
+    /// [`Flow::source`](crate::Flow::source) borrows the flow.
+    scope: &'flow mut Scope<'scope, u64>,
+    job: &'flow Rc<WorkerJob>,
     source: S,
 }
 
 impl<'flow, 'scope, S: Source> SourceBuilder<'flow, 'scope, S> {
+    /// The builder of [`Flow::source`](crate::Flow::source), on the flow's `scope` and `job`.
+    pub(crate) fn new(
+        scope: &'flow mut Scope<'scope, u64>,
+        job: &'flow Rc<WorkerJob>,
+        source: S,
+    ) -> Self {
+        SourceBuilder { scope, job, source }
+    }
+
     /// Names each record's event time, in milliseconds since the Unix epoch.
     pub fn with_event_time<F>(self, event_time: F) -> EventTimeBuilder<'flow, 'scope, S, F>
     where
         F: Fn(&S::Item) -> u64 + 'static,
     {
         EventTimeBuilder {
-            flow: self.flow,
+            scope: self.scope,
+            job: self.job,
             source: self.source,
             event_time,
         }
@@ -223,7 +231,8 @@ impl<'flow, 'scope, S: Source> SourceBuilder<'flow, 'scope, S> {
 
 /// A source with an event time, waiting for its watermark strategy.
 pub struct EventTimeBuilder<'flow, 'scope, S, F> {
-    flow: &'flow mut Flow<'scope>,
+    scope: &'flow mut Scope<'scope, u64>,
+    job: &'flow Rc<WorkerJob>,
     source: S,
     event_time: F,
 }
@@ -262,11 +271,12 @@ where
     /// ```
     pub fn with_watermark(self, strategy: impl Into<WatermarkStrategy>) -> Stream<'scope, S::Item> {
         let EventTimeBuilder {
-            flow,
+            scope,
+            job,
             source,
             event_time,
         } = self;
-        let job = Rc::clone(&flow.job);
+        let job = Rc::clone(job);
         let driver = SourceDriver {
             context: SourceContext {
                 worker_index: job.index,
@@ -276,7 +286,7 @@ where
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
         };
-        let inner = driver.drive(flow.scope, source, event_time, strategy.into());
+        let inner = driver.drive(*scope, source, event_time, strategy.into());
         Stream { inner, job }
     }
 }

@@ -12,16 +12,17 @@ use std::sync::atomic::Ordering;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source as timely_source;
-use timely::dataflow::StreamVec;
+use timely::dataflow::{Scope, StreamVec};
 
 use super::{Source, SourceBatch, SourceContext, SourceStatus};
-use crate::runtime::Flow;
+use crate::worker::WorkerJob;
 
 /// Reads `source` on every worker to its end, turning each record into a row with `row`
 /// (`None` drops it), and emits each row as the update `(row, 0, +1)`. An error from the
 /// source stops the job, and the capability is kept, so nothing treats the table as complete.
 pub(crate) fn read_table<'scope, S, T>(
-    flow: &mut Flow<'scope>,
+    scope: Scope<'scope, u64>,
+    job: &Rc<WorkerJob>,
     mut source: S,
     mut row: impl FnMut(S::Item) -> Option<T> + 'static,
 ) -> StreamVec<'scope, u64, (T, u64, isize)>
@@ -29,7 +30,7 @@ where
     S: Source,
     T: 'static,
 {
-    let job = Rc::clone(&flow.job);
+    let job = Rc::clone(job);
     let context = SourceContext {
         worker_index: job.index,
         peers: job.peers,
@@ -42,7 +43,6 @@ where
         }
     };
     let mut batch = SourceBatch::new();
-    let scope = flow.scope;
     timely_source::<_, CapacityContainerBuilder<Vec<(T, u64, isize)>>, _, _>(
         scope,
         "StaticTableSource",

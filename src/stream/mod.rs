@@ -4,17 +4,17 @@
 //! A `Stream<D>` is a timely stream of [`Event<D>`]: every record keeps its event time through
 //! `map`, `filter` and `flat_map`, as a Flink record keeps its timestamp. Operators consume the
 //! stream (timely 0.31 style); `clone` a stream to use it twice.
+//!
+//! One file (or folder) per API type: [`Stream`] here, [`KeyedStream`] in `keyed/` (the type in
+//! `keyed/mod.rs`, each keyed-state operator in a file of its own), [`WindowedStream`] in
+//! `windowed.rs`. The three refer to one another (`key_by`, `window`, `into_stream`), so they
+//! are one module of the crate's layers (docs/ARCHITECTURE.md "Layers").
 
-use std::hash::Hash;
+mod keyed;
+mod windowed;
+
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use tideflow_operators::aggregate::Aggregator;
-use tideflow_operators::window::{
-    LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowRow,
-    WindowStreams, WindowUpdate,
-};
 use tideflow_operators::Event;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -23,11 +23,13 @@ use timely::dataflow::operators::{Concat, Inspect, Operator};
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
-use crate::context::{count_window, WindowCount};
-use crate::duration::millis;
-use crate::runtime::WorkerJob;
 use crate::sink::Sink;
-use crate::window::Window;
+use crate::worker::WorkerJob;
+
+pub use keyed::static_join::StaticTable;
+pub use keyed::KeyedStream;
+pub(crate) use windowed::drop_late;
+pub use windowed::{ResultsAndLate, WindowedStream};
 
 /// A stream of records of type `D`, each with its event time.
 pub struct Stream<'scope, D> {
@@ -340,253 +342,4 @@ impl<'scope, K: 'static, D: 'static> Stream<'scope, (K, D)> {
             name: None,
         }
     }
-}
-
-/// A stream whose records have a key of type `K`; windows and keyed state start here.
-pub struct KeyedStream<'scope, K, D> {
-    pub(crate) inner: StreamVec<'scope, u64, Event<(K, D)>>,
-    pub(crate) job: Rc<WorkerJob>,
-    /// The id of the stateful operator built on this stream, if the job gave one.
-    pub(crate) name: Option<String>,
-}
-
-impl<'scope, K: 'static, D: 'static> KeyedStream<'scope, K, D> {
-    /// Groups each key's records into windows; finish with [`WindowedStream::aggregate`].
-    pub fn window(self, window: Window) -> WindowedStream<'scope, K, D> {
-        WindowedStream {
-            keyed: self,
-            window,
-            lateness: 0,
-        }
-    }
-
-    /// Back to a plain stream of `(key, record)` pairs.
-    pub fn into_stream(self) -> Stream<'scope, (K, D)> {
-        Stream {
-            inner: self.inner,
-            job: self.job,
-        }
-    }
-}
-
-/// The window rows (results in append mode, [`WindowUpdate`]s in update mode) and the late
-/// records of [`WindowedStream::aggregate_with_late`] and
-/// [`WindowedStream::aggregate_updates_with_late`].
-pub type ResultsAndLate<'scope, K, D, R> = (Stream<'scope, R>, Stream<'scope, LateRecord<K, D>>);
-
-/// A keyed stream grouped into windows.
-pub struct WindowedStream<'scope, K, D> {
-    keyed: KeyedStream<'scope, K, D>,
-    window: Window,
-    lateness: u64,
-}
-
-impl<'scope, K, D> WindowedStream<'scope, K, D>
-where
-    K: ExchangeData + Hash + Eq + Clone,
-    D: ExchangeData,
-{
-    /// Keeps each window open for records stamped up to `lateness` after its end (Flink's
-    /// `allowedLateness`): a window's result leaves once, when the watermark passes
-    /// `window_end + lateness`, and includes the records that arrived late but within it. By
-    /// default, zero.
-    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
-        self.lateness = millis(lateness);
-        self
-    }
-
-    /// Names the window operator, as [`KeyedStream::named`] does. By default, it is named by
-    /// its kind (`tumbling`, `sliding`, `sliding-update` in update mode, `session`), then
-    /// `kind#2`, ... for later ones.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.keyed.name = Some(name.into());
-        self
-    }
-
-    /// Aggregates each key's records per window with `aggregator` (a built-in such as
-    /// [`Count`](crate::aggregate::Count), a tuple of several, or your own
-    /// [`Aggregator`]). A window's result leaves as soon as the watermark passes its end (plus
-    /// the allowed lateness) and carries event time `window_end - 1`. Records that arrive after
-    /// every window they belong to has closed are dropped and counted in
-    /// [`JobReport::late_dropped`](crate::JobReport).
-    pub fn aggregate<A: Aggregator<D>>(
-        self,
-        aggregator: A,
-    ) -> Stream<'scope, WindowResult<K, A::Output>> {
-        self.rows(aggregator)
-    }
-
-    /// Aggregates like [`aggregate`](Self::aggregate), in update mode: each time the watermark
-    /// advances, an early row ([`UpdateKind::Early`](crate::UpdateKind)) for every (key, window)
-    /// whose result changed, and when a window closes its final row
-    /// ([`UpdateKind::Final`](crate::UpdateKind)). With allowed lateness, records that arrive
-    /// after the window's end but within the lateness produce corrected early rows. A session
-    /// that grows or merges makes its earlier rows obsolete: a [`UpdateKind::Retract`] row
-    /// deletes each. Upserting the rows on (key, start, end), and deleting retracted ones, gives
-    /// exactly the [`aggregate`](Self::aggregate) results once the input ends.
-    ///
-    /// [`UpdateKind::Retract`]: crate::UpdateKind::Retract
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
-    ///
-    /// let rows = MemorySink::new();
-    /// let output = rows.clone();
-    /// tideflow::execute(Config::default(), move |flow| {
-    ///     flow.source(MemorySource::new(vec![1_000u64, 2_000, 3_000]).batch_size(1))
-    ///         .with_event_time(|t| *t)
-    ///         .with_watermark(Duration::ZERO)
-    ///         .key_by(|_| "all".to_string())
-    ///         .window(Window::tumbling(Duration::from_secs(10))?)
-    ///         .aggregate_updates(Count)
-    ///         .sink(output.clone());
-    ///     Ok(())
-    /// })?;
-    /// let rows = rows.take();
-    /// // Early counts as the watermark moves through the window, then the final count.
-    /// let last = rows.last().unwrap();
-    /// assert!(last.is_final() && last.result.value == 3);
-    /// assert!(rows.len() > 1 && rows[..rows.len() - 1].iter().all(|row| !row.is_final()));
-    /// # Ok::<(), tideflow::Error>(())
-    /// ```
-    pub fn aggregate_updates<A: Aggregator<D>>(
-        self,
-        aggregator: A,
-    ) -> Stream<'scope, WindowUpdate<K, A::Output>> {
-        self.rows(aggregator)
-    }
-
-    /// Update-mode rows like [`aggregate_updates`](Self::aggregate_updates), and the late
-    /// records like [`aggregate_with_late`](Self::aggregate_with_late).
-    pub fn aggregate_updates_with_late<A: Aggregator<D>>(
-        self,
-        aggregator: A,
-    ) -> ResultsAndLate<'scope, K, D, WindowUpdate<K, A::Output>> {
-        self.rows_with_late(aggregator)
-    }
-
-    /// The rows `R` of the window operator, late records dropped and counted.
-    fn rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
-        self,
-        aggregator: A,
-    ) -> Stream<'scope, R> {
-        let (job, WindowStreams { results, late }) = self.windows(aggregator);
-        drop_late(&job, late);
-        Stream {
-            inner: results,
-            job,
-        }
-    }
-
-    /// Like [`aggregate`](Self::aggregate), but records too late for every window they belong
-    /// to come out on a second stream instead of being dropped (Flink's `sideOutputLateData`),
-    /// each with the watermark it arrived behind and the end of the window it missed; they are
-    /// counted in [`JobReport::late_routed`](crate::JobReport).
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use tideflow::{aggregate::Count, sink::MemorySink, source::MemorySource, Config, Window};
-    ///
-    /// let (rows, late) = (MemorySink::new(), MemorySink::new());
-    /// let (rows_out, late_out) = (rows.clone(), late.clone());
-    /// let report = tideflow::execute(Config::default(), move |flow| {
-    ///     let (results, too_late) = flow
-    ///         .source(MemorySource::new(vec![1_000u64, 12_000, 9_000, 30_000, 5_000]))
-    ///         .with_event_time(|t| *t)
-    ///         .with_watermark(Duration::ZERO)
-    ///         .key_by(|_| "all".to_string())
-    ///         .window(Window::tumbling(Duration::from_secs(10))?)
-    ///         .allowed_lateness(Duration::from_secs(5))
-    ///         .aggregate_with_late(Count);
-    ///     results.sink(rows_out.clone());
-    ///     too_late.sink(late_out.clone());
-    ///     Ok(())
-    /// })?;
-    /// // 9_000 arrives behind watermark 12_000, within [0, 10 s) + 5 s: it is counted.
-    /// // 5_000 arrives behind watermark 30_000, past 10 s + 5 s: it is late.
-    /// let mut counts: Vec<(u64, u64)> = rows.take().iter().map(|r| (r.start, r.value)).collect();
-    /// counts.sort();
-    /// assert_eq!(counts, vec![(0, 2), (10_000, 1), (30_000, 1)]);
-    /// let late = late.take();
-    /// assert_eq!((late[0].data, late[0].watermark, late[0].window_end), (5_000, 30_000, 10_000));
-    /// assert_eq!((report.late_routed, report.late_dropped), (1, 0));
-    /// # Ok::<(), tideflow::Error>(())
-    /// ```
-    pub fn aggregate_with_late<A: Aggregator<D>>(
-        self,
-        aggregator: A,
-    ) -> ResultsAndLate<'scope, K, D, WindowResult<K, A::Output>> {
-        self.rows_with_late(aggregator)
-    }
-
-    /// The rows `R` of the window operator and its late records, counted.
-    fn rows_with_late<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
-        self,
-        aggregator: A,
-    ) -> ResultsAndLate<'scope, K, D, R> {
-        let (job, WindowStreams { results, late }) = self.windows(aggregator);
-        let counter = Rc::clone(&job);
-        let late = late.inspect_batch(move |_, records| {
-            counter
-                .shared
-                .late_routed
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
-        });
-        (
-            Stream {
-                inner: results,
-                job: Rc::clone(&job),
-            },
-            Stream { inner: late, job },
-        )
-    }
-
-    /// Builds the window operator of this stream's kind.
-    fn windows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
-        self,
-        aggregator: A,
-    ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
-        let mut keyed = self.keyed;
-        let kind = match self.window {
-            Window::Tumbling { .. } => "tumbling",
-            Window::Sliding { .. } if R::UPDATES => "sliding-update",
-            Window::Sliding { .. } => "sliding",
-            Window::Session { .. } => "session",
-        };
-        let config = keyed.state_config(kind, true);
-        let KeyedStream { inner, job, .. } = keyed;
-        let lateness = self.lateness;
-        // Progress reports (src/metrics): records into and rows out of the window operator.
-        let inner = count_window(&job.shared, inner, WindowCount::Input);
-        let mut streams = match self.window {
-            Window::Tumbling { size } => {
-                inner.tumbling_window_rows(size, lateness, aggregator, config)
-            }
-            Window::Sliding { size, slide } => {
-                inner.sliding_window_rows(size, slide, lateness, aggregator, config)
-            }
-            Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator, config),
-        };
-        streams.results = count_window(&job.shared, streams.results, WindowCount::Rows);
-        (job, streams)
-    }
-}
-
-/// Drops the records of `late`, counting them in the job's `late_dropped`.
-pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64, Event<T>>) {
-    let done = job.terminal();
-    let counter = Rc::clone(job);
-    late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
-        input.for_each(|_, data| {
-            counter
-                .shared
-                .late_dropped
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
-            data.clear();
-        });
-        done.set(frontier.is_empty());
-    });
 }

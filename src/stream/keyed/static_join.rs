@@ -1,25 +1,24 @@
-//! Stream-static joins (enrichment, Spark's stream-static join): [`Flow::static_table`] reads a
-//! bounded source to its end and arranges its rows once, by key, with differential dataflow;
+//! Stream-static joins (enrichment, Spark's stream-static join):
+//! [`Flow::static_table`](crate::Flow::static_table) (in `flow.rs`) reads a bounded source to its
+//! end and arranges its rows once, by key, with differential dataflow, as a [`StaticTable`];
 //! [`KeyedStream::join_static`] and [`KeyedStream::join_static_left`] look each record up in
 //! it. The API over [`tideflow_operators::keyed::static_join`].
 
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use differential_dataflow::AsCollection;
 use tideflow_operators::keyed::interval_join::{InnerJoin, JoinKind, Joined, LeftJoin};
 use tideflow_operators::keyed::static_join::{ArrangedTable, StaticJoin};
 use timely::ExchangeData;
 
-use crate::runtime::Flow;
-use crate::source::{read_table, Source};
 use crate::stream::{KeyedStream, Stream};
 
 /// A static table of `(K, V)` rows, arranged by key and spread over the workers by
-/// [`key_hash`](tideflow_operators::key_hash) of the key, made by [`Flow::static_table`]. Clone
-/// it to join several streams with the one arrangement.
+/// [`key_hash`](tideflow_operators::key_hash) of the key, made by
+/// [`Flow::static_table`](crate::Flow::static_table). Clone it to join several streams with the
+/// one arrangement.
 pub struct StaticTable<'scope, K: Ord + Clone + 'static, V: Ord + Clone + 'static> {
-    table: ArrangedTable<'scope, K, V>,
+    pub(crate) table: ArrangedTable<'scope, K, V>,
 }
 
 impl<K, V> Clone for StaticTable<'_, K, V>
@@ -30,103 +29,6 @@ where
     fn clone(&self) -> Self {
         StaticTable {
             table: self.table.clone(),
-        }
-    }
-}
-
-impl<'scope> Flow<'scope> {
-    /// Reads `source`, a bounded source of `(key, value)` rows, to its end as a static table
-    /// for [`KeyedStream::join_static`]: the rows are arranged once, by key, in a differential
-    /// arrangement (rows with the same key are all kept, and a row given twice joins twice).
-    /// Every worker reads its share of the source, as for a stream; the rows are not counted
-    /// as records read. No record is joined before the whole table is loaded, so a source that
-    /// never ends (a watched directory, a socket) holds the joined stream back for ever; an
-    /// error from the source stops the job.
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use tideflow::{sink::MemorySink, source::MemorySource, Config};
-    ///
-    /// // Cents per unit of each currency, and (currency, amount, event time) payments.
-    /// let rates = vec![("EUR".to_string(), 108u64), ("GBP".to_string(), 127)];
-    /// let payments = vec![("EUR".to_string(), 100u64, 1_000u64), ("GBP".to_string(), 10, 2_000)];
-    /// let cents = MemorySink::new();
-    /// let output = cents.clone();
-    /// tideflow::execute(Config::workers(2), move |flow| {
-    ///     let rates = flow.static_table(MemorySource::new(rates.clone()));
-    ///     flow.source(MemorySource::new(payments.clone()))
-    ///         .with_event_time(|(_, _, t)| *t)
-    ///         .with_watermark(Duration::ZERO)
-    ///         .key_by(|(currency, _, _)| currency.clone())
-    ///         .join_static(rates)
-    ///         .map(|row| (row.key, row.left.1 * row.right))
-    ///         .sink(output.clone());
-    ///     Ok(())
-    /// })?;
-    /// let mut cents = cents.take();
-    /// cents.sort();
-    /// assert_eq!(cents, vec![("EUR".to_string(), 10_800), ("GBP".to_string(), 1_270)]);
-    /// # Ok::<(), tideflow::Error>(())
-    /// ```
-    pub fn static_table<S, K, V>(&mut self, source: S) -> StaticTable<'scope, K, V>
-    where
-        S: Source<Item = (K, V)>,
-        K: ExchangeData + Hash + Ord + Debug + Clone,
-        V: ExchangeData + Ord + Debug + Clone,
-    {
-        self.static_table_core(source, Some)
-    }
-
-    /// Like [`static_table`](Self::static_table), for a source of any records: `row` turns
-    /// each record into a `(key, value)` row, or `None` to leave it out of the table (a row
-    /// whose key can match nothing, say).
-    ///
-    /// # Examples
-    /// ```
-    /// use std::time::Duration;
-    /// use tideflow::{sink::MemorySink, source::{FileSource, JsonLines}, Config};
-    ///
-    /// #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-    /// struct Customer { id: Option<u32>, segment: String }
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join("customers.jsonl");
-    /// std::fs::write(&path, "{\"id\":1,\"segment\":\"gold\"}\n{\"id\":null,\"segment\":\"?\"}\n")?;
-    /// let rows = MemorySink::new();
-    /// let output = rows.clone();
-    /// tideflow::execute(Config::default(), move |flow| {
-    ///     let customers = flow.static_table_core(
-    ///         FileSource::new(&path, JsonLines::<Customer>::serde()),
-    ///         |customer: Customer| Some((customer.id?, customer.segment)),
-    ///     );
-    ///     flow.source(tideflow::source::MemorySource::new(vec![(1u32, 500u64), (2, 600)]))
-    ///         .with_event_time(|(_, t)| *t)
-    ///         .with_watermark(Duration::ZERO)
-    ///         .key_by(|(customer, _)| *customer)
-    ///         .join_static_left(customers)
-    ///         .map(|row| (row.key, row.right))
-    ///         .sink(output.clone());
-    ///     Ok(())
-    /// })?;
-    /// let mut rows = rows.take();
-    /// rows.sort();
-    /// assert_eq!(rows, vec![(1, Some("gold".to_string())), (2, None)]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn static_table_core<S, K, V>(
-        &mut self,
-        source: S,
-        row: impl FnMut(S::Item) -> Option<(K, V)> + 'static,
-    ) -> StaticTable<'scope, K, V>
-    where
-        S: Source,
-        K: ExchangeData + Hash + Ord + Debug + Clone,
-        V: ExchangeData + Ord + Debug + Clone,
-    {
-        let rows = read_table(self, source, row).as_collection();
-        StaticTable {
-            table: ArrangedTable::arrange(rows),
         }
     }
 }

@@ -1,0 +1,124 @@
+//! One worker's view of a running job ([`WorkerJob`]): its index among the workers, the job
+//! context it reports into, its checkpointer, the terminal operators it waits for and the
+//! stateful operators it built.
+//!
+//! The runtime (`runtime.rs`) makes one per worker thread; the API (`flow.rs`, `stream/`,
+//! `source/`) carries it to every operator it builds. It sits below both, so that the API
+//! need not import the runtime, which imports the API's `Flow` (docs/ARCHITECTURE.md
+//! "Layers").
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tideflow_operators::state::StateRows;
+use tideflow_operators::stateful::StateConfig;
+use tideflow_operators::Trigger;
+
+use crate::checkpoint::{Checkpointer, WorkerRegistry};
+use crate::context::SharedJob;
+use crate::error::Error;
+
+/// One worker's view of the job: its identity, the shared state, and the terminal operators it
+/// waits for.
+pub(crate) struct WorkerJob {
+    pub(crate) index: usize,
+    pub(crate) peers: usize,
+    pub(crate) trigger: Trigger,
+    pub(crate) shared: Arc<SharedJob>,
+    pub(crate) checkpointer: Option<Arc<Checkpointer>>,
+    terminals: RefCell<Vec<Rc<Cell<bool>>>>,
+    /// The stateful operators built on this worker: id, kind, gauge.
+    state: RefCell<Vec<(String, &'static str, StateRows)>>,
+}
+
+impl WorkerJob {
+    /// Worker `index` of `peers`, with no terminal or stateful operator yet.
+    pub(crate) fn new(
+        index: usize,
+        peers: usize,
+        trigger: Trigger,
+        shared: Arc<SharedJob>,
+        checkpointer: Option<Arc<Checkpointer>>,
+    ) -> Self {
+        WorkerJob {
+            index,
+            peers,
+            trigger,
+            shared,
+            checkpointer,
+            terminals: RefCell::new(Vec::new()),
+            state: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Registers a terminal operator; it sets the returned flag once its input has ended.
+    pub(crate) fn terminal(&self) -> Rc<Cell<bool>> {
+        let done = Rc::new(Cell::new(false));
+        self.terminals.borrow_mut().push(Rc::clone(&done));
+        done
+    }
+
+    /// What a stateful operator of kind `kind` built now is given: a gauge, reported in
+    /// [`JobReport::state`](crate::JobReport::state) under the operator's id, and with
+    /// `snapshots` and a checkpoint, a snapshot port whose parts are named by the id. The id is
+    /// `name`, or by default `kind`, then `kind#2`, `kind#3`... for later operators of the kind
+    /// (every worker builds the same operators in the same order). An empty id, or one another
+    /// operator of the job has, stops the job before any data flows.
+    pub(crate) fn state_config(
+        &self,
+        kind: &'static str,
+        name: Option<String>,
+        snapshots: bool,
+    ) -> StateConfig {
+        let mut operators = self.state.borrow_mut();
+        let id = name.unwrap_or_else(|| {
+            match operators
+                .iter()
+                .filter(|(_, other, _)| *other == kind)
+                .count()
+            {
+                0 => kind.to_string(),
+                n => format!("{kind}#{}", n + 1),
+            }
+        });
+        if id.is_empty() {
+            self.shared
+                .fail(Error::Config("a stateful operator's name is empty".into()));
+        } else if operators.iter().any(|(other, _, _)| *other == id) {
+            self.shared.fail(Error::Config(format!(
+                "two stateful operators are named \"{id}\"; give each its own name"
+            )));
+        }
+        let gauge = StateRows::default();
+        self.shared.metrics.register_state(&id, &gauge);
+        let port = match &self.checkpointer {
+            Some(checkpointer) if snapshots => {
+                let registry = WorkerRegistry {
+                    checkpointer,
+                    shared: &self.shared,
+                    worker: self.index,
+                };
+                Some(registry.port(&id, kind))
+            }
+            _ => None,
+        };
+        operators.push((id, kind, gauge.clone()));
+        StateConfig {
+            port,
+            gauge: Some(gauge),
+        }
+    }
+
+    /// Adds this worker's state gauges to the job's totals.
+    pub(crate) fn report_state(&self) {
+        for (name, _, gauge) in self.state.borrow().iter() {
+            self.shared.add_state(name, gauge.get());
+        }
+    }
+
+    /// Whether every terminal operator of this worker has seen the end of its input.
+    pub(crate) fn finished(&self) -> bool {
+        self.terminals.borrow().iter().all(|done| done.get())
+    }
+}
