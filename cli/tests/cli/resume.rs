@@ -2,7 +2,8 @@
 //! the stateful operators that made it (named state), so a job whose operators differ is
 //! refused before any data flows, naming them, and the original query still resumes exactly.
 
-use crate::crash::{fault_job, Proc};
+use crate::crash::fault_job;
+use crate::crash::harness::Proc;
 
 #[test]
 fn resuming_with_another_window_is_refused_naming_the_operators() {
