@@ -67,6 +67,12 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
         Some(checkpointer) if active && sink.parallelism() == Parallelism::Single => sink
             .committer()
             .map(|committer| SinkHook::register(checkpointer, committer)),
+        // Each epoch is committed once, by one committer: a per-worker sink cannot commit.
+        Some(_) if sink.parallelism() == Parallelism::PerWorker => sink.committer().map(|_| {
+            Err(Error::Config(
+                "a sink with a Committer must be Parallelism::Single (its rows are committed once, on worker 0): this one is PerWorker".into(),
+            ))
+        }),
         _ => None,
     };
     let staging = match staging.transpose() {

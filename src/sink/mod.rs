@@ -103,8 +103,9 @@ pub trait Sink<D>: 'static {
 
     /// Exactly-once output in a job with snapshots: this sink's [`Committer`], if it commits
     /// its output in two phases ([`commit`] explains the protocol). Asked once while the job is
-    /// built, only of a [`Parallelism::Single`] sink and only with snapshots. By default,
-    /// `None`: the sink writes as rows come (at-least-once after a crash).
+    /// built, only with snapshots; a committing sink must be [`Parallelism::Single`] (a
+    /// `PerWorker` sink that gives one stops the job with an error). By default, `None`: the
+    /// sink writes as rows come (at-least-once after a crash).
     fn committer(&mut self) -> Option<Box<dyn Committer>> {
         None
     }

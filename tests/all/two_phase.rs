@@ -345,3 +345,37 @@ fn a_two_phase_commit_sink_is_driven_by_the_protocol_across_a_stop_and_resume() 
     rows.sort_unstable();
     assert_eq!(rows, expected);
 }
+
+/// The recording sink, asking to run on every worker.
+struct PerWorkerCommitting(RecordingSink);
+
+impl Sink<u64> for PerWorkerCommitting {
+    fn write(&mut self, batch: &mut Vec<Event<u64>>) -> Result<(), Error> {
+        self.0.write(batch)
+    }
+
+    fn committer(&mut self) -> Option<Box<dyn Committer>> {
+        self.0.committer()
+    }
+}
+
+#[test]
+fn a_per_worker_sink_with_a_committer_is_refused_not_silently_at_least_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let shared = Shared::default();
+    let job = shared.clone();
+    let config = Config::workers(2).checkpoint(Checkpoint::new(dir.path()));
+    let error = tideflow::execute(config, move |flow| {
+        let sink = PerWorkerCommitting(RecordingSink {
+            shared: job.clone(),
+            staged: Vec::new(),
+        });
+        build(flow, source(&job, false), sink)
+    })
+    .expect_err("a per-worker committing sink is refused");
+    assert!(
+        error.to_string().contains("must be Parallelism::Single"),
+        "{error}"
+    );
+    assert!(shared.lock().committed.is_empty(), "nothing was committed");
+}
