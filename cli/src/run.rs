@@ -26,6 +26,7 @@ use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
 mod join;
+mod paths;
 mod plan;
 mod rate;
 

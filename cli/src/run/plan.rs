@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
+use super::paths::{check_outputs, FlagPath};
 use super::rate::{RateInput, RATE_PREFIX};
 use super::{Format, Mode, RunArgs};
 use crate::progress::ProgressPlan;
@@ -86,6 +87,8 @@ pub struct Plan {
 impl Plan {
     /// Checks the flags of `run` (and `explain`) and plans the job.
     pub(crate) fn new(args: RunArgs) -> Result<Self, Error> {
+        // What the job reads and writes, checked once every other flag is (below).
+        let (reads, writes) = paths_of(&args);
         let input = Input::new(args.input)?;
         let format = match &input {
             Input::Rate(_) => Format::Jsonl,
@@ -280,6 +283,7 @@ impl Plan {
             // The rate source is built when the dataflow starts: check its fields now.
             rate.source(&plan.schema)?;
         }
+        check_outputs(&reads, &writes, plan.watch.is_some())?;
         Ok(plan)
     }
 
@@ -293,6 +297,34 @@ impl Plan {
     pub(super) fn aggregation_id(&self) -> &'static str {
         self.stateful.last().copied().unwrap_or("running_aggregate")
     }
+}
+
+/// The files the job reads (the `--input` file or directory, the `--join-static` table) and
+/// the files it writes (`--output`, `--late-output`, the `--on-error` dead-letter file and the
+/// `--progress` file), each with its flag; `-` and `tcp://`/`rate:` inputs are none.
+fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
+    let mut reads = Vec::new();
+    let input = args.input.to_string_lossy();
+    if input != "-" && !input.starts_with("tcp://") && !input.starts_with(RATE_PREFIX) {
+        reads.push(("--input", args.input.clone()));
+    }
+    if let Some(table) = &args.join_static {
+        reads.push(("--join-static", table.clone()));
+    }
+    let mut writes = Vec::new();
+    if args.output != "-" {
+        writes.push(("--output", PathBuf::from(&args.output)));
+    }
+    if let Some(late) = &args.late_output {
+        writes.push(("--late-output", late.clone()));
+    }
+    if let OnError::DeadLetter(path) = &args.on_error {
+        writes.push(("--on-error", path.clone()));
+    }
+    if let Some(progress) = args.progress.as_deref().filter(|p| *p != "-") {
+        writes.push(("--progress", PathBuf::from(progress)));
+    }
+    (reads, writes)
 }
 
 /// The ids of the stateful operators of a job with a `--join-static` table (`join`), `window`
