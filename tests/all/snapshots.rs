@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Count, Sum};
 use tideflow::sink::FileSink;
-use tideflow::source::{MemorySource, Position, Source, SourceBatch, SourceContext, SourceStatus};
+use tideflow::source::MemorySource;
 use tideflow::{Checkpoint, Config, Error, Flow, StateInput, Stream, Window};
 
-use crate::support::SplitMix64;
+use crate::support::{Gate, Gated, ReadGate, SplitMix64};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct Rec {
@@ -67,13 +67,12 @@ fn complete_snapshots(dir: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// A replayable source that, if told, stops the job with an error at its `fail_at`-th read
-/// (counted per worker), or at the first read after it at which this run has completed a
-/// snapshot in `checkpoint`. Until then, it slows down (reads once every [`TRICKLE`] polls):
-/// the snapshot in progress still gets the input it needs to complete, and the input does not
-/// run out first, however slow the snapshot (a loaded machine, a slow disk).
-struct Interrupted<S> {
-    inner: S,
+/// Stops the job, if told, at its `fail_at`-th read (counted per worker), or at the first
+/// read after it at which this run has completed a snapshot in `checkpoint`. Until then, it
+/// slows the source down (a read once every [`TRICKLE`] polls): the snapshot in progress still
+/// gets the input it needs to complete, and the input does not run out first, however slow the
+/// snapshot (a loaded machine, a slow disk).
+struct Interrupt {
     reads: u64,
     fail_at: Option<u64>,
     checkpoint: Option<PathBuf>,
@@ -81,44 +80,31 @@ struct Interrupted<S> {
     before: BTreeSet<String>,
 }
 
-impl<S: Source> Source for Interrupted<S> {
-    type Item = S::Item;
-
-    fn read(&mut self, batch: &mut SourceBatch<S::Item>) -> Result<SourceStatus, Error> {
-        self.reads += 1;
-        if let Some(at) = self.fail_at.filter(|&at| self.reads >= at) {
-            let completed = self.checkpoint.as_deref().is_none_or(|dir| {
-                complete_snapshots(dir)
-                    .difference(&self.before)
-                    .next()
-                    .is_some()
-            });
-            if completed {
-                return Err(Error::Config("the test stopped the job".into()));
-            }
-            if (self.reads - at) % TRICKLE != 0 {
-                return Ok(SourceStatus::Wait(Duration::from_millis(1)));
-            }
-        }
-        self.inner.read(batch)
-    }
-    fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
+impl ReadGate for Interrupt {
+    fn on_start(&mut self) {
         if let Some(dir) = &self.checkpoint {
             self.before = complete_snapshots(dir);
         }
-        self.inner.on_start(context)
     }
-    fn partitions(&self) -> usize {
-        self.inner.partitions()
-    }
-    fn replayable(&self) -> bool {
-        self.inner.replayable()
-    }
-    fn position(&self, partition: usize) -> Position {
-        self.inner.position(partition)
-    }
-    fn seek(&mut self, partition: usize, position: Position) -> Result<(), Error> {
-        self.inner.seek(partition, position)
+
+    fn before_read(&mut self) -> Gate {
+        self.reads += 1;
+        let Some(at) = self.fail_at.filter(|&at| self.reads >= at) else {
+            return Gate::Read;
+        };
+        let completed = self.checkpoint.as_deref().is_none_or(|dir| {
+            complete_snapshots(dir)
+                .difference(&self.before)
+                .next()
+                .is_some()
+        });
+        if completed {
+            Gate::Stop
+        } else if (self.reads - at) % TRICKLE != 0 {
+            Gate::Wait(Duration::from_millis(1))
+        } else {
+            Gate::Read
+        }
     }
 }
 
@@ -133,12 +119,14 @@ struct Stop<'a> {
 /// Reads `records` in 4 partitions, 16 records per read, watermark 100 ms behind.
 fn read<'s>(flow: &mut Flow<'s>, records: &Arc<Vec<Rec>>, stop: Stop<'_>) -> Stream<'s, Rec> {
     let source = MemorySource::partitioned(Arc::clone(records), 4).batch_size(16);
-    flow.source(Interrupted {
+    flow.source(Gated {
         inner: source,
-        reads: 0,
-        fail_at: stop.fail_at,
-        checkpoint: stop.checkpoint.map(Path::to_path_buf),
-        before: BTreeSet::new(),
+        gate: Interrupt {
+            reads: 0,
+            fail_at: stop.fail_at,
+            checkpoint: stop.checkpoint.map(Path::to_path_buf),
+            before: BTreeSet::new(),
+        },
     })
     .with_event_time(|r: &Rec| r.ts)
     .with_watermark(Duration::from_millis(100))

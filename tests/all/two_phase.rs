@@ -15,8 +15,10 @@ use std::time::Duration;
 use tideflow::sink::{
     CommitContext, Committer, MemorySink, Parallelism, Prepared, Recovered, Sink,
 };
-use tideflow::source::{MemorySource, Position, Source, SourceBatch, SourceContext, SourceStatus};
+use tideflow::source::MemorySource;
 use tideflow::{Checkpoint, Config, Error, Event, Flow};
+
+use crate::support::{Gate, Gated, ReadGate};
 
 /// Records in the input.
 const RECORDS: u64 = 4_000;
@@ -159,50 +161,35 @@ impl Committer for RecordingCommitter {
     }
 }
 
-/// A replayable source that, when told to stop, sleeps before each read until the sink has
-/// committed a snapshot, then stops the job with an error.
+/// Stops the job, when told, once the sink has committed a snapshot; until then it sleeps
+/// before each read.
 struct StopAfterCommit {
-    inner: MemorySource<u64>,
     shared: Shared,
     stop: bool,
 }
 
-impl Source for StopAfterCommit {
-    type Item = u64;
-
-    fn read(&mut self, batch: &mut SourceBatch<u64>) -> Result<SourceStatus, Error> {
+impl ReadGate for StopAfterCommit {
+    fn before_read(&mut self) -> Gate {
         if self.stop {
             if !self.shared.lock().committed.is_empty() {
-                return Err(Error::Config("the test stopped the job".into()));
+                return Gate::Stop;
             }
             // Longer than the snapshot interval: a snapshot is due at every poll.
             std::thread::sleep(Duration::from_millis(3));
         }
-        self.inner.read(batch)
-    }
-    fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
-        self.inner.on_start(context)
-    }
-    fn partitions(&self) -> usize {
-        self.inner.partitions()
-    }
-    fn replayable(&self) -> bool {
-        self.inner.replayable()
-    }
-    fn position(&self, partition: usize) -> Position {
-        self.inner.position(partition)
-    }
-    fn seek(&mut self, partition: usize, position: Position) -> Result<(), Error> {
-        self.inner.seek(partition, position)
+        Gate::Read
     }
 }
+
+/// The test's source: its input behind a [`StopAfterCommit`] gate.
+type Input = Gated<MemorySource<u64>, StopAfterCommit>;
 
 fn input() -> Arc<Vec<u64>> {
     Arc::new((0..RECORDS).collect())
 }
 
 /// The job: `n -> 3n + 1` on 2 workers, written to `sink`.
-fn build<S: Sink<u64>>(flow: &mut Flow<'_>, source: StopAfterCommit, sink: S) -> Result<(), Error> {
+fn build<S: Sink<u64>>(flow: &mut Flow<'_>, source: Input, sink: S) -> Result<(), Error> {
     flow.source(source)
         .with_event_time(|n: &u64| *n)
         .with_watermark(Duration::ZERO)
@@ -211,11 +198,13 @@ fn build<S: Sink<u64>>(flow: &mut Flow<'_>, source: StopAfterCommit, sink: S) ->
     Ok(())
 }
 
-fn source(shared: &Shared, stop: bool) -> StopAfterCommit {
-    StopAfterCommit {
+fn source(shared: &Shared, stop: bool) -> Input {
+    Gated {
         inner: MemorySource::partitioned(input(), 2).batch_size(8),
-        shared: shared.clone(),
-        stop,
+        gate: StopAfterCommit {
+            shared: shared.clone(),
+            stop,
+        },
     }
 }
 
