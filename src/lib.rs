@@ -62,7 +62,7 @@ pub mod aggregate {
 
 #[cfg(feature = "failpoints")]
 pub use checkpoint::FAULT_VAR;
-pub use checkpoint::{Checkpoint, SnapshotReport};
+pub use checkpoint::{Checkpoint, JobFingerprint, SnapshotReport};
 pub use cluster::{Cluster, SECRET_VAR};
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};

@@ -25,6 +25,7 @@ use tideflow::{Change, Trigger};
 use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
+mod fingerprint;
 mod join;
 mod paths;
 mod plan;

@@ -8,14 +8,19 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tideflow_operators::snapshot::Frame;
 
+use super::job::JobField;
 use super::storage::{CheckpointStorage, Location, SnapshotId};
 use crate::error::Error;
 use crate::position::Position;
 
 /// The first bytes of every part file.
 const PART_MAGIC: &[u8; 8] = b"TFPART1\n";
-/// The manifest format's version (2: parts and operators named by the operators' ids).
-pub(crate) const MANIFEST_VERSION: u32 = 2;
+/// The manifest format's version (2: parts and operators named by the operators' ids; 3: and
+/// the job's fingerprint).
+pub(crate) const MANIFEST_VERSION: u32 = 3;
+/// The oldest manifest version read: a version 2 manifest has no job fingerprint, and its
+/// snapshot is resumed without comparing the job (`job.rs`).
+const OLDEST_MANIFEST_VERSION: u32 = 2;
 /// The manifest's file name inside a snapshot directory.
 pub(crate) const MANIFEST: &str = "MANIFEST.json";
 /// The execution number's file name.
@@ -99,6 +104,9 @@ pub(crate) struct Manifest {
     pub(crate) is_final: bool,
     /// The job's stateful operators, by id.
     pub(crate) operators: Vec<OperatorInfo>,
+    /// The job's fingerprint (`None` in a version 2 manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) job: Option<Vec<JobField>>,
     pub(crate) parts: Vec<PartInfo>,
     pub(crate) sinks: Vec<SinkInfo>,
 }
@@ -229,9 +237,9 @@ pub(crate) fn verify_snapshot(
         })?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| Error::Snapshot(format!("{path}: not a valid manifest: {e}")))?;
-    if manifest.version != MANIFEST_VERSION {
+    if !(OLDEST_MANIFEST_VERSION..=MANIFEST_VERSION).contains(&manifest.version) {
         return Err(Error::Snapshot(format!(
-            "{path}: manifest version {} (this tideflow reads version {MANIFEST_VERSION})",
+            "{path}: manifest version {} (this tideflow reads versions {OLDEST_MANIFEST_VERSION} to {MANIFEST_VERSION})",
             manifest.version
         )));
     }

@@ -14,6 +14,7 @@ pub mod commit;
 pub(crate) mod fault;
 mod files;
 mod hooks;
+mod job;
 mod operators;
 mod recovery;
 pub(crate) mod storage;
@@ -37,6 +38,7 @@ use commit::{CommitContext, CommitTarget, Committer, Recovered, ReopenCommitter}
 #[cfg(feature = "failpoints")]
 pub use fault::FAULT_VAR;
 pub(crate) use hooks::{SinkHook, SourceHook, WorkerRegistry};
+pub use job::JobFingerprint;
 
 /// Where and how often a job takes snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub struct Checkpoint {
     /// `interval` is ignored. Where snapshots happen then depends on the input, not on the
     /// clock, which is what tests need. By default, `None`: every `interval`.
     pub every_records: Option<u64>,
+    /// What the job is ([`JobFingerprint`]): kept in every snapshot, and compared when the job
+    /// resumes from one. By default, empty: only the stateful operators are compared.
+    pub job: JobFingerprint,
 }
 
 impl Checkpoint {
@@ -62,7 +67,15 @@ impl Checkpoint {
             interval: Duration::from_secs(1),
             keep: 2,
             every_records: None,
+            job: JobFingerprint::new(),
         }
+    }
+
+    /// Describes the job ([`Checkpoint::job`]), so that resuming a snapshot in a job that
+    /// differs is refused, naming what changed.
+    pub fn job(mut self, job: JobFingerprint) -> Self {
+        self.job = job;
+        self
     }
 
     /// Takes a snapshot every `records` records (at least 1) the sources send, instead of
@@ -160,6 +173,8 @@ pub(crate) struct Checkpointer {
     every_records: Option<u64>,
     keep: usize,
     peers: usize,
+    /// [`Checkpoint::job`], stored in every manifest.
+    job: JobFingerprint,
     execution: u64,
     fault: Arc<Fault>,
     resume: Option<ResumeFrom>,
@@ -207,10 +222,7 @@ impl Checkpointer {
                 e,
             )
         })?;
-        let execution = files::read_execution(&storage)? + 1;
-        files::write_execution(&storage, execution)?;
-
-        let resume = recovery::newest_usable(&storage)?;
+        let (execution, resume) = recovery::take_over(&storage, &config.job)?;
 
         // The sinks the manifest can reopen (file sinks) recover now, before the job is built
         // (a complete job is not built at all); the others recover when they register.
@@ -232,6 +244,7 @@ impl Checkpointer {
             every_records: config.every_records,
             keep: config.keep,
             peers,
+            job: config.job.clone(),
             execution,
             fault,
             resume,
@@ -589,6 +602,7 @@ impl Checkpointer {
             peers: self.peers,
             is_final,
             operators,
+            job: Some(job::to_manifest(&self.job)),
             parts: parts.into_iter().map(|(_, info)| info).collect(),
             sinks,
         };
@@ -739,6 +753,7 @@ mod tests {
                 peers: 1,
                 is_final: false,
                 operators: Vec::new(),
+                job: None,
                 parts: Vec::new(),
                 sinks: Vec::new(),
             };

@@ -1,18 +1,54 @@
-//! Recovery when a job starts: the newest usable snapshot, and the sinks' committers told what
-//! it committed (`Committer::recover`, then `Committer::abort`).
+//! Recovery when a job starts: the newest usable snapshot, checked against the job's
+//! fingerprint, and the sinks' committers told what it committed (`Committer::recover`, then
+//! `Committer::abort`).
 
 use std::collections::HashMap;
 
 use super::commit::{CommitContext, Committer, Prepared, Recovered, ReopenCommitter};
 use super::files::{self, PartBody};
+use super::job::{self, JobFingerprint};
 use super::storage::{CheckpointStorage, Location, SnapshotId};
 use super::{Fault, ResumeFrom};
 use crate::error::Error;
 
+/// Takes the checkpoint directory over for a new execution and returns its number and the
+/// snapshot to resume from, if any. The snapshot is checked against the job's fingerprint
+/// `job` first, so that a job that does not match is refused without writing anything (a run
+/// that still writes there is not fenced by a job that cannot take over). If snapshots were
+/// written between that look and the takeover, the newest usable one is found and checked
+/// again.
+pub(super) fn take_over(
+    storage: &dyn CheckpointStorage,
+    job: &JobFingerprint,
+) -> Result<(u64, Option<ResumeFrom>), Error> {
+    let listed = list_snapshots(storage)?;
+    let mut resume = newest_usable(storage)?;
+    check_job(storage, job, resume.as_ref())?;
+    let execution = files::read_execution(storage)? + 1;
+    files::write_execution(storage, execution)?;
+    if list_snapshots(storage)? != listed {
+        resume = newest_usable(storage)?;
+        check_job(storage, job, resume.as_ref())?;
+    }
+    Ok((execution, resume))
+}
+
+/// Checks that the job described by `job` may resume `from`.
+fn check_job(
+    storage: &dyn CheckpointStorage,
+    job: &JobFingerprint,
+    from: Option<&ResumeFrom>,
+) -> Result<(), Error> {
+    match from {
+        Some(from) => job::check(job, from.manifest.job.as_deref(), &storage.describe(None)),
+        None => Ok(()),
+    }
+}
+
 /// The newest snapshot whose manifest and parts verify, if any. Snapshots skipped are
 /// reported; if only damaged ones are left (a manifest that does not verify), recovery fails
 /// naming the file.
-pub(super) fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<ResumeFrom>, Error> {
+fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<ResumeFrom>, Error> {
     let mut resume = None;
     let mut damaged: Option<Error> = None;
     for id in list_snapshots(storage)? {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tideflow::aggregate::Count;
 use tideflow::sink::MemorySink;
 use tideflow::source::{MemorySource, Position, Source, SourceBatch, SourceStatus};
-use tideflow::{Checkpoint, Config, Error, Flow, Stream, Window};
+use tideflow::{Checkpoint, Config, Error, Flow, JobFingerprint, Stream, Window};
 
 /// A replayable source of ticks `0, 1, 2, ...` (event time = tick, in ms), 16 per read, that
 /// ends after `end` ticks, or (with `end` = `None`) stops the job with an error once its
@@ -109,9 +109,19 @@ fn build(graph: Graph, flow: &mut Flow<'_>, ticks: Ticks) {
 }
 
 fn run(graph: Graph, checkpoint: &Path, end: Option<u64>) -> Result<tideflow::JobReport, Error> {
+    run_described(graph, checkpoint, end, JobFingerprint::new())
+}
+
+/// [`run`], with the job described by `job`.
+fn run_described(
+    graph: Graph,
+    checkpoint: &Path,
+    end: Option<u64>,
+    job: JobFingerprint,
+) -> Result<tideflow::JobReport, Error> {
     let config = Config::default().checkpoint(Checkpoint {
         interval: Duration::from_millis(1),
-        ..Checkpoint::new(checkpoint)
+        ..Checkpoint::new(checkpoint).job(job)
     });
     let dir = checkpoint.to_path_buf();
     tideflow::execute(config, move |flow| {
@@ -168,6 +178,98 @@ fn a_snapshot_resumes_only_into_a_job_with_the_same_stateful_operators() {
 
     // The refused runs left the snapshot as it was: the job as it was resumes from it.
     let report = run(Graph::Original, &checkpoint, Some(20_000)).expect("the same job resumes");
+    assert!(report.snapshots.resumed_from.is_some(), "{report:?}");
+}
+
+/// The fingerprint of a job whose windows are `size` long.
+fn windows_of(size: &str) -> JobFingerprint {
+    JobFingerprint::new()
+        .field("input", "ticks")
+        .field("window", size)
+        .field("aggregate", "count")
+}
+
+#[test]
+fn a_snapshot_resumes_only_into_a_job_with_the_same_fingerprint() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let checkpoint = dir.path().join("checkpoint");
+    run_described(Graph::Original, &checkpoint, None, windows_of("100ms"))
+        .expect_err("the source stops the job");
+    let execution = || std::fs::read(checkpoint.join("EXECUTION")).expect("an execution number");
+
+    let refused = |job: JobFingerprint, expected: &str| {
+        let before = execution();
+        let error = run_described(Graph::Original, &checkpoint, Some(1_000_000), job)
+            .expect_err("a job that differs does not resume the snapshot");
+        assert!(matches!(error, Error::Snapshot(_)), "{error}");
+        let message = error.to_string();
+        let start = format!(
+            "snapshot: {} was written by a different job: ",
+            checkpoint.display()
+        );
+        assert!(message.starts_with(&start), "{message}");
+        assert!(message.contains(expected), "{message}");
+        // Refused before the directory is taken over: a run still writing there goes on.
+        assert_eq!(execution(), before);
+    };
+    refused(windows_of("1s"), "window 100ms then, 1s now");
+    refused(
+        windows_of("100ms")
+            .field("aggregate", "sum")
+            .field("key", "tick % 4"),
+        "aggregate count then, sum now; key (none) then, tick % 4 now",
+    );
+    // A job that gives no fingerprint cannot show it is the same job.
+    refused(JobFingerprint::new(), "input ticks then, (none) now");
+
+    let report = run_described(
+        Graph::Original,
+        &checkpoint,
+        Some(20_000),
+        windows_of("100ms"),
+    )
+    .expect("the same job resumes");
+    assert!(report.snapshots.resumed_from.is_some(), "{report:?}");
+    // Complete now: a job that differs is still refused, not told there is nothing to do.
+    refused(windows_of("1s"), "window 100ms then, 1s now");
+    let report = run_described(
+        Graph::Original,
+        &checkpoint,
+        Some(20_000),
+        windows_of("100ms"),
+    )
+    .expect("the same job finds it complete");
+    assert!(report.snapshots.already_complete, "{report:?}");
+}
+
+#[test]
+fn a_version_2_manifest_resumes_without_a_fingerprint() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let checkpoint = dir.path().join("checkpoint");
+    run_described(Graph::Original, &checkpoint, None, windows_of("100ms"))
+        .expect_err("the source stops the job");
+    // The manifests as a tideflow before version 3 wrote them: no fingerprint.
+    let mut rewritten = 0;
+    for entry in std::fs::read_dir(&checkpoint)
+        .expect("the checkpoint")
+        .flatten()
+    {
+        let manifest = entry.path().join("MANIFEST.json");
+        let Ok(bytes) = std::fs::read(&manifest) else {
+            continue;
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(json["version"], 3);
+        assert!(json["job"].is_array(), "{json}");
+        json["version"] = 2.into();
+        json.as_object_mut().expect("an object").remove("job");
+        std::fs::write(&manifest, serde_json::to_vec(&json).expect("JSON")).expect("written");
+        rewritten += 1;
+    }
+    assert!(rewritten > 0);
+    // Resumed unchecked (another window size would be refused with a fingerprint).
+    let report = run_described(Graph::Original, &checkpoint, Some(20_000), windows_of("1s"))
+        .expect("a version 2 snapshot resumes");
     assert!(report.snapshots.resumed_from.is_some(), "{report:?}");
 }
 

@@ -43,7 +43,7 @@ pub enum AggKind {
 
 impl AggKind {
     /// The name used in `--agg` and as the column prefix.
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             AggKind::Count => "count",
             AggKind::Sum => "sum",

@@ -59,7 +59,7 @@ impl<'a> Resolved<'a> {
 
 /// `path` absolute, with links resolved: the whole path if it exists, else its parent (a file
 /// about to be created) with the file name joined.
-fn resolve(path: &Path) -> io::Result<PathBuf> {
+pub(super) fn resolve(path: &Path) -> io::Result<PathBuf> {
     if let Ok(resolved) = path.canonicalize() {
         return Ok(resolved);
     }

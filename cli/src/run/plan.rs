@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::fingerprint;
 use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 use super::paths::{check_outputs, FlagPath};
 use super::rate::{RateInput, RATE_PREFIX};
@@ -239,7 +240,7 @@ impl Plan {
             .or_else(|| output.as_deref().and_then(Format::from_extension))
             .unwrap_or(Format::Jsonl);
         let stateful = stateful_operators(join.is_some(), args.window, args.mode);
-        let plan = Plan {
+        let mut plan = Plan {
             input,
             watch: args.watch,
             format,
@@ -284,6 +285,11 @@ impl Plan {
             rate.source(&plan.schema)?;
         }
         check_outputs(&reads, &writes, plan.watch.is_some())?;
+        // Kept in every snapshot: a resume with a changed query is refused, naming the flag.
+        let job = fingerprint::of(&plan);
+        if let Some(checkpoint) = plan.checkpoint.as_mut() {
+            checkpoint.job = job;
+        }
         Ok(plan)
     }
 

@@ -2,6 +2,7 @@
 //! binary to keep link time down.
 
 mod bad_input;
+mod changed_job;
 mod cli;
 mod cli_bench;
 mod cli_explain;
