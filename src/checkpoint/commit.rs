@@ -117,7 +117,7 @@ impl<'a> CommitContext<'a> {
 /// from whichever worker thread completes a snapshot (hence `Send`). The sink's other half,
 /// staging and [`Sink::pre_commit`](crate::sink::Sink::pre_commit), runs on the sink's worker.
 ///
-/// Contract: once per run, before any `commit`, `recover` is called when the sink registers
+/// Contract: once per run, before any `commit`, `verify` then `recover` are called when the sink registers
 /// (while the job is built), then `abort` if the job resumes from a snapshot. For a committer
 /// whose [`target`](Committer::target) the manifest records (a file), the coordinator instead
 /// calls them on a committer it reopens from the manifest before the job is built, and not on
@@ -128,7 +128,8 @@ impl<'a> CommitContext<'a> {
 /// `recover` finishes the same commit again.
 ///
 /// Errors: an `Err` from `commit` stops the job (the snapshot exists: the next run's `recover`
-/// finishes the commit); an `Err` from `recover` or `abort` stops the job before it runs. The
+/// finishes the commit); an `Err` from `verify`, `recover` or `abort` stops the job before it
+/// runs. The
 /// error is returned by [`execute`](crate::execute) either way.
 pub trait Committer: Send + 'static {
     /// Phase two: makes the output prepared for `epoch` visible. Called once the snapshot at
@@ -149,6 +150,15 @@ pub trait Committer: Send + 'static {
         committed: Option<Prepared<'_>>,
         context: &CommitContext<'_>,
     ) -> Result<Recovered, Error>;
+
+    /// Before `recover`: checks that the committed output is still there (the file sink: that
+    /// its file is at least as long as its committed length), so that a job whose committed
+    /// output was truncated or deleted is refused before any sink recovers or writes, rather
+    /// than appended to. By default, does nothing.
+    fn verify(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
+        let _ = context;
+        Ok(())
+    }
 
     /// After `recover`, when the job resumes from a snapshot: discards what earlier executions
     /// prepared or half-published beyond the committed output (a pre-commit whose manifest was

@@ -350,7 +350,10 @@ impl Checkpointer {
             Some(from) => {
                 recovery::recover(&*self.storage, from, &name, &mut **committer, &context)?
             }
-            None => committer.recover(None, &context)?,
+            None => {
+                committer.verify(&context)?;
+                committer.recover(None, &context)?
+            }
         };
         Ok((index, recovered))
     }

@@ -86,15 +86,21 @@ pub(super) fn recover_reopenable(
     execution: u64,
     reopen: ReopenCommitter,
 ) -> Result<HashMap<String, Recovered>, Error> {
-    let mut recovered = HashMap::new();
+    // Every output is verified before any recovers, so that a refused job writes nothing.
+    let mut reopened = Vec::new();
     for sink in &from.manifest.sinks {
         let Some(output) = &sink.output else {
             continue;
         };
         let mut committer = reopen(output.clone());
-        let context = CommitContext::new(&sink.name, execution, storage, fault);
-        let recovery = recover(storage, from, &sink.name, &mut *committer, &context)?;
-        recovered.insert(sink.name.clone(), recovery);
+        committer.verify(&CommitContext::new(&sink.name, execution, storage, fault))?;
+        reopened.push((sink.name.as_str(), committer));
+    }
+    let mut recovered = HashMap::new();
+    for (name, mut committer) in reopened {
+        let context = CommitContext::new(name, execution, storage, fault);
+        let recovery = recover(storage, from, name, &mut *committer, &context)?;
+        recovered.insert(name.to_string(), recovery);
     }
     fault.during_recovery();
     Ok(recovered)
@@ -113,8 +119,9 @@ fn list_snapshots(storage: &dyn CheckpointStorage) -> Result<Vec<SnapshotId>, Er
     })
 }
 
-/// Recovers sink `name`'s committer with its part of the snapshot `from`, if the manifest
-/// lists the sink, then aborts what earlier executions left beyond it.
+/// Verifies sink `name`'s committed output, recovers its committer with its part of the
+/// snapshot `from`, if the manifest lists the sink, then aborts what earlier executions left
+/// beyond it.
 pub(super) fn recover(
     storage: &dyn CheckpointStorage,
     from: &ResumeFrom,
@@ -122,6 +129,7 @@ pub(super) fn recover(
     committer: &mut dyn Committer,
     context: &CommitContext<'_>,
 ) -> Result<Recovered, Error> {
+    committer.verify(context)?;
     let prepared = match from.manifest.sinks.iter().any(|s| s.name == name) {
         true => Some(sink_part(storage, from, name)?),
         false => None,

@@ -12,6 +12,7 @@ mod cli_triggers;
 mod clocks;
 mod cluster;
 mod crash;
+mod damaged_output;
 mod live_csv;
 mod live_sources;
 mod metrics;

@@ -2,9 +2,11 @@
 //! is complete, and a commit record (`commit-SINK.json` in the checkpoint: epoch, committed
 //! length, execution) says how much of the file is committed. Recovery truncates the file to
 //! that length, removing what an interrupted commit had appended, and finishes a commit whose
-//! manifest was written.
+//! manifest was written. A file shorter than its committed length, or missing, lost committed
+//! output (it was truncated, replaced or deleted since): it is refused, naming the file and
+//! both lengths, never padded to the length and appended to.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -81,11 +83,7 @@ impl FileCommitter {
         let output = &self.output;
         let failed =
             |e: io::Error| Error::io(format!("cannot commit output to {}", output.display()), e);
-        set_length(output, record.length).map_err(failed)?;
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(output)
-            .map_err(failed)?;
+        let mut file = open_committed(output, record, context)?;
         let half = bytes.len() / 2;
         file.write_all(&bytes[..half]).map_err(failed)?;
         context.mid_commit(&mut file);
@@ -127,6 +125,22 @@ impl Committer for FileCommitter {
         self.append(record, prepared, epoch, context).map(|_| ())
     }
 
+    /// Fails if the output is shorter than its committed length, or missing.
+    fn verify(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
+        let record = self.record(context)?;
+        let length = match std::fs::metadata(&self.output) {
+            Ok(metadata) => Some(metadata.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot read {}", self.output.display()),
+                    e,
+                ))
+            }
+        };
+        check_length(&self.output, length, record, context)
+    }
+
     /// Finishes the commit of the snapshot resumed from if the record is behind it (a crash
     /// between its manifest and its commit).
     fn recover(
@@ -148,7 +162,16 @@ impl Committer for FileCommitter {
     /// was never committed).
     fn abort(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
         let record = self.record(context)?;
-        truncate(&self.output, record.length)
+        let file = open_committed(&self.output, record, context)?;
+        file.sync_all().map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot truncate {} to its committed length",
+                    self.output.display()
+                ),
+                e,
+            )
+        })
     }
 
     fn target(&self) -> CommitTarget {
@@ -161,9 +184,15 @@ fn record_file(sink: &str) -> String {
     format!("commit-{sink}.json")
 }
 
-/// Truncates `output` to `length`.
-fn truncate(output: &Path, length: u64) -> Result<(), Error> {
-    set_length(output, length).map_err(|e| {
+/// Opens `output` for appending, truncated to its committed length `record.length`
+/// (removing what an uncommitted or interrupted commit appended); created if it is missing and
+/// nothing is committed. Fails if the file is shorter than that length, or missing.
+fn open_committed(
+    output: &Path,
+    record: CommitRecord,
+    context: &CommitContext<'_>,
+) -> Result<File, Error> {
+    let failed = |e: io::Error| {
         Error::io(
             format!(
                 "cannot truncate {} to its committed length",
@@ -171,18 +200,48 @@ fn truncate(output: &Path, length: u64) -> Result<(), Error> {
             ),
             e,
         )
-    })
+    };
+    let file = match OpenOptions::new()
+        .append(true)
+        .create(record.length == 0)
+        .open(output)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(check_length(output, None, record, context)
+                .err()
+                .unwrap_or_else(|| failed(e)))
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let length = file.metadata().map_err(failed)?.len();
+    check_length(output, Some(length), record, context)?;
+    file.set_len(record.length).map_err(failed)?;
+    Ok(file)
 }
 
-/// Sets the length of `output` (created if missing) and fsyncs it.
-fn set_length(output: &Path, length: u64) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(output)?;
-    file.set_len(length)?;
-    file.sync_all()
+/// Fails if `output`, `length` bytes long (`None`: missing), lost committed output: it is
+/// shorter than the committed length of `record`.
+fn check_length(
+    output: &Path,
+    length: Option<u64>,
+    record: CommitRecord,
+    context: &CommitContext<'_>,
+) -> Result<(), Error> {
+    if length.unwrap_or(0) >= record.length {
+        return Ok(());
+    }
+    let (is, since) = match length {
+        None => ("missing".to_string(), "deleted or moved"),
+        Some(length) => (format!("{length} bytes long"), "truncated or replaced"),
+    };
+    let file = record_file(context.sink());
+    Err(Error::Snapshot(format!(
+        "{} is {is}, but its first {} bytes were committed ({}): it was {since} after the job wrote it; restore it, or run the job anew with a new checkpoint directory",
+        output.display(),
+        record.length,
+        context.storage().describe(Some(Location::Top(&file)))
+    )))
 }
 
 #[cfg(test)]
@@ -245,5 +304,59 @@ mod tests {
         committer.abort(&third).expect("aborts");
         assert_eq!(recovered.epoch, 9);
         assert_eq!(read(), "ab\ncd\nef\n");
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_committed_length_or_missing_is_refused_untouched() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let fault = Arc::new(Fault::none());
+        let storage = LocalDir::new(dir.path().join("ck"), Arc::clone(&fault));
+        storage.create().expect("the checkpoint directory");
+        let output = dir.path().join("out.txt");
+        let first = CommitContext::new("sink0", 1, &storage, &fault);
+        FileCommitter::new(output.clone())
+            .commit(5, b"abcdef\n", &first)
+            .expect("commits");
+
+        // Truncated: every step refuses, naming the file and both lengths, and writes nothing.
+        std::fs::write(&output, b"abc").expect("truncated");
+        let second = CommitContext::new("sink0", 2, &storage, &fault);
+        let mut committer = FileCommitter::new(output.clone());
+        let error = committer.verify(&second).expect_err("refused");
+        let message = error.to_string();
+        assert!(matches!(error, Error::Snapshot(_)), "{message}");
+        assert!(
+            message.contains(&format!(
+                "{} is 3 bytes long, but its first 7 bytes were committed",
+                output.display()
+            )),
+            "{message}"
+        );
+        assert!(message.contains("commit-sink0.json"), "{message}");
+        assert!(committer.abort(&second).is_err());
+        assert!(committer.commit(9, b"gh\n", &second).is_err());
+        assert_eq!(std::fs::read(&output).expect("the output"), b"abc");
+
+        // Deleted: refused, and not created again.
+        std::fs::remove_file(&output).expect("deleted");
+        let mut committer = FileCommitter::new(output.clone());
+        let message = committer.verify(&second).expect_err("refused").to_string();
+        assert!(
+            message.contains(&format!(
+                "{} is missing, but its first 7 bytes were committed",
+                output.display()
+            )),
+            "{message}"
+        );
+        assert!(committer.abort(&second).is_err());
+        assert!(committer.commit(9, b"gh\n", &second).is_err());
+        assert!(!output.exists());
+
+        // Longer is normal: the uncommitted bytes are removed.
+        std::fs::write(&output, b"abcdef\nuncommitted").expect("longer");
+        let mut committer = FileCommitter::new(output.clone());
+        committer.verify(&second).expect("longer is fine");
+        committer.abort(&second).expect("aborts");
+        assert_eq!(std::fs::read(&output).expect("the output"), b"abcdef\n");
     }
 }
