@@ -60,9 +60,11 @@ fn assert_refused(args: &[String], out: &Path, is: &str, committed: u64) {
     );
 }
 
-/// The damages: truncated to half its committed length, or deleted; each returns what the
-/// refusal says the file is.
-fn damages() -> [(&'static str, fn(&Path, u64) -> String); 2] {
+/// Damages an output with its committed length; returns what the refusal says the file is.
+type Damage = fn(&Path, u64) -> String;
+
+/// The damages: truncated to half its committed length, or deleted.
+fn damages() -> [(&'static str, Damage); 2] {
     fn truncate(out: &Path, committed: u64) -> String {
         let file = std::fs::OpenOptions::new().write(true).open(out).unwrap();
         file.set_len(committed / 2).unwrap();
