@@ -189,12 +189,18 @@ fn windows_of(size: &str) -> JobFingerprint {
         .field("aggregate", "count")
 }
 
-#[test]
-fn a_snapshot_resumes_only_into_a_job_with_the_same_fingerprint() {
+/// A checkpoint directory (in a temporary directory, kept while it lives) holding a snapshot of
+/// the original job described by `job`, stopped mid-way.
+fn stopped_with(job: JobFingerprint) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let checkpoint = dir.path().join("checkpoint");
-    run_described(Graph::Original, &checkpoint, None, windows_of("100ms"))
-        .expect_err("the source stops the job");
+    run_described(Graph::Original, &checkpoint, None, job).expect_err("the source stops the job");
+    (dir, checkpoint)
+}
+
+#[test]
+fn a_snapshot_resumes_only_into_a_job_with_the_same_fingerprint() {
+    let (_dir, checkpoint) = stopped_with(windows_of("100ms"));
     let execution = || std::fs::read(checkpoint.join("EXECUTION")).expect("an execution number");
 
     let refused = |job: JobFingerprint, expected: &str| {
@@ -244,10 +250,7 @@ fn a_snapshot_resumes_only_into_a_job_with_the_same_fingerprint() {
 
 #[test]
 fn a_version_2_manifest_resumes_without_a_fingerprint() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let checkpoint = dir.path().join("checkpoint");
-    run_described(Graph::Original, &checkpoint, None, windows_of("100ms"))
-        .expect_err("the source stops the job");
+    let (_dir, checkpoint) = stopped_with(windows_of("100ms"));
     // The manifests as a tideflow before version 3 wrote them: no fingerprint.
     let mut rewritten = 0;
     for entry in std::fs::read_dir(&checkpoint)

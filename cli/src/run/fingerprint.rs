@@ -16,11 +16,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::join::JoinType;
+use clap::ValueEnum;
+
 use super::paths::resolve;
 use super::plan::{Input, Plan};
 use super::rate::RateInput;
-use super::{Format, Mode};
 use tideflow::{JobFingerprint, Window};
 
 /// The fingerprint of `plan`'s job.
@@ -33,14 +33,11 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
         Input::Stdin => "-".to_string(),
     };
     let join = plan.join.as_ref().map(|join| {
-        let kind = match join.kind {
-            JoinType::Inner => "inner",
-            JoinType::Left => "left",
-        };
         format!(
-            "{} on {} ({kind})",
+            "{} on {} ({})",
             resolved(&join.path),
-            join.schema.key_field
+            join.schema.key_field,
+            flag_value(join.kind)
         )
     });
     let aggs: Vec<String> = plan
@@ -57,13 +54,13 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
     };
     JobFingerprint::new()
         .field("--input", input)
-        .field("--format", format(plan.format))
+        .field("--format", flag_value(plan.format))
         .field("--time-field", plan.schema.time_field.clone())
         .field("--key-field", optional(plan.schema.key_field.clone()))
         .field("--join-static", optional(join))
         .field("--window", optional(plan.window.map(window)))
         .field("--agg", aggs.join(" "))
-        .field("--mode", mode(plan.mode))
+        .field("--mode", flag_value(plan.mode))
         .field("--watermark-delay", duration(plan.watermark.delay))
         .field("--allowed-lateness", duration(plan.lateness))
         .field(
@@ -71,7 +68,7 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
             optional(plan.watermark.max_future_skew.map(duration)),
         )
         .field("--output", output)
-        .field("--output-format", format(plan.output_format))
+        .field("--output-format", flag_value(plan.output_format))
         .field(
             "--late-output",
             optional(plan.late_output.as_deref().map(resolved)),
@@ -127,19 +124,11 @@ fn duration(duration: Duration) -> String {
     }
 }
 
-fn format(format: Format) -> &'static str {
-    match format {
-        Format::Jsonl => "jsonl",
-        Format::Csv => "csv",
-    }
-}
-
-fn mode(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Append => "append",
-        Mode::Update => "update",
-        Mode::Complete => "complete",
-    }
+/// A flag's value as it is written on the command line (`jsonl`, `append`, `left`).
+fn flag_value(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |value| value.get_name().to_string())
 }
 
 #[cfg(test)]
@@ -157,5 +146,7 @@ mod tests {
         assert_eq!(spelled("tumbling:1000ms"), spelled("tumbling:1s"));
         assert_eq!(spelled("sliding:60s,30s"), "sliding:1m,30s");
         assert_ne!(spelled("tumbling:500ms"), spelled("tumbling:1s"));
+        assert_eq!(flag_value(super::super::Mode::Append), "append");
+        assert_eq!(flag_value(super::super::Format::Csv), "csv");
     }
 }

@@ -8,20 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::crash::files_under;
 use crate::crash::harness::{path_arg, read, Proc};
 
 /// Every file under `dir` (recursively) with its bytes.
 fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(contents(&path));
-        } else {
-            files.insert(path_arg(&path), read(&path));
-        }
-    }
-    files
+    files_under(dir)
+        .into_iter()
+        .map(|path| (path_arg(&path), read(&path)))
+        .collect()
 }
 
 /// The output's bytes, or `None` if there is no output file.

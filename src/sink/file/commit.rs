@@ -252,13 +252,20 @@ mod tests {
     use crate::checkpoint::fault::Fault;
     use crate::checkpoint::storage::{CheckpointStorage, LocalDir};
 
-    #[test]
-    fn a_commit_appends_once_and_recovery_keeps_only_committed_output() {
+    /// A temporary directory (kept while it lives), no fault, a checkpoint directory in it and
+    /// the output file's path.
+    fn setup() -> (tempfile::TempDir, Arc<Fault>, LocalDir, PathBuf) {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let fault = Arc::new(Fault::none());
         let storage = LocalDir::new(dir.path().join("ck"), Arc::clone(&fault));
         storage.create().expect("the checkpoint directory");
         let output = dir.path().join("out.txt");
+        (dir, fault, storage, output)
+    }
+
+    #[test]
+    fn a_commit_appends_once_and_recovery_keeps_only_committed_output() {
+        let (_dir, fault, storage, output) = setup();
         let read = || std::fs::read_to_string(&output).expect("the output");
         let append = |bytes: &str| {
             let mut file = OpenOptions::new()
@@ -308,11 +315,7 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_its_committed_length_or_missing_is_refused_untouched() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let fault = Arc::new(Fault::none());
-        let storage = LocalDir::new(dir.path().join("ck"), Arc::clone(&fault));
-        storage.create().expect("the checkpoint directory");
-        let output = dir.path().join("out.txt");
+        let (_dir, fault, storage, output) = setup();
         let first = CommitContext::new("sink0", 1, &storage, &fault);
         FileCommitter::new(output.clone())
             .commit(5, b"abcdef\n", &first)
