@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-use tideflow::aggregate::Aggregator;
+use tideflow::aggregate::{Aggregator, ExactSum};
 
 use super::value::write_json_f64;
 use super::{Key, Num, Row};
@@ -249,13 +249,14 @@ pub enum AccSlot {
     Distinct(FxHashSet<Key>),
 }
 
-/// A sum kept as an exact integer part and a float part, with how many values (and how many
-/// floats) went in: integers add and retract without rounding, and a sum of integers stays an
-/// integer.
+/// A sum kept exactly: integers in an `i128`, floats in an [`ExactSum`], with how many values
+/// (and how many floats) went in. Values add, merge and retract without rounding, in any order,
+/// so the result is the same bits for any `--workers` and arrival order; it is rounded once,
+/// when read. A sum of integers stays an integer.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SumAcc {
     int: i128,
-    float: f64,
+    float: ExactSum,
     floats: u64,
     values: u64,
 }
@@ -266,7 +267,7 @@ impl SumAcc {
         match value {
             Num::Int(i) => self.int += i128::from(i),
             Num::Float(f) => {
-                self.float += f;
+                self.float.add(f);
                 self.floats += 1;
             }
         }
@@ -274,20 +275,23 @@ impl SumAcc {
 
     fn merge(&mut self, other: &SumAcc) {
         self.int += other.int;
-        self.float += other.float;
+        self.float.merge(&other.float);
         self.floats += other.floats;
         self.values += other.values;
     }
 
     fn retract(&mut self, other: &SumAcc) {
         self.int -= other.int;
-        self.float -= other.float;
+        self.float.retract(&other.float);
         self.floats -= other.floats;
         self.values -= other.values;
-        if self.floats == 0 {
-            // No float is left: drop the rounding residue of adding and removing them.
-            self.float = 0.0;
-        }
+    }
+
+    /// The exact sum of integers and floats.
+    fn exact(&self) -> ExactSum {
+        let mut sum = self.float.clone();
+        sum.add_integer(self.int);
+        sum
     }
 
     /// The sum: null without values, an integer while every value was one.
@@ -295,15 +299,15 @@ impl SumAcc {
         match (self.values, self.floats) {
             (0, _) => AggValue::Null,
             (_, 0) => AggValue::Int(self.int),
-            _ => AggValue::Float(self.int as f64 + self.float),
+            _ => AggValue::Float(self.exact().to_f64()),
         }
     }
 
-    /// The mean: null without values.
+    /// The mean, rounded once: null without values.
     fn mean(&self) -> AggValue {
         match self.values {
             0 => AggValue::Null,
-            n => AggValue::Float((self.int as f64 + self.float) / n as f64),
+            n => AggValue::Float(self.exact().mean(n)),
         }
     }
 }

@@ -18,4 +18,5 @@ mod paths;
 mod resume;
 mod static_join;
 mod support;
+mod values;
 mod workspace;
