@@ -16,7 +16,7 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Aggregator, ExactSum};
 
-use super::value::write_json_f64;
+use super::value::{csv_f64, write_json_f64};
 use super::{Key, Num, Row};
 use tideflow::Error;
 
@@ -184,7 +184,7 @@ impl AggValue {
         match self {
             AggValue::Null => String::new(),
             AggValue::Int(i) => i.to_string(),
-            AggValue::Float(f) => f.to_string(),
+            AggValue::Float(f) => csv_f64(*f),
             AggValue::Scalar(key) => key.csv_text(),
         }
     }
@@ -348,7 +348,7 @@ fn keep(acc: &mut Option<Num>, value: Num, wanted: Ordering) {
     match acc {
         None => *acc = Some(value),
         Some(current) => {
-            if value.compare(*current) == Some(wanted) {
+            if value.compare(*current) == wanted {
                 *current = value;
             }
         }

@@ -7,6 +7,7 @@ use csv::ByteRecord;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
+use super::non_finite::{decode_allowing_non_finite, parse_non_finite};
 use super::{Key, Num, Row};
 
 /// The latest event time accepted: the last millisecond of the year 9999.
@@ -86,6 +87,11 @@ fn check_time(ms: u64) -> Result<u64, String> {
 /// assert!(decode_json(&schema, r#"{"user":"ann"}"#).unwrap_err().contains("missing time field 'ts'"));
 /// ```
 pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
+    decode_allowing_non_finite(line, |line| decode_json_strict(schema, line))
+}
+
+/// [`decode_json`] without bare `NaN` and infinity tokens.
+fn decode_json_strict(schema: &Schema, line: &str) -> Result<Row, String> {
     let mut deserializer = serde_json::Deserializer::from_str(line);
     let row = RowSeed { schema }
         .deserialize(&mut deserializer)
@@ -229,6 +235,9 @@ impl Scalar<'_> {
             Scalar::Int(i) => Some(Num::Int(*i)),
             Scalar::UInt(u) => Some(i64::try_from(*u).map_or(Num::Float(*u as f64), Num::Int)),
             Scalar::Float(f) => Some(Num::Float(*f)),
+            Scalar::Str(text) if parse_non_finite(text).is_some() => {
+                parse_non_finite(text).map(Num::Float)
+            }
             other => {
                 return Err(format!(
                     "field '{field}' must be a number, got {}",

@@ -10,6 +10,7 @@
 
 mod aggregate;
 mod decode;
+mod non_finite;
 mod table;
 mod value;
 

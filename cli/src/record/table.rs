@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::decode::{
     csv_cell, csv_number, csv_scalar, find_column, header_names, json_error, Scalar,
 };
+use super::non_finite::decode_allowing_non_finite;
 use super::{Key, Num, Row};
 
 /// Which columns of a static table the query reads.
@@ -103,12 +104,14 @@ fn num_key(num: Option<Num>) -> Key {
 /// assert!(decode_table_json(&schema, r#"{"segment": "gold"}"#).unwrap_err().contains("missing join key field 'id'"));
 /// ```
 pub fn decode_table_json(schema: &TableSchema, line: &str) -> Result<(Key, TableRow), String> {
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let row = TableRowSeed { schema }
-        .deserialize(&mut deserializer)
-        .map_err(json_error)?;
-    deserializer.end().map_err(json_error)?;
-    Ok(row)
+    decode_allowing_non_finite(line, |line| {
+        let mut deserializer = serde_json::Deserializer::from_str(line);
+        let row = TableRowSeed { schema }
+            .deserialize(&mut deserializer)
+            .map_err(json_error)?;
+        deserializer.end().map_err(json_error)?;
+        Ok(row)
+    })
 }
 
 struct TableRowSeed<'a> {

@@ -36,7 +36,10 @@ fn float_sums_and_averages_are_identical_for_every_worker_count_and_run() {
         for i in 0..1_500u64 {
             let value = wide_float(&mut rng);
             let ts = (i * 7 + file as u64) % 20_000;
-            lines.push_str(&format!("{{\"ts\":{ts},\"k\":\"k{}\",\"v\":{value}}}\n", i % 5));
+            lines.push_str(&format!(
+                "{{\"ts\":{ts},\"k\":\"k{}\",\"v\":{value}}}\n",
+                i % 5
+            ));
         }
         lines.push_str(&format!("{{\"ts\":5,\"k\":\"exact\",\"v\":{exact}}}\n"));
         write(dir.path(), &format!("part{file}.jsonl"), &lines);
@@ -72,4 +75,104 @@ fn float_sums_and_averages_are_identical_for_every_worker_count_and_run() {
     for workers in ["2", "4", "2", "4", "2", "4"] {
         assert_eq!(run(workers), reference, "--workers {workers}");
     }
+}
+
+/// The rows of keys `a` (1 and NaN), `b` (1 and +infinity), `c` (both infinities) and `d`,
+/// under `sum`, `avg`, `min` and `max`, in JSON: Spark's rules and its JSON encoding.
+const NON_FINITE_JSON: &str = r#"{"key":"a","window_start":0,"window_end":10000,"sum_v":"NaN","avg_v":"NaN","min_v":1,"max_v":"NaN"}
+{"key":"b","window_start":0,"window_end":10000,"sum_v":"Infinity","avg_v":"Infinity","min_v":1,"max_v":"Infinity"}
+{"key":"c","window_start":0,"window_end":10000,"sum_v":"NaN","avg_v":"NaN","min_v":"-Infinity","max_v":"Infinity"}
+{"key":"d","window_start":0,"window_end":10000,"sum_v":5.5,"avg_v":2.75,"min_v":2.5,"max_v":3}
+"#;
+
+/// The same rows in CSV.
+const NON_FINITE_CSV: &str = "key,window_start,window_end,sum_v,avg_v,min_v,max_v
+a,0,10000,NaN,NaN,1,NaN
+b,0,10000,Infinity,Infinity,1,Infinity
+c,0,10000,NaN,NaN,-Infinity,Infinity
+d,0,10000,5.5,2.75,2.5,3
+";
+
+fn non_finite_query<'a>(input: &'a str, format: &'a str, output: &'a str) -> Vec<&'a str> {
+    query_args(
+        input,
+        &[
+            "--window",
+            "tumbling:10s",
+            "--agg",
+            "sum:v",
+            "--agg",
+            "avg:v",
+            "--agg",
+            "min:v",
+            "--agg",
+            "max:v",
+            "--watermark-delay",
+            "60s",
+            "--output-format",
+            format,
+            "--workers",
+            "2",
+        ],
+    )
+    .into_iter()
+    .chain(["--output", output])
+    .collect()
+}
+
+#[test]
+fn nan_and_infinities_read_alike_from_json_and_csv_and_aggregate_as_in_spark() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bare tokens (Spark's allowNonNumericNumbers), strings, and a NaN in a field not read.
+    let json = write(
+        dir.path(),
+        "in.jsonl",
+        r#"{"ts":1,"k":"a","v":1}
+{"ts":2,"k":"a","v":NaN}
+{"ts":3,"k":"b","v":1,"other":-Infinity}
+{"ts":4,"k":"b","v":"Infinity"}
+{"ts":5,"k":"c","v":+INF}
+{"ts":6,"k":"c","v":-Infinity}
+{"ts":7,"k":"d","v":2.5}
+{"ts":8,"k":"d","v":3,"s":"NaN, Infinity"}
+"#,
+    );
+    let csv = write(
+        dir.path(),
+        "in.csv",
+        "ts,k,v\n1,a,1\n2,a,NaN\n3,b,1\n4,b,Infinity\n5,c,+INF\n6,c,-Infinity\n7,d,2.5\n8,d,3\n",
+    );
+    for input in [&json, &csv] {
+        for (format, expected) in [("jsonl", NON_FINITE_JSON), ("csv", NON_FINITE_CSV)] {
+            let output = dir.path().join(format!("out.{format}"));
+            let output = output.to_string_lossy().into_owned();
+            output_of(&non_finite_query(input, format, &output));
+            let written = std::fs::read_to_string(&output).unwrap();
+            assert_eq!(written, expected, "{input} as {format}");
+        }
+    }
+    // What the JSON output writes reads back as the same values.
+    let again = write(dir.path(), "again.jsonl", NON_FINITE_JSON);
+    let out = output_of(&[
+        "run",
+        "--input",
+        &again,
+        "--time-field",
+        "window_start",
+        "--key-field",
+        "key",
+        "--window",
+        "tumbling:10s",
+        "--agg",
+        "max:max_v",
+        "--agg",
+        "min:min_v",
+    ]);
+    assert!(
+        out.contains(
+            r#""key":"a","window_start":0,"window_end":10000,"max_max_v":"NaN","min_min_v":1}"#
+        ),
+        "{out}"
+    );
+    assert!(out.contains(r#""key":"c","window_start":0,"window_end":10000,"max_max_v":"Infinity","min_min_v":"-Infinity"}"#), "{out}");
 }
