@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Aggregator, ExactSum};
 
 use super::value::{csv_f64, write_json_f64};
-use super::{Key, Num, Row};
+use super::{Key, KeyKind, Num, Row};
 use tideflow::Error;
 
 /// An aggregate function.
@@ -312,6 +312,24 @@ impl SumAcc {
     }
 }
 
+/// The accumulators of one key group: one per aggregate, and how many records wrote the key
+/// each [`KeyKind`] way (counts, so that sliding windows can retract them).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RowAcc {
+    slots: Vec<AccSlot>,
+    key_kinds: [u64; 3],
+}
+
+/// One key group's results: the widest way its records wrote the key (the output writes the
+/// key that way) and one value per aggregate.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Aggregates {
+    /// How the output writes the key.
+    pub key_kind: KeyKind,
+    /// One value per `--agg`, in order.
+    pub values: Vec<AggValue>,
+}
+
 /// Runs a list of [`AggSpec`]s over rows at once.
 #[derive(Clone, Debug)]
 pub struct RowAggregator {
@@ -378,11 +396,12 @@ fn keep_timed(acc: &mut Option<(u64, Key)>, candidate: (u64, Key), first: bool) 
 }
 
 impl Aggregator<Row> for RowAggregator {
-    type Acc = Vec<AccSlot>;
-    type Output = Vec<AggValue>;
+    type Acc = RowAcc;
+    type Output = Aggregates;
 
-    fn init(&self) -> Vec<AccSlot> {
-        self.slots
+    fn init(&self) -> RowAcc {
+        let slots = self
+            .slots
             .iter()
             .map(|(kind, _)| match kind {
                 AggKind::Count => AccSlot::Count(0),
@@ -391,11 +410,16 @@ impl Aggregator<Row> for RowAggregator {
                 AggKind::First | AggKind::Last => AccSlot::Timed(None),
                 AggKind::CountDistinct => AccSlot::Distinct(FxHashSet::default()),
             })
-            .collect()
+            .collect();
+        RowAcc {
+            slots,
+            key_kinds: [0; 3],
+        }
     }
 
-    fn add(&self, acc: &mut Vec<AccSlot>, row: &Row) {
-        for ((kind, index), slot) in self.slots.iter().zip(acc.iter_mut()) {
+    fn add(&self, acc: &mut RowAcc, row: &Row) {
+        acc.key_kinds[row.key_kind as usize] += 1;
+        for ((kind, index), slot) in self.slots.iter().zip(acc.slots.iter_mut()) {
             match slot {
                 AccSlot::Count(n) => *n += 1,
                 AccSlot::Timed(timed) => {
@@ -430,8 +454,13 @@ impl Aggregator<Row> for RowAggregator {
         }
     }
 
-    fn merge(&self, acc: &mut Vec<AccSlot>, other: Vec<AccSlot>) {
-        for ((kind, _), (slot, other)) in self.slots.iter().zip(acc.iter_mut().zip(other)) {
+    fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
+        for (count, other) in acc.key_kinds.iter_mut().zip(other.key_kinds) {
+            *count += other;
+        }
+        for ((kind, _), (slot, other)) in
+            self.slots.iter().zip(acc.slots.iter_mut().zip(other.slots))
+        {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a += b,
                 (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.merge(&other),
@@ -452,10 +481,16 @@ impl Aggregator<Row> for RowAggregator {
         }
     }
 
-    fn finish(&self, acc: &Vec<AccSlot>) -> Vec<AggValue> {
-        self.slots
+    fn finish(&self, acc: &RowAcc) -> Aggregates {
+        let key_kind = KeyKind::ALL
+            .into_iter()
+            .rev()
+            .find(|kind| acc.key_kinds[*kind as usize] > 0)
+            .unwrap_or_default();
+        let values = self
+            .slots
             .iter()
-            .zip(acc)
+            .zip(&acc.slots)
             .map(|((kind, _), slot)| match slot {
                 AccSlot::Count(n) => AggValue::Int((*n).into()),
                 AccSlot::Sum(sum) if *kind == AggKind::Avg => sum.mean(),
@@ -466,15 +501,19 @@ impl Aggregator<Row> for RowAggregator {
                     .map_or(AggValue::Null, |(_, v)| AggValue::Scalar(v.clone())),
                 AccSlot::Distinct(seen) => AggValue::Int(seen.len() as i128),
             })
-            .collect()
+            .collect();
+        Aggregates { key_kind, values }
     }
 
     fn invertible(&self) -> bool {
         self.slots.iter().all(|(kind, _)| kind.invertible())
     }
 
-    fn retract(&self, acc: &mut Vec<AccSlot>, other: &Vec<AccSlot>) {
-        for (slot, other) in acc.iter_mut().zip(other) {
+    fn retract(&self, acc: &mut RowAcc, other: &RowAcc) {
+        for (count, other) in acc.key_kinds.iter_mut().zip(other.key_kinds) {
+            *count -= other;
+        }
+        for (slot, other) in acc.slots.iter_mut().zip(&other.slots) {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a -= b,
                 (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.retract(other),
@@ -491,6 +530,7 @@ mod tests {
     fn row(time: u64, values: Vec<Option<Num>>, scalars: Vec<Key>) -> Row {
         Row {
             key: Key::Null,
+            key_kind: KeyKind::Native,
             time,
             values,
             scalars,
@@ -514,7 +554,7 @@ mod tests {
         let mut other = agg.init();
         agg.add(&mut other, &row(0, vec![Some(Num::Int(3)), None], vec![]));
         agg.merge(&mut acc, other);
-        let out = agg.finish(&acc);
+        let out = agg.finish(&acc).values;
         let max = i128::from(i64::MAX);
         assert_eq!(
             out,
@@ -543,7 +583,7 @@ mod tests {
             agg.add(&mut acc, &row(time, vec![], vec![Key::Str(user.into())]));
         }
         agg.add(&mut acc, &row(5, vec![], vec![Key::Null]));
-        let out = agg.finish(&acc);
+        let out = agg.finish(&acc).values;
         assert_eq!(
             out,
             vec![
@@ -567,7 +607,7 @@ mod tests {
         agg.merge(&mut total, part.clone());
         agg.retract(&mut total, &part);
         assert_eq!(
-            agg.finish(&total),
+            agg.finish(&total).values,
             vec![AggValue::Int(1), AggValue::Int(4), AggValue::Float(4.0)]
         );
     }

@@ -2,9 +2,9 @@
 //! the query reads (`--agg sum:table.F` reads the table's column `F`), decoded from JSON lines
 //! or CSV by column name.
 //!
-//! Keys are matched as text, as Spark matches a JSON number against a CSV string: `7`, `7.0`
-//! and `"7"` are the same key, and `true` matches `"true"`. A null or missing key matches
-//! nothing (SQL's `NULL = NULL` is not true).
+//! Keys are matched by their canonical text, the text the stream groups by (see
+//! `group_key.rs`): `7`, `7.0` and `"7"` are the same key, and `true` matches `"true"`. A null
+//! or missing key matches nothing (SQL's `NULL = NULL` is not true).
 
 use std::fmt;
 
@@ -63,20 +63,21 @@ impl TableRow {
     }
 }
 
-/// The key a join matches `key` on: its text (as [`Key::csv_text`] writes it), or null.
+/// The key a join matches `key` on: its canonical text ([`Key::text`] of its canonical form,
+/// the one the stream groups by), or null.
 ///
 /// # Examples
 /// ```
 /// use tideflow_cli::record::{join_key, Key};
 /// assert_eq!(join_key(&Key::Int(7)), join_key(&Key::Str("7".into())));
 /// assert_eq!(join_key(&Key::Float(7.0)), Key::Str("7".into()));
+/// assert_eq!(join_key(&Key::Bool(true)), join_key(&Key::Str("true".into())));
 /// assert_eq!(join_key(&Key::Null), Key::Null);
 /// ```
 pub fn join_key(key: &Key) -> Key {
     match key {
         Key::Null => Key::Null,
-        Key::Str(text) => Key::Str(text.clone()),
-        other => Key::Str(other.csv_text()),
+        other => Key::Str(other.canonical().text()),
     }
 }
 
@@ -272,6 +273,7 @@ mod tests {
         let s = schema();
         let mut row = Row {
             key: Key::Str("a".into()),
+            key_kind: crate::record::KeyKind::Text,
             time: 1,
             values: vec![Some(Num::Int(3))],
             scalars: vec![],

@@ -176,3 +176,111 @@ fn nan_and_infinities_read_alike_from_json_and_csv_and_aggregate_as_in_spark() {
     );
     assert!(out.contains(r#""key":"c","window_start":0,"window_end":10000,"max_max_v":"Infinity","min_min_v":"-Infinity"}"#), "{out}");
 }
+
+/// Keys written as several JSON types, one record each (`-0` is the integer 0; the bare `NaN`
+/// token and the string `"NaN"` are one key).
+const MIXED_KEYS: &str = r#"{"ts":1,"k":1}
+{"ts":2,"k":"1"}
+{"ts":3,"k":2}
+{"ts":4,"k":2.0}
+{"ts":5,"k":true}
+{"ts":6,"k":"true"}
+{"ts":7,"k":-0}
+{"ts":8,"k":0}
+{"ts":9,"k":false}
+{"ts":10,"k":7}
+{"ts":11,"k":"x"}
+{"ts":12,"k":NaN}
+{"ts":13,"k":"NaN"}
+{"ts":14,"k":"01"}
+"#;
+
+#[test]
+fn mixed_json_key_types_group_by_canonical_text_and_print_the_widest_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.jsonl", MIXED_KEYS);
+    let run = |workers: &str| {
+        output_of(&query_args(
+            &input,
+            &[
+                "--window",
+                "tumbling:10s",
+                "--agg",
+                "count",
+                "--workers",
+                workers,
+            ],
+        ))
+    };
+    let out = run("1");
+    let rows: Vec<String> = [
+        ("false", 1),
+        ("\"true\"", 2),
+        ("0", 2),
+        ("\"1\"", 2),
+        ("2.0", 2),
+        ("7", 1),
+        ("\"NaN\"", 2),
+        ("\"01\"", 1),
+        ("\"x\"", 1),
+    ]
+    .iter()
+    .map(|(key, count)| {
+        format!("{{\"key\":{key},\"window_start\":0,\"window_end\":10000,\"count\":{count}}}\n")
+    })
+    .collect();
+    assert_eq!(out, rows.concat());
+    assert_eq!(run("2"), out);
+    // CSV keys are strings, as in Spark's CSV reader: the same groups, written as strings.
+    let csv = write(
+        dir.path(),
+        "in.csv",
+        "ts,k\n1,1\n2,1\n3,2\n4,true\n5,true\n6,01\n",
+    );
+    let out = output_of(&query_args(
+        &csv,
+        &["--window", "tumbling:10s", "--agg", "count"],
+    ));
+    assert_eq!(
+        out,
+        "{\"key\":\"true\",\"window_start\":0,\"window_end\":10000,\"count\":2}\n\
+         {\"key\":\"1\",\"window_start\":0,\"window_end\":10000,\"count\":2}\n\
+         {\"key\":\"2\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n\
+         {\"key\":\"01\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n"
+    );
+}
+
+#[test]
+fn a_static_join_and_the_grouping_after_it_match_the_same_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "in.jsonl", MIXED_KEYS);
+    let table = write(
+        dir.path(),
+        "table.jsonl",
+        "{\"id\":\"1\",\"credit\":10}\n{\"id\":2.0,\"credit\":3}\n{\"id\":true,\"credit\":5}\n{\"id\":\"-0\",\"credit\":1}\n",
+    );
+    let out = output_of(&query_args(
+        &input,
+        &[
+            "--window",
+            "tumbling:10s",
+            "--agg",
+            "count",
+            "--agg",
+            "sum:table.credit",
+            "--join-static",
+            &table,
+            "--join-key",
+            "id",
+            "--workers",
+            "2",
+        ],
+    ));
+    // Each matched key's two records joined and grouped together; "-0" is a string, not 0.
+    assert_eq!(
+        out,
+        "{\"key\":\"true\",\"window_start\":0,\"window_end\":10000,\"count\":2,\"sum_table.credit\":10}\n\
+         {\"key\":\"1\",\"window_start\":0,\"window_end\":10000,\"count\":2,\"sum_table.credit\":20}\n\
+         {\"key\":2.0,\"window_start\":0,\"window_end\":10000,\"count\":2,\"sum_table.credit\":6}\n"
+    );
+}

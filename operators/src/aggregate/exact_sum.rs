@@ -272,9 +272,8 @@ impl Fixed {
         let Some(high) = self.magnitude.iter().rposition(|d| *d != 0) else {
             return (0, min_exponent);
         };
-        let digit = |i: isize| -> u128 {
-            usize::try_from(i).map_or(0, |i| u128::from(self.magnitude[i]))
-        };
+        let digit =
+            |i: isize| -> u128 { usize::try_from(i).map_or(0, |i| u128::from(self.magnitude[i])) };
         let high = high as isize;
         let window = digit(high) << 64 | digit(high - 1) << 32 | digit(high - 2);
         let below = usize::try_from(high - 2).unwrap_or(0);
@@ -444,7 +443,10 @@ impl<'de> Deserialize<'de> for ExactSum {
             let mut limbs = Box::new([0; LIMBS]);
             limbs[first..end].copy_from_slice(&stored.limbs);
             // Carried limbs: all but the top one are 32-bit digits.
-            if limbs[..LIMBS - 1].iter().any(|l| !(0..=LIMB_MASK).contains(l)) {
+            if limbs[..LIMBS - 1]
+                .iter()
+                .any(|l| !(0..=LIMB_MASK).contains(l))
+            {
                 return Err(invalid());
             }
             sum.limbs = Some(limbs);

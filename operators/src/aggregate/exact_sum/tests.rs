@@ -102,7 +102,11 @@ fn is_rounded_mean(values: &[f64], mean: f64) -> bool {
     let exponent = ((mean.to_bits() >> 52) & 0x7ff) as i32 - 1023;
     let half_ulp = super::pow2_f64(exponent - 53) * n;
     let power_of_two = mean.to_bits() & ((1 << 52) - 1) == 0;
-    let half_ulp_below = if power_of_two { half_ulp / 2.0 } else { half_ulp };
+    let half_ulp_below = if power_of_two {
+        half_ulp / 2.0
+    } else {
+        half_ulp
+    };
     let residual = |extra: f64| {
         let mut terms = flipped.clone();
         terms.extend([-product, -error, extra]);
@@ -168,7 +172,10 @@ fn cancellation_and_repeated_tenths_are_exact() {
     );
     let tiny = f64::from_bits(1);
     assert_eq!(sum_of(&[tiny, tiny, tiny]).to_f64(), f64::from_bits(3));
-    assert_eq!(sum_of(&[f64::MIN_POSITIVE, -tiny]).to_f64(), f64::MIN_POSITIVE - tiny);
+    assert_eq!(
+        sum_of(&[f64::MIN_POSITIVE, -tiny]).to_f64(),
+        f64::MIN_POSITIVE - tiny
+    );
     assert_eq!(sum_of(&[-0.0]).to_f64().to_bits(), 0.0f64.to_bits());
     assert_eq!(sum_of(&[]).to_f64(), 0.0);
     let mut mixed = sum_of(&[0.5]);
