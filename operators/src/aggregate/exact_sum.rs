@@ -93,12 +93,15 @@ impl ExactSum {
 
     /// The sum, rounded to the nearest `f64` (ties to even).
     pub fn to_f64(&self) -> f64 {
-        self.rounded(1).into_f64()
+        self.rounded(1)
+            .map_or_else(|special| special, |fixed| fixed.to_f64())
     }
 
     /// The sum, rounded to the nearest `f32` (ties to even), without rounding twice.
     pub fn to_f32(&self) -> f32 {
-        self.rounded(1).into_f32()
+        // A NaN or infinity is the same in f32.
+        self.rounded(1)
+            .map_or_else(|special| special as f32, |fixed| fixed.to_f32())
     }
 
     /// The sum divided by `count`, rounded once to the nearest `f64`: a mean. NaN for a count
@@ -107,7 +110,8 @@ impl ExactSum {
         if count == 0 {
             return f64::NAN;
         }
-        self.rounded(count).into_f64()
+        self.rounded(count)
+            .map_or_else(|special| special, |fixed| fixed.to_f64())
     }
 
     fn add_signed(&mut self, value: f64, subtract: bool) {
@@ -189,19 +193,19 @@ impl ExactSum {
         self.pending = 0;
     }
 
-    /// The sum divided by `divisor`, rounded.
-    fn rounded(&self, divisor: u64) -> Rounded {
+    /// The sum divided by `divisor` as a magnitude to round, or the NaN or infinity it is.
+    fn rounded(&self, divisor: u64) -> Result<Fixed, f64> {
         if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
-            return Rounded::Nan;
+            return Err(f64::NAN);
         }
         if self.positive_infinities > 0 {
-            return Rounded::Infinite { negative: false };
+            return Err(f64::INFINITY);
         }
         if self.negative_infinities > 0 {
-            return Rounded::Infinite { negative: true };
+            return Err(f64::NEG_INFINITY);
         }
         let Some(limbs) = &self.limbs else {
-            return Rounded::Finite(Fixed::zero());
+            return Ok(Fixed::zero());
         };
         let mut limbs = **limbs;
         carry_limbs(&mut limbs);
@@ -229,7 +233,7 @@ impl ExactSum {
             }
             inexact = remainder != 0;
         }
-        Rounded::Finite(Fixed {
+        Ok(Fixed {
             magnitude,
             inexact,
             negative,
@@ -297,27 +301,9 @@ impl Fixed {
     }
 }
 
-/// A rounded sum: NaN, an infinity or a finite magnitude.
-enum Rounded {
-    Nan,
-    Infinite { negative: bool },
-    Finite(Fixed),
-}
-
-impl Rounded {
-    fn into_f64(self) -> f64 {
-        let fixed = match self {
-            Rounded::Nan => return f64::NAN,
-            Rounded::Infinite { negative } => {
-                return if negative {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                }
-            }
-            Rounded::Finite(fixed) => fixed,
-        };
-        let (mantissa, exponent) = fixed.round(53, -1074);
+impl Fixed {
+    fn to_f64(&self) -> f64 {
+        let (mantissa, exponent) = self.round(53, -1074);
         // mantissa <= 2^53 is exact as f64; the product is exact unless it overflows.
         let magnitude = if mantissa == 0 {
             0.0
@@ -326,26 +312,15 @@ impl Rounded {
         } else {
             mantissa as f64 * pow2_f64(exponent)
         };
-        if fixed.negative {
+        if self.negative {
             -magnitude
         } else {
             magnitude
         }
     }
 
-    fn into_f32(self) -> f32 {
-        let fixed = match self {
-            Rounded::Nan => return f32::NAN,
-            Rounded::Infinite { negative } => {
-                return if negative {
-                    f32::NEG_INFINITY
-                } else {
-                    f32::INFINITY
-                }
-            }
-            Rounded::Finite(fixed) => fixed,
-        };
-        let (mantissa, exponent) = fixed.round(24, -149);
+    fn to_f32(&self) -> f32 {
+        let (mantissa, exponent) = self.round(24, -149);
         let magnitude = if mantissa == 0 {
             0.0
         } else if exponent > 127 {
@@ -353,7 +328,7 @@ impl Rounded {
         } else {
             mantissa as f32 * pow2_f32(exponent)
         };
-        if fixed.negative {
+        if self.negative {
             -magnitude
         } else {
             magnitude
