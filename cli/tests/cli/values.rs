@@ -15,6 +15,14 @@ fn output_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Standard output of `tideflow run` on `input` keyed by `k` in 10 s tumbling windows, then
+/// `extra` (the aggregates, at least).
+fn tumbling(input: &str, extra: &[&str]) -> String {
+    let mut args = query_args(input, &["--window", "tumbling:10s"]);
+    args.extend_from_slice(extra);
+    output_of(&args)
+}
+
 /// A float of any sign and a magnitude from 1e-30 to 1e30, written in shortest form.
 fn wide_float(rng: &mut SplitMix64) -> f64 {
     let mantissa = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
@@ -46,11 +54,9 @@ fn float_sums_and_averages_are_identical_for_every_worker_count_and_run() {
     }
     let input = dir.path().to_string_lossy().into_owned();
     let run = |workers: &str| {
-        output_of(&query_args(
+        tumbling(
             &input,
             &[
-                "--window",
-                "tumbling:10s",
                 "--agg",
                 "count",
                 "--agg",
@@ -64,7 +70,7 @@ fn float_sums_and_averages_are_identical_for_every_worker_count_and_run() {
                 "--format",
                 "jsonl",
             ],
-        ))
+        )
     };
     let reference = run("1");
     assert!(
@@ -199,19 +205,7 @@ const MIXED_KEYS: &str = r#"{"ts":1,"k":1}
 fn mixed_json_key_types_group_by_canonical_text_and_print_the_widest_type() {
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "in.jsonl", MIXED_KEYS);
-    let run = |workers: &str| {
-        output_of(&query_args(
-            &input,
-            &[
-                "--window",
-                "tumbling:10s",
-                "--agg",
-                "count",
-                "--workers",
-                workers,
-            ],
-        ))
-    };
+    let run = |workers: &str| tumbling(&input, &["--agg", "count", "--workers", workers]);
     let out = run("1");
     let rows: Vec<String> = [
         ("false", 1),
@@ -237,10 +231,7 @@ fn mixed_json_key_types_group_by_canonical_text_and_print_the_widest_type() {
         "in.csv",
         "ts,k\n1,1\n2,1\n3,2\n4,true\n5,true\n6,01\n",
     );
-    let out = output_of(&query_args(
-        &csv,
-        &["--window", "tumbling:10s", "--agg", "count"],
-    ));
+    let out = tumbling(&csv, &["--agg", "count"]);
     assert_eq!(
         out,
         "{\"key\":\"true\",\"window_start\":0,\"window_end\":10000,\"count\":2}\n\
@@ -259,11 +250,9 @@ fn a_static_join_and_the_grouping_after_it_match_the_same_keys() {
         "table.jsonl",
         "{\"id\":\"1\",\"credit\":10}\n{\"id\":2.0,\"credit\":3}\n{\"id\":true,\"credit\":5}\n{\"id\":\"-0\",\"credit\":1}\n",
     );
-    let out = output_of(&query_args(
+    let out = tumbling(
         &input,
         &[
-            "--window",
-            "tumbling:10s",
             "--agg",
             "count",
             "--agg",
@@ -275,7 +264,7 @@ fn a_static_join_and_the_grouping_after_it_match_the_same_keys() {
             "--workers",
             "2",
         ],
-    ));
+    );
     // Each matched key's two records joined and grouped together; "-0" is a string, not 0.
     assert_eq!(
         out,
