@@ -67,7 +67,9 @@ pub(super) fn quote_bare_non_finite(line: &str) -> Option<String> {
                 .position(|b| !(b.is_ascii_alphabetic() || matches!(b, b'+' | b'-')))
                 .map_or(bytes.len(), |n| i + n);
             let token = &line[i..end];
-            if parse_non_finite(token).is_some() {
+            // A value, not an (unquoted, so invalid) object key.
+            let is_key = line[end..].trim_start().starts_with(':');
+            if !is_key && parse_non_finite(token).is_some() {
                 let out = quoted.get_or_insert_with(|| String::with_capacity(line.len() + 8));
                 out.push_str(&line[copied..i]);
                 out.push('"');
@@ -127,5 +129,6 @@ mod tests {
         );
         assert_eq!(quote_bare_non_finite(r#"{"v": "a\"NaN", "x": 1e5}"#), None);
         assert_eq!(quote_bare_non_finite(r#"{"v": nul}"#), None);
+        assert_eq!(quote_bare_non_finite(r#"{NaN : 1}"#), None);
     }
 }
