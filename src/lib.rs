@@ -57,7 +57,9 @@ mod worker;
 
 /// Aggregators: built-ins and the trait for your own (re-exported from `tideflow-operators`).
 pub mod aggregate {
-    pub use tideflow_operators::aggregate::{Aggregator, Avg, Count, Max, Min, Sum};
+    pub use tideflow_operators::aggregate::{
+        Aggregator, Avg, Count, ExactSum, Max, Min, Sum, Summable,
+    };
 }
 
 #[cfg(feature = "failpoints")]

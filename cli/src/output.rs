@@ -8,7 +8,7 @@ use tideflow::KeyedChange;
 use tideflow::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 
 use crate::millis;
-use crate::record::{AggValue, Key, Row};
+use crate::record::{AggValue, Aggregates, Key, KeyKind, Row};
 use tideflow::sink::{Encoder, KeyTableRow, TableRow};
 use tideflow::Error;
 
@@ -27,27 +27,30 @@ pub struct RowEncoder {
 #[derive(Clone, Copy)]
 struct RowView<'a> {
     key: &'a Key,
+    key_kind: KeyKind,
     window: Option<(u64, u64)>,
     values: &'a [AggValue],
 }
 
 impl<'a> RowView<'a> {
     /// A row without a window (running aggregates).
-    fn unwindowed(key: &'a Key, values: &'a [AggValue]) -> Self {
+    fn unwindowed(key: &'a Key, aggregates: &'a Aggregates) -> Self {
         RowView {
             key,
+            key_kind: aggregates.key_kind,
             window: None,
-            values,
+            values: &aggregates.values,
         }
     }
 }
 
-impl<'a> From<&'a WindowResult<Key, Vec<AggValue>>> for RowView<'a> {
-    fn from(row: &'a WindowResult<Key, Vec<AggValue>>) -> Self {
+impl<'a> From<&'a WindowResult<Key, Aggregates>> for RowView<'a> {
+    fn from(row: &'a WindowResult<Key, Aggregates>) -> Self {
         RowView {
             key: &row.key,
+            key_kind: row.value.key_kind,
             window: Some((row.start, row.end)),
-            values: &row.value,
+            values: &row.value.values,
         }
     }
 }
@@ -93,7 +96,7 @@ impl RowEncoder {
             let _ = write!(out, "\"batch\":{batch},");
         }
         out.extend_from_slice(b"\"key\":");
-        row.key.write_json(out);
+        row.key.write_json_as(row.key_kind, out);
         if let Some((start, end)) = row.window {
             let _ = write!(out, ",\"window_start\":{start},\"window_end\":{end}");
         }
@@ -144,7 +147,7 @@ impl RowEncoder {
             .batch
             .map(|batch| batch.to_string())
             .into_iter()
-            .chain([row.key.csv_text()])
+            .chain([row.key.csv_text_as(row.key_kind)])
             .chain(
                 row.window
                     .map(|(start, end)| [start.to_string(), end.to_string()])
@@ -174,14 +177,14 @@ const PLAIN: Extra = Extra {
 };
 
 /// Append mode: the window's result.
-impl OutputRow for WindowResult<Key, Vec<AggValue>> {
+impl OutputRow for WindowResult<Key, Aggregates> {
     fn parts(&self) -> (RowView<'_>, Extra) {
         (self.into(), PLAIN)
     }
 }
 
 /// Update mode: the result with `final`, and `retract` on a retraction.
-impl OutputRow for WindowUpdate<Key, Vec<AggValue>> {
+impl OutputRow for WindowUpdate<Key, Aggregates> {
     fn parts(&self) -> (RowView<'_>, Extra) {
         let extra = Extra {
             is_final: Some(self.is_final()),
@@ -193,7 +196,7 @@ impl OutputRow for WindowUpdate<Key, Vec<AggValue>> {
 }
 
 /// Complete mode: the table's batch number, the result and `final`.
-impl OutputRow for TableRow<Key, Vec<AggValue>> {
+impl OutputRow for TableRow<Key, Aggregates> {
     fn parts(&self) -> (RowView<'_>, Extra) {
         let extra = Extra {
             batch: Some(self.batch),
@@ -206,14 +209,14 @@ impl OutputRow for TableRow<Key, Vec<AggValue>> {
 
 /// Running aggregates in update mode: the key's new result (insertions only: an upsert on the
 /// key).
-impl OutputRow for KeyedChange<Key, Vec<AggValue>> {
+impl OutputRow for KeyedChange<Key, Aggregates> {
     fn parts(&self) -> (RowView<'_>, Extra) {
         (RowView::unwindowed(&self.key, &self.value), PLAIN)
     }
 }
 
 /// Running aggregates in complete mode: the table's batch number and the key's result.
-impl OutputRow for KeyTableRow<Key, Vec<AggValue>> {
+impl OutputRow for KeyTableRow<Key, Aggregates> {
     fn parts(&self) -> (RowView<'_>, Extra) {
         let extra = Extra {
             batch: Some(self.batch),
@@ -259,7 +262,7 @@ impl LateEncoder {
 impl Encoder<LateRecord<Key, Row>> for LateEncoder {
     fn encode(&mut self, late: &LateRecord<Key, Row>, out: &mut Vec<u8>) -> Result<(), Error> {
         out.extend_from_slice(b"{\"key\":");
-        late.key.write_json(out);
+        late.key.write_json_as(late.data.key_kind, out);
         let _ = write!(
             out,
             ",\"event_time\":{},\"watermark\":{},\"window_end\":{},\"reason\":\"every window of the record had closed: watermark {} >= window end {} + allowed lateness {}ms\",\"fields\":{{",
@@ -291,7 +294,10 @@ mod tests {
             key: Key::Str("a".into()),
             start: 0,
             end: 10,
-            value: vec![AggValue::Int(3), AggValue::Float(1.5), AggValue::Null],
+            value: Aggregates {
+                key_kind: KeyKind::Text,
+                values: vec![AggValue::Int(3), AggValue::Float(1.5), AggValue::Null],
+            },
         };
         let columns = vec![
             "count".to_string(),
@@ -319,10 +325,13 @@ mod tests {
             key: Key::Str("a".into()),
             start: 0,
             end: 10,
-            value: vec![AggValue::Int(3)],
+            value: Aggregates {
+                key_kind: KeyKind::Text,
+                values: vec![AggValue::Int(3)],
+            },
         };
         let columns = vec!["count".to_string()];
-        let encode = |encoder: &mut RowEncoder, row: &WindowUpdate<Key, Vec<AggValue>>| {
+        let encode = |encoder: &mut RowEncoder, row: &WindowUpdate<Key, Aggregates>| {
             let mut out = Vec::new();
             encoder.encode(row, &mut out).unwrap();
             String::from_utf8(out).unwrap()

@@ -14,10 +14,10 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
-use tideflow::aggregate::Aggregator;
+use tideflow::aggregate::{Aggregator, ExactSum};
 
-use super::value::write_json_f64;
-use super::{Key, Num, Row};
+use super::value::{csv_f64, write_json_f64};
+use super::{Key, KeyKind, Num, Row};
 use tideflow::Error;
 
 /// An aggregate function.
@@ -184,7 +184,7 @@ impl AggValue {
         match self {
             AggValue::Null => String::new(),
             AggValue::Int(i) => i.to_string(),
-            AggValue::Float(f) => f.to_string(),
+            AggValue::Float(f) => csv_f64(*f),
             AggValue::Scalar(key) => key.csv_text(),
         }
     }
@@ -249,13 +249,14 @@ pub enum AccSlot {
     Distinct(FxHashSet<Key>),
 }
 
-/// A sum kept as an exact integer part and a float part, with how many values (and how many
-/// floats) went in: integers add and retract without rounding, and a sum of integers stays an
-/// integer.
+/// A sum kept exactly: integers in an `i128`, floats in an [`ExactSum`], with how many values
+/// (and how many floats) went in. Values add, merge and retract without rounding, in any order,
+/// so the result is the same bits for any `--workers` and arrival order; it is rounded once,
+/// when read. A sum of integers stays an integer.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SumAcc {
     int: i128,
-    float: f64,
+    float: ExactSum,
     floats: u64,
     values: u64,
 }
@@ -266,7 +267,7 @@ impl SumAcc {
         match value {
             Num::Int(i) => self.int += i128::from(i),
             Num::Float(f) => {
-                self.float += f;
+                self.float.add(f);
                 self.floats += 1;
             }
         }
@@ -274,20 +275,23 @@ impl SumAcc {
 
     fn merge(&mut self, other: &SumAcc) {
         self.int += other.int;
-        self.float += other.float;
+        self.float.merge(&other.float);
         self.floats += other.floats;
         self.values += other.values;
     }
 
     fn retract(&mut self, other: &SumAcc) {
         self.int -= other.int;
-        self.float -= other.float;
+        self.float.retract(&other.float);
         self.floats -= other.floats;
         self.values -= other.values;
-        if self.floats == 0 {
-            // No float is left: drop the rounding residue of adding and removing them.
-            self.float = 0.0;
-        }
+    }
+
+    /// The exact sum of integers and floats.
+    fn exact(&self) -> ExactSum {
+        let mut sum = self.float.clone();
+        sum.add_integer(self.int);
+        sum
     }
 
     /// The sum: null without values, an integer while every value was one.
@@ -295,17 +299,35 @@ impl SumAcc {
         match (self.values, self.floats) {
             (0, _) => AggValue::Null,
             (_, 0) => AggValue::Int(self.int),
-            _ => AggValue::Float(self.int as f64 + self.float),
+            _ => AggValue::Float(self.exact().to_f64()),
         }
     }
 
-    /// The mean: null without values.
+    /// The mean, rounded once: null without values.
     fn mean(&self) -> AggValue {
         match self.values {
             0 => AggValue::Null,
-            n => AggValue::Float((self.int as f64 + self.float) / n as f64),
+            n => AggValue::Float(self.exact().mean(n)),
         }
     }
+}
+
+/// The accumulators of one key group: one per aggregate, and how many records wrote the key
+/// each [`KeyKind`] way (counts, so that sliding windows can retract them).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RowAcc {
+    slots: Vec<AccSlot>,
+    key_kinds: [u64; 3],
+}
+
+/// One key group's results: the widest way its records wrote the key (the output writes the
+/// key that way) and one value per aggregate.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Aggregates {
+    /// How the output writes the key.
+    pub key_kind: KeyKind,
+    /// One value per `--agg`, in order.
+    pub values: Vec<AggValue>,
 }
 
 /// Runs a list of [`AggSpec`]s over rows at once.
@@ -344,7 +366,7 @@ fn keep(acc: &mut Option<Num>, value: Num, wanted: Ordering) {
     match acc {
         None => *acc = Some(value),
         Some(current) => {
-            if value.compare(*current) == Some(wanted) {
+            if value.compare(*current) == wanted {
                 *current = value;
             }
         }
@@ -374,11 +396,12 @@ fn keep_timed(acc: &mut Option<(u64, Key)>, candidate: (u64, Key), first: bool) 
 }
 
 impl Aggregator<Row> for RowAggregator {
-    type Acc = Vec<AccSlot>;
-    type Output = Vec<AggValue>;
+    type Acc = RowAcc;
+    type Output = Aggregates;
 
-    fn init(&self) -> Vec<AccSlot> {
-        self.slots
+    fn init(&self) -> RowAcc {
+        let slots = self
+            .slots
             .iter()
             .map(|(kind, _)| match kind {
                 AggKind::Count => AccSlot::Count(0),
@@ -387,11 +410,16 @@ impl Aggregator<Row> for RowAggregator {
                 AggKind::First | AggKind::Last => AccSlot::Timed(None),
                 AggKind::CountDistinct => AccSlot::Distinct(FxHashSet::default()),
             })
-            .collect()
+            .collect();
+        RowAcc {
+            slots,
+            key_kinds: [0; 3],
+        }
     }
 
-    fn add(&self, acc: &mut Vec<AccSlot>, row: &Row) {
-        for ((kind, index), slot) in self.slots.iter().zip(acc.iter_mut()) {
+    fn add(&self, acc: &mut RowAcc, row: &Row) {
+        acc.key_kinds[row.key_kind as usize] += 1;
+        for ((kind, index), slot) in self.slots.iter().zip(acc.slots.iter_mut()) {
             match slot {
                 AccSlot::Count(n) => *n += 1,
                 AccSlot::Timed(timed) => {
@@ -426,8 +454,13 @@ impl Aggregator<Row> for RowAggregator {
         }
     }
 
-    fn merge(&self, acc: &mut Vec<AccSlot>, other: Vec<AccSlot>) {
-        for ((kind, _), (slot, other)) in self.slots.iter().zip(acc.iter_mut().zip(other)) {
+    fn merge(&self, acc: &mut RowAcc, other: RowAcc) {
+        for (count, other) in acc.key_kinds.iter_mut().zip(other.key_kinds) {
+            *count += other;
+        }
+        for ((kind, _), (slot, other)) in
+            self.slots.iter().zip(acc.slots.iter_mut().zip(other.slots))
+        {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a += b,
                 (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.merge(&other),
@@ -448,10 +481,16 @@ impl Aggregator<Row> for RowAggregator {
         }
     }
 
-    fn finish(&self, acc: &Vec<AccSlot>) -> Vec<AggValue> {
-        self.slots
+    fn finish(&self, acc: &RowAcc) -> Aggregates {
+        let key_kind = KeyKind::ALL
+            .into_iter()
+            .rev()
+            .find(|kind| acc.key_kinds[*kind as usize] > 0)
+            .unwrap_or_default();
+        let values = self
+            .slots
             .iter()
-            .zip(acc)
+            .zip(&acc.slots)
             .map(|((kind, _), slot)| match slot {
                 AccSlot::Count(n) => AggValue::Int((*n).into()),
                 AccSlot::Sum(sum) if *kind == AggKind::Avg => sum.mean(),
@@ -462,15 +501,19 @@ impl Aggregator<Row> for RowAggregator {
                     .map_or(AggValue::Null, |(_, v)| AggValue::Scalar(v.clone())),
                 AccSlot::Distinct(seen) => AggValue::Int(seen.len() as i128),
             })
-            .collect()
+            .collect();
+        Aggregates { key_kind, values }
     }
 
     fn invertible(&self) -> bool {
         self.slots.iter().all(|(kind, _)| kind.invertible())
     }
 
-    fn retract(&self, acc: &mut Vec<AccSlot>, other: &Vec<AccSlot>) {
-        for (slot, other) in acc.iter_mut().zip(other) {
+    fn retract(&self, acc: &mut RowAcc, other: &RowAcc) {
+        for (count, other) in acc.key_kinds.iter_mut().zip(other.key_kinds) {
+            *count -= other;
+        }
+        for (slot, other) in acc.slots.iter_mut().zip(&other.slots) {
             match (slot, other) {
                 (AccSlot::Count(a), AccSlot::Count(b)) => *a -= b,
                 (AccSlot::Sum(sum), AccSlot::Sum(other)) => sum.retract(other),
@@ -487,6 +530,7 @@ mod tests {
     fn row(time: u64, values: Vec<Option<Num>>, scalars: Vec<Key>) -> Row {
         Row {
             key: Key::Null,
+            key_kind: KeyKind::Native,
             time,
             values,
             scalars,
@@ -510,7 +554,7 @@ mod tests {
         let mut other = agg.init();
         agg.add(&mut other, &row(0, vec![Some(Num::Int(3)), None], vec![]));
         agg.merge(&mut acc, other);
-        let out = agg.finish(&acc);
+        let out = agg.finish(&acc).values;
         let max = i128::from(i64::MAX);
         assert_eq!(
             out,
@@ -539,7 +583,7 @@ mod tests {
             agg.add(&mut acc, &row(time, vec![], vec![Key::Str(user.into())]));
         }
         agg.add(&mut acc, &row(5, vec![], vec![Key::Null]));
-        let out = agg.finish(&acc);
+        let out = agg.finish(&acc).values;
         assert_eq!(
             out,
             vec![
@@ -563,7 +607,7 @@ mod tests {
         agg.merge(&mut total, part.clone());
         agg.retract(&mut total, &part);
         assert_eq!(
-            agg.finish(&total),
+            agg.finish(&total).values,
             vec![AggValue::Int(1), AggValue::Int(4), AggValue::Float(4.0)]
         );
     }

@@ -7,6 +7,8 @@ use csv::ByteRecord;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
+use super::group_key::{group_key, KeyKind};
+use super::non_finite::{decode_allowing_non_finite, parse_non_finite};
 use super::{Key, Num, Row};
 
 /// The latest event time accepted: the last millisecond of the year 9999.
@@ -86,6 +88,11 @@ fn check_time(ms: u64) -> Result<u64, String> {
 /// assert!(decode_json(&schema, r#"{"user":"ann"}"#).unwrap_err().contains("missing time field 'ts'"));
 /// ```
 pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
+    decode_allowing_non_finite(line, |line| decode_json_strict(schema, line))
+}
+
+/// [`decode_json`] without bare `NaN` and infinity tokens.
+fn decode_json_strict(schema: &Schema, line: &str) -> Result<Row, String> {
     let mut deserializer = serde_json::Deserializer::from_str(line);
     let row = RowSeed { schema }
         .deserialize(&mut deserializer)
@@ -125,6 +132,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         let schema = self.schema;
         let mut time = None;
         let mut key = Key::Null;
+        let mut key_kind = KeyKind::Native;
         let mut values = vec![None; schema.value_fields.len()];
         let mut scalars = vec![Key::Null; schema.scalar_fields.len()];
         while let Some(name) = map.next_key::<Scalar<'de>>()? {
@@ -142,9 +150,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 time = Some(value.to_time(&name).map_err(de::Error::custom)?);
             }
             if is_key {
-                key = value
-                    .to_key(&name, "key field")
-                    .map_err(de::Error::custom)?;
+                (key, key_kind) = group_key(&value, &name).map_err(de::Error::custom)?;
             }
             if let Some(slot) = value_slot {
                 // The time field as a value is its time in ms, whichever way it is written.
@@ -165,6 +171,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         })?;
         Ok(Row {
             key,
+            key_kind,
             time,
             values,
             scalars,
@@ -229,6 +236,9 @@ impl Scalar<'_> {
             Scalar::Int(i) => Some(Num::Int(*i)),
             Scalar::UInt(u) => Some(i64::try_from(*u).map_or(Num::Float(*u as f64), Num::Int)),
             Scalar::Float(f) => Some(Num::Float(*f)),
+            Scalar::Str(text) if parse_non_finite(text).is_some() => {
+                parse_non_finite(text).map(Num::Float)
+            }
             other => {
                 return Err(format!(
                     "field '{field}' must be a number, got {}",
@@ -355,7 +365,7 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
     let key = match (columns.key, schema.key_field.as_deref()) {
         (Some(index), Some(field)) => match cell(index, field)? {
             "" => Key::Null,
-            text => Key::Str(text.to_string()),
+            text => Key::from_text(text),
         },
         _ => Key::Null,
     };
@@ -379,6 +389,7 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
     }
     Ok(Row {
         key,
+        key_kind: KeyKind::Text,
         time,
         values,
         scalars,
@@ -470,6 +481,7 @@ mod tests {
             row,
             Row {
                 key: Key::Int(3),
+                key_kind: KeyKind::Native,
                 time: 7,
                 values: vec![None, Some(Num::Int(7))],
                 scalars: vec![Key::Int(3)],

@@ -10,11 +10,14 @@
 
 mod aggregate;
 mod decode;
+mod group_key;
+mod non_finite;
 mod table;
 mod value;
 
-pub use aggregate::{AggKind, AggSpec, AggValue, RowAggregator};
+pub use aggregate::{AggKind, AggSpec, AggValue, Aggregates, RowAggregator};
 pub use decode::{decode_csv, decode_json, parse_time, CsvColumns, Schema};
+pub use group_key::KeyKind;
 pub use table::{
     decode_table_csv, decode_table_json, join_key, TableColumns, TableRow, TableSchema,
 };
@@ -25,8 +28,11 @@ use serde::{Deserialize, Serialize};
 /// One input record, reduced to what the query reads.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// The value of the key field (`Key::Null` without one).
+    /// The value of the key field in its canonical form (`Key::Null` without one): see
+    /// [`KeyKind`] for the rule.
     pub key: Key,
+    /// How the record wrote its key.
+    pub key_kind: KeyKind,
     /// Event time in ms since the epoch.
     pub time: u64,
     /// The aggregated fields, in [`Schema::value_fields`] order; `None` for null or missing.

@@ -2,9 +2,9 @@
 //! the query reads (`--agg sum:table.F` reads the table's column `F`), decoded from JSON lines
 //! or CSV by column name.
 //!
-//! Keys are matched as text, as Spark matches a JSON number against a CSV string: `7`, `7.0`
-//! and `"7"` are the same key, and `true` matches `"true"`. A null or missing key matches
-//! nothing (SQL's `NULL = NULL` is not true).
+//! Keys are matched by their canonical text, the text the stream groups by (see
+//! `group_key.rs`): `7`, `7.0` and `"7"` are the same key, and `true` matches `"true"`. A null
+//! or missing key matches nothing (SQL's `NULL = NULL` is not true).
 
 use std::fmt;
 
@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::decode::{
     csv_cell, csv_number, csv_scalar, find_column, header_names, json_error, Scalar,
 };
+use super::non_finite::decode_allowing_non_finite;
 use super::{Key, Num, Row};
 
 /// Which columns of a static table the query reads.
@@ -62,20 +63,21 @@ impl TableRow {
     }
 }
 
-/// The key a join matches `key` on: its text (as [`Key::csv_text`] writes it), or null.
+/// The key a join matches `key` on: its canonical text ([`Key::text`] of its canonical form,
+/// the one the stream groups by), or null.
 ///
 /// # Examples
 /// ```
 /// use tideflow_cli::record::{join_key, Key};
 /// assert_eq!(join_key(&Key::Int(7)), join_key(&Key::Str("7".into())));
 /// assert_eq!(join_key(&Key::Float(7.0)), Key::Str("7".into()));
+/// assert_eq!(join_key(&Key::Bool(true)), join_key(&Key::Str("true".into())));
 /// assert_eq!(join_key(&Key::Null), Key::Null);
 /// ```
 pub fn join_key(key: &Key) -> Key {
     match key {
         Key::Null => Key::Null,
-        Key::Str(text) => Key::Str(text.clone()),
-        other => Key::Str(other.csv_text()),
+        other => Key::Str(other.canonical().text()),
     }
 }
 
@@ -103,12 +105,14 @@ fn num_key(num: Option<Num>) -> Key {
 /// assert!(decode_table_json(&schema, r#"{"segment": "gold"}"#).unwrap_err().contains("missing join key field 'id'"));
 /// ```
 pub fn decode_table_json(schema: &TableSchema, line: &str) -> Result<(Key, TableRow), String> {
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let row = TableRowSeed { schema }
-        .deserialize(&mut deserializer)
-        .map_err(json_error)?;
-    deserializer.end().map_err(json_error)?;
-    Ok(row)
+    decode_allowing_non_finite(line, |line| {
+        let mut deserializer = serde_json::Deserializer::from_str(line);
+        let row = TableRowSeed { schema }
+            .deserialize(&mut deserializer)
+            .map_err(json_error)?;
+        deserializer.end().map_err(json_error)?;
+        Ok(row)
+    })
 }
 
 struct TableRowSeed<'a> {
@@ -269,6 +273,7 @@ mod tests {
         let s = schema();
         let mut row = Row {
             key: Key::Str("a".into()),
+            key_kind: crate::record::KeyKind::Text,
             time: 1,
             values: vec![Some(Num::Int(3))],
             scalars: vec![],

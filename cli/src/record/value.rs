@@ -6,6 +6,8 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use super::non_finite::non_finite_text;
+
 /// A grouping key: any JSON scalar (CSV keys are strings).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Key {
@@ -54,7 +56,7 @@ impl Key {
             Key::Null => String::new(),
             Key::Bool(b) => b.to_string(),
             Key::Int(i) => i.to_string(),
-            Key::Float(f) => f.to_string(),
+            Key::Float(f) => csv_f64(*f),
             Key::Str(s) => s.clone(),
         }
     }
@@ -133,29 +135,88 @@ impl Num {
         }
     }
 
-    /// Compares two numbers: integers exactly, otherwise as `f64`.
-    pub fn compare(self, other: Num) -> Option<Ordering> {
+    /// Orders numbers by value, exactly (an integer against a float too), as Spark orders
+    /// them: NaN above every other number (so `max` over a NaN is NaN and `min` skips it), NaN
+    /// equal to NaN. A total order, so `min` and `max` do not depend on arrival order: of equal
+    /// values an integer comes before a float, and `-0.0` before `0.0`.
+    pub fn compare(self, other: Num) -> Ordering {
         match (self, other) {
-            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
-            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+            (Num::Int(a), Num::Int(b)) => a.cmp(&b),
+            (Num::Float(a), Num::Float(b)) => match (a.is_nan(), b.is_nan()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => a.total_cmp(&b),
+            },
+            (Num::Int(a), Num::Float(b)) => int_float_order(a, b),
+            (Num::Float(a), Num::Int(b)) => int_float_order(b, a).reverse(),
         }
     }
 }
 
-/// Writes a float as JSON: shortest round-trip form, `null` for NaN and infinities (JSON has
-/// no such numbers).
-pub(crate) fn write_json_f64(f: f64, out: &mut Vec<u8>) {
-    if f.is_finite() {
-        // Serialising a finite f64 to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, &f);
-    } else {
-        out.extend_from_slice(b"null");
+/// Orders integer `int` against float `float` exactly; an integer before an equal float.
+fn int_float_order(int: i64, float: f64) -> Ordering {
+    match (int as f64).partial_cmp(&float) {
+        // NaN is above every number.
+        None => Ordering::Less,
+        // Rounding `int` to f64 keeps its order against any other float; an equal float is
+        // integral and below 2^64, so i128 compares them exactly.
+        Some(Ordering::Equal) => i128::from(int).cmp(&(float as i128)).then(Ordering::Less),
+        Some(order) => order,
     }
+}
+
+/// Writes a float as JSON: shortest round-trip form; NaN and the infinities, which JSON has no
+/// numbers for, as the strings `"NaN"`, `"Infinity"` and `"-Infinity"`, as Spark writes them.
+pub(crate) fn write_json_f64(f: f64, out: &mut Vec<u8>) {
+    match non_finite_text(f) {
+        None => {
+            // Serialising a finite f64 to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &f);
+        }
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+        }
+    }
+}
+
+/// A float as CSV text: Rust's shortest form, `NaN`, `Infinity` or `-Infinity`.
+pub(crate) fn csv_f64(f: f64) -> String {
+    non_finite_text(f).map_or_else(|| f.to_string(), str::to_string)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_order_exactly_with_nan_above_all() {
+        let nan = Num::Float(f64::NAN);
+        assert_eq!(nan.compare(Num::Float(f64::INFINITY)), Ordering::Greater);
+        assert_eq!(nan.compare(Num::Int(i64::MAX)), Ordering::Greater);
+        assert_eq!(Num::Int(1).compare(nan), Ordering::Less);
+        assert_eq!(nan.compare(Num::Float(-f64::NAN)), Ordering::Equal);
+        // 2^53 + 1 is above the float 2^53 although it rounds to it.
+        let big = 1i64 << 53;
+        assert_eq!(
+            Num::Int(big + 1).compare(Num::Float(big as f64)),
+            Ordering::Greater
+        );
+        assert_eq!(
+            Num::Float(big as f64).compare(Num::Int(big + 1)),
+            Ordering::Less
+        );
+        // Equal values: the integer first, -0.0 before 0.0, whatever the order of arrival.
+        assert_eq!(Num::Int(1).compare(Num::Float(1.0)), Ordering::Less);
+        assert_eq!(Num::Float(1.0).compare(Num::Int(1)), Ordering::Greater);
+        assert_eq!(Num::Float(-0.0).compare(Num::Float(0.0)), Ordering::Less);
+        let mut out = Vec::new();
+        write_json_f64(f64::NEG_INFINITY, &mut out);
+        assert_eq!(out, b"\"-Infinity\"");
+        assert_eq!(csv_f64(f64::NAN), "NaN");
+    }
 
     #[test]
     fn keys_of_different_kinds_are_distinct_and_ordered() {

@@ -11,7 +11,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::record::{Key, Num, Row, Schema};
+use crate::record::{Key, KeyKind, Num, Row, Schema};
 use tideflow::source::{
     Position, RateRecord, RateSource, Source, SourceBatch, SourceContext, SourceStatus,
 };
@@ -239,6 +239,7 @@ impl Fields {
     fn row(&self, record: RateRecord) -> Row {
         Row {
             key: self.key.map_or(Key::Null, |field| field.scalar(&record)),
+            key_kind: KeyKind::Native,
             time: record.ts,
             values: self.values.iter().map(|field| field.num(&record)).collect(),
             scalars: self

@@ -20,4 +20,5 @@ mod paths;
 mod resume;
 mod static_join;
 mod support;
+mod values;
 mod workspace;

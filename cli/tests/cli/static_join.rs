@@ -347,7 +347,8 @@ const ORDERS: &str = "\
 fn cli_joins_json_lines_and_csv_tables() {
     let dir = tempfile::tempdir().unwrap();
     let orders = write(dir.path(), "orders.jsonl", ORDERS);
-    // Customer 2 has two rows; 9 and null have none; keys match as text ("3" and 3.0).
+    // Customer 2 has two rows; 9 and null have none; keys match by canonical text ("3" and
+    // 3.0); the key "3" sorts as the number 3 and is written as the string it was read as.
     let csv = write(
         dir.path(),
         "customers.csv",
@@ -384,8 +385,8 @@ fn cli_joins_json_lines_and_csv_tables() {
 {\"key\":null,\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_amount\":1,\"sum_table.credit\":null,\"count_distinct_table.segment\":0}
 {\"key\":1,\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_amount\":100,\"sum_table.credit\":1000,\"count_distinct_table.segment\":1}
 {\"key\":2,\"window_start\":0,\"window_end\":10000,\"count\":2,\"sum_amount\":100,\"sum_table.credit\":250,\"count_distinct_table.segment\":2}
-{\"key\":9,\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_amount\":5,\"sum_table.credit\":null,\"count_distinct_table.segment\":0}
 {\"key\":\"3\",\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_amount\":70,\"sum_table.credit\":null,\"count_distinct_table.segment\":1}
+{\"key\":9,\"window_start\":0,\"window_end\":10000,\"count\":1,\"sum_amount\":5,\"sum_table.credit\":null,\"count_distinct_table.segment\":0}
 {\"key\":1,\"window_start\":10000,\"window_end\":20000,\"count\":1,\"sum_amount\":10,\"sum_table.credit\":1000,\"count_distinct_table.segment\":1}
 ";
     for table in [&csv, &jsonl] {

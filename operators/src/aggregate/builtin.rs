@@ -3,9 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
-use std::ops::{Add, Sub};
 
-use super::Aggregator;
+use super::{Aggregator, ExactSum};
 
 /// Counts records.
 ///
@@ -44,7 +43,81 @@ impl<In: ?Sized> Aggregator<In> for Count {
     }
 }
 
-/// Sums a field of the record, read by a function.
+/// A value [`Sum`] can add. Integers add as themselves; floats add exactly (an [`ExactSum`],
+/// rounded once when the sum is read), so a float sum is the same bits whatever order records
+/// arrive in and however windows and workers split and merge it.
+pub trait Summable: Copy + 'static {
+    /// What a running sum keeps.
+    type Acc: Clone + Default + Serialize + DeserializeOwned + 'static;
+    /// Adds `self` to `acc`.
+    fn add_to(self, acc: &mut Self::Acc);
+    /// Adds everything `other` holds to `acc`.
+    fn merge(acc: &mut Self::Acc, other: &Self::Acc);
+    /// Removes from `acc` what `other` added to it.
+    fn retract(acc: &mut Self::Acc, other: &Self::Acc);
+    /// The sum.
+    fn total(acc: &Self::Acc) -> Self;
+}
+
+macro_rules! summable_integers {
+    ($($int:ty),+) => {$(
+        impl Summable for $int {
+            type Acc = $int;
+            #[inline]
+            fn add_to(self, acc: &mut $int) {
+                *acc += self;
+            }
+            fn merge(acc: &mut $int, other: &$int) {
+                *acc += *other;
+            }
+            fn retract(acc: &mut $int, other: &$int) {
+                *acc -= *other;
+            }
+            fn total(acc: &$int) -> $int {
+                *acc
+            }
+        }
+    )+};
+}
+
+summable_integers!(i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize);
+
+impl Summable for f64 {
+    type Acc = ExactSum;
+    #[inline]
+    fn add_to(self, acc: &mut ExactSum) {
+        acc.add(self);
+    }
+    fn merge(acc: &mut ExactSum, other: &ExactSum) {
+        acc.merge(other);
+    }
+    fn retract(acc: &mut ExactSum, other: &ExactSum) {
+        acc.retract(other);
+    }
+    fn total(acc: &ExactSum) -> f64 {
+        acc.to_f64()
+    }
+}
+
+impl Summable for f32 {
+    type Acc = ExactSum;
+    #[inline]
+    fn add_to(self, acc: &mut ExactSum) {
+        acc.add(f64::from(self));
+    }
+    fn merge(acc: &mut ExactSum, other: &ExactSum) {
+        acc.merge(other);
+    }
+    fn retract(acc: &mut ExactSum, other: &ExactSum) {
+        acc.retract(other);
+    }
+    fn total(acc: &ExactSum) -> f32 {
+        acc.to_f32()
+    }
+}
+
+/// Sums a field of the record, read by a function: integers as themselves, floats exactly
+/// ([`Summable`]).
 ///
 /// # Examples
 /// ```
@@ -54,6 +127,12 @@ impl<In: ?Sized> Aggregator<In> for Count {
 /// total.add(&mut acc, &("a".into(), 5));
 /// total.add(&mut acc, &("b".into(), -2));
 /// assert_eq!(total.finish(&acc), 3);
+///
+/// // Floats do not lose what a plain running sum would: 1e16 + 1 - 1e16 is 1.
+/// let exact = Sum::of(|x: &f64| *x);
+/// let mut acc = exact.init();
+/// for x in [1e16, 1.0, -1e16] { exact.add(&mut acc, &x); }
+/// assert_eq!(exact.finish(&acc), 1.0);
 /// ```
 pub struct Sum<F, T> {
     field: F,
@@ -74,28 +153,28 @@ impl<In, F, T> Aggregator<In> for Sum<F, T>
 where
     In: ?Sized,
     F: Fn(&In) -> T + 'static,
-    T: Copy + Default + Add<Output = T> + Sub<Output = T> + Serialize + DeserializeOwned + 'static,
+    T: Summable + Serialize + DeserializeOwned,
 {
-    type Acc = T;
+    type Acc = T::Acc;
     type Output = T;
-    fn init(&self) -> T {
-        T::default()
+    fn init(&self) -> T::Acc {
+        T::Acc::default()
     }
     #[inline]
-    fn add(&self, acc: &mut T, input: &In) {
-        *acc = *acc + (self.field)(input);
+    fn add(&self, acc: &mut T::Acc, input: &In) {
+        (self.field)(input).add_to(acc);
     }
-    fn merge(&self, acc: &mut T, other: T) {
-        *acc = *acc + other;
+    fn merge(&self, acc: &mut T::Acc, other: T::Acc) {
+        T::merge(acc, &other);
     }
-    fn finish(&self, acc: &T) -> T {
-        *acc
+    fn finish(&self, acc: &T::Acc) -> T {
+        T::total(acc)
     }
     fn invertible(&self) -> bool {
         true
     }
-    fn retract(&self, acc: &mut T, other: &T) {
-        *acc = *acc - *other;
+    fn retract(&self, acc: &mut T::Acc, other: &T::Acc) {
+        T::retract(acc, other);
     }
 }
 
@@ -204,7 +283,8 @@ macro_rules! extreme_aggregator {
 extreme_aggregator!(Min, |candidate: &T, current: &T| candidate < current);
 extreme_aggregator!(Max, |candidate: &T, current: &T| candidate > current);
 
-/// The arithmetic mean of a numeric field, as `f64`.
+/// The arithmetic mean of a numeric field, as `f64`: the exact sum divided by the count,
+/// rounded once, so the same bits in any order ([`ExactSum`]).
 ///
 /// # Examples
 /// ```
@@ -230,29 +310,30 @@ where
     In: ?Sized,
     F: Fn(&In) -> f64 + 'static,
 {
-    /// The sum and the count.
-    type Acc = (f64, u64);
+    /// The exact sum and the count.
+    type Acc = (ExactSum, u64);
+    /// NaN over no records.
     type Output = f64;
-    fn init(&self) -> (f64, u64) {
-        (0.0, 0)
+    fn init(&self) -> (ExactSum, u64) {
+        (ExactSum::default(), 0)
     }
     #[inline]
-    fn add(&self, acc: &mut (f64, u64), input: &In) {
-        acc.0 += (self.field)(input);
+    fn add(&self, acc: &mut (ExactSum, u64), input: &In) {
+        acc.0.add((self.field)(input));
         acc.1 += 1;
     }
-    fn merge(&self, acc: &mut (f64, u64), other: (f64, u64)) {
-        acc.0 += other.0;
+    fn merge(&self, acc: &mut (ExactSum, u64), other: (ExactSum, u64)) {
+        acc.0.merge(&other.0);
         acc.1 += other.1;
     }
-    fn finish(&self, acc: &(f64, u64)) -> f64 {
-        acc.0 / acc.1 as f64
+    fn finish(&self, acc: &(ExactSum, u64)) -> f64 {
+        acc.0.mean(acc.1)
     }
     fn invertible(&self) -> bool {
         true
     }
-    fn retract(&self, acc: &mut (f64, u64), other: &(f64, u64)) {
-        acc.0 -= other.0;
+    fn retract(&self, acc: &mut (ExactSum, u64), other: &(ExactSum, u64)) {
+        acc.0.retract(&other.0);
         acc.1 -= other.1;
     }
 }
@@ -287,5 +368,26 @@ mod tests {
         }
         agg.merge(&mut left, right);
         assert_eq!(agg.finish(&left), (4, 12, 3.0));
+    }
+
+    #[test]
+    fn float_sums_and_means_do_not_depend_on_order_or_merging() {
+        let agg = (Sum::of(|x: &f64| *x), Avg::of(|x: &f64| *x));
+        let values = [0.1, 1e20, 0.2, -1e20, 0.3, 1e-300, 7.0];
+        let (mut forward, mut left, mut right) = (agg.init(), agg.init(), agg.init());
+        for x in values {
+            agg.add(&mut forward, &x);
+        }
+        for x in values.iter().rev().take(3) {
+            agg.add(&mut left, x);
+        }
+        for x in values.iter().take(4) {
+            agg.add(&mut right, x);
+        }
+        agg.merge(&mut left, right);
+        let (sum, mean) = agg.finish(&forward);
+        assert_eq!((sum, mean), agg.finish(&left));
+        assert_eq!(sum, 7.6);
+        assert!((mean - 7.6 / 7.0).abs() < 1e-15, "{mean}");
     }
 }

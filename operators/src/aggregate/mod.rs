@@ -6,11 +6,13 @@
 //! closes. Several aggregates run at once as a tuple: `(Count, Sum::of(..), Avg::of(..))`.
 
 mod builtin;
+mod exact_sum;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use builtin::{Avg, Count, Max, Min, Sum};
+pub use builtin::{Avg, Count, Max, Min, Sum, Summable};
+pub use exact_sum::ExactSum;
 
 /// Folds records of type `In` into an accumulator and finishes it into an output.
 ///
