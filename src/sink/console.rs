@@ -12,6 +12,10 @@ use crate::error::Error;
 /// Prints records to standard output, one per line, from worker 0 (records of all workers are
 /// gathered there). At-least-once: what was printed before a crash stays printed.
 ///
+/// A write error stops the job ("writing to standard output: Broken pipe" when the reader of
+/// a pipe has gone), and so does a standard output that is closed when the sink starts (Rust
+/// would otherwise discard what is written to it).
+///
 /// # Examples
 /// ```
 /// use tideflow::sink::ConsoleSink;
@@ -57,6 +61,10 @@ impl ConsoleSink<DebugEncoder> {
 }
 
 impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
+    fn on_start(&mut self, _context: &super::SinkContext) -> Result<(), Error> {
+        stdout_is_open()
+    }
+
     fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
         encode_batch(&mut self.encoder, batch, &mut self.buffer)?;
         let mut stdout = std::io::stdout().lock();
@@ -69,4 +77,47 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
     fn parallelism(&self) -> Parallelism {
         Parallelism::Single
     }
+}
+
+/// Checks that standard output is open, so that what is written there is not lost without an
+/// error ("writing to standard output: Bad file descriptor").
+///
+/// Rust hides a closed standard output: a program started with file descriptor 1 closed
+/// (`>&-`) finds `/dev/null` there, opened read-write by the Rust runtime on Linux, and
+/// `stdout()` discards what is written to a descriptor closed later (`EBADF`). Both are
+/// refused: the second because duplicating the descriptor fails, the first by its read-write
+/// `/dev/null` (a shell's `>/dev/null` opens it write-only, and is accepted).
+///
+/// # Examples
+/// ```
+/// // Under `cargo test`, standard output is open.
+/// tideflow::sink::stdout_is_open().unwrap();
+/// ```
+pub fn stdout_is_open() -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    let closed = |e| Error::io("writing to standard output", e);
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(closed)?;
+    if null_put_in_place_of_closed_stdout() {
+        // EBADF: what writing to the closed descriptor would have said.
+        return Err(closed(std::io::Error::from_raw_os_error(9)));
+    }
+    Ok(())
+}
+
+/// Whether file descriptor 1 is `/dev/null` opened read-write, as the Rust runtime opens it
+/// in place of a closed standard output (Linux; elsewhere, `false`).
+fn null_put_in_place_of_closed_stdout() -> bool {
+    let is_null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|target| target == *"/dev/null");
+    let read_write = || {
+        let info = std::fs::read_to_string("/proc/self/fdinfo/1").unwrap_or_default();
+        info.lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            // O_ACCMODE is 0o3 and O_RDWR 0o2.
+            .is_some_and(|flags| flags & 0o3 == 0o2)
+    };
+    is_null && read_write()
 }

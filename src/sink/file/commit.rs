@@ -6,6 +6,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -28,15 +29,18 @@ struct CommitRecord {
 /// Commits a file sink's staged rows to its append-only output file.
 pub(crate) struct FileCommitter {
     output: PathBuf,
+    /// The permission bits of the output file if the committer creates it.
+    mode: u32,
     /// The last commit record, once read or written by this committer.
     record: Option<CommitRecord>,
 }
 
 impl FileCommitter {
-    /// Commits to `output`.
-    pub(crate) fn new(output: PathBuf) -> Self {
+    /// Commits to `output`, creating it with `mode` if it is missing.
+    pub(crate) fn new(output: PathBuf, mode: u32) -> Self {
         FileCommitter {
             output,
+            mode,
             record: None,
         }
     }
@@ -81,7 +85,7 @@ impl FileCommitter {
         let output = &self.output;
         let failed =
             |e: io::Error| Error::io(format!("cannot commit output to {}", output.display()), e);
-        set_length(output, record.length).map_err(failed)?;
+        set_length(output, record.length, self.mode).map_err(failed)?;
         let mut file = OpenOptions::new()
             .append(true)
             .open(output)
@@ -148,7 +152,7 @@ impl Committer for FileCommitter {
     /// was never committed).
     fn abort(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
         let record = self.record(context)?;
-        truncate(&self.output, record.length)
+        truncate(&self.output, record.length, self.mode)
     }
 
     fn target(&self) -> CommitTarget {
@@ -162,8 +166,8 @@ fn record_file(sink: &str) -> String {
 }
 
 /// Truncates `output` to `length`.
-fn truncate(output: &Path, length: u64) -> Result<(), Error> {
-    set_length(output, length).map_err(|e| {
+fn truncate(output: &Path, length: u64, mode: u32) -> Result<(), Error> {
+    set_length(output, length, mode).map_err(|e| {
         Error::io(
             format!(
                 "cannot truncate {} to its committed length",
@@ -174,12 +178,13 @@ fn truncate(output: &Path, length: u64) -> Result<(), Error> {
     })
 }
 
-/// Sets the length of `output` (created if missing) and fsyncs it.
-fn set_length(output: &Path, length: u64) -> io::Result<()> {
+/// Sets the length of `output` (created with `mode` if missing) and fsyncs it.
+fn set_length(output: &Path, length: u64, mode: u32) -> io::Result<()> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(mode)
         .open(output)?;
     file.set_len(length)?;
     file.sync_all()
@@ -210,7 +215,7 @@ mod tests {
         };
 
         let first = CommitContext::new("sink0", 1, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         committer.commit(5, b"ab\n", &first).expect("commits");
         committer.commit(5, b"ab\n", &first).expect("commits again");
         assert_eq!(read(), "ab\n", "a commit is idempotent");
@@ -219,7 +224,7 @@ mod tests {
         // removes the partial append and commits the epoch again.
         append("c");
         let second = CommitContext::new("sink0", 2, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let prepared = Prepared {
             epoch: 9,
             bytes: b"cd\nef\n",
@@ -240,7 +245,7 @@ mod tests {
         // A partial append of an epoch whose manifest was never written: aborted.
         append("gh");
         let third = CommitContext::new("sink0", 3, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let recovered = committer.recover(Some(prepared), &third).expect("recovers");
         committer.abort(&third).expect("aborts");
         assert_eq!(recovered.epoch, 9);
