@@ -14,6 +14,7 @@ mod crash;
 mod live_csv;
 mod live_sources;
 mod metrics;
+mod output_errors;
 mod paths;
 mod resume;
 mod static_join;
