@@ -75,7 +75,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Explain(_) | Command::Demo(_) | Command::Bench(_) => true,
     };
     let stdout = match writes_stdout {
-        true => tideflow::sink::stdout_is_open(),
+        true => stdout_is_open(),
         false => Ok(()),
     };
     let result = stdout.and_then(|()| match cli.command {
@@ -128,6 +128,29 @@ fn clap_exit(error: clap::Error) -> ExitCode {
         message.strip_prefix("error: ").unwrap_or(&message)
     );
     ExitCode::from(2)
+}
+
+/// Checks that standard output is open (`tideflow::sink::stdout_is_open`) and was not closed
+/// when the process started: the Rust runtime then opens `/dev/null` read-write in its place
+/// (Linux), where rows would vanish. A shell's `>/dev/null` opens it write-only, and is
+/// accepted.
+fn stdout_is_open() -> Result<(), Error> {
+    tideflow::sink::stdout_is_open()?;
+    let is_null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|target| target == *"/dev/null");
+    let read_write = || {
+        let info = std::fs::read_to_string("/proc/self/fdinfo/1").unwrap_or_default();
+        info.lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            // O_ACCMODE is 0o3 and O_RDWR 0o2.
+            .is_some_and(|flags| flags & 0o3 == 0o2)
+    };
+    if is_null && read_write() {
+        // EBADF: what writing to the closed descriptor would have said.
+        let closed = std::io::Error::from_raw_os_error(9);
+        return Err(Error::io("writing to standard output", closed));
+    }
+    Ok(())
 }
 
 /// Writes `text` to standard output and flushes it; an error names standard output.
