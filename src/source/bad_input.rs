@@ -89,7 +89,9 @@ pub struct BadRecord {
     /// The record as it was in the file, without its line terminator (cut at the size limit
     /// if it was longer).
     pub raw: Vec<u8>,
-    /// The record's whole length in bytes: more than `raw.len()` when it was cut.
+    /// The record's whole length in bytes, without its line terminator: more than
+    /// `raw.len()` when it was cut (a cut line that ended in `\r\n` counts its `\r`, which
+    /// was not read).
     pub length: u64,
 }
 
