@@ -47,6 +47,7 @@ mod duration;
 mod error;
 mod flow;
 mod metrics;
+mod output_file;
 mod position;
 mod runtime;
 pub mod sink;

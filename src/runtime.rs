@@ -161,6 +161,36 @@ impl Config {
         self
     }
 
+    /// As [`Config::progress`], for a callback that can fail (one that writes the reports to a
+    /// file): its first `Err` stops the job, which returns that error, and no more reports
+    /// are taken.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use tideflow::{sink::MemorySink, source::MemorySource, Config, Error};
+    ///
+    /// let config = Config::default().try_progress(Duration::from_millis(50), |_| {
+    ///     Err(Error::Config("no more reports".into()))
+    /// });
+    /// let result = tideflow::execute(config, |flow| {
+    ///     flow.source(MemorySource::new(vec![1u64, 2, 3]))
+    ///         .with_event_time(|t| *t)
+    ///         .with_watermark(Duration::ZERO)
+    ///         .sink(MemorySink::new());
+    ///     Ok(())
+    /// });
+    /// assert_eq!(result.unwrap_err().to_string(), "no more reports");
+    /// ```
+    pub fn try_progress(
+        mut self,
+        interval: Duration,
+        callback: impl Fn(&Progress) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
+        self.progress = Some(ProgressListener::try_new(interval, callback));
+        self
+    }
+
     /// Sends a [`Progress`] report every `interval` to the returned channel, and the final one
     /// when the job ends; the sender is dropped with the job, so iterating the receiver ends.
     /// Reports queue up until received. Replaces an earlier listener.

@@ -236,7 +236,7 @@ fn latency(args: LatencyArgs) -> Result<(), Error> {
     workload.trigger = args.trigger;
     let distribution = args.distribution.as_deref().map(create).transpose()?;
     if !args.json {
-        println!("{}", describe(&workload));
+        outln!("{}", describe(&workload))?;
     }
     let measurement = measure(&workload)?;
     let run = RunReport::new(&workload, &measurement);
@@ -273,7 +273,7 @@ fn compare(args: CompareArgs) -> Result<(), Error> {
         )
         .collect();
     if !args.json {
-        println!("{}", describe(&workload));
+        outln!("{}", describe(&workload))?;
         print(&table_header(workload.scenario))?;
     }
     let mut runs = Vec::new();
@@ -353,7 +353,7 @@ fn throughput(args: ThroughputArgs) -> Result<(), Error> {
     base.max_lag = Some(Duration::from_secs(1));
     let target_us = u64::try_from(args.p99_target.as_micros()).unwrap_or(u64::MAX);
     if !args.json {
-        println!(
+        outln!(
             "tideflow bench throughput: the highest rate with p99 window-close latency under {} \
              and the rate kept within 5%; {} keys, {} tumbling count, {} worker(s), probes of {} \
              (first {} not measured)",
@@ -363,11 +363,14 @@ fn throughput(args: ThroughputArgs) -> Result<(), Error> {
             base.workers,
             show(base.duration),
             show(base.warmup)
-        );
-        println!(
+        )?;
+        outln!(
             "{:>14} {:>14} {:>10} {:>10}  sustained",
-            "rate", "achieved", "p99 ms", "max ms"
-        );
+            "rate",
+            "achieved",
+            "p99 ms",
+            "max ms"
+        )?;
     }
     let mut search = RateSearch::new(args.rate, args.max_rate);
     let mut probes = Vec::new();
@@ -382,14 +385,14 @@ fn throughput(args: ThroughputArgs) -> Result<(), Error> {
         let measurement = measure::run(&workload)?;
         let probe = Probe::new(rate, &measurement, target_us);
         if !args.json {
-            println!(
+            outln!(
                 "{:>14} {:>14.0} {:>10.3} {:>10.3}  {}",
                 rate,
                 probe.achieved_rate,
                 probe.p99_ms,
                 probe.max_ms,
                 if probe.sustained { "yes" } else { "no" }
-            );
+            )?;
         }
         search.record(rate, probe.sustained);
         probes.push(probe);

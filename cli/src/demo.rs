@@ -41,10 +41,14 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
     let workers = usize::from(args.workers);
     let window =
         Window::tumbling(args.window).map_err(|e| Error::Config(format!("--window: {e}")))?;
-    println!(
+    outln!(
         "tideflow demo: {} events/s over {} keys for {:?}, {} tumbling count per key, {} worker(s)",
-        args.rate, args.keys, args.duration, window, workers
-    );
+        args.rate,
+        args.keys,
+        args.duration,
+        window,
+        workers
+    )?;
     let source = RateSource::new(args.rate)
         .keys(args.keys)
         .duration(args.duration)
@@ -61,14 +65,14 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
             .sink(DemoSink::new(records_in));
         Ok(())
     })?;
-    println!(
+    outln!(
         "done: {} events in {:.1}s ({:.0} events/s), {} window rows, {} late events",
         report.records_in,
         report.elapsed.as_secs_f64(),
         report.records_in as f64 / report.elapsed.as_secs_f64(),
         report.records_out,
         report.late_dropped
-    );
+    )?;
     Ok(())
 }
 

@@ -11,6 +11,14 @@
 
 #![deny(missing_docs)]
 
+/// `println!` that returns an error ("writing to standard output: Broken pipe") where
+/// `println!` would panic, e.g. when the reader of a pipe has gone.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod cluster;
 mod demo;
@@ -21,6 +29,7 @@ pub mod record;
 mod run;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,18 +68,29 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
-    let result = match cli.command {
+    // Rust discards what is written to a closed standard output: refuse to start instead.
+    let writes_stdout = match &cli.command {
+        Command::Run(args) => args.writes_stdout(),
+        Command::Cluster(_) => false,
+        Command::Explain(_) | Command::Demo(_) | Command::Bench(_) => true,
+    };
+    let stdout = match writes_stdout {
+        true => stdout_is_open(),
+        false => Ok(()),
+    };
+    let result = stdout.and_then(|()| match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Explain(args) => run::explain::explain(*args),
         Command::Cluster(args) => cluster::cluster(args),
         Command::Demo(args) => demo::demo(args),
         Command::Bench(args) => bench::bench(args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let error = flags::flag_names(error);
-            eprintln!("tideflow: {error}");
+            // With standard error gone there is nowhere left to say it: the exit code does.
+            let _ = writeln!(std::io::stderr(), "tideflow: {error}");
             ExitCode::from(match error.kind() {
                 ErrorKind::User => 2,
                 ErrorKind::External => 3,
@@ -102,11 +122,44 @@ fn clap_exit(error: clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     let message = message.join(" ");
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "tideflow: {} (see --help)",
         message.strip_prefix("error: ").unwrap_or(&message)
     );
     ExitCode::from(2)
+}
+
+/// Checks that standard output is open (`tideflow::sink::stdout_is_open`) and was not closed
+/// when the process started: the Rust runtime then opens `/dev/null` read-write in its place
+/// (Linux), where rows would vanish. A shell's `>/dev/null` opens it write-only, and is
+/// accepted.
+fn stdout_is_open() -> Result<(), Error> {
+    tideflow::sink::stdout_is_open()?;
+    let is_null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|target| target == *"/dev/null");
+    let read_write = || {
+        let info = std::fs::read_to_string("/proc/self/fdinfo/1").unwrap_or_default();
+        info.lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            // O_ACCMODE is 0o3 and O_RDWR 0o2.
+            .is_some_and(|flags| flags & 0o3 == 0o2)
+    };
+    if is_null && read_write() {
+        // EBADF: what writing to the closed descriptor would have said.
+        let closed = std::io::Error::from_raw_os_error(9);
+        return Err(Error::io("writing to standard output", closed));
+    }
+    Ok(())
+}
+
+/// Writes `text` to standard output and flushes it; an error names standard output.
+fn print_out(text: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::io("writing to standard output", e))
 }
 
 /// Whole milliseconds of a duration, saturating at `u64::MAX`.

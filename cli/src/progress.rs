@@ -117,13 +117,13 @@ impl CliProgress {
         let lines = match plan.lines.as_deref() {
             None => None,
             Some("-") => Some(ProgressLines::new(
-                Box::new(std::io::stderr()),
+                ProgressOut::Stderr(std::io::stderr()),
                 "standard error",
             )),
             Some(path) => {
                 let file = File::create(path)
                     .map_err(|e| Error::io(format!("--progress: cannot create {path}"), e))?;
-                Some(ProgressLines::new(Box::new(file), path))
+                Some(ProgressLines::new(ProgressOut::File(file), path))
             }
         };
         let (latest, server) = match &plan.metrics {
@@ -145,57 +145,68 @@ impl CliProgress {
         })
     }
 
-    /// `config` with a progress listener feeding these outputs.
+    /// `config` with a progress listener feeding these outputs: a report that cannot be
+    /// written stops the job.
     pub(crate) fn configure(&self, config: Config) -> Config {
         let lines = self.lines.clone();
         let latest = self.latest.clone();
-        config.progress(self.interval, move |progress| {
+        config.try_progress(self.interval, move |progress| {
             if let Some(latest) = &latest {
                 *lock(latest) = Some(progress.clone());
             }
-            if let Some(lines) = &lines {
-                lines.write(progress);
+            match &lines {
+                Some(lines) => lines.write(progress),
+                None => Ok(()),
             }
         })
     }
 }
 
-/// JSON lines of progress reports, one write per report.
+/// JSON lines of progress reports, one write per report (flushed, and for a file synced
+/// after the final one).
 struct ProgressLines {
-    /// `None` once a write failed.
-    out: Mutex<Option<Box<dyn Write + Send>>>,
+    out: Mutex<ProgressOut>,
     name: PathBuf,
 }
 
+/// Where progress lines go.
+enum ProgressOut {
+    Stderr(std::io::Stderr),
+    File(File),
+}
+
 impl ProgressLines {
-    fn new(out: Box<dyn Write + Send>, name: &str) -> ProgressLines {
+    fn new(out: ProgressOut, name: &str) -> ProgressLines {
         ProgressLines {
-            out: Mutex::new(Some(out)),
+            out: Mutex::new(out),
             name: PathBuf::from(name),
         }
     }
 
-    fn write(&self, progress: &Progress) {
+    /// Writes one report; an error (the disk is full, the reader of a pipe has gone) stops
+    /// the job, as every output's does.
+    fn write(&self, progress: &Progress) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(progress)
+            .map_err(|e| Error::Internal(format!("cannot encode a progress report: {e}")))?;
+        line.push(b'\n');
         let mut out = lock(&self.out);
-        let Some(writer) = out.as_mut() else {
-            return;
+        let written = match &mut *out {
+            ProgressOut::Stderr(stderr) => stderr.write_all(&line).and_then(|()| stderr.flush()),
+            // The final report syncs the file, which reports a write error the file system
+            // deferred (a pipe or a device has nothing to sync: EINVAL).
+            ProgressOut::File(file) => file.write_all(&line).and_then(|()| {
+                match progress.is_final.then(|| file.sync_all()) {
+                    Some(Err(e)) if e.kind() != std::io::ErrorKind::InvalidInput => Err(e),
+                    _ => Ok(()),
+                }
+            }),
         };
-        let mut line = match serde_json::to_string(progress) {
-            Ok(line) => line,
-            Err(_) => return,
-        };
-        line.push('\n');
-        if let Err(e) = writer
-            .write_all(line.as_bytes())
-            .and_then(|()| writer.flush())
-        {
-            // Reports are an aid: the job goes on without them.
-            eprintln!(
-                "tideflow: --progress: cannot write {}: {e}; no more progress reports",
-                self.name.display()
-            );
-            *out = None;
-        }
+        written.map_err(|e| {
+            Error::io(
+                format!("--progress: cannot write {}", self.name.display()),
+                e,
+            )
+        })
     }
 }
 

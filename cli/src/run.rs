@@ -227,6 +227,13 @@ pub(crate) struct ClusterArgs {
     cluster_secret: Option<String>,
 }
 
+impl RunArgs {
+    /// Whether the rows go to standard output (`--output -`, the default).
+    pub(crate) fn writes_stdout(&self) -> bool {
+        self.output == "-"
+    }
+}
+
 impl ClusterArgs {
     /// The cluster this process joins, if the flags ask for one.
     pub(crate) fn cluster(&self) -> Result<Option<Cluster>, Error> {
@@ -405,7 +412,8 @@ impl Plan {
             let windowed = keyed.window(window).allowed_lateness(self.lateness);
             let late_output = self.late_output.as_ref().map(|path| {
                 let encoder = LateEncoder::new(self.agg_value_fields.clone(), self.lateness);
-                FileSink::new(path, encoder)
+                // Late records are raw input: owner only, as dead letters.
+                FileSink::new(path, encoder).owner_only()
             });
             if self.mode == Mode::Append {
                 let results = match late_output {

@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpointer;
 use crate::context::{latency_histogram, wall_clock_us, SharedJob};
+use crate::error::Error;
 
 /// The estimated size of one row of keyed state, in bytes, for [`OperatorState::bytes`]: a
 /// hash-map entry with a small key and value or accumulator. State rows are not measured (that
@@ -153,12 +154,27 @@ pub struct LatencyPercentiles {
 #[derive(Clone)]
 pub struct ProgressListener {
     interval: Duration,
-    callback: Arc<dyn Fn(&Progress) + Send + Sync>,
+    callback: Arc<ProgressCallback>,
 }
+
+/// A progress callback; its `Err` stops the job.
+type ProgressCallback = dyn Fn(&Progress) -> Result<(), Error> + Send + Sync;
 
 impl ProgressListener {
     /// Calls `callback` every `interval` (at least 1 ms), and once when the job ends.
     pub fn new(interval: Duration, callback: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        Self::try_new(interval, move |progress| {
+            callback(progress);
+            Ok(())
+        })
+    }
+
+    /// As [`ProgressListener::new`], for a callback whose first `Err` stops the job (and the
+    /// reports).
+    pub fn try_new(
+        interval: Duration,
+        callback: impl Fn(&Progress) -> Result<(), Error> + Send + Sync + 'static,
+    ) -> Self {
         ProgressListener {
             interval: interval.max(Duration::from_millis(1)),
             callback: Arc::new(callback),
@@ -220,7 +236,10 @@ impl Reporter {
                     let wait = next.saturating_duration_since(Instant::now());
                     match stopped.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {
-                            (listener.callback)(&state.take(false));
+                            if let Err(error) = (listener.callback)(&state.take(false)) {
+                                state.shared.fail(error);
+                                return;
+                            }
                             next += interval;
                             // Behind (a slow callback): skip the ticks already missed.
                             let now = Instant::now();
@@ -229,7 +248,9 @@ impl Reporter {
                             }
                         }
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                            (listener.callback)(&state.take(true));
+                            if let Err(error) = (listener.callback)(&state.take(true)) {
+                                state.shared.fail(error);
+                            }
                             return;
                         }
                     }

@@ -12,6 +12,10 @@ use crate::error::Error;
 /// Prints records to standard output, one per line, from worker 0 (records of all workers are
 /// gathered there). At-least-once: what was printed before a crash stays printed.
 ///
+/// A write error stops the job ("writing to standard output: Broken pipe" when the reader of
+/// a pipe has gone), and so does a standard output that is closed when the sink starts (Rust
+/// would otherwise discard what is written to it).
+///
 /// # Examples
 /// ```
 /// use tideflow::sink::ConsoleSink;
@@ -57,6 +61,10 @@ impl ConsoleSink<DebugEncoder> {
 }
 
 impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
+    fn on_start(&mut self, _context: &super::SinkContext) -> Result<(), Error> {
+        stdout_is_open()
+    }
+
     fn write(&mut self, batch: &mut Vec<Event<D>>) -> Result<(), Error> {
         encode_batch(&mut self.encoder, batch, &mut self.buffer)?;
         let mut stdout = std::io::stdout().lock();
@@ -69,4 +77,26 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
     fn parallelism(&self) -> Parallelism {
         Parallelism::Single
     }
+}
+
+/// Checks that standard output is open, so that what is written there is not lost without an
+/// error ("writing to standard output: Bad file descriptor"): Rust's `stdout()` discards what
+/// is written to a closed file descriptor 1 (`EBADF`), and duplicating it fails then.
+///
+/// A program started with descriptor 1 closed (`>&-`) finds `/dev/null` there instead (the
+/// Rust runtime opens it on Linux), which this cannot tell from a chosen `/dev/null`; the
+/// `tideflow` command line checks for that itself.
+///
+/// # Examples
+/// ```
+/// // Under `cargo test`, standard output is open.
+/// tideflow::sink::stdout_is_open().unwrap();
+/// ```
+pub fn stdout_is_open() -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(drop)
+        .map_err(|e| Error::io("writing to standard output", e))
 }

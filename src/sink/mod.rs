@@ -25,7 +25,7 @@ use tideflow_operators::Event;
 
 pub use commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
-pub use console::ConsoleSink;
+pub use console::{stdout_is_open, ConsoleSink};
 pub use file::FileSink;
 pub use foreach::ForeachSink;
 pub use memory::MemorySink;
@@ -36,7 +36,10 @@ pub(crate) use driver::{drive, SinkDriver};
 /// The committer of a file sink reopened from its manifest entry (the output file), for the
 /// checkpoint's recovery before the job is built.
 pub(crate) fn reopen_file_committer(output: std::path::PathBuf) -> Box<dyn Committer> {
-    Box::new(file::commit::FileCommitter::new(output))
+    Box::new(file::commit::FileCommitter::new(
+        output,
+        crate::output_file::DEFAULT_MODE,
+    ))
 }
 
 use crate::error::Error;

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use base64::Engine as _;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::output_file;
 
 /// The longest record a file source accepts by default: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
@@ -32,11 +34,15 @@ pub enum OnError {
     Fail,
     /// Drop the record, count it in [`JobReport::records_skipped`](crate::JobReport), and go on.
     Skip,
-    /// Write the record as one JSON line `{"path", "line", "reason", "raw"}` to this file
-    /// (created, or truncated, when the job starts), count it in
-    /// [`JobReport::records_dead_lettered`](crate::JobReport), and go on. `raw` is the
-    /// record's text, decoded lossily as UTF-8 (a record over the size limit is cut at the
-    /// limit).
+    /// Write the record as one JSON line to this file (created, or truncated, when the job
+    /// starts; a new file gets mode 0600, owner only, as it holds raw input), count it in
+    /// [`JobReport::records_dead_lettered`](crate::JobReport), and go on. A write, flush or
+    /// sync error of the file stops the job.
+    ///
+    /// The line is `{"path", "line", "reason", "raw"}`, where `raw` is the record's exact
+    /// text; a record that is not valid UTF-8 has `"raw_base64"` (its exact bytes, standard
+    /// base64) instead of `raw`. A record over the size limit is kept up to the limit and
+    /// marked `"truncated": true, "length": <its whole length in bytes>`.
     ///
     /// All workers of a process share the file. Until sources snapshot their offsets
     /// (issue 5), delivery is at-least-once: a job rerun over the same input writes the same
@@ -83,6 +89,10 @@ pub struct BadRecord {
     /// The record as it was in the file, without its line terminator (cut at the size limit
     /// if it was longer).
     pub raw: Vec<u8>,
+    /// The record's whole length in bytes, without its line terminator: more than
+    /// `raw.len()` when it was cut (a cut line that ended in `\r\n` counts its `\r`, which
+    /// was not read).
+    pub length: u64,
 }
 
 impl BadRecord {
@@ -121,13 +131,39 @@ fn open_dead_letters() -> &'static Mutex<HashMap<PathBuf, Weak<SharedWriter>>> {
     OPEN.get_or_init(Mutex::default)
 }
 
-/// One line of a dead-letter file.
+/// One line of a dead-letter file: the record's text as `raw` when it is valid UTF-8, else
+/// its bytes as `raw_base64`; `truncated` and `length` when it was cut at the size limit.
 #[derive(Serialize)]
 struct DeadLetterLine<'a> {
     path: &'a str,
     line: u64,
     reason: &'a str,
-    raw: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<u64>,
+}
+
+impl<'a> DeadLetterLine<'a> {
+    fn new(source: &'a str, record: &'a BadRecord) -> Self {
+        let text = std::str::from_utf8(&record.raw).ok();
+        let cut = record.length > record.raw.len() as u64;
+        DeadLetterLine {
+            path: source,
+            line: record.line,
+            reason: &record.reason,
+            raw: text,
+            raw_base64: text
+                .is_none()
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&record.raw)),
+            truncated: cut.then_some(true),
+            length: cut.then_some(record.length),
+        }
+    }
 }
 
 /// An [`OnError`] policy in force in one source instance.
@@ -161,12 +197,13 @@ impl BadInputHandler {
                 let writer = match open.get(path).and_then(Weak::upgrade) {
                     Some(writer) => writer,
                     None => {
-                        let file = File::create(path).map_err(|e| {
-                            Error::io(
-                                format!("cannot create dead-letter file {}", path.display()),
-                                e,
-                            )
-                        })?;
+                        let file =
+                            output_file::create(path, output_file::PRIVATE_MODE).map_err(|e| {
+                                Error::io(
+                                    format!("cannot create dead-letter file {}", path.display()),
+                                    e,
+                                )
+                            })?;
                         let writer = Arc::new(Mutex::new(BufWriter::new(file)));
                         open.insert(path.clone(), Arc::downgrade(&writer));
                         writer
@@ -186,13 +223,9 @@ impl BadInputHandler {
             BadInputHandler::Fail => Err(record.into_error(source)),
             BadInputHandler::Skip => Ok(Handled::Skipped),
             BadInputHandler::DeadLetter { path, writer } => {
-                let mut line = serde_json::to_vec(&DeadLetterLine {
-                    path: &source.to_string_lossy(),
-                    line: record.line,
-                    reason: &record.reason,
-                    raw: &String::from_utf8_lossy(&record.raw),
-                })
-                .map_err(|e| Error::Internal(format!("cannot encode a dead letter: {e}")))?;
+                let source = source.to_string_lossy();
+                let mut line = serde_json::to_vec(&DeadLetterLine::new(&source, &record))
+                    .map_err(|e| Error::Internal(format!("cannot encode a dead letter: {e}")))?;
                 line.push(b'\n');
                 let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
                 writer.write_all(&line).map_err(|e| {
@@ -206,16 +239,31 @@ impl BadInputHandler {
         }
     }
 
-    /// Flushes the dead-letter file, if any (it is also flushed when the job drops it).
+    /// Flushes the dead-letter file, if any, so that what it holds is visible. A source calls
+    /// [`BadInputHandler::finish`] instead at its end: dropping the file would discard the
+    /// error of its last write.
     pub(crate) fn flush(&self) -> Result<(), Error> {
+        self.flush_and(|_| Ok(()))
+    }
+
+    /// Flushes the dead-letter file, if any, and syncs it to disk, which also reports a write
+    /// error the file system deferred (as `close` would): called when the source's input ends.
+    pub(crate) fn finish(&self) -> Result<(), Error> {
+        self.flush_and(output_file::sync)
+    }
+
+    fn flush_and(&self, then: impl FnOnce(&File) -> std::io::Result<()>) -> Result<(), Error> {
         if let BadInputHandler::DeadLetter { path, writer } = self {
             let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
-            writer.flush().map_err(|e| {
-                Error::io(
-                    format!("cannot write dead-letter file {}", path.display()),
-                    e,
-                )
-            })?;
+            writer
+                .flush()
+                .and_then(|()| then(writer.get_ref()))
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot write dead-letter file {}", path.display()),
+                        e,
+                    )
+                })?;
         }
         Ok(())
     }
@@ -247,6 +295,7 @@ mod tests {
                 line,
                 reason: "bad".into(),
                 raw: b"x\xff".to_vec(),
+                length: 2,
             };
             assert!(matches!(
                 handler.handle(Path::new("in.jsonl"), bad),
@@ -257,8 +306,8 @@ mod tests {
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             written,
-            "{\"path\":\"in.jsonl\",\"line\":1,\"reason\":\"bad\",\"raw\":\"x\u{fffd}\"}\n\
-             {\"path\":\"in.jsonl\",\"line\":2,\"reason\":\"bad\",\"raw\":\"x\u{fffd}\"}\n"
+            "{\"path\":\"in.jsonl\",\"line\":1,\"reason\":\"bad\",\"raw_base64\":\"eP8=\"}\n\
+             {\"path\":\"in.jsonl\",\"line\":2,\"reason\":\"bad\",\"raw_base64\":\"eP8=\"}\n"
         );
         let missing = OnError::DeadLetter(dir.path().join("no/such/dir/dead.jsonl"));
         let err = BadInputHandler::new(&missing).err().unwrap();
@@ -266,6 +315,27 @@ mod tests {
             err.to_string().contains("cannot create dead-letter file")
                 && err.to_string().contains("dead.jsonl"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_last_write_error_of_a_dead_letter_file_is_reported() {
+        // The record fits in the buffer: only the final flush meets the full disk.
+        let handler = BadInputHandler::new(&OnError::DeadLetter("/dev/full".into())).unwrap();
+        let bad = BadRecord {
+            line: 1,
+            reason: "bad".into(),
+            raw: b"x".to_vec(),
+            length: 1,
+        };
+        assert!(matches!(
+            handler.handle(Path::new("in.jsonl"), bad),
+            Ok(Handled::DeadLettered)
+        ));
+        let err = handler.finish().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cannot write dead-letter file /dev/full: No space left on device (os error 28)"
         );
     }
 }

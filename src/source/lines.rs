@@ -171,6 +171,7 @@ impl<T> CsvDecoder<T> {
                 line,
                 reason,
                 raw: std::mem::take(bytes),
+                length: length as u64,
             })
         };
         if length > max {
@@ -322,7 +323,7 @@ impl<T: 'static> LineChannel<T> {
                     });
                 }
                 Err(TryRecvError::Disconnected) => {
-                    reading.handler.flush()?;
+                    reading.handler.finish()?;
                     return Ok(SourceStatus::Done);
                 }
             };

@@ -270,16 +270,16 @@ fn over_long_csv_records_are_bad_records() {
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
         assert_eq!(letters.len(), 2, "{letters:?}");
-        for (letter, (line, raw)) in letters
-            .iter()
-            .zip([(3, &long_row[..32]), (4, &long_quoted[..32])])
-        {
+        for (letter, (line, record)) in letters.iter().zip([(3, &long_row), (4, &long_quoted)]) {
             assert_eq!(letter["line"], line, "{letter}");
             assert_eq!(
                 letter["reason"], "record is longer than 32 bytes",
                 "{letter}"
             );
-            assert_eq!(letter["raw"], raw, "{letter}");
+            // The first 32 bytes, marked as cut, with the record's whole length.
+            assert_eq!(letter["raw"], record[..32], "{letter}");
+            assert_eq!(letter["truncated"], true, "{letter}");
+            assert_eq!(letter["length"], record.len(), "{letter}");
         }
     }
 }

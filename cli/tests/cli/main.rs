@@ -16,6 +16,7 @@ mod damaged_output;
 mod live_csv;
 mod live_sources;
 mod metrics;
+mod output_errors;
 mod paths;
 mod resume;
 mod static_join;

@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,15 +31,18 @@ struct CommitRecord {
 /// Commits a file sink's staged rows to its append-only output file.
 pub(crate) struct FileCommitter {
     output: PathBuf,
+    /// The permission bits of the output file if the committer creates it.
+    mode: u32,
     /// The last commit record, once read or written by this committer.
     record: Option<CommitRecord>,
 }
 
 impl FileCommitter {
-    /// Commits to `output`.
-    pub(crate) fn new(output: PathBuf) -> Self {
+    /// Commits to `output`, creating it with `mode` if it is missing.
+    pub(crate) fn new(output: PathBuf, mode: u32) -> Self {
         FileCommitter {
             output,
+            mode,
             record: None,
         }
     }
@@ -83,7 +87,7 @@ impl FileCommitter {
         let output = &self.output;
         let failed =
             |e: io::Error| Error::io(format!("cannot commit output to {}", output.display()), e);
-        let mut file = open_committed(output, record, context)?;
+        let mut file = open_committed(output, self.mode, record, context)?;
         let half = bytes.len() / 2;
         file.write_all(&bytes[..half]).map_err(failed)?;
         context.mid_commit(&mut file);
@@ -162,7 +166,7 @@ impl Committer for FileCommitter {
     /// was never committed).
     fn abort(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
         let record = self.record(context)?;
-        let file = open_committed(&self.output, record, context)?;
+        let file = open_committed(&self.output, self.mode, record, context)?;
         file.sync_all().map_err(|e| {
             Error::io(
                 format!(
@@ -189,6 +193,7 @@ fn record_file(sink: &str) -> String {
 /// nothing is committed. Fails if the file is shorter than that length, or missing.
 fn open_committed(
     output: &Path,
+    mode: u32,
     record: CommitRecord,
     context: &CommitContext<'_>,
 ) -> Result<File, Error> {
@@ -204,6 +209,7 @@ fn open_committed(
     let file = match OpenOptions::new()
         .append(true)
         .create(record.length == 0)
+        .mode(mode)
         .open(output)
     {
         Ok(file) => file,
@@ -276,7 +282,7 @@ mod tests {
         };
 
         let first = CommitContext::new("sink0", 1, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         committer.commit(5, b"ab\n", &first).expect("commits");
         committer.commit(5, b"ab\n", &first).expect("commits again");
         assert_eq!(read(), "ab\n", "a commit is idempotent");
@@ -285,7 +291,7 @@ mod tests {
         // removes the partial append and commits the epoch again.
         append("c");
         let second = CommitContext::new("sink0", 2, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let prepared = Prepared {
             epoch: 9,
             bytes: b"cd\nef\n",
@@ -306,7 +312,7 @@ mod tests {
         // A partial append of an epoch whose manifest was never written: aborted.
         append("gh");
         let third = CommitContext::new("sink0", 3, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let recovered = committer.recover(Some(prepared), &third).expect("recovers");
         committer.abort(&third).expect("aborts");
         assert_eq!(recovered.epoch, 9);
@@ -317,14 +323,14 @@ mod tests {
     fn a_file_shorter_than_its_committed_length_or_missing_is_refused_untouched() {
         let (_dir, fault, storage, output) = setup();
         let first = CommitContext::new("sink0", 1, &storage, &fault);
-        FileCommitter::new(output.clone())
+        FileCommitter::new(output.clone(), 0o644)
             .commit(5, b"abcdef\n", &first)
             .expect("commits");
 
         // Truncated: every step refuses, naming the file and both lengths, and writes nothing.
         std::fs::write(&output, b"abc").expect("truncated");
         let second = CommitContext::new("sink0", 2, &storage, &fault);
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let error = committer.verify(&second).expect_err("refused");
         let message = error.to_string();
         assert!(matches!(error, Error::Snapshot(_)), "{message}");
@@ -342,7 +348,7 @@ mod tests {
 
         // Deleted: refused, and not created again.
         std::fs::remove_file(&output).expect("deleted");
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         let message = committer.verify(&second).expect_err("refused").to_string();
         assert!(
             message.contains(&format!(
@@ -357,7 +363,7 @@ mod tests {
 
         // Longer is normal: the uncommitted bytes are removed.
         std::fs::write(&output, b"abcdef\nuncommitted").expect("longer");
-        let mut committer = FileCommitter::new(output.clone());
+        let mut committer = FileCommitter::new(output.clone(), 0o644);
         committer.verify(&second).expect("longer is fine");
         committer.abort(&second).expect("aborts");
         assert_eq!(std::fs::read(&output).expect("the output"), b"abcdef\n");

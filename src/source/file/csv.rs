@@ -161,8 +161,14 @@ impl<T> CsvReader<T> {
     fn bad(&self, start: u64, end: u64, line: u64, reason: String) -> ReadError {
         match self.raw_record(start, end, line) {
             Ok((line, mut raw)) => {
+                let length = raw.len() as u64;
                 raw.truncate(self.max_record_bytes);
-                ReadError::Bad(BadRecord { line, reason, raw })
+                ReadError::Bad(BadRecord {
+                    line,
+                    reason,
+                    raw,
+                    length,
+                })
             }
             Err(error) => ReadError::Fatal(error),
         }
@@ -204,6 +210,7 @@ impl<T: 'static> RecordReader for CsvReader<T> {
                     line,
                     reason,
                     raw: raw[..max].to_vec(),
+                    length: raw.len() as u64,
                 }));
             }
         }

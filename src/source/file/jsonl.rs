@@ -187,6 +187,7 @@ pub(crate) fn decode_line<T>(
             line: line_number,
             reason,
             raw: std::mem::take(line),
+            length: length as u64,
         })
     };
     if length > max {

@@ -335,6 +335,12 @@ impl<F: FileFormat> Source for FileSource<F> {
                         let last_open = self.readers.iter().all(|(_, r)| r.is_none());
                         match self.watch.as_mut() {
                             Some(watch) if last_open => watch.held = Some(partition),
+                            // The driver reads no more once every partition is finished: the
+                            // dead letters are written out now, and an error stops the job.
+                            None if last_open => {
+                                handler.finish()?;
+                                batch.finish_partition(partition);
+                            }
                             _ => batch.finish_partition(partition),
                         }
                     }
