@@ -10,6 +10,7 @@ mod cli_spark;
 mod cli_triggers;
 mod clocks;
 mod cluster;
+mod cluster_strangers;
 mod crash;
 mod live_csv;
 mod live_sources;
