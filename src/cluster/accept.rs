@@ -229,7 +229,10 @@ mod tests {
                 }
             }
             let second = cluster(1).connect().expect("process 1 connects");
-            let first = accepting.join().expect("no panic").expect("process 0 accepts");
+            let first = accepting
+                .join()
+                .expect("no panic")
+                .expect("process 0 accepts");
             assert!(first[1].is_some() && second[0].is_some());
             // Every stranger was dropped without a word.
             for mut stranger in strangers {
