@@ -66,12 +66,29 @@ impl Strangers {
         if total == 0 {
             return;
         }
+        let parts = [
+            (self.refused, "refused".to_string()),
+            (
+                self.timed_out,
+                format!("silent past the {HANDSHAKE_TIMEOUT:?} handshake timeout"),
+            ),
+            (
+                self.over_cap,
+                format!("dropped over the limit of {MAX_PENDING} handshakes at once"),
+            ),
+            (
+                self.unfinished,
+                "still handshaking when the cluster formed".to_string(),
+            ),
+        ];
+        let parts: Vec<String> = parts
+            .iter()
+            .filter(|(count, _)| *count > 0)
+            .map(|(count, what)| format!("{count} {what}"))
+            .collect();
         eprintln!(
-            "tideflow: warning: process {process}: {total} cluster connections were not from its peers \
-             ({} refused, {} silent past the {HANDSHAKE_TIMEOUT:?} handshake timeout, {} dropped \
-             over the limit of {MAX_PENDING} handshakes at once, {} still handshaking when the \
-             cluster formed)",
-            self.refused, self.timed_out, self.over_cap, self.unfinished
+            "tideflow: warning: process {process}: {total} cluster connections were not from its peers ({})",
+            parts.join(", ")
         );
     }
 }
