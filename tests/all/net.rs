@@ -5,7 +5,12 @@ use std::net::TcpListener;
 
 /// Two loopback addresses with free ports, comma-separated.
 pub fn free_hosts() -> String {
-    let listeners: Vec<TcpListener> = (0..2)
+    free_hosts_of(2)
+}
+
+/// `processes` loopback addresses with free ports, comma-separated.
+pub fn free_hosts_of(processes: usize) -> String {
+    let listeners: Vec<TcpListener> = (0..processes)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
         .collect();
     listeners

@@ -24,7 +24,7 @@ fn start(args: &[&str], process: usize, hosts: &str, secret: &str) -> Child {
 }
 
 /// Waits for `child` for at most `limit`; kills it and fails the test past that.
-fn finish(mut child: Child, limit: Duration, what: &str) -> Output {
+pub(crate) fn finish(mut child: Child, limit: Duration, what: &str) -> Output {
     let started = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         if started.elapsed() > limit {
@@ -41,7 +41,7 @@ fn finish(mut child: Child, limit: Duration, what: &str) -> Output {
 }
 
 /// JSON lines of `count` events over 60 users in 3 files, 1 ms apart, some 40 ms early.
-fn input(dir: &Path) -> String {
+pub(crate) fn input(dir: &Path) -> String {
     let input = dir.join("input");
     std::fs::create_dir(&input).expect("an input directory");
     let mut rng = SplitMix64(77);
@@ -58,7 +58,7 @@ fn input(dir: &Path) -> String {
     input.to_string_lossy().into_owned()
 }
 
-fn query<'a>(input: &'a str, window: &'a str, output: &'a str) -> Vec<&'a str> {
+pub(crate) fn query<'a>(input: &'a str, window: &'a str, output: &'a str) -> Vec<&'a str> {
     vec![
         "--input",
         input,

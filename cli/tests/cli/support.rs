@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use net::free_hosts;
+pub use net::{free_hosts, free_hosts_of};
 pub use rng::SplitMix64;
 
 /// The repository root: the binary runs there, so fixtures are named from it
