@@ -131,26 +131,37 @@ fn clap_exit(error: clap::Error) -> ExitCode {
 }
 
 /// Checks that standard output is open (`tideflow::sink::stdout_is_open`) and was not closed
-/// when the process started: the Rust runtime then opens `/dev/null` read-write in its place
-/// (Linux), where rows would vanish. A shell's `>/dev/null` opens it write-only, and is
-/// accepted.
+/// when the process was started (`>&-`): the Rust runtime then opens `/dev/null` in its place
+/// before `main`, where rows would vanish. [`STDOUT_CLOSED_AT_EXEC`] looked before it did.
 fn stdout_is_open() -> Result<(), Error> {
     tideflow::sink::stdout_is_open()?;
-    let is_null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|target| target == *"/dev/null");
-    let read_write = || {
-        let info = std::fs::read_to_string("/proc/self/fdinfo/1").unwrap_or_default();
-        info.lines()
-            .find_map(|line| line.strip_prefix("flags:"))
-            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
-            // O_ACCMODE is 0o3 and O_RDWR 0o2.
-            .is_some_and(|flags| flags & 0o3 == 0o2)
-    };
-    if is_null && read_write() {
+    if STDOUT_CLOSED_AT_EXEC.load(std::sync::atomic::Ordering::Relaxed) {
         // EBADF: what writing to the closed descriptor would have said.
-        let closed = std::io::Error::from_raw_os_error(9);
+        let closed = std::io::Error::from_raw_os_error(libc::EBADF);
         return Err(Error::io("writing to standard output", closed));
     }
     Ok(())
+}
+
+/// Whether file descriptor 1 was closed when the process was executed, as
+/// [`check_stdout_at_exec`] found it before the Rust runtime replaced it with `/dev/null`.
+/// (A `/dev/null` a caller chose, read-write or not, is a valid standard output.)
+static STDOUT_CLOSED_AT_EXEC: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Runs [`check_stdout_at_exec`] from the ELF `.init_array`, which the C runtime calls before
+/// `main`, so before Rust's own start-up reopens closed standard descriptors.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static CHECK_STDOUT_AT_EXEC: extern "C" fn() = check_stdout_at_exec;
+
+/// Records whether file descriptor 1 is closed.
+#[cfg(target_os = "linux")]
+extern "C" fn check_stdout_at_exec() {
+    // SAFETY: `fcntl(F_GETFD)` only reads the descriptor's flags; it touches no memory.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED_AT_EXEC.store(closed, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Writes `text` to standard output and flushes it; an error names standard output.

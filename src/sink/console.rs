@@ -84,8 +84,8 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for ConsoleSink<E> {
 /// is written to a closed file descriptor 1 (`EBADF`), and duplicating it fails then.
 ///
 /// A program started with descriptor 1 closed (`>&-`) finds `/dev/null` there instead (the
-/// Rust runtime opens it on Linux), which this cannot tell from a chosen `/dev/null`; the
-/// `tideflow` command line checks for that itself.
+/// Rust runtime opens it on Linux before `main`), which this cannot tell from a chosen
+/// `/dev/null`; the `tideflow` command line looks at descriptor 1 before the runtime does.
 ///
 /// # Examples
 /// ```

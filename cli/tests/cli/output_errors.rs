@@ -228,6 +228,8 @@ fn a_closed_stdout_fails_every_command_that_writes_there() {
     assert!(through_shell(">&-", &to_file).status.success());
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 3);
     assert!(through_shell(">/dev/null", &commands[0]).status.success());
+    // Opened read-write, as Python's subprocess.DEVNULL and supervisors do, it is valid too.
+    assert!(through_shell("1<>/dev/null", &commands[0]).status.success());
 }
 
 #[test]
