@@ -11,6 +11,7 @@ mod cli_triggers;
 mod clocks;
 mod cluster;
 mod crash;
+mod csv_rules;
 mod live_csv;
 mod live_sources;
 mod metrics;
