@@ -490,6 +490,7 @@ mod tests {
             time,
             values,
             scalars,
+            original: None,
         }
     }
 

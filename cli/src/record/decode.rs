@@ -168,6 +168,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             time,
             values,
             scalars,
+            original: None,
         })
     }
 }
@@ -394,6 +395,7 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
         time,
         values,
         scalars,
+        original: None,
     })
 }
 
@@ -491,6 +493,7 @@ mod tests {
                 time: 7,
                 values: vec![None, Some(Num::Int(7))],
                 scalars: vec![Key::Int(3)],
+                original: None,
             }
         );
     }

@@ -272,6 +272,7 @@ mod tests {
             time: 1,
             values: vec![Some(Num::Int(3))],
             scalars: vec![],
+            original: None,
         };
         let (_, table_row) =
             decode_table_json(&s, r#"{"id": "a", "limit": 9, "segment": "gold"}"#).unwrap();

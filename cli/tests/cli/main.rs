@@ -12,6 +12,7 @@ mod clocks;
 mod cluster;
 mod crash;
 mod csv_rules;
+mod late_output;
 mod live_csv;
 mod live_sources;
 mod metrics;
