@@ -85,8 +85,13 @@ pub fn mutate(bytes: &[u8], mutations: &[Mutation]) -> Vec<u8> {
 }
 
 /// `cases` cases, no regression files, no forking: bounded, so that a debug `cargo test` on a
-/// busy machine runs each fuzz target in about a second.
+/// busy machine runs each fuzz target in about a second. `TIDEFLOW_FUZZ_CASES=N` runs `N`
+/// cases instead, for a longer search.
 pub fn config(cases: u32) -> Config {
+    let cases = std::env::var("TIDEFLOW_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
     Config {
         cases,
         failure_persistence: None,

@@ -16,6 +16,8 @@
 //! right lines in errors.
 
 mod csv;
+#[cfg(test)]
+mod fuzz;
 mod jsonl;
 
 use std::collections::HashSet;
