@@ -10,6 +10,8 @@
 
 mod aggregate;
 mod decode;
+#[cfg(test)]
+mod fuzz;
 mod original;
 mod table;
 mod value;

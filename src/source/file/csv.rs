@@ -471,6 +471,27 @@ mod tests {
     }
 
     #[test]
+    fn an_open_quote_is_found_only_at_the_end_of_a_record() {
+        for (record, open) in [
+            (&b"1,\"a"[..], true),
+            (b"1,\"a\nb", true),
+            (b"1,\"a\"\"", true),
+            (b"1,\"a\"", false),
+            (b"1,\"a\"\"b\"", false),
+            (b"1,a\"b", false),
+            (b"1,\"\"", false),
+            (b"", false),
+        ] {
+            assert_eq!(
+                ends_in_open_quote(record),
+                open,
+                "{}",
+                String::from_utf8_lossy(record)
+            );
+        }
+    }
+
+    #[test]
     fn parser_splits_each_record_as_the_file_reader_does() {
         let mut parser = CsvRecordParser::new();
         let mut row = ByteRecord::new();
