@@ -18,8 +18,7 @@ use super::recovery::newest_usable;
 use super::storage::{CheckpointStorage, LocalDir, Location, SnapshotId};
 use crate::position::Position;
 
-#[path = "../../tests/all/mutate.rs"]
-mod mutate;
+use crate::mutate;
 
 const ID: SnapshotId = SnapshotId {
     epoch: 7,

@@ -64,7 +64,13 @@ fn csv_text(records: &[Record]) -> Vec<u8> {
     let mut writer = WriterBuilder::new().from_writer(Vec::new());
     writer.write_record(["other", "k", "ts", "v", "s"]).unwrap();
     for r in records {
-        let fields = [r.other.clone(), r.k.clone(), r.ts.to_string(), r.v.to_string(), r.s.clone()];
+        let fields = [
+            r.other.clone(),
+            r.k.clone(),
+            r.ts.to_string(),
+            r.v.to_string(),
+            r.s.clone(),
+        ];
         writer.write_record(&fields).unwrap();
     }
     writer.into_inner().unwrap()

@@ -15,6 +15,19 @@ fn output(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Runs a query joined with the CSV table `table` (written to `dir/table.csv`, joined on `id`),
+/// expects it to fail, and returns the error line.
+fn table_fails(dir: &std::path::Path, table: &str) -> String {
+    let orders = write(dir, "orders.csv", "ts,k\n1000,1\n");
+    let table = write(dir, "table.csv", table);
+    let mut args = query_args(
+        &orders,
+        &["--window", "tumbling:10s", "--agg", "sum:table.credit"],
+    );
+    args.extend(["--join-static", &table, "--join-key", "id"]);
+    fails(&args, 2)
+}
+
 #[test]
 fn csv_cells_are_not_trimmed_and_spaced_numbers_read_as_floats() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,14 +81,7 @@ fn a_duplicate_header_column_the_query_reads_is_an_error_naming_file_and_column(
         "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n"
     );
     // In a --join-static table too.
-    let orders = write(dir.path(), "orders.csv", "ts,k\n1000,1\n");
-    let table = write(dir.path(), "table.csv", "id,credit,id\n1,5,1\n");
-    let mut args = query_args(
-        &orders,
-        &["--window", "tumbling:10s", "--agg", "sum:table.credit"],
-    );
-    args.extend(["--join-static", &table, "--join-key", "id"]);
-    let line = fails(&args, 2);
+    let line = table_fails(dir.path(), "id,credit,id\n1,5,1\n");
     assert!(
         line.contains("table.csv:1:") && line.contains("column 'id' (--join-key) appears 2 times"),
         "{line}"
@@ -114,14 +120,7 @@ fn an_unterminated_quote_at_the_end_of_a_csv_file_is_a_bad_record() {
         assert_eq!(out.lines().count(), 2, "{tail:?}: {out}");
     }
     // In a --join-static table it stops the job, naming the table and line.
-    let orders = write(dir.path(), "orders.csv", "ts,k\n1000,1\n");
-    let table = write(dir.path(), "table.csv", "id,credit\n1,5\n2,\"6\n");
-    let mut args = query_args(
-        &orders,
-        &["--window", "tumbling:10s", "--agg", "sum:table.credit"],
-    );
-    args.extend(["--join-static", &table, "--join-key", "id"]);
-    let line = fails(&args, 2);
+    let line = table_fails(dir.path(), "id,credit\n1,5\n2,\"6\n");
     assert!(
         line.contains("table.csv:3:") && line.contains("quote"),
         "{line}"

@@ -17,8 +17,7 @@ use super::{
 };
 use crate::source::{Position, ReadError};
 
-#[path = "../../../tests/all/mutate.rs"]
-mod mutate;
+use crate::mutate;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Rec {
