@@ -47,6 +47,10 @@ mod duration;
 mod error;
 mod flow;
 mod metrics;
+/// Mutations of valid inputs for the fuzz tests (`fuzz_*`).
+#[cfg(test)]
+#[path = "../tests/all/mutate.rs"]
+mod mutate;
 mod output_file;
 mod position;
 mod runtime;

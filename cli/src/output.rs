@@ -242,18 +242,17 @@ impl<R: OutputRow> Encoder<R> for RowEncoder {
 }
 
 /// Encodes late records as JSON lines: `key`, `event_time`, `watermark` (the stamp it arrived
-/// behind), `window_end` (of the latest window it belonged to), `reason`, and the aggregated
-/// `fields` it carried.
+/// behind), `window_end` (of the latest window it belonged to), `reason`, and last the whole
+/// `record` as read ([`Row::original`]: a JSON line byte for byte, a CSV row as an object of
+/// its cells by header name), or `null` for a row that kept none.
 pub struct LateEncoder {
-    fields: Vec<String>,
     lateness: u64,
 }
 
 impl LateEncoder {
-    /// Late records whose rows hold `fields`, under `lateness` of allowed lateness.
-    pub fn new(fields: Vec<String>, lateness: Duration) -> Self {
+    /// Late records under `lateness` of allowed lateness.
+    pub fn new(lateness: Duration) -> Self {
         LateEncoder {
-            fields,
             lateness: millis(lateness),
         }
     }
@@ -265,21 +264,14 @@ impl Encoder<LateRecord<Key, Row>> for LateEncoder {
         late.key.write_json_as(late.data.key_kind, out);
         let _ = write!(
             out,
-            ",\"event_time\":{},\"watermark\":{},\"window_end\":{},\"reason\":\"every window of the record had closed: watermark {} >= window end {} + allowed lateness {}ms\",\"fields\":{{",
+            ",\"event_time\":{},\"watermark\":{},\"window_end\":{},\"reason\":\"every window of the record had closed: watermark {} >= window end {} + allowed lateness {}ms\",\"record\":",
             late.data.time, late.watermark, late.window_end, late.watermark, late.window_end, self.lateness
         );
-        for (index, (field, value)) in self.fields.iter().zip(&late.data.values).enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            let _ = serde_json::to_writer(&mut *out, field);
-            out.push(b':');
-            match value {
-                None => out.extend_from_slice(b"null"),
-                Some(number) => AggValue::from(*number).write_json(out),
-            }
+        match &late.data.original {
+            Some(original) => out.extend_from_slice(original.as_bytes()),
+            None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b"}}\n");
+        out.extend_from_slice(b"}\n");
         Ok(())
     }
 }

@@ -10,7 +10,9 @@ use timely::ExchangeData;
 use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
-use crate::record::{decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator};
+use crate::record::{
+    decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
+};
 use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
 use tideflow::source::Source;
 use tideflow::source::{
@@ -120,8 +122,10 @@ pub(crate) struct RunArgs {
     /// Default 0ms.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     allowed_lateness: Option<Duration>,
-    /// Write records too late for every window they belong to here (JSON lines, with their
-    /// event time, the watermark they arrived behind and the reason), instead of dropping them.
+    /// Write records too late for every window they belong to here, instead of dropping them:
+    /// JSON lines with their event time, the watermark they arrived behind, the reason, and the
+    /// whole record as read (a JSON line as it was; a CSV row as an object of its cells, as
+    /// strings, by header name), so that they can be replayed.
     #[arg(long, value_name = "PATH")]
     late_output: Option<PathBuf>,
     /// Output mode: append, update or complete.
@@ -299,10 +303,18 @@ impl Plan {
 
     /// The input rows as a stream.
     fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Result<Stream<'scope, Row>, Error> {
+        // Late records are written whole: their rows keep the record they were read as.
+        let keep_original = self.late_output.is_some();
         let schema = self.schema.clone();
         let json = move || {
             let schema = schema.clone();
-            JsonLines::with_decoder(move |line| decode_json(&schema, line))
+            JsonLines::with_decoder(move |line| {
+                let mut row = decode_json(&schema, line)?;
+                if keep_original {
+                    row.original = Some(line.into());
+                }
+                Ok(row)
+            })
         };
         let schema = self.schema.clone();
         let csv = move || {
@@ -310,14 +322,22 @@ impl Plan {
             Csv::with_decoder(move |header| {
                 let schema = schema.clone();
                 let columns = CsvColumns::new(&schema, header)?;
-                Ok(Box::new(move |row: &csv::ByteRecord| {
-                    decode_csv(&schema, &columns, row)
+                let original = keep_original.then(|| CsvOriginal::new(header));
+                Ok(Box::new(move |record: &csv::ByteRecord| {
+                    let mut row = decode_csv(&schema, &columns, record)?;
+                    if let Some(original) = &original {
+                        row.original = Some(original.encode(record));
+                    }
+                    Ok(row)
                 }))
             })
         };
         let (on_error, max) = (self.on_error.clone(), self.max_record_bytes);
         Ok(match (&self.input, self.format) {
-            (Input::Rate(rate), _) => self.timed(flow, rate.source(&self.schema)?),
+            (Input::Rate(rate), _) => {
+                let source = rate.source(&self.schema)?.keep_original(keep_original);
+                self.timed(flow, source)
+            }
             (Input::Tcp(address), Format::Jsonl) => {
                 let source = SocketSource::connect(address.clone(), json());
                 self.timed(flow, source.on_error(on_error).max_record_bytes(max))
@@ -411,7 +431,7 @@ impl Plan {
             };
             let windowed = keyed.window(window).allowed_lateness(self.lateness);
             let late_output = self.late_output.as_ref().map(|path| {
-                let encoder = LateEncoder::new(self.agg_value_fields.clone(), self.lateness);
+                let encoder = LateEncoder::new(self.lateness);
                 // Late records are raw input: owner only, as dead letters.
                 FileSink::new(path, encoder).owner_only()
             });

@@ -13,6 +13,7 @@
 use std::hash::Hash;
 use std::rc::Rc;
 
+use bincode::Options;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -159,12 +160,20 @@ impl Snapshots {
 
     /// The restored entries of this worker's key groups (none if the job did not resume, or
     /// if they do not decode, which is reported and stops the job).
+    ///
+    /// Entries are read as [`save`](Self::save) wrote them (bincode's fixed-size integers),
+    /// each limited to the bytes left in its frame: a length in state written by another query
+    /// is an error, not an allocation of that many bytes.
     pub fn restore<E: DeserializeOwned>(&self) -> Vec<E> {
         let mut entries = Vec::new();
         for frame in self.port.take_restored() {
             let mut bytes = frame.bytes.as_slice();
             for _ in 0..frame.count {
-                match bincode::deserialize_from(&mut bytes) {
+                let options = bincode::DefaultOptions::new()
+                    .with_fixint_encoding()
+                    .allow_trailing_bytes()
+                    .with_limit(bytes.len() as u64);
+                match options.deserialize_from(&mut bytes) {
                     Ok(entry) => entries.push(entry),
                     Err(error) => {
                         self.port.fail(format!(
@@ -237,6 +246,9 @@ pub(crate) mod testing {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,8 @@
 pub mod commit;
 pub(crate) mod fault;
 mod files;
+#[cfg(test)]
+mod fuzz;
 mod hooks;
 mod job;
 mod operators;

@@ -48,7 +48,7 @@ fn check_job(
 /// The newest snapshot whose manifest and parts verify, if any. Snapshots skipped are
 /// reported; if only damaged ones are left (a manifest that does not verify), recovery fails
 /// naming the file.
-fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<ResumeFrom>, Error> {
+pub(super) fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<ResumeFrom>, Error> {
     let mut resume = None;
     let mut damaged: Option<Error> = None;
     for id in list_snapshots(storage)? {

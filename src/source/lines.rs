@@ -20,7 +20,8 @@ use csv::ByteRecord;
 
 use super::bad_input::{BadInputHandler, Handled};
 use super::file::{
-    decode_line, read_csv_record_capped, read_line_capped, CsvRecordParser, CsvRows, LineDecoder,
+    decode_line, ends_in_open_quote, read_csv_record_capped, read_line_capped, CsvRecordParser,
+    CsvRows, LineDecoder, OPEN_QUOTE,
 };
 use super::{BadRecord, Csv, OnError, ReadError, SourceBatch, SourceContext, SourceStatus};
 use crate::error::Error;
@@ -181,6 +182,11 @@ impl<T> CsvDecoder<T> {
             Ok(true) => {}
             Ok(false) => return Ok(None),
             Err(reason) => return Err(bad(bytes, reason)),
+        }
+        // A record with an open quote ran to the end of the input (a newline inside quotes
+        // does not end it); the parser took it as if the quote were closed there.
+        if ends_in_open_quote(bytes) {
+            return Err(bad(bytes, OPEN_QUOTE.to_string()));
         }
         match &mut self.rows {
             Some(rows) => match rows.decode(&self.row) {

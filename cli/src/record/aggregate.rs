@@ -534,6 +534,7 @@ mod tests {
             time,
             values,
             scalars,
+            original: None,
         }
     }
 

@@ -175,6 +175,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             time,
             values,
             scalars,
+            original: None,
         })
     }
 }
@@ -333,23 +334,35 @@ impl CsvColumns {
     }
 }
 
-/// The column names of a CSV header, trimmed.
+/// The column names of a CSV header, as written (not trimmed, as Spark reads them).
 pub(super) fn header_names(header: &ByteRecord) -> Vec<String> {
     header
         .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect()
 }
 
-/// The position of column `field` among `names`; a missing column is an error naming the flag
-/// that asked for it and the columns there are.
+/// The position of column `field` among `names`; a missing column, or one that appears more
+/// than once (which one would be read?), is an error naming the flag that asked for it.
 pub(super) fn find_column(names: &[String], field: &str, flag: &str) -> Result<usize, String> {
-    names.iter().position(|n| n == field).ok_or_else(|| {
-        format!(
+    let mut found = names.iter().enumerate().filter(|(_, n)| *n == field);
+    let Some((index, _)) = found.next() else {
+        let quoted: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        return Err(format!(
             "no column '{field}' ({flag}) in the CSV header; the columns are: {}",
-            names.join(", ")
-        )
-    })
+            quoted.join(", ")
+        ));
+    };
+    let others: Vec<String> = found.map(|(at, _)| (at + 1).to_string()).collect();
+    if others.is_empty() {
+        return Ok(index);
+    }
+    Err(format!(
+        "column '{field}' ({flag}) appears {} times in the CSV header (columns {} and {}); rename all but one",
+        others.len() + 1,
+        index + 1,
+        others.join(", ")
+    ))
 }
 
 /// Decodes one CSV row into a [`Row`]: empty cells are null; numbers are integers when they
@@ -393,10 +406,12 @@ pub fn decode_csv(schema: &Schema, columns: &CsvColumns, row: &ByteRecord) -> Re
         time,
         values,
         scalars,
+        original: None,
     })
 }
 
-/// The trimmed text of cell `index` of `row`, which holds `field`.
+/// The text of cell `index` of `row`, which holds `field`, as written (not trimmed: Spark's
+/// CSV reader keeps leading and trailing spaces by default).
 pub(super) fn csv_cell<'r>(
     row: &'r ByteRecord,
     index: usize,
@@ -405,20 +420,19 @@ pub(super) fn csv_cell<'r>(
     let bytes = row
         .get(index)
         .ok_or_else(|| format!("row has {} fields, no value for '{field}'", row.len()))?;
-    std::str::from_utf8(bytes)
-        .map(str::trim)
-        .map_err(|_| format!("field '{field}' is not valid UTF-8"))
+    std::str::from_utf8(bytes).map_err(|_| format!("field '{field}' is not valid UTF-8"))
 }
 
 /// A CSV cell of a numeric field: null when empty, an integer when it parses as one, else a
-/// float.
+/// float. As in Spark's schema inference, an integer with surrounding spaces is not one
+/// (Java's `Integer.parseInt`) but is a float (`Double.parseDouble` ignores them).
 pub(super) fn csv_number(text: &str, field: &str) -> Result<Option<Num>, String> {
     if text.is_empty() {
         Ok(None)
     } else if let Ok(i) = text.parse::<i64>() {
         Ok(Some(Num::Int(i)))
     } else {
-        let f = text
+        let f = java_trim(text)
             .parse::<f64>()
             .map_err(|_| format!("field '{field}' must be a number, got '{text}'"))?;
         Ok(Some(Num::Float(f)))
@@ -431,11 +445,17 @@ pub(super) fn csv_scalar(text: &str) -> Key {
         Key::Null
     } else if let Ok(i) = text.parse::<i64>() {
         Key::Int(i)
-    } else if let Ok(f) = text.parse::<f64>() {
+    } else if let Ok(f) = java_trim(text).parse::<f64>() {
         Key::Float(f)
     } else {
         Key::Str(text.to_string())
     }
+}
+
+/// `text` without the leading and trailing characters up to U+0020 (spaces, tabs, control
+/// characters), as Java's `String.trim` and `Double.parseDouble` drop them.
+fn java_trim(text: &str) -> &str {
+    text.trim_matches(|c: char| c <= ' ')
 }
 
 #[cfg(test)]
@@ -485,6 +505,7 @@ mod tests {
                 time: 7,
                 values: vec![None, Some(Num::Int(7))],
                 scalars: vec![Key::Int(3)],
+                original: None,
             }
         );
     }

@@ -10,14 +10,18 @@
 
 mod aggregate;
 mod decode;
+#[cfg(test)]
+mod fuzz;
 mod group_key;
 mod non_finite;
+mod original;
 mod table;
 mod value;
 
 pub use aggregate::{AggKind, AggSpec, AggValue, Aggregates, RowAggregator};
 pub use decode::{decode_csv, decode_json, parse_time, CsvColumns, Schema};
 pub use group_key::KeyKind;
+pub use original::CsvOriginal;
 pub use table::{
     decode_table_csv, decode_table_json, join_key, TableColumns, TableRow, TableSchema,
 };
@@ -40,4 +44,9 @@ pub struct Row {
     /// The fields read as any scalar, in [`Schema::scalar_fields`] order; `Key::Null` for null
     /// or missing.
     pub scalars: Vec<Key>,
+    /// The whole record as read, as JSON text (a JSON line as it was; a CSV row as an object
+    /// of its cells by header name, see [`CsvOriginal`]), kept only when the job writes late
+    /// records (`--late-output`): `None` otherwise, so that the rows of other jobs allocate
+    /// nothing for it.
+    pub original: Option<Box<str>>,
 }

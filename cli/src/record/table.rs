@@ -277,6 +277,7 @@ mod tests {
             time: 1,
             values: vec![Some(Num::Int(3))],
             scalars: vec![],
+            original: None,
         };
         let (_, table_row) =
             decode_table_json(&s, r#"{"id": "a", "limit": 9, "segment": "gold"}"#).unwrap();
@@ -294,8 +295,13 @@ mod tests {
         let header = ByteRecord::from(vec!["segment", "id", "limit"]);
         let columns = TableColumns::new(&s, &header).unwrap();
         let (key, row) =
-            decode_table_csv(&s, &columns, &ByteRecord::from(vec!["gold", " 7 ", ""])).unwrap();
+            decode_table_csv(&s, &columns, &ByteRecord::from(vec!["gold", "7", ""])).unwrap();
         assert_eq!(key, Key::Str("7".into()));
+        // Cells are not trimmed (as in Spark); a spaced number is a float (as Spark infers).
+        let (key, row_7) =
+            decode_table_csv(&s, &columns, &ByteRecord::from(vec!["gold", " 7 ", " 2 "])).unwrap();
+        assert_eq!(key, Key::Str(" 7 ".into()));
+        assert_eq!(row_7.values, vec![Key::Float(2.0)]);
         assert_eq!(row.values, vec![Key::Null]);
         assert_eq!(row.scalars, vec![Key::Str("gold".into())]);
         let (key, _) =

@@ -116,7 +116,7 @@ fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
             lines.push((
                 "sink",
                 format!(
-                    "late file {} (JSON lines: key, event_time, watermark, window_end, reason, fields)",
+                    "late file {} (JSON lines: key, event_time, watermark, window_end, reason, the whole record)",
                     path.display()
                 ),
             ));

@@ -166,6 +166,17 @@ impl Plan {
             }
             (_, None) => Duration::ZERO,
         };
+        if args.join_static.is_none() {
+            // Without a table, `table.F` would read an input field of that name: a column
+            // of nulls, silently.
+            let table_field = (value_fields.iter().chain(&scalar_fields))
+                .find(|field| field.starts_with(TABLE_PREFIX));
+            if let Some(field) = table_field {
+                return Err(Error::Config(format!(
+                    "--agg: {field} reads a column of the --join-static table, and there is none; pass --join-static PATH --join-key FIELD"
+                )));
+            }
+        }
         let join = match (args.join_static, args.join_key) {
             (Some(path), Some(join_key)) => {
                 if args.key_field.is_none() {

@@ -180,6 +180,7 @@ impl RateInput {
                 key: schema.key_field.as_deref().map(Field::of),
                 values,
                 scalars: schema.scalar_fields.iter().map(|f| Field::of(f)).collect(),
+                keep_original: false,
             },
         })
     }
@@ -233,6 +234,8 @@ struct Fields {
     key: Option<Field>,
     values: Vec<Field>,
     scalars: Vec<Field>,
+    /// Whether rows keep the record they were made from ([`Row::original`]).
+    keep_original: bool,
 }
 
 impl Fields {
@@ -247,6 +250,15 @@ impl Fields {
                 .iter()
                 .map(|field| field.scalar(&record))
                 .collect(),
+            // A rate record is the JSON object of its fields.
+            original: self
+                .keep_original
+                .then(|| {
+                    serde_json::to_string(&record)
+                        .ok()
+                        .map(String::into_boxed_str)
+                })
+                .flatten(),
         }
     }
 }
@@ -255,6 +267,14 @@ impl Fields {
 pub(super) struct RateRows {
     generator: RateSource,
     fields: Fields,
+}
+
+impl RateRows {
+    /// Rows that keep the record they were made from ([`Row::original`]), for late output.
+    pub(super) fn keep_original(mut self, keep: bool) -> Self {
+        self.fields.keep_original = keep;
+        self
+    }
 }
 
 impl Source for RateRows {

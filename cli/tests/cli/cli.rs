@@ -310,7 +310,7 @@ fn allowed_lateness_keeps_windows_open_and_late_output_gets_the_rest() {
         ),
         (Some(3_000), Some(23_000), Some(10_000))
     );
-    assert_eq!(late["fields"]["v"], 4);
+    assert_eq!(late["record"]["v"], 4);
     assert!(
         late["reason"]
             .as_str()

@@ -365,3 +365,22 @@ fn socket_csv_header_the_decoder_rejects_stops_the_job_with_the_address() {
         other => panic!("not a header error: {other:?}"),
     }
 }
+
+#[test]
+fn a_quote_left_open_at_the_end_of_a_live_csv_input_is_a_bad_record() {
+    // Without the check the last row would count, its cell running to the end: "2\n".
+    let data = b"ts,k,v\n1000,a,1\n2000,b,\"2\n";
+    for via in BOTH {
+        let run = run_live(via, data, &[]);
+        let line = run.failed();
+        assert!(
+            line.contains(&format!("{}:3:", run.name)) && line.contains("quote"),
+            "{line}"
+        );
+        let run = run_live(via, data, &["--on-error", "skip"]);
+        assert_eq!(
+            run.succeeded(),
+            "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n"
+        );
+    }
+}

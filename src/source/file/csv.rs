@@ -104,7 +104,10 @@ impl<T: 'static> FileFormat for Csv<T> {
         let mut reader = ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
-            .from_reader(file);
+            .from_reader(EofFile {
+                file,
+                at_end: false,
+            });
         let bad_header = |reason: String| Error::Input {
             path: path.to_path_buf(),
             line: 1,
@@ -124,10 +127,33 @@ impl<T: 'static> FileFormat for Csv<T> {
     }
 }
 
+/// A file that remembers whether a read has met its end since it was last seeked. The `csv`
+/// reader reads ahead only when its buffer is empty, so a record read while this happened
+/// ran to the end of the file without a terminator, and its quotes must be checked.
+struct EofFile {
+    file: File,
+    at_end: bool,
+}
+
+impl Read for EofFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read(buf)?;
+        self.at_end |= read == 0 && !buf.is_empty();
+        Ok(read)
+    }
+}
+
+impl Seek for EofFile {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        self.at_end = false;
+        self.file.seek(position)
+    }
+}
+
 /// Reads one CSV file.
 pub struct CsvReader<T> {
     path: PathBuf,
-    reader: csv::Reader<File>,
+    reader: csv::Reader<EofFile>,
     row: ByteRecord,
     max_record_bytes: usize,
     rows: CsvRows<T>,
@@ -214,6 +240,24 @@ impl<T: 'static> RecordReader for CsvReader<T> {
                 }));
             }
         }
+        if self.reader.get_ref().at_end {
+            // The last record, without a terminator: the `csv` reader closes a quote left
+            // open at the end of the file; it is a bad record.
+            let (line, mut raw) = self
+                .raw_record(start.byte(), end, start.line())
+                .map_err(ReadError::Fatal)?;
+            if ends_in_open_quote(&raw) {
+                let length = raw.len() as u64;
+                raw.truncate(max);
+                let reason = OPEN_QUOTE.to_string();
+                return Err(ReadError::Bad(BadRecord {
+                    line,
+                    reason,
+                    raw,
+                    length,
+                }));
+            }
+        }
         match self.rows.decode(&self.row) {
             Ok(record) => Ok(Some(record)),
             Err(reason) => Err(self.bad(start.byte(), end, start.line(), reason)),
@@ -263,6 +307,41 @@ enum Framing {
     QuoteInQuoted,
 }
 
+impl Framing {
+    /// The state after `byte`, or `None` if `byte` ends the record (a `\n` outside quotes).
+    fn after(self, byte: u8) -> Option<Framing> {
+        Some(match (self, byte) {
+            (Framing::Quoted, b'"') => Framing::QuoteInQuoted,
+            (Framing::Quoted, _) => Framing::Quoted,
+            (Framing::FieldStart, b'"') | (Framing::QuoteInQuoted, b'"') => Framing::Quoted,
+            (_, b',') => Framing::FieldStart,
+            (_, b'\n') => return None,
+            (_, _) => Framing::Unquoted,
+        })
+    }
+}
+
+/// Whether the CSV record `record` (without its terminator) leaves a quoted field open: the
+/// record ran to the end of the input looking for the closing quote. The `csv` crate takes
+/// such a record as if the quote were closed there; Tideflow reports it as a bad record.
+pub(crate) fn ends_in_open_quote(record: &[u8]) -> bool {
+    if !record.contains(&b'"') {
+        return false;
+    }
+    let mut state = Framing::FieldStart;
+    for &byte in record {
+        // A record ends at its first `\n` outside quotes: what follows is not part of it.
+        match state.after(byte) {
+            Some(next) => state = next,
+            None => return false,
+        }
+    }
+    matches!(state, Framing::Quoted)
+}
+
+/// The reason given for a record whose quote is not closed before the end of the input.
+pub(crate) const OPEN_QUOTE: &str = "a quoted field is not closed before the end of the input";
+
 /// Reads the next CSV record of `reader` into `record`, without its `\n`, keeping at most
 /// `max + 1` bytes of it. A quoted field may span lines, so a record ends at the first `\n`
 /// outside quotes (or at the end of the input). Returns the record's whole length (without
@@ -289,21 +368,16 @@ pub(crate) fn read_csv_record_capped(
         any = true;
         let mut end = None;
         for (at, &byte) in available.iter().enumerate() {
-            state = match (state, byte) {
-                (Framing::Quoted, b'"') => Framing::QuoteInQuoted,
-                (Framing::Quoted, b'\n') => {
-                    lines += 1;
-                    Framing::Quoted
+            match state.after(byte) {
+                Some(next) => {
+                    lines += u64::from(byte == b'\n');
+                    state = next;
                 }
-                (Framing::Quoted, _) => Framing::Quoted,
-                (Framing::FieldStart, b'"') | (Framing::QuoteInQuoted, b'"') => Framing::Quoted,
-                (_, b',') => Framing::FieldStart,
-                (_, b'\n') => {
+                None => {
                     end = Some(at);
                     break;
                 }
-                (_, _) => Framing::Unquoted,
-            };
+            }
         }
         let content = end.unwrap_or(available.len());
         let room = (max + 1).saturating_sub(record.len());
@@ -407,6 +481,27 @@ mod tests {
         assert_eq!(records, expected);
         // An unterminated quote runs to the end of the input, held within the cap.
         assert_eq!(frame(b"\"a\nb\nc", 4, 2), vec![(6, 3, "\"a\n".to_string())]);
+    }
+
+    #[test]
+    fn an_open_quote_is_found_only_at_the_end_of_a_record() {
+        for (record, open) in [
+            (&b"1,\"a"[..], true),
+            (b"1,\"a\nb", true),
+            (b"1,\"a\"\"", true),
+            (b"1,\"a\"", false),
+            (b"1,\"a\"\"b\"", false),
+            (b"1,a\"b", false),
+            (b"1,\"\"", false),
+            (b"", false),
+        ] {
+            assert_eq!(
+                ends_in_open_quote(record),
+                open,
+                "{}",
+                String::from_utf8_lossy(record)
+            );
+        }
     }
 
     #[test]

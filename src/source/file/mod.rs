@@ -16,6 +16,8 @@
 //! right lines in errors.
 
 mod csv;
+#[cfg(test)]
+mod fuzz;
 mod jsonl;
 
 use std::collections::HashSet;
@@ -23,7 +25,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub(crate) use self::csv::{read_csv_record_capped, CsvRecordParser, CsvRows};
+pub(crate) use self::csv::{
+    ends_in_open_quote, read_csv_record_capped, CsvRecordParser, CsvRows, OPEN_QUOTE,
+};
 pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
 pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};
