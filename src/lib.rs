@@ -71,7 +71,7 @@ pub use metrics::{
     LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
     STATE_BYTES_PER_ROW,
 };
-pub use runtime::{execute, Config, JobReport};
+pub use runtime::{execute, Config, JobReport, MAX_WORKERS};
 pub use stream::{KeyedStream, ResultsAndLate, StaticTable, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;
 pub use tideflow_operators::keyed::map_with_state::{Records, StateContext, StateInput};

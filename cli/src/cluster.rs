@@ -21,13 +21,18 @@ pub(crate) struct ClusterArgs {
     /// Start this many processes of the job on this machine (2 or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=64))]
     local: u16,
-    /// The `tideflow run` arguments, after `--` (the cluster flags are added).
+    /// The `tideflow run` arguments, after `--`, optionally starting with the word `run` (the
+    /// cluster flags are added).
     #[arg(last = true, required = true, value_name = "RUN ARGS")]
     run: Vec<String>,
 }
 
 /// Runs `tideflow cluster`.
-pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
+pub(crate) fn cluster(mut args: ClusterArgs) -> Result<(), Error> {
+    // `cluster --local 2 -- run --input ...` reads as the command it runs.
+    if args.run.first().is_some_and(|first| first == "run") {
+        args.run.remove(0);
+    }
     for flag in [
         "--processes",
         "--process-id",
@@ -46,6 +51,8 @@ pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
             )));
         }
     }
+    // Checked once here, so that a bad flag is reported once, not by every process.
+    crate::check_run_args(&args.run)?;
     let processes = usize::from(args.local);
     let hosts = free_ports(processes)?.join(",");
     let secret = random_hex()?;

@@ -94,6 +94,12 @@ fn clap_exit(error: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    eprintln!("tideflow: {}", clap_message(&error));
+    ExitCode::from(2)
+}
+
+/// A clap error on one line, without its usage and help hints, ending "(see --help)".
+fn clap_message(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let message: Vec<&str> = rendered
         .lines()
@@ -102,11 +108,20 @@ fn clap_exit(error: clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     let message = message.join(" ");
-    eprintln!(
-        "tideflow: {} (see --help)",
+    format!(
+        "{} (see --help)",
         message.strip_prefix("error: ").unwrap_or(&message)
-    );
-    ExitCode::from(2)
+    )
+}
+
+/// Checks `tideflow run` arguments as `tideflow run` would parse them, without running: the
+/// error is the one `tideflow run` would print.
+fn check_run_args(args: &[String]) -> Result<(), Error> {
+    let argv = ["tideflow", "run"].into_iter().map(OsString::from);
+    match Cli::try_parse_from(argv.chain(args.iter().map(OsString::from))) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(Error::Config(clap_message(&error))),
+    }
 }
 
 /// Whole milliseconds of a duration, saturating at `u64::MAX`.

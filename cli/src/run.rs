@@ -74,7 +74,9 @@ pub(crate) enum Mode {
 pub(crate) struct RunArgs {
     /// Input file, or a directory whose files are all read (each file is one partition);
     /// tcp://HOST:PORT to read from a server (until it closes the connection); - for standard
-    /// input (until end of file). tcp:// and - need --format: jsonl, or csv with a header row.
+    /// input (until end of file); rate:rows_per_sec=N[,keys=K][,count=C][,seed=S][,partitions=P]
+    /// [,disorder=MS] for generated records with the fields ts, key and value. tcp:// and - need
+    /// --format: jsonl, or csv with a header row.
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
     /// Keep watching the --input directory, listing it again every DUR and reading new files,
@@ -108,7 +110,8 @@ pub(crate) struct RunArgs {
     /// key's aggregates run over all its records (--mode update or complete).
     #[arg(long, value_name = "SPEC", value_parser = spec_arg::<Window>)]
     window: Option<Window>,
-    /// count, sum:F, avg:F, min:F or max:F; repeat for several.
+    /// count, sum:F, avg:F, min:F, max:F, first:F, last:F or count_distinct:F; repeat for
+    /// several.
     #[arg(long = "agg", value_name = "AGG", required = true, value_parser = spec_arg::<AggSpec>)]
     aggs: Vec<AggSpec>,
     /// How far out of order events may arrive (per input file), e.g. 5s.
@@ -142,8 +145,9 @@ pub(crate) struct RunArgs {
     /// final results are the same.
     #[arg(long, value_name = "TRIGGER", default_value = "continuous", value_parser = trigger_arg)]
     trigger: Trigger,
-    /// Worker threads (in each process of a cluster).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Worker threads (in each process of a cluster); at most 256 over all processes, the
+    /// number of key groups keyed state is spread over.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
     #[command(flatten)]
     cluster: ClusterArgs,

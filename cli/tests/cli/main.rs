@@ -14,6 +14,7 @@ mod crash;
 mod live_csv;
 mod live_sources;
 mod metrics;
+mod operating;
 mod paths;
 mod resume;
 mod static_join;
