@@ -52,6 +52,43 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format of an input without --format: from the file's extension, or for a
+    /// directory from its files' extensions, which must all name one format.
+    fn of_input(path: &Path) -> Result<Format, Error> {
+        let unknown = |file: &Path| {
+            Error::Config(format!(
+                "--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv",
+                file.display()
+            ))
+        };
+        if !path.is_dir() {
+            return Format::from_extension(path).ok_or_else(|| unknown(path));
+        }
+        let files = tideflow::source::input_files(path)?;
+        let mut first: Option<(&PathBuf, Format)> = None;
+        for file in &files {
+            let format = Format::from_extension(file).ok_or_else(|| unknown(file))?;
+            match first {
+                None => first = Some((file, format)),
+                Some((one, seen)) if seen != format => {
+                    return Err(Error::Config(format!(
+                        "--format: the files of {} are not of one format ({} and {}); pass --format jsonl or --format csv",
+                        path.display(),
+                        one.display(),
+                        file.display()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        first.map(|(_, format)| format).ok_or_else(|| {
+            Error::Config(format!(
+                "--format: {} has no files to tell the format from; pass --format jsonl or --format csv",
+                path.display()
+            ))
+        })
+    }
 }
 
 /// Which rows `tideflow run` writes (DESIGN.md "Output modes").
@@ -79,11 +116,13 @@ pub(crate) struct RunArgs {
     /// --format: jsonl, or csv with a header row.
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
-    /// Keep watching the --input directory, listing it again every DUR and reading new files,
-    /// until the process is stopped (Ctrl-C).
+    /// Keep watching the --input directory, listing it again every DUR (at least 10ms) and
+    /// reading new files, until the process is stopped (Ctrl-C). A file --input is refused:
+    /// lines appended to a file are not followed.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     watch: Option<Duration>,
-    /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv).
+    /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv),
+    /// or for a directory from its files' extensions, which must agree.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Field holding the event time: integer ms since the epoch, or an RFC 3339 string.

@@ -34,7 +34,7 @@ use timely::dataflow::Scope;
 
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
-pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
+pub use file::{input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
