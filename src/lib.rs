@@ -64,6 +64,7 @@ pub mod aggregate {
 pub use checkpoint::FAULT_VAR;
 pub use checkpoint::{Checkpoint, SnapshotReport};
 pub use cluster::{Cluster, SECRET_VAR};
+pub use context::StopHandle;
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use flow::{Flow, RecordsInHandle};

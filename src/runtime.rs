@@ -26,7 +26,7 @@ use timely::WorkerConfig;
 
 use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport};
 use crate::cluster::{Cluster, PanicRouting, PeerWatch};
-use crate::context::SharedJob;
+use crate::context::{SharedJob, StopHandle, StopState};
 use crate::error::Error;
 use crate::flow::Flow;
 use crate::metrics::{Progress, ProgressListener};
@@ -55,6 +55,9 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// Progress reports while the job runs ([`Config::progress`]). By default, none.
     pub progress: Option<ProgressListener>,
+    /// What stops the job gracefully from outside ([`Config::stop_handle`]). By default, a
+    /// handle of its own, which nothing calls.
+    pub stop: StopHandle,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             checkpoint: None,
             cluster: None,
             progress: None,
+            stop: StopHandle::new(),
         }
     }
 }
@@ -174,6 +178,14 @@ impl Config {
         (config, receiver)
     }
 
+    /// A handle that stops the job gracefully ([`StopHandle`]): its sources stop reading,
+    /// what is complete is written (and, with snapshots, committed in one last snapshot the
+    /// job resumes from), and [`execute`] returns with [`JobReport::stopped`] set. A signal
+    /// handler may hold it.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
     fn timely(&self) -> timely::Config {
         if self.workers <= 1 {
             timely::Config::thread()
@@ -207,6 +219,10 @@ pub struct JobReport {
     pub state: BTreeMap<String, StateCount>,
     /// Snapshots taken and the one resumed from (all zero without a checkpoint directory).
     pub snapshots: SnapshotReport,
+    /// Whether the job ended because it was stopped ([`StopHandle::stop`]) before its input
+    /// ended: windows still open were not written (with snapshots, they are in the last one,
+    /// and the job resumes from it).
+    pub stopped: bool,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -230,11 +246,16 @@ where
         job.shared.fail(error);
         return;
     }
+    job.shared.graceful.worker_built();
     while !job.finished() && !job.shared.stopped() {
         worker.step_or_park(Some(Duration::from_millis(1)));
         if let Some((peer, reason)) = peers.and_then(PeerWatch::lost_peer) {
             job.shared
                 .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
+        }
+        if job.shared.graceful.requested() && job.stop_took_effect() {
+            job.shared.graceful.took_effect();
+            return;
         }
     }
 }
@@ -329,7 +350,10 @@ where
         });
     }
     let worker_checkpointer = checkpointer.clone();
-    let shared = Arc::new(SharedJob::default());
+    let shared = Arc::new(SharedJob::stopped_by(StopState::new(
+        config.stop.clone(),
+        config.workers.max(1),
+    )));
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
     // In a cluster: the job's own lost-peer watch, fed by panics routed to it while it runs.
@@ -362,8 +386,9 @@ where
             )));
         }
         job.report_state();
-        if job.shared.stopped() {
-            // Sources halted without closing their windows; timely would wait for them forever.
+        if job.shared.stopped() || !job.finished() {
+            // Sources halted without closing their windows (after an error, or a graceful
+            // stop); timely would wait for them forever.
             for dataflow in worker.installed_dataflows() {
                 worker.drop_dataflow(dataflow);
             }
@@ -420,8 +445,14 @@ where
         let _tag = peer_watch.as_ref().map(PeerWatch::tag_thread);
         panic::catch_unwind(AssertUnwindSafe(|| guards.join()))
     };
-    let lost_peer = peer_watch.as_ref().and_then(|watch| watch.lost_peer());
+    let mut lost_peer = peer_watch.as_ref().and_then(|watch| watch.lost_peer());
     reporter.finish();
+    // A cluster stopping gracefully: a peer that stopped before this process broke its
+    // connections as it ended; that is the stop, not an error.
+    let peer_stopped = lost_peer.is_some() && shared.graceful.requested();
+    if peer_stopped {
+        shared.graceful.took_effect();
+    }
     // A job that stopped on its own error broke its connections itself: that error is the
     // one to report (a worker's panic on a queue the lost peer poisoned is not).
     let own_error = shared.take_error();
@@ -429,6 +460,9 @@ where
         if !matches!(error, Error::Internal(_) | Error::Cluster(_)) || lost_peer.is_none() {
             return Err(error);
         }
+    }
+    if peer_stopped {
+        lost_peer = None;
     }
     if let (Some(cluster), Some((peer, reason))) = (&config.cluster, lost_peer) {
         let address = cluster.addresses.get(peer).cloned().unwrap_or_default();
@@ -449,7 +483,7 @@ where
             panic.get_or_insert(panic_message(&*payload));
         }
     }
-    if let Some(message) = panic {
+    if let Some(message) = panic.filter(|_| !peer_stopped) {
         return Err(Error::Internal(format!("a worker panicked: {message}")));
     }
     let state = shared.take_state();
@@ -463,6 +497,7 @@ where
         future_events: shared.future_events.load(Ordering::Relaxed),
         state,
         snapshots: checkpointer.map(|c| c.report()).unwrap_or_default(),
+        stopped: shared.graceful.has_taken_effect(),
         elapsed: started.elapsed(),
     })
 }

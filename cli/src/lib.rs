@@ -7,7 +7,8 @@
 //! `tideflow demo` runs a self-contained pipeline on the rate generator; `tideflow bench`
 //! measures latency and throughput (docs/BENCHMARKS.md). Every error becomes
 //! one line on standard error naming the flag, file or line at fault, and a non-zero exit code:
-//! 2 for a user mistake, 3 for an I/O failure, 70 for a bug.
+//! 2 for a user mistake, 3 for an I/O failure, 70 for a bug. SIGINT or SIGTERM stops `run`
+//! gracefully, with the exit code 130 or 143 (`signals.rs`).
 
 #![deny(missing_docs)]
 
@@ -19,6 +20,7 @@ mod output;
 mod progress;
 pub mod record;
 mod run;
+mod signals;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -61,13 +63,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(*args),
-        Command::Explain(args) => run::explain::explain(*args),
+        Command::Explain(args) => run::explain::explain(*args).map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster::cluster(args),
-        Command::Demo(args) => demo::demo(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Demo(args) => demo::demo(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::bench(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             let error = flags::flag_names(error);
             eprintln!("tideflow: {error}");

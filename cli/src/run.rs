@@ -2,6 +2,7 @@
 //! standard input, optionally enriched from a static table (`--join-static`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -11,6 +12,7 @@ use super::output::{LateEncoder, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{decode_csv, decode_json, AggSpec, CsvColumns, Key, Row, RowAggregator};
+use crate::signals::{self, SignalStop};
 use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
 use tideflow::source::Source;
 use tideflow::source::{
@@ -20,7 +22,7 @@ use tideflow::source::{
 use tideflow::Error;
 use tideflow::Stream;
 use tideflow::Window;
-use tideflow::{execute, Config, Flow, JobReport};
+use tideflow::{execute, Config, Flow, JobReport, StopHandle};
 use tideflow::{Change, Trigger};
 use tideflow::{Cluster, SECRET_VAR};
 
@@ -415,9 +417,10 @@ impl Plan {
         }
     }
 
-    /// Opens the progress outputs and runs the job.
-    fn execute(self) -> Result<JobReport, Error> {
+    /// Opens the progress outputs and runs the job, until its input ends or `stop` stops it.
+    fn execute(self, stop: StopHandle) -> Result<JobReport, Error> {
         let mut config = Config::workers(self.workers).trigger(self.trigger);
+        config.stop = stop;
         config.checkpoint = self.checkpoint.clone();
         // Served until the job ends.
         let progress = self.progress.as_ref().map(CliProgress::open).transpose()?;
@@ -482,8 +485,8 @@ impl Plan {
     }
 }
 
-/// Runs `tideflow run`.
-pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
+/// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let rows = match args.mode {
         Mode::Append => "window rows written",
         Mode::Update => "update rows written",
@@ -495,10 +498,18 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
         Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),
         None => String::new(),
     };
-    let report = plan.execute()?;
+    let checkpoints = plan.checkpoint.is_some();
+    let stop = StopHandle::new();
+    let handle = stop.clone();
+    let signals = SignalStop::install(move |_| handle.stop())?;
+    let report = plan.execute(stop)?;
+    let code = match signals.received() {
+        Some(signal) => ExitCode::from(signals::exit_code(signal)),
+        None => ExitCode::SUCCESS,
+    };
     if report.snapshots.already_complete {
         eprintln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
-        return Ok(());
+        return Ok(code);
     }
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
@@ -515,5 +526,16 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
             snapshots.max_duration.as_secs_f64() * 1e3
         );
     }
-    Ok(())
+    if let Some(signal) = signals.received().filter(|_| report.stopped) {
+        let rest = if checkpoints {
+            "the snapshot it stopped at is committed, with the open windows in it: run the same command again to resume there"
+        } else {
+            "every window the watermark had closed is written; windows still open are not (as Spark's stop())"
+        };
+        eprintln!(
+            "tideflow: {who}stopped by {}: {rest}",
+            signals::name(signal)
+        );
+    }
+    Ok(code)
 }

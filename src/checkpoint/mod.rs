@@ -143,6 +143,10 @@ struct State {
     done: bool,
     /// A snapshot failed: no more are started.
     broken: bool,
+    /// With a graceful stop requested: the epoch of the snapshot the job stops at.
+    stop_epoch: Option<u64>,
+    /// The epoch of the last snapshot this run committed.
+    committed_epoch: Option<u64>,
     report: SnapshotReport,
 }
 
@@ -250,6 +254,8 @@ impl Checkpointer {
                 recovered,
                 done: already_complete,
                 broken: false,
+                stop_epoch: None,
+                committed_epoch: None,
                 report: SnapshotReport {
                     resumed_from: resumed_epoch,
                     already_complete,
@@ -395,6 +401,30 @@ impl Checkpointer {
         state.max_sent = state.max_sent.max(high);
         state.sent_since = state.sent_since.saturating_add(sent);
         Ok(result)
+    }
+
+    /// A graceful stop was requested ([`StopHandle`](crate::StopHandle)): the snapshot
+    /// pending now, or else one started at once, is the one the job stops at (like Flink's
+    /// stop-with-savepoint). Returns its epoch, once every worker has built its dataflow and
+    /// unless the job has ended or a snapshot failed.
+    pub(crate) fn stop_snapshot(&self) -> Result<Option<u64>, Error> {
+        let mut state = self.lock();
+        if state.stop_epoch.is_none() && !state.done && !state.broken && state.built == self.peers {
+            if state.pending.is_none() {
+                self.start(&mut state)?;
+            }
+            state.stop_epoch = state.pending.as_ref().map(|p| p.epoch);
+        }
+        Ok(state.stop_epoch)
+    }
+
+    /// Whether the snapshot a graceful stop asked for is committed (or the job has ended).
+    pub(crate) fn stop_snapshot_committed(&self) -> bool {
+        let state = self.lock();
+        state.done
+            || state
+                .stop_epoch
+                .is_some_and(|epoch| state.committed_epoch.is_some_and(|done| done >= epoch))
     }
 
     /// Starts the snapshot at the next epoch: above every stamp sent so far.
@@ -622,6 +652,7 @@ impl Checkpointer {
         report.max_duration = report.max_duration.max(took);
         state.next_due = Instant::now() + self.interval;
         state.sent_since = 0;
+        state.committed_epoch = Some(epoch);
         Ok(())
     }
 

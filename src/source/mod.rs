@@ -286,7 +286,10 @@ where
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
         };
-        let inner = driver.drive(*scope, source, event_time, strategy.into());
+        use timely::dataflow::operators::Probe;
+        let inner = driver
+            .drive(*scope, source, event_time, strategy.into())
+            .probe_with(&job.source_probe);
         Stream { inner, job }
     }
 }

@@ -18,5 +18,6 @@ mod operating;
 mod paths;
 mod resume;
 mod static_join;
+mod stop;
 mod support;
 mod workspace;
