@@ -339,3 +339,47 @@ fn ctrl_c_ends_a_watched_directory_and_a_skipped_entry_is_named_once() {
         "{\"key\":\"a\",\"window_start\":0,\"window_end\":10000,\"count\":1}\n{\"key\":\"a\",\"window_start\":10000,\"window_end\":20000,\"count\":2}\n"
     );
 }
+
+#[test]
+fn cluster_local_forwards_sigint_and_every_process_stops_gracefully() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let output = dir.path().join("out.jsonl");
+    let shown = output.to_string_lossy().into_owned();
+    let progress = dir.path().join("progress.jsonl");
+    let progress_shown = progress.to_string_lossy().into_owned();
+    let rate = "rate:rows_per_sec=2000,keys=3";
+    let mut args = vec!["cluster", "--local", "2", "--"];
+    // Process P writes its progress reports to progress.jsonl.P.
+    args.extend(rate_query(rate, &shown, &["--progress", &progress_shown]));
+    let job = Running::start(&args);
+    wait_for_lines(&output, 6);
+    job.signal("INT");
+    let (status, stderr) = job.finish();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    // Both processes stopped gracefully (their lines may interleave on the shared pipe).
+    assert!(stderr.matches("stopped by SIGINT").count() >= 2, "{stderr}");
+    assert!(!stderr.contains("lost process"), "{stderr}");
+    // The rows written are those of a run over every record the processes read (their
+    // standard errors interleave: the final progress reports say how many).
+    let read: u64 = (0..2)
+        .map(|process| {
+            let path = dir.path().join(format!("progress.jsonl.{process}"));
+            let reports = std::fs::read_to_string(&path).expect("progress reports");
+            let last: serde_json::Value =
+                serde_json::from_str(reports.lines().last().expect("a report")).expect("JSON");
+            assert_eq!(last["final"], true, "{last}");
+            last["input_rows"].as_u64().expect("input rows")
+        })
+        .sum();
+    let written = std::fs::read_to_string(&output).expect("the output");
+    let reference_rate = format!("{rate},count={read}");
+    let reference = dir.path().join("reference.jsonl");
+    let reference_shown = reference.to_string_lossy().into_owned();
+    let ran = tideflow(&rate_query(&reference_rate, &reference_shown, &[]));
+    assert_eq!(ran.status.code(), Some(0));
+    let reference = std::fs::read_to_string(&reference).expect("the reference output");
+    assert!(
+        reference.starts_with(&written),
+        "not a prefix:\n{written}\nof\n{reference}"
+    );
+}
