@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -92,6 +92,13 @@ impl Drop for Running {
     }
 }
 
+/// `dir/name`, and as an argument.
+fn path_in(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let shown = path.to_string_lossy().into_owned();
+    (path, shown)
+}
+
 /// Waits until `path` holds at least `lines` lines.
 fn wait_for_lines(path: &Path, lines: usize) {
     let start = Instant::now();
@@ -149,10 +156,8 @@ fn rate_query<'a>(rate: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a 
 #[test]
 fn sigint_stops_an_endless_job_with_its_summary_and_the_closed_windows_written() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = dir.path().join("out.jsonl");
-    let shown = output.to_string_lossy().into_owned();
-    let progress = dir.path().join("progress.jsonl");
-    let progress_shown = progress.to_string_lossy().into_owned();
+    let (output, shown) = path_in(dir.path(), "out.jsonl");
+    let (progress, progress_shown) = path_in(dir.path(), "progress.jsonl");
     let rate = "rate:rows_per_sec=2000,keys=3";
     let job = Running::start(&rate_query(
         rate,
@@ -179,17 +184,21 @@ fn sigint_stops_an_endless_job_with_its_summary_and_the_closed_windows_written()
     let last = reports.lines().last().expect("a report");
     assert!(last.contains("\"final\":true"), "{last}");
     // The rows written are those of the same records read by a run that ends there.
-    let read = records_read(&stderr);
     let written = std::fs::read_to_string(&output).expect("the output");
+    assert!(written.lines().count() >= 6);
+    assert_written_as_by_a_run_of(dir.path(), rate, records_read(&stderr), &written);
+}
+
+/// Asserts that `written` is a prefix of the output of the same query over the first `read`
+/// records of `rate`: every window the watermark had closed is in it, whole.
+fn assert_written_as_by_a_run_of(dir: &Path, rate: &str, read: u64, written: &str) {
     let reference_rate = format!("{rate},count={read}");
-    let reference = dir.path().join("reference.jsonl");
-    let reference_shown = reference.to_string_lossy().into_owned();
+    let (reference, reference_shown) = path_in(dir, "reference.jsonl");
     let ran = tideflow(&rate_query(&reference_rate, &reference_shown, &[]));
     assert_eq!(ran.status.code(), Some(0));
     let reference = std::fs::read_to_string(&reference).expect("the reference output");
-    assert!(written.lines().count() >= 6);
     assert!(
-        reference.starts_with(&written),
+        reference.starts_with(written),
         "not a prefix:\n{written}\nof\n{reference}"
     );
 }
@@ -199,13 +208,10 @@ fn sigterm_with_a_checkpoint_directory_commits_a_snapshot_that_a_resumed_run_com
     let dir = tempfile::tempdir().expect("a temporary directory");
     let rate = "rate:rows_per_sec=4000,keys=3,count=40000";
     // The reference: one uninterrupted run, at the same time.
-    let reference = dir.path().join("reference.jsonl");
-    let reference_shown = reference.to_string_lossy().into_owned();
+    let (reference, reference_shown) = path_in(dir.path(), "reference.jsonl");
     let reference_run = Running::start(&rate_query(rate, &reference_shown, &[]));
-    let output = dir.path().join("out.jsonl");
-    let shown = output.to_string_lossy().into_owned();
-    let ck = dir.path().join("ck");
-    let ck_shown = ck.to_string_lossy().into_owned();
+    let (output, shown) = path_in(dir.path(), "out.jsonl");
+    let (_, ck_shown) = path_in(dir.path(), "ck");
     let args = rate_query(
         rate,
         &shown,
@@ -251,12 +257,9 @@ fn sigterm_with_a_checkpoint_directory_commits_a_snapshot_that_a_resumed_run_com
 #[test]
 fn a_second_signal_stops_at_once() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = dir.path().join("out.jsonl");
-    let shown = output.to_string_lossy().into_owned();
-    let progress = dir.path().join("progress.jsonl");
-    let progress_shown = progress.to_string_lossy().into_owned();
-    let ck = dir.path().join("ck");
-    let ck_shown = ck.to_string_lossy().into_owned();
+    let (_, shown) = path_in(dir.path(), "out.jsonl");
+    let (progress, progress_shown) = path_in(dir.path(), "progress.jsonl");
+    let (_, ck_shown) = path_in(dir.path(), "ck");
     // Micro-batches 1000 hours apart: the snapshot a graceful stop asks for cannot complete
     // before the next batch, so only the second signal ends the job.
     let mut job = Running::start(&rate_query(
@@ -299,8 +302,7 @@ fn ctrl_c_ends_a_watched_directory_and_a_skipped_entry_is_named_once() {
         "1.jsonl",
         "{\"ts\":1000,\"k\":\"a\"}\n{\"ts\":12000,\"k\":\"a\"}\n",
     );
-    let output = dir.path().join("out.jsonl");
-    let shown = output.to_string_lossy().into_owned();
+    let (output, shown) = path_in(dir.path(), "out.jsonl");
     let input_shown = input.to_string_lossy().into_owned();
     let job = Running::start(&[
         "run",
@@ -343,10 +345,8 @@ fn ctrl_c_ends_a_watched_directory_and_a_skipped_entry_is_named_once() {
 #[test]
 fn cluster_local_forwards_sigint_and_every_process_stops_gracefully() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = dir.path().join("out.jsonl");
-    let shown = output.to_string_lossy().into_owned();
-    let progress = dir.path().join("progress.jsonl");
-    let progress_shown = progress.to_string_lossy().into_owned();
+    let (output, shown) = path_in(dir.path(), "out.jsonl");
+    let (_, progress_shown) = path_in(dir.path(), "progress.jsonl");
     let rate = "rate:rows_per_sec=2000,keys=3";
     let mut args = vec!["cluster", "--local", "2", "--"];
     // Process P writes its progress reports to progress.jsonl.P.
@@ -372,14 +372,5 @@ fn cluster_local_forwards_sigint_and_every_process_stops_gracefully() {
         })
         .sum();
     let written = std::fs::read_to_string(&output).expect("the output");
-    let reference_rate = format!("{rate},count={read}");
-    let reference = dir.path().join("reference.jsonl");
-    let reference_shown = reference.to_string_lossy().into_owned();
-    let ran = tideflow(&rate_query(&reference_rate, &reference_shown, &[]));
-    assert_eq!(ran.status.code(), Some(0));
-    let reference = std::fs::read_to_string(&reference).expect("the reference output");
-    assert!(
-        reference.starts_with(&written),
-        "not a prefix:\n{written}\nof\n{reference}"
-    );
+    assert_written_as_by_a_run_of(dir.path(), rate, read, &written);
 }
