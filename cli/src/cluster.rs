@@ -58,7 +58,9 @@ pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
         }
     }
     // Checked once here, so that a bad flag is reported once, not by every process.
-    crate::check_run_args(&args.run)?;
+    if !crate::check_run_args(&args.run)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let processes = usize::from(args.local);
     let hosts = free_ports(processes)?.join(",");
     let secret = random_hex()?;

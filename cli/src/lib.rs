@@ -117,11 +117,17 @@ fn clap_message(error: &clap::Error) -> String {
 }
 
 /// Checks `tideflow run` arguments as `tideflow run` would parse them, without running: the
-/// error is the one `tideflow run` would print.
-fn check_run_args(args: &[String]) -> Result<(), Error> {
+/// error is the one `tideflow run` would print. Asked for help (`--help`), prints it and
+/// returns `false`: there is nothing to run.
+fn check_run_args(args: &[String]) -> Result<bool, Error> {
+    use clap::error::ErrorKind as Kind;
     let argv = ["tideflow", "run"].into_iter().map(OsString::from);
     match Cli::try_parse_from(argv.chain(args.iter().map(OsString::from))) {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(error) if matches!(error.kind(), Kind::DisplayHelp | Kind::DisplayVersion) => {
+            let _ = error.print();
+            Ok(false)
+        }
         Err(error) => Err(Error::Config(clap_message(&error))),
     }
 }

@@ -81,6 +81,11 @@ fn cluster_takes_the_word_run_and_reports_a_bad_flag_once() {
         2,
     );
     assert!(line.contains("--bogus"), "{line}");
+    // Help, once.
+    let out = tideflow(&["cluster", "--local", "2", "--", "run", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("Usage: tideflow run").count(), 1, "{stdout}");
 }
 
 #[test]

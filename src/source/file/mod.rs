@@ -138,7 +138,7 @@ impl<F: FileFormat> FileSource<F> {
 
     /// Keeps watching the directory: every `poll_interval` it is listed again and each new
     /// file becomes a new partition, so the source never finishes on its own (the job runs
-    /// until the process is stopped). By default, the directory is listed once and the source
+    /// until it is stopped: [`StopHandle`](crate::StopHandle), or the process ends). By default, the directory is listed once and the source
     /// finishes when every file is read.
     ///
     /// New files are numbered in discovery order (the files of one listing in name order,
