@@ -56,7 +56,8 @@ pub struct Config {
     /// Progress reports while the job runs ([`Config::progress`]). By default, none.
     pub progress: Option<ProgressListener>,
     /// What stops the job gracefully from outside ([`Config::stop_handle`]). By default, a
-    /// handle of its own, which nothing calls.
+    /// handle of its own, which nothing calls. A clone of the config shares it, and a handle
+    /// once stopped stops every later job run with it at once: give each run a fresh one.
     pub stop: StopHandle,
 }
 
