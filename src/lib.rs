@@ -71,6 +71,7 @@ pub mod aggregate {
 pub use checkpoint::FAULT_VAR;
 pub use checkpoint::{Checkpoint, JobFingerprint, SnapshotReport};
 pub use cluster::{Cluster, SECRET_VAR};
+pub use context::StopHandle;
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use flow::{Flow, RecordsInHandle};
@@ -78,7 +79,7 @@ pub use metrics::{
     LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
     STATE_BYTES_PER_ROW,
 };
-pub use runtime::{execute, Config, JobReport};
+pub use runtime::{execute, Config, JobReport, MAX_WORKERS};
 pub use stream::{KeyedStream, ResultsAndLate, StaticTable, Stream, WindowedStream};
 pub use tideflow_operators::keyed::interval_join::Joined;
 pub use tideflow_operators::keyed::map_with_state::{Records, StateContext, StateInput};

@@ -15,6 +15,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tideflow_operators::snapshot::KEY_GROUPS;
 use tideflow_operators::state::StateCount;
 use tideflow_operators::Trigger;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -25,7 +26,7 @@ use timely::WorkerConfig;
 
 use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport};
 use crate::cluster::{Cluster, PanicRouting, PeerWatch};
-use crate::context::SharedJob;
+use crate::context::{SharedJob, StopHandle, StopState};
 use crate::error::Error;
 use crate::flow::Flow;
 use crate::metrics::{Progress, ProgressListener};
@@ -54,6 +55,10 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// Progress reports while the job runs ([`Config::progress`]). By default, none.
     pub progress: Option<ProgressListener>,
+    /// What stops the job gracefully from outside ([`Config::stop_handle`]). By default, a
+    /// handle of its own, which nothing calls. A clone of the config shares it, and a handle
+    /// once stopped stops every later job run with it at once: give each run a fresh one.
+    pub stop: StopHandle,
 }
 
 impl Default for Config {
@@ -64,6 +69,7 @@ impl Default for Config {
             checkpoint: None,
             cluster: None,
             progress: None,
+            stop: StopHandle::new(),
         }
     }
 }
@@ -203,6 +209,14 @@ impl Config {
         (config, receiver)
     }
 
+    /// A handle that stops the job gracefully ([`StopHandle`]): its sources stop reading,
+    /// what is complete is written (and, with snapshots, committed in one last snapshot the
+    /// job resumes from), and [`execute`] returns with [`JobReport::stopped`] set. A signal
+    /// handler may hold it.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
     fn timely(&self) -> timely::Config {
         if self.workers <= 1 {
             timely::Config::thread()
@@ -236,6 +250,10 @@ pub struct JobReport {
     pub state: BTreeMap<String, StateCount>,
     /// Snapshots taken and the one resumed from (all zero without a checkpoint directory).
     pub snapshots: SnapshotReport,
+    /// Whether the job ended because it was stopped ([`StopHandle::stop`]) before its input
+    /// ended: windows still open were not written (with snapshots, they are in the last one,
+    /// and the job resumes from it).
+    pub stopped: bool,
     /// Wall-clock time from start to finish.
     pub elapsed: Duration,
 }
@@ -259,13 +277,42 @@ where
         job.shared.fail(error);
         return;
     }
+    job.shared.graceful.worker_built();
     while !job.finished() && !job.shared.stopped() {
         worker.step_or_park(Some(Duration::from_millis(1)));
         if let Some((peer, reason)) = peers.and_then(PeerWatch::lost_peer) {
             job.shared
                 .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
         }
+        if job.shared.graceful.requested() && job.stop_took_effect() {
+            job.shared.graceful.took_effect();
+            return;
+        }
     }
+}
+
+/// The most worker threads a job may have, over all its processes: keyed state is spread over
+/// this many key groups ([`KEY_GROUPS`]), so a worker beyond them would own no key and only add
+/// threads, channels and memory (1024 workers took 200 s and 1.5 GB for 8 records).
+pub const MAX_WORKERS: usize = KEY_GROUPS as usize;
+
+/// Refuses more workers, over all processes, than there are key groups ([`MAX_WORKERS`]).
+fn check_workers(config: &Config) -> Result<(), Error> {
+    let processes = config.cluster.as_ref().map_or(1, Cluster::processes);
+    let total = config.workers.max(1).saturating_mul(processes);
+    if total > MAX_WORKERS {
+        let what = match processes {
+            1 => format!("{} workers", config.workers),
+            _ => format!(
+                "{} workers in each of {processes} processes ({total} in all)",
+                config.workers
+            ),
+        };
+        return Err(Error::Config(format!(
+            "Config::workers: {what} is more than the {MAX_WORKERS} key groups keyed state is spread over; use at most {MAX_WORKERS} in all"
+        )));
+    }
+    Ok(())
 }
 
 /// The message of a panic payload.
@@ -317,6 +364,7 @@ where
     F: Fn(&mut Flow<'_>) -> Result<(), Error> + Send + Sync + 'static,
 {
     let started = Instant::now();
+    check_workers(&config)?;
     let checkpointer = match &config.checkpoint {
         Some(checkpoint) => Some(Checkpointer::open(
             checkpoint,
@@ -333,7 +381,10 @@ where
         });
     }
     let worker_checkpointer = checkpointer.clone();
-    let shared = Arc::new(SharedJob::default());
+    let shared = Arc::new(SharedJob::stopped_by(StopState::new(
+        config.stop.clone(),
+        config.workers.max(1),
+    )));
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
     // In a cluster: the job's own lost-peer watch, fed by panics routed to it while it runs.
@@ -366,8 +417,9 @@ where
             )));
         }
         job.report_state();
-        if job.shared.stopped() {
-            // Sources halted without closing their windows; timely would wait for them forever.
+        if job.shared.stopped() || !job.finished() {
+            // Sources halted without closing their windows (after an error, or a graceful
+            // stop); timely would wait for them forever.
             for dataflow in worker.installed_dataflows() {
                 worker.drop_dataflow(dataflow);
             }
@@ -424,8 +476,14 @@ where
         let _tag = peer_watch.as_ref().map(PeerWatch::tag_thread);
         panic::catch_unwind(AssertUnwindSafe(|| guards.join()))
     };
-    let lost_peer = peer_watch.as_ref().and_then(|watch| watch.lost_peer());
+    let mut lost_peer = peer_watch.as_ref().and_then(|watch| watch.lost_peer());
     reporter.finish();
+    // A cluster stopping gracefully: a peer that stopped before this process broke its
+    // connections as it ended; that is the stop, not an error.
+    let peer_stopped = lost_peer.is_some() && shared.graceful.requested();
+    if peer_stopped {
+        shared.graceful.took_effect();
+    }
     // A job that stopped on its own error broke its connections itself: that error is the
     // one to report (a worker's panic on a queue the lost peer poisoned is not).
     let own_error = shared.take_error();
@@ -433,6 +491,9 @@ where
         if !matches!(error, Error::Internal(_) | Error::Cluster(_)) || lost_peer.is_none() {
             return Err(error);
         }
+    }
+    if peer_stopped {
+        lost_peer = None;
     }
     if let (Some(cluster), Some((peer, reason))) = (&config.cluster, lost_peer) {
         let address = cluster.addresses.get(peer).cloned().unwrap_or_default();
@@ -453,7 +514,7 @@ where
             panic.get_or_insert(panic_message(&*payload));
         }
     }
-    if let Some(message) = panic {
+    if let Some(message) = panic.filter(|_| !peer_stopped) {
         return Err(Error::Internal(format!("a worker panicked: {message}")));
     }
     let state = shared.take_state();
@@ -467,6 +528,7 @@ where
         future_events: shared.future_events.load(Ordering::Relaxed),
         state,
         snapshots: checkpointer.map(|c| c.report()).unwrap_or_default(),
+        stopped: shared.graceful.has_taken_effect(),
         elapsed: started.elapsed(),
     })
 }

@@ -15,6 +15,8 @@ use tideflow_operators::state::StateRows;
 use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::Trigger;
 
+use timely::dataflow::ProbeHandle;
+
 use crate::checkpoint::{Checkpointer, WorkerRegistry};
 use crate::context::SharedJob;
 use crate::error::Error;
@@ -28,6 +30,10 @@ pub(crate) struct WorkerJob {
     pub(crate) shared: Arc<SharedJob>,
     pub(crate) checkpointer: Option<Arc<Checkpointer>>,
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
+    /// The frontier of every source's output, for a graceful stop.
+    pub(crate) source_probe: ProbeHandle<u64>,
+    /// The frontier of every sink's input, for a graceful stop.
+    pub(crate) sink_probe: ProbeHandle<u64>,
     /// The stateful operators built on this worker: id, kind, gauge.
     state: RefCell<Vec<(String, &'static str, StateRows)>>,
 }
@@ -48,6 +54,8 @@ impl WorkerJob {
             shared,
             checkpointer,
             terminals: RefCell::new(Vec::new()),
+            source_probe: ProbeHandle::new(),
+            sink_probe: ProbeHandle::new(),
             state: RefCell::new(Vec::new()),
         }
     }
@@ -120,5 +128,31 @@ impl WorkerJob {
     /// Whether every terminal operator of this worker has seen the end of its input.
     pub(crate) fn finished(&self) -> bool {
         self.terminals.borrow().iter().all(|done| done.get())
+    }
+
+    /// Under a graceful stop ([`StopHandle`](crate::StopHandle)), whether it has taken effect
+    /// and this worker may end: with snapshots, once the snapshot the job stops at is
+    /// committed (except under [`Trigger::Once`], which takes none before the end); without,
+    /// once every source of this process has stopped reading and the sinks' input frontier has
+    /// caught up with the sources' output frontier, so that every row stamped below it (every
+    /// window the watermark has closed) has reached its sink.
+    pub(crate) fn stop_took_effect(&self) -> bool {
+        match &self.checkpointer {
+            Some(checkpointer) if self.trigger != Trigger::Once => {
+                checkpointer.stop_snapshot_committed()
+            }
+            _ => self.shared.graceful.sources_stopped() && self.sinks_caught_up(),
+        }
+    }
+
+    /// Whether the sinks' input frontier has reached the sources' output frontier.
+    fn sinks_caught_up(&self) -> bool {
+        let sources = self.source_probe.with_frontier(|f| f.first().copied());
+        let sinks = self.sink_probe.with_frontier(|f| f.first().copied());
+        match (sources, sinks) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(sources), Some(sinks)) => sinks >= sources,
+        }
     }
 }

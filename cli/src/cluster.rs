@@ -1,14 +1,19 @@
 //! `tideflow cluster --local N -- <run args>`: N processes of one job on this machine, on free
 //! loopback ports, with a fresh cluster id and secret; their output is the terminal's, and the
-//! launcher fails if any process fails. Process P writes `--progress PATH` to `PATH.P` and
+//! launcher fails if any process fails. SIGINT and SIGTERM are forwarded to the processes
+//! (which run in process groups of their own, so that a terminal's Ctrl-C reaches them once).
+//! Process P writes `--progress PATH` to `PATH.P` and
 //! serves `--metrics-addr HOST:PORT` on `PORT + P`.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, ExitStatus};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use crate::signals::{self, SignalStop};
 use tideflow::Error;
 use tideflow::SECRET_VAR;
 
@@ -21,13 +26,19 @@ pub(crate) struct ClusterArgs {
     /// Start this many processes of the job on this machine (2 or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=64))]
     local: u16,
-    /// The `tideflow run` arguments, after `--` (the cluster flags are added).
+    /// The `tideflow run` arguments, after `--`, optionally starting with the word `run` (the
+    /// cluster flags are added).
     #[arg(last = true, required = true, value_name = "RUN ARGS")]
     run: Vec<String>,
 }
 
-/// Runs `tideflow cluster`.
-pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
+/// Runs `tideflow cluster`. SIGINT or SIGTERM is forwarded to every process (each stops
+/// gracefully, a second signal at once); the launcher then exits with 128 + its number.
+pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
+    // `cluster --local 2 -- run --input ...` reads as the command it runs.
+    if args.run.first().is_some_and(|first| first == "run") {
+        args.run.remove(0);
+    }
     for flag in [
         "--processes",
         "--process-id",
@@ -46,12 +57,28 @@ pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
             )));
         }
     }
+    // Checked once here, so that a bad flag is reported once, not by every process.
+    if !crate::check_run_args(&args.run)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let processes = usize::from(args.local);
     let hosts = free_ports(processes)?.join(",");
     let secret = random_hex()?;
     let cluster_id = format!("local-{}", std::process::id());
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the tideflow executable", e))?;
+    // The processes started so far, to forward signals to.
+    let pids: Arc<Mutex<Vec<libc::pid_t>>> = Arc::default();
+    let forward_to = Arc::clone(&pids);
+    let signals = SignalStop::install(move |signal| {
+        for &pid in lock(&forward_to).iter() {
+            // SAFETY: kill(2) with the pid of a child this process started and a valid signal
+            // number; it touches no memory of this process.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        }
+    })?;
     let mut children: Vec<Child> = Vec::with_capacity(processes);
     for process in 0..processes {
         let child = Command::new(&exe)
@@ -62,16 +89,28 @@ pub(crate) fn cluster(args: ClusterArgs) -> Result<(), Error> {
             .args(["--hosts", &hosts])
             .args(["--cluster-id", &cluster_id])
             .env(SECRET_VAR, &secret)
+            // Out of the terminal's process group: a Ctrl-C reaches the processes once, through
+            // the launcher, not twice (which would stop them at once).
+            .process_group(0)
             .spawn();
         match child {
-            Ok(child) => children.push(child),
+            Ok(child) => {
+                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                    lock(&pids).push(pid);
+                }
+                children.push(child);
+            }
             Err(e) => {
                 stop(&mut children);
                 return Err(Error::io(format!("cannot start process {process}"), e));
             }
         }
     }
-    wait(children)
+    wait(children, &signals)?;
+    Ok(match signals.received() {
+        Some(signal) => ExitCode::from(signals::exit_code(signal)),
+        None => ExitCode::SUCCESS,
+    })
 }
 
 /// The run arguments of process `process`: each process writes its own `--progress` file
@@ -115,8 +154,9 @@ fn per_process(run: &[String], process: usize) -> Result<Vec<String>, Error> {
 }
 
 /// Waits for every process; after the first failure, gives the others [`GRACE`] to stop (they
-/// notice the lost peer) and then kills them. Fails naming the first process that failed.
-fn wait(mut children: Vec<Child>) -> Result<(), Error> {
+/// notice the lost peer) and then kills them. Fails naming the first process that failed; a
+/// process that stopped gracefully on the signal `signals` received did not fail.
+fn wait(mut children: Vec<Child>, signals: &SignalStop) -> Result<(), Error> {
     let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
     let mut first_failure: Option<(usize, ExitStatus)> = None;
     let mut failed_at: Option<Instant> = None;
@@ -127,7 +167,10 @@ fn wait(mut children: Vec<Child>) -> Result<(), Error> {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 statuses[process] = Some(status);
-                if !status.success() && first_failure.is_none() {
+                let stopped = signals.received().is_some_and(|signal| {
+                    status.code() == Some(i32::from(signals::exit_code(signal)))
+                });
+                if !status.success() && !stopped && first_failure.is_none() {
                     first_failure = Some((process, status));
                     failed_at = Some(Instant::now());
                 }
@@ -145,6 +188,11 @@ fn wait(mut children: Vec<Child>) -> Result<(), Error> {
             children.len()
         ))),
     }
+}
+
+/// The pids, even if the signal thread panicked holding them.
+fn lock(pids: &Mutex<Vec<libc::pid_t>>) -> std::sync::MutexGuard<'_, Vec<libc::pid_t>> {
+    pids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Kills every process still running.

@@ -6,7 +6,7 @@
 use tideflow::{Error, SECRET_VAR};
 
 /// The library's phrases and the command line's, the longer phrase of a setting first.
-fn phrases() -> [(&'static str, String); 8] {
+fn phrases() -> [(&'static str, String); 9] {
     [
         (
             "Cluster::secret: must not be empty",
@@ -22,6 +22,7 @@ fn phrases() -> [(&'static str, String); 8] {
         ("Checkpoint::interval", "--snapshot-interval".into()),
         ("Checkpoint::keep", "--keep-snapshots".into()),
         ("OnError", "--on-error".into()),
+        ("Config::workers", "--workers".into()),
     ]
 }
 

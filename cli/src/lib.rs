@@ -7,7 +7,8 @@
 //! `tideflow demo` runs a self-contained pipeline on the rate generator; `tideflow bench`
 //! measures latency and throughput (docs/BENCHMARKS.md). Every error becomes
 //! one line on standard error naming the flag, file or line at fault, and a non-zero exit code:
-//! 2 for a user mistake, 3 for an I/O failure, 70 for a bug.
+//! 2 for a user mistake, 3 for an I/O failure, 70 for a bug. SIGINT or SIGTERM stops `run`
+//! gracefully, with the exit code 130 or 143 (`signals.rs`).
 
 #![deny(missing_docs)]
 
@@ -19,6 +20,15 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` that never panics: with standard error gone (a closed pipe) there is nowhere
+/// left to say it, and the exit code still tells.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod cluster;
 mod demo;
@@ -27,6 +37,7 @@ mod output;
 mod progress;
 pub mod record;
 mod run;
+mod signals;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -80,13 +91,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = stdout.and_then(|()| match cli.command {
         Command::Run(args) => run::run(*args),
-        Command::Explain(args) => run::explain::explain(*args),
+        Command::Explain(args) => run::explain::explain(*args).map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster::cluster(args),
-        Command::Demo(args) => demo::demo(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Demo(args) => demo::demo(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::bench(args).map(|()| ExitCode::SUCCESS),
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             let error = flags::flag_names(error);
             // With standard error gone there is nowhere left to say it: the exit code does.
@@ -114,6 +125,12 @@ fn clap_exit(error: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    errln!("tideflow: {}", clap_message(&error));
+    ExitCode::from(2)
+}
+
+/// A clap error on one line, without its usage and help hints, ending "(see --help)".
+fn clap_message(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
     let message: Vec<&str> = rendered
         .lines()
@@ -122,12 +139,26 @@ fn clap_exit(error: clap::Error) -> ExitCode {
         .filter(|line| !line.is_empty())
         .collect();
     let message = message.join(" ");
-    let _ = writeln!(
-        std::io::stderr(),
-        "tideflow: {} (see --help)",
+    format!(
+        "{} (see --help)",
         message.strip_prefix("error: ").unwrap_or(&message)
-    );
-    ExitCode::from(2)
+    )
+}
+
+/// Checks `tideflow run` arguments as `tideflow run` would parse them, without running: the
+/// error is the one `tideflow run` would print. Asked for help (`--help`), prints it and
+/// returns `false`: there is nothing to run.
+fn check_run_args(args: &[String]) -> Result<bool, Error> {
+    use clap::error::ErrorKind as Kind;
+    let argv = ["tideflow", "run"].into_iter().map(OsString::from);
+    match Cli::try_parse_from(argv.chain(args.iter().map(OsString::from))) {
+        Ok(_) => Ok(true),
+        Err(error) if matches!(error.kind(), Kind::DisplayHelp | Kind::DisplayVersion) => {
+            let _ = error.print();
+            Ok(false)
+        }
+        Err(error) => Err(Error::Config(clap_message(&error))),
+    }
 }
 
 /// Checks that standard output is open (`tideflow::sink::stdout_is_open`) and was not closed

@@ -2,6 +2,7 @@
 //! standard input, optionally enriched from a static table (`--join-static`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -13,6 +14,7 @@ use crate::progress::CliProgress;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
 };
+use crate::signals::{self, SignalStop};
 use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
 use tideflow::source::Source;
 use tideflow::source::{
@@ -22,7 +24,7 @@ use tideflow::source::{
 use tideflow::Error;
 use tideflow::Stream;
 use tideflow::Window;
-use tideflow::{execute, Config, Flow, JobReport};
+use tideflow::{execute, Config, Flow, JobReport, StopHandle};
 use tideflow::{Change, Trigger};
 use tideflow::{Cluster, SECRET_VAR};
 
@@ -55,6 +57,43 @@ impl Format {
             _ => None,
         }
     }
+
+    /// The format of an input without --format: from the file's extension, or for a
+    /// directory from its files' extensions, which must all name one format.
+    fn of_input(path: &Path) -> Result<Format, Error> {
+        let unknown = |file: &Path| {
+            Error::Config(format!(
+                "--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv",
+                file.display()
+            ))
+        };
+        if !path.is_dir() {
+            return Format::from_extension(path).ok_or_else(|| unknown(path));
+        }
+        let files = tideflow::source::input_files(path)?;
+        let mut first: Option<(&PathBuf, Format)> = None;
+        for file in &files {
+            let format = Format::from_extension(file).ok_or_else(|| unknown(file))?;
+            match first {
+                None => first = Some((file, format)),
+                Some((one, seen)) if seen != format => {
+                    return Err(Error::Config(format!(
+                        "--format: the files of {} are not of one format ({} and {}); pass --format jsonl or --format csv",
+                        path.display(),
+                        one.display(),
+                        file.display()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        first.map(|(_, format)| format).ok_or_else(|| {
+            Error::Config(format!(
+                "--format: {} has no files to tell the format from; pass --format jsonl or --format csv",
+                path.display()
+            ))
+        })
+    }
 }
 
 /// Which rows `tideflow run` writes (DESIGN.md "Output modes").
@@ -77,14 +116,18 @@ pub(crate) enum Mode {
 pub(crate) struct RunArgs {
     /// Input file, or a directory whose files are all read (each file is one partition);
     /// tcp://HOST:PORT to read from a server (until it closes the connection); - for standard
-    /// input (until end of file). tcp:// and - need --format: jsonl, or csv with a header row.
+    /// input (until end of file); rate:rows_per_sec=N[,keys=K][,count=C][,seed=S][,partitions=P]
+    /// [,disorder=MS] for generated records with the fields ts, key and value. tcp:// and - need
+    /// --format: jsonl, or csv with a header row.
     #[arg(long, value_name = "PATH")]
     input: PathBuf,
-    /// Keep watching the --input directory, listing it again every DUR and reading new files,
-    /// until the process is stopped (Ctrl-C).
+    /// Keep watching the --input directory, listing it again every DUR (at least 10ms) and
+    /// reading new files, until the process is stopped (Ctrl-C). A file --input is refused:
+    /// lines appended to a file are not followed.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     watch: Option<Duration>,
-    /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv).
+    /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv),
+    /// or for a directory from its files' extensions, which must agree.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Field holding the event time: integer ms since the epoch, or an RFC 3339 string.
@@ -111,7 +154,8 @@ pub(crate) struct RunArgs {
     /// key's aggregates run over all its records (--mode update or complete).
     #[arg(long, value_name = "SPEC", value_parser = spec_arg::<Window>)]
     window: Option<Window>,
-    /// count, sum:F, avg:F, min:F or max:F; repeat for several.
+    /// count, sum:F, avg:F, min:F, max:F, first:F, last:F or count_distinct:F; repeat for
+    /// several.
     #[arg(long = "agg", value_name = "AGG", required = true, value_parser = spec_arg::<AggSpec>)]
     aggs: Vec<AggSpec>,
     /// How far out of order events may arrive (per input file), e.g. 5s.
@@ -147,8 +191,9 @@ pub(crate) struct RunArgs {
     /// final results are the same.
     #[arg(long, value_name = "TRIGGER", default_value = "continuous", value_parser = trigger_arg)]
     trigger: Trigger,
-    /// Worker threads (in each process of a cluster).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Worker threads (in each process of a cluster); at most 256 over all processes, the
+    /// number of key groups keyed state is spread over.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
     #[command(flatten)]
     cluster: ClusterArgs,
@@ -400,9 +445,10 @@ impl Plan {
         }
     }
 
-    /// Opens the progress outputs and runs the job.
-    fn execute(self) -> Result<JobReport, Error> {
+    /// Opens the progress outputs and runs the job, until its input ends or `stop` stops it.
+    fn execute(self, stop: StopHandle) -> Result<JobReport, Error> {
         let mut config = Config::workers(self.workers).trigger(self.trigger);
+        config.stop = stop;
         config.checkpoint = self.checkpoint.clone();
         // Served until the job ends.
         let progress = self.progress.as_ref().map(CliProgress::open).transpose()?;
@@ -468,8 +514,8 @@ impl Plan {
     }
 }
 
-/// Runs `tideflow run`.
-pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
+/// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let rows = match args.mode {
         Mode::Append => "window rows written",
         Mode::Update => "update rows written",
@@ -481,25 +527,44 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Error> {
         Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),
         None => String::new(),
     };
-    let report = plan.execute()?;
+    let checkpoints = plan.checkpoint.is_some();
+    let stop = StopHandle::new();
+    let handle = stop.clone();
+    let signals = SignalStop::install(move |_| handle.stop())?;
+    let report = plan.execute(stop)?;
+    let code = match signals.received() {
+        Some(signal) => ExitCode::from(signals::exit_code(signal)),
+        None => ExitCode::SUCCESS,
+    };
     if report.snapshots.already_complete {
-        eprintln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
-        return Ok(());
+        errln!("tideflow: the job in the checkpoint directory has already completed (its final output is committed); nothing to do");
+        return Ok(code);
     }
     // Late records routed to --late-output are sink writes too; the rest are window rows.
     let window_rows = report.records_out - report.late_routed;
-    eprintln!(
+    errln!(
         "tideflow: {who}{} records read, {} bad records skipped, {} bad records dead-lettered, {} {rows}, {} late records dropped, {} written to the late output (late: they arrived after every window they belong to had closed), {} future records kept from the watermark",
         report.records_in, report.records_skipped, report.records_dead_lettered, window_rows, report.late_dropped, report.late_routed, report.future_events
     );
     let snapshots = &report.snapshots;
     if snapshots.completed > 0 {
-        eprintln!(
+        errln!(
             "tideflow: {} snapshots committed (the last {} bytes; the longest took {:.1} ms)",
             snapshots.completed,
             snapshots.last_bytes,
             snapshots.max_duration.as_secs_f64() * 1e3
         );
     }
-    Ok(())
+    if let Some(signal) = signals.received().filter(|_| report.stopped) {
+        let rest = if checkpoints {
+            "the snapshot it stopped at is committed, with the open windows in it: run the same command again to resume there"
+        } else {
+            "every window the watermark had closed is written; windows still open are not (as Spark's stop())"
+        };
+        errln!(
+            "tideflow: {who}stopped by {}: {rest}",
+            signals::name(signal)
+        );
+    }
+    Ok(code)
 }

@@ -19,6 +19,7 @@ mod hooks;
 mod job;
 mod operators;
 mod recovery;
+mod stop;
 pub(crate) mod storage;
 
 use std::collections::HashMap;
@@ -158,6 +159,10 @@ struct State {
     done: bool,
     /// A snapshot failed: no more are started.
     broken: bool,
+    /// With a graceful stop requested: the epoch of the snapshot the job stops at.
+    stop_epoch: Option<u64>,
+    /// The epoch of the last snapshot this run committed.
+    committed_epoch: Option<u64>,
     report: SnapshotReport,
 }
 
@@ -265,6 +270,8 @@ impl Checkpointer {
                 recovered,
                 done: already_complete,
                 broken: false,
+                stop_epoch: None,
+                committed_epoch: None,
                 report: SnapshotReport {
                     resumed_from: resumed_epoch,
                     already_complete,
@@ -641,6 +648,7 @@ impl Checkpointer {
         report.max_duration = report.max_duration.max(took);
         state.next_due = Instant::now() + self.interval;
         state.sent_since = 0;
+        state.committed_epoch = Some(epoch);
         Ok(())
     }
 

@@ -1,14 +1,16 @@
 //! The job context: what every worker of a job in this process shares, and what operators,
 //! sources and sinks report into while the job runs ([`SharedJob`]): the stop flag and the
 //! error slot (the first error stops every worker and is the one [`execute`](crate::execute)
-//! returns), the job's counters, the state totals, the figures progress reports read
-//! ([`JobMetrics`]), and in a cluster the sockets to break when the job fails.
+//! returns), a graceful stop ([`StopHandle`], `stop.rs`), the job's counters, the state
+//! totals, the figures progress reports read ([`JobMetrics`]), and in a cluster the sockets to
+//! break when the job fails.
 //!
 //! A leaf of the crate (docs/ARCHITECTURE.md "Layers"): it imports only `error`, std, the
 //! operators crate and timely, so that every layer above (checkpoints, source and sink drivers,
 //! the API, the runtime) can take the context explicitly.
 
 mod metrics;
+mod stop;
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, TcpStream};
@@ -18,6 +20,9 @@ use std::sync::Mutex;
 use tideflow_operators::state::StateCount;
 
 use crate::error::Error;
+
+pub use stop::StopHandle;
+pub(crate) use stop::StopState;
 
 pub(crate) use metrics::{
     count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder,
@@ -29,6 +34,8 @@ pub(crate) use metrics::{
 pub(crate) struct SharedJob {
     /// Set once the job must stop (an error, or a lost peer).
     stop: AtomicBool,
+    /// A graceful stop: its handle and how far it has got ([`StopHandle`]).
+    pub(crate) graceful: StopState,
     /// The job's first error.
     error: Mutex<Option<Error>>,
     /// Records read from sources.
@@ -55,6 +62,14 @@ pub(crate) struct SharedJob {
 }
 
 impl SharedJob {
+    /// The context of a job that a graceful stop reaches through `graceful`.
+    pub(crate) fn stopped_by(graceful: StopState) -> Self {
+        SharedJob {
+            graceful,
+            ..SharedJob::default()
+        }
+    }
+
     /// Breaks the connections to the other processes of a cluster (once): their network
     /// threads see the connection end without timely's clean shutdown, so they stop with an
     /// error naming this process instead of waiting for its progress for ever.

@@ -76,10 +76,13 @@ impl SourceDriver {
                 }),
             None => None,
         };
+        shared.graceful.source_built();
         let mut poller = Poller {
             batch: SourceBatch::new(),
             replay,
             finishes_when_idle: trigger.finishes_when_idle(),
+            trigger,
+            stopped: false,
             // Progress reports (src/metrics): this source instance's watermark.
             watermark_slot: shared.metrics.watermark_slot(),
             source,
@@ -124,6 +127,9 @@ struct Poller<S: Source, F> {
     /// Under available-now and once, a source with nothing ready has ended (the operator
     /// finishes it).
     finishes_when_idle: bool,
+    trigger: Trigger,
+    /// Whether the instance has stopped reading for a graceful stop.
+    stopped: bool,
     watermark_slot: Option<Arc<WatermarkSlot>>,
     shared: Arc<SharedJob>,
 }
@@ -140,6 +146,12 @@ where
         if shared.stopped() {
             return SourceStatus::Halt;
         }
+        if shared.graceful.requested() {
+            if let Some(status) = self.stop() {
+                return status;
+            }
+        }
+        let shared = &self.shared;
         let batch = &mut self.batch;
         let status = self.source.read(batch);
         if batch.skipped > 0 {
@@ -188,6 +200,42 @@ where
         status.unwrap_or_else(|error| {
             shared.fail(error);
             SourceStatus::Halt
+        })
+    }
+}
+
+impl<S: Source, F> Poller<S, F> {
+    /// Under a graceful stop ([`StopHandle`](crate::StopHandle)): whether to stop reading now,
+    /// and what to tell the operator then. Without snapshots the instance stops at once; with
+    /// them, once it has saved its part of the snapshot the job stops at (until then it reads
+    /// on, so that its watermark passes that epoch), except under [`Trigger::Once`], whose
+    /// watermark stays at the start until the end, so no snapshot completes before it: it
+    /// stops at once (and the job at its last snapshot, if any).
+    #[cold]
+    fn stop(&mut self) -> Option<SourceStatus> {
+        if !self.stopped {
+            let ready = match &mut self.replay {
+                Some(replay) if self.trigger != Trigger::Once => match replay.stop_saved() {
+                    Ok(saved) => saved,
+                    Err(error) => {
+                        self.shared.fail(error);
+                        return Some(SourceStatus::Halt);
+                    }
+                },
+                _ => true,
+            };
+            if !ready {
+                return None;
+            }
+            self.stopped = true;
+            self.shared.graceful.source_stopped();
+        }
+        // An interval trigger moves the capability up to the watermark at its next boundary
+        // only while the operator is scheduled: it is, with nothing more read. Under
+        // available-now, waiting would end the source (closing every window): it halts.
+        Some(match self.trigger {
+            Trigger::Interval(every) => SourceStatus::Wait(every),
+            _ => SourceStatus::Halt,
         })
     }
 }
@@ -342,6 +390,13 @@ impl Replay {
             }
         }
         Ok(sent)
+    }
+
+    /// Under a graceful stop: whether this instance has saved its part of the snapshot the
+    /// job stops at, or ended (the snapshot is asked for first).
+    fn stop_saved(&mut self) -> Result<bool, Error> {
+        let epoch = self.hook.checkpointer().stop_snapshot()?;
+        Ok(self.finished || epoch.is_some_and(|epoch| self.saved.is_some_and(|s| s >= epoch)))
     }
 
     /// The partitions' cursors: at each partition's first record at or after the pending

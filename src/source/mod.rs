@@ -34,7 +34,7 @@ use timely::dataflow::Scope;
 
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
-pub use file::{Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
+pub use file::{input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
@@ -286,7 +286,10 @@ where
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
         };
-        let inner = driver.drive(*scope, source, event_time, strategy.into());
+        use timely::dataflow::operators::Probe;
+        let inner = driver
+            .drive(*scope, source, event_time, strategy.into())
+            .probe_with(&job.source_probe);
         Stream { inner, job }
     }
 }

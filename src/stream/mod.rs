@@ -255,7 +255,9 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             checkpointer: job.checkpointer.clone(),
             done: job.terminal(),
         };
-        crate::sink::drive(self.inner, driver, sink);
+        use timely::dataflow::operators::Probe;
+        let inner = self.inner.probe_with(&job.sink_probe);
+        crate::sink::drive(inner, driver, sink);
     }
 
     /// The underlying timely stream of events, for raw timely operators.

@@ -208,15 +208,7 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
     let files = placement("file n", "n", workers);
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => {
-            let now = std::fs::read_dir(path).map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|entry| {
-                        !entry.file_name().to_string_lossy().starts_with('.')
-                            && entry.file_type().is_ok_and(|t| t.is_file())
-                    })
-                    .count()
-            });
+            let now = tideflow::source::input_files(path).map(|files| files.len());
             let now = match now {
                 Ok(1) => "1 file now".to_string(),
                 Ok(n) => format!("{n} files now"),

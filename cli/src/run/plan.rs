@@ -43,6 +43,33 @@ impl Input {
     }
 }
 
+/// The shortest `--watch` interval: a directory listed more often would only burn a core.
+const MIN_WATCH: Duration = Duration::from_millis(10);
+
+/// Checks `--watch DUR`: only a directory is watched (a file's appended lines are not
+/// followed), and not more often than every [`MIN_WATCH`].
+fn check_watch(input: &Input, interval: Duration) -> Result<(), Error> {
+    let Input::Path(path) = input else {
+        return Err(Error::Config(
+            "--watch: only a directory --input can be watched".into(),
+        ));
+    };
+    if std::fs::metadata(path).is_ok_and(|metadata| !metadata.is_dir()) {
+        return Err(Error::Config(format!(
+            "--watch: {} is a file, and only a directory --input can be watched (for new files in it; a file's appended lines are not followed: pipe them to --input -)",
+            path.display()
+        )));
+    }
+    if interval < MIN_WATCH {
+        return Err(Error::Config(format!(
+            "--watch: {}ms is too short; list the directory at most every {}ms",
+            interval.as_millis(),
+            MIN_WATCH.as_millis()
+        )));
+    }
+    Ok(())
+}
+
 /// The plan of `tideflow run`, built from its flags by `Plan::new`: checked, with nothing
 /// opened, read, connected to or bound. `run` executes it (`Plan::execute`) and `explain`
 /// prints it, so what `explain` shows is what runs, and a bad flag fails alike in both.
@@ -93,9 +120,10 @@ impl Plan {
         let input = Input::new(args.input)?;
         let format = match &input {
             Input::Rate(_) => Format::Jsonl,
-            Input::Path(path) => args.format.or_else(|| Format::from_extension(path)).ok_or_else(|| {
-                Error::Config(format!("--format: cannot tell the format of {} from its name; pass --format jsonl or --format csv", path.display()))
-            })?,
+            Input::Path(path) => match args.format {
+                Some(format) => format,
+                None => Format::of_input(path)?,
+            },
             Input::Tcp(_) | Input::Stdin => args.format.ok_or_else(|| {
                 Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
             })?,
@@ -105,10 +133,8 @@ impl Plan {
                 "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
             ));
         }
-        if args.watch.is_some() && !matches!(input, Input::Path(_)) {
-            return Err(Error::Config(
-                "--watch: only a directory --input can be watched".into(),
-            ));
+        if let Some(interval) = args.watch {
+            check_watch(&input, interval)?;
         }
         let mut columns = HashSet::new();
         for spec in &args.aggs {

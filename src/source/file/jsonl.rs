@@ -71,6 +71,9 @@ impl<T: 'static> FileFormat for JsonLines<T> {
     }
 }
 
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads one JSON lines file.
 pub struct JsonLinesReader<T> {
     path: PathBuf,
@@ -138,9 +141,15 @@ impl<T: 'static> RecordReader for JsonLinesReader<T> {
             let max = self.max_record_bytes;
             let read = read_line_counted(&mut self.reader, &mut self.line, max)
                 .map_err(|e| Error::io(format!("cannot read {}", self.path.display()), e))?;
-            let Some((length, taken)) = read else {
+            let Some((mut length, taken)) = read else {
                 return Ok(None);
             };
+            // A UTF-8 byte-order mark opening the file is not part of its first record (as
+            // in CSV files).
+            if self.offset == 0 && self.line.starts_with(BOM) {
+                self.line.drain(..BOM.len());
+                length -= BOM.len();
+            }
             self.offset += taken;
             self.line_number += 1;
             let line = &mut self.line;

@@ -1,7 +1,8 @@
 //! The file source: one file or a directory of files, each file one partition.
 //!
-//! Files are listed once at start (sorted by name; hidden files and subdirectories are skipped)
-//! and shared out among workers: file `p` of the list is read by worker `p % workers`. A
+//! Files are listed once at start (sorted by name; symbolic links are followed to regular files;
+//! hidden entries are skipped, and other entries that are not files with a warning: see
+//! [`input_files`]) and shared out among workers: file `p` of the list is read by worker `p % workers`. A
 //! worker reads its files side by side, a slice of each in turn, so each file's watermark
 //! advances with its own records. The record format is a [`FileFormat`]: [`JsonLines`] or
 //! [`Csv`], each decoding with serde by default or with a function of yours. A record that
@@ -19,6 +20,7 @@ mod csv;
 #[cfg(test)]
 mod fuzz;
 mod jsonl;
+mod listing;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -31,6 +33,7 @@ pub(crate) use self::csv::{
 pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
 pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};
+pub use self::listing::input_files;
 
 use super::bad_input::{BadInputHandler, Handled, DEFAULT_MAX_RECORD_BYTES};
 use super::{OnError, Position, ReadError, Source, SourceBatch, SourceContext, SourceStatus};
@@ -112,6 +115,8 @@ struct Watch {
     context: SourceContext,
     /// Every file listed so far, by any worker's count.
     seen: HashSet<PathBuf>,
+    /// The entries skipped with a warning so far (worker 0 warns).
+    warned: HashSet<PathBuf>,
     /// How many files have been listed so far: a new file's number, which picks its worker.
     discovered: usize,
     /// A partition kept unfinished, although exhausted, because it was this worker's last open
@@ -137,7 +142,7 @@ impl<F: FileFormat> FileSource<F> {
 
     /// Keeps watching the directory: every `poll_interval` it is listed again and each new
     /// file becomes a new partition, so the source never finishes on its own (the job runs
-    /// until the process is stopped). By default, the directory is listed once and the source
+    /// until it is stopped: [`StopHandle`](crate::StopHandle), or the process ends). By default, the directory is listed once and the source
     /// finishes when every file is read.
     ///
     /// New files are numbered in discovery order (the files of one listing in name order,
@@ -158,6 +163,7 @@ impl<F: FileFormat> FileSource<F> {
                 peers: 1,
             },
             seen: HashSet::new(),
+            warned: HashSet::new(),
             discovered: 0,
             held: None,
         });
@@ -185,7 +191,11 @@ impl<F: FileFormat> FileSource<F> {
         }
         watch.last_poll = Instant::now();
         let mut mine = Vec::new();
-        for path in list_files(&self.path)? {
+        let listing = listing::list(&self.path)?;
+        if watch.context.worker_index == 0 {
+            listing.warn_skipped(&mut watch.warned);
+        }
+        for path in listing.files {
             if watch.seen.insert(path.clone()) {
                 let number = watch.discovered;
                 watch.discovered += 1;
@@ -251,38 +261,17 @@ impl<F: FileFormat> FileSource<F> {
     }
 }
 
-/// The files a path names: itself, or the visible regular files of a directory, sorted.
-pub(crate) fn list_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
-    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Config(format!("input {} does not exist", path.display()))
-        }
-        _ => Error::io(format!("cannot read input {}", path.display()), e),
-    })?;
-    if !metadata.is_dir() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let entries = std::fs::read_dir(path)
-        .map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry =
-            entry.map_err(|e| Error::io(format!("cannot list directory {}", path.display()), e))?;
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-        if is_file && !hidden {
-            files.push(entry.path());
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 impl<F: FileFormat> Source for FileSource<F> {
     type Item = F::Item;
 
     fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
-        let files = list_files(&self.path)?;
+        let listing = listing::list(&self.path)?;
+        // Worker 0 warns of what is skipped, once per path.
+        let mut warned = HashSet::new();
+        if context.worker_index == 0 {
+            listing.warn_skipped(&mut warned);
+        }
+        let files = listing.files;
         self.handler = Some(BadInputHandler::new(&self.on_error)?);
         for index in context.local_partitions(files.len()) {
             self.open(&files[index])?;
@@ -291,6 +280,7 @@ impl<F: FileFormat> Source for FileSource<F> {
             watch.context = *context;
             watch.discovered = files.len();
             watch.seen = files.into_iter().collect();
+            watch.warned = warned;
             watch.last_poll = Instant::now();
             if self.readers.is_empty() {
                 self.readers.push((PathBuf::new(), None));
