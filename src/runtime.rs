@@ -278,15 +278,20 @@ where
         return;
     }
     job.shared.graceful.worker_built();
-    while !job.finished() && !job.shared.stopped() {
+    loop {
+        // A graceful stop closes the sinks, which may finish the job's terminals: look at it
+        // first, so that a stop that took effect is reported as one.
+        if job.shared.graceful.requested() && job.stop_took_effect() {
+            job.shared.graceful.took_effect();
+            return;
+        }
+        if job.finished() || job.shared.stopped() {
+            return;
+        }
         worker.step_or_park(Some(Duration::from_millis(1)));
         if let Some((peer, reason)) = peers.and_then(PeerWatch::lost_peer) {
             job.shared
                 .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
-        }
-        if job.shared.graceful.requested() && job.stop_took_effect() {
-            job.shared.graceful.took_effect();
-            return;
         }
     }
 }
@@ -417,7 +422,7 @@ where
             )));
         }
         job.report_state();
-        if job.shared.stopped() || !job.finished() {
+        if job.shared.stopped() || !job.finished() || job.shared.graceful.has_taken_effect() {
             // Sources halted without closing their windows (after an error, or a graceful
             // stop); timely would wait for them forever.
             for dataflow in worker.installed_dataflows() {

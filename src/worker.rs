@@ -16,6 +16,7 @@ use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::Trigger;
 
 use timely::dataflow::ProbeHandle;
+use timely::scheduling::Activator;
 
 use crate::checkpoint::{Checkpointer, WorkerRegistry};
 use crate::context::SharedJob;
@@ -32,8 +33,12 @@ pub(crate) struct WorkerJob {
     terminals: RefCell<Vec<Rc<Cell<bool>>>>,
     /// The frontier of every source's output, for a graceful stop.
     pub(crate) source_probe: ProbeHandle<u64>,
-    /// The frontier of every sink's input, for a graceful stop.
-    pub(crate) sink_probe: ProbeHandle<u64>,
+    /// The sinks' terminal flags (also in `terminals`): under a graceful stop, a sink sets its
+    /// flag once it has written and closed everything it will receive.
+    sinks: RefCell<Vec<Rc<Cell<bool>>>>,
+    /// The sinks' activators: while a graceful stop takes effect, each step wakes the sinks
+    /// not yet closed, so they look whether they may close.
+    pub(crate) sink_wakers: Rc<RefCell<Vec<Activator>>>,
     /// The stateful operators built on this worker: id, kind, gauge.
     state: RefCell<Vec<(String, &'static str, StateRows)>>,
 }
@@ -55,7 +60,8 @@ impl WorkerJob {
             checkpointer,
             terminals: RefCell::new(Vec::new()),
             source_probe: ProbeHandle::new(),
-            sink_probe: ProbeHandle::new(),
+            sinks: RefCell::new(Vec::new()),
+            sink_wakers: Rc::default(),
             state: RefCell::new(Vec::new()),
         }
     }
@@ -64,6 +70,14 @@ impl WorkerJob {
     pub(crate) fn terminal(&self) -> Rc<Cell<bool>> {
         let done = Rc::new(Cell::new(false));
         self.terminals.borrow_mut().push(Rc::clone(&done));
+        done
+    }
+
+    /// Registers a sink's terminal flag: set once its input has ended, or, under a graceful
+    /// stop, once it has closed ([`SinkDriver`](crate::sink::SinkDriver)).
+    pub(crate) fn sink_terminal(&self) -> Rc<Cell<bool>> {
+        let done = self.terminal();
+        self.sinks.borrow_mut().push(Rc::clone(&done));
         done
     }
 
@@ -131,28 +145,24 @@ impl WorkerJob {
     }
 
     /// Under a graceful stop ([`StopHandle`](crate::StopHandle)), whether it has taken effect
-    /// and this worker may end: with snapshots, once the snapshot the job stops at is
-    /// committed (except under [`Trigger::Once`], which takes none before the end); without,
-    /// once every source of this process has stopped reading and the sinks' input frontier has
-    /// caught up with the sources' output frontier, so that every row stamped below it (every
-    /// window the watermark has closed) has reached its sink.
+    /// and this worker may end: every sink of this worker has written and closed what it will
+    /// receive (the sink driver closes a sink once the sources have stopped and its input
+    /// frontier has caught up with theirs, so every window the watermark closed is written),
+    /// and, with snapshots, the snapshot the job stops at is committed (except under
+    /// [`Trigger::Once`], which takes none before the end).
     pub(crate) fn stop_took_effect(&self) -> bool {
+        let sinks_closed = self.sinks.borrow().iter().all(|done| done.get());
+        if !sinks_closed {
+            self.sink_wakers
+                .borrow()
+                .iter()
+                .for_each(Activator::activate);
+        }
         match &self.checkpointer {
             Some(checkpointer) if self.trigger != Trigger::Once => {
-                checkpointer.stop_snapshot_committed()
+                sinks_closed && checkpointer.stop_snapshot_committed()
             }
-            _ => self.shared.graceful.sources_stopped() && self.sinks_caught_up(),
-        }
-    }
-
-    /// Whether the sinks' input frontier has reached the sources' output frontier.
-    fn sinks_caught_up(&self) -> bool {
-        let sources = self.source_probe.with_frontier(|f| f.first().copied());
-        let sinks = self.sink_probe.with_frontier(|f| f.first().copied());
-        match (sources, sinks) {
-            (_, None) => true,
-            (None, Some(_)) => false,
-            (Some(sources), Some(sinks)) => sinks >= sources,
+            _ => sinks_closed && self.shared.graceful.sources_stopped(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! snapshots, stages its input per epoch and pre-commits it at each snapshot ([`Staging`];
 //! the protocol is in `commit.rs` and docs/ARCHITECTURE.md "Snapshots").
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,9 @@ use std::time::Instant;
 use tideflow_operators::Event;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::StreamVec;
+use timely::dataflow::{ProbeHandle, StreamVec};
+use timely::progress::frontier::AntichainRef;
+use timely::scheduling::Activator;
 use timely::ExchangeData;
 
 use super::{Parallelism, Sink, SinkContext};
@@ -32,8 +34,59 @@ pub(crate) struct SinkDriver {
     pub(crate) shared: Arc<SharedJob>,
     /// The snapshot coordinator, when the job takes snapshots.
     pub(crate) checkpointer: Option<Arc<Checkpointer>>,
-    /// The sink's terminal flag: set once its input has ended (or the sink failed).
+    /// The sink's terminal flag: set once its input has ended (or the sink failed), or, under
+    /// a graceful stop, once the sink has written and closed all it will receive.
     pub(crate) done: Rc<Cell<bool>>,
+    /// The frontier of the sources' output: under a graceful stop, a sink whose input frontier
+    /// has caught up with it, after the sources stopped, has received everything.
+    pub(crate) sources: ProbeHandle<u64>,
+    /// Whether a graceful stop ends at a snapshot (snapshots are taken, and the trigger is
+    /// not [`Trigger::Once`](tideflow_operators::Trigger::Once), which takes none before the
+    /// end).
+    pub(crate) stop_at_snapshot: bool,
+    /// Where the sink's activator goes, for the worker to wake it while a graceful stop
+    /// takes effect.
+    pub(crate) wakers: Rc<RefCell<Vec<Activator>>>,
+}
+
+/// When a sink closes under a graceful stop ([`StopHandle`](crate::StopHandle)).
+struct GracefulClose {
+    shared: Arc<SharedJob>,
+    sources: ProbeHandle<u64>,
+    /// The snapshot coordinator, when the stop ends at a snapshot.
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+impl GracefulClose {
+    /// Whether a stop was asked for.
+    fn requested(&self) -> bool {
+        self.shared.graceful.requested()
+    }
+
+    /// Whether a sink without staging, its input at `frontier`, has received all it will:
+    /// the sources have stopped reading and the input frontier has caught up with theirs, so
+    /// every row the windows the watermark closed gave has arrived.
+    fn caught_up(&self, frontier: AntichainRef<'_, u64>) -> bool {
+        if !self.shared.graceful.sources_stopped() {
+            return false;
+        }
+        let sources = self.sources.with_frontier(|f| f.first().copied());
+        match (sources, frontier.first().copied()) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(sources), Some(input)) => input >= sources,
+        }
+    }
+
+    /// Whether a staging sink is done: the snapshot the job stops at is committed (what it
+    /// staged past that snapshot is not committed, and a resumed job writes it again); when
+    /// the stop ends at no snapshot, once the sources have stopped (nothing is committed).
+    fn committed(&self) -> bool {
+        match &self.checkpointer {
+            Some(checkpointer) => checkpointer.stop_snapshot_committed(),
+            None => self.shared.graceful.sources_stopped(),
+        }
+    }
 }
 
 /// Builds the operator that writes `stream` to `sink` on this worker.
@@ -47,7 +100,15 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
         shared,
         checkpointer,
         done,
+        sources,
+        stop_at_snapshot,
+        wakers,
     } = driver;
+    let stop = GracefulClose {
+        shared: Arc::clone(&shared),
+        sources,
+        checkpointer: checkpointer.clone().filter(|_| stop_at_snapshot),
+    };
     let route = match sink.parallelism() {
         Parallelism::PerWorker => context.worker_index as u64,
         Parallelism::Single => 0,
@@ -61,6 +122,9 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
     let scope = stream.scope();
     let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
+    wakers
+        .borrow_mut()
+        .push(scope.activator_for(builder.operator_info().address));
     let mut input = builder.new_input(stream, Exchange::new(move |_: &Event<D>| route));
     // With snapshots, a sink with a committer commits its output exactly once.
     let staging = match &checkpointer {
@@ -99,7 +163,11 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
                     input.for_each(|capability, data| staging.stash(*capability.time(), data));
                     staging.step(&mut sink, frontier, &output)
                 };
-                output.settle(step().map(|()| frontier.is_none()), &done);
+                let mut ended = step().map(|()| frontier.is_none());
+                if matches!(ended, Ok(false)) && stop.requested() && stop.committed() {
+                    ended = Ok(true);
+                }
+                output.settle(ended, &done);
             }
         });
         return;
@@ -109,7 +177,8 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
             let frontier = &frontiers[0];
             if done.get() || !active {
                 input.for_each(|_, data| data.clear());
-                done.set(done.get() || frontier.is_empty());
+                let stopped = stop.requested() && stop.caught_up(frontier.frontier());
+                done.set(done.get() || frontier.is_empty() || stopped);
                 return;
             }
             let mut step = || -> Result<(), Error> {
@@ -141,7 +210,13 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
                 }
                 Ok(())
             };
-            let ended = step().map(|()| watermark.is_none());
+            let mut ended = step().map(|()| watermark.is_none());
+            if matches!(ended, Ok(false)) && stop.requested() && stop.caught_up(frontier.frontier())
+            {
+                // Stopping, and all it will receive is in: everything it holds is written (an
+                // ordered sink's rows the frontier has not passed too) and it is closed.
+                ended = sink.on_close().map(|()| true);
+            }
             output.settle(ended, &done);
         }
     });

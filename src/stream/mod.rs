@@ -253,11 +253,13 @@ impl<'scope, D: 'static> Stream<'scope, D> {
             },
             shared: std::sync::Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
-            done: job.terminal(),
+            done: job.sink_terminal(),
+            sources: job.source_probe.clone(),
+            stop_at_snapshot: job.checkpointer.is_some()
+                && job.trigger != tideflow_operators::Trigger::Once,
+            wakers: std::rc::Rc::clone(&job.sink_wakers),
         };
-        use timely::dataflow::operators::Probe;
-        let inner = self.inner.probe_with(&job.sink_probe);
-        crate::sink::drive(inner, driver, sink);
+        crate::sink::drive(self.inner, driver, sink);
     }
 
     /// The underlying timely stream of events, for raw timely operators.

@@ -187,6 +187,23 @@ fn sigint_stops_an_endless_job_with_its_summary_and_the_closed_windows_written()
     let written = std::fs::read_to_string(&output).expect("the output");
     assert!(written.lines().count() >= 6);
     assert_written_as_by_a_run_of(dir.path(), rate, records_read(&stderr), &written);
+    // Every row the sink received is in the file, whole: none was left in a buffer.
+    assert!(written.ends_with('\n'), "{written}");
+    assert_eq!(
+        summary_count(&stderr, " window rows written"),
+        written.lines().count()
+    );
+}
+
+/// The count a summary line gives before `what` (e.g. " window rows written").
+fn summary_count(stderr: &str, what: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|line| line.contains(what))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let before = &line[..line.find(what).expect("the count's label")];
+    let count = before.rsplit(' ').next().expect("a count");
+    count.parse().expect("a number of rows")
 }
 
 /// Asserts that `written` is a prefix of the output of the same query over the first `read`
