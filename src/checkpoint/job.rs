@@ -22,11 +22,11 @@ use crate::error::Error;
 /// savepoint with another parallelism. Values are compared as text, so give each in one
 /// canonical form (`1000ms` and `1s` differ).
 ///
-/// A field missing on one side differs (shown `(none)`). A snapshot without a fingerprint (one
-/// taken by a job that gave none, or by a tideflow before manifest version 3) is resumed
-/// unchecked, with a warning if this job gives one; a job that gives none resuming a snapshot
-/// that has one is refused, as nothing shows it is the same job. The stateful operators are
-/// checked either way (by id and kind).
+/// A field missing on one side differs (shown `(none)`). Either side without a fingerprint
+/// while the other has one is refused, as nothing shows it is the same job: a snapshot taken
+/// by a job that gave none, or by a tideflow before manifest version 3 (whose state encoding
+/// may differ too), resumes only into a job that gives none, checked by its stateful
+/// operators alone (by id and kind).
 ///
 /// # Examples
 /// ```
@@ -142,12 +142,12 @@ pub(crate) fn check(
             .collect(),
     };
     if then.is_empty() {
-        if !now.is_empty() {
-            eprintln!(
-                "tideflow: warning: {dir}: the snapshot resumed was taken without a job fingerprint (by an older tideflow, or a job that gave none): the job is not compared with it, only its stateful operators"
-            );
+        if now.is_empty() {
+            return Ok(());
         }
-        return Ok(());
+        return Err(Error::Snapshot(format!(
+            "{dir} holds a snapshot taken without a job fingerprint (by a tideflow before checkpoint manifest version 3, or a job that gave none), so nothing shows it is this job's: resume it with the tideflow and job that wrote it, or start this one with a new checkpoint directory"
+        )));
     }
     let differences = now.differences(&then);
     if differences.is_empty() {
@@ -205,10 +205,15 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_without_a_fingerprint_is_resumed_unchecked() {
+    fn a_snapshot_without_a_fingerprint_resumes_only_a_job_without_one() {
         let now = job(&[("window", "tumbling:1s")]);
-        assert!(check(&now, None, "ck").is_ok());
-        assert!(check(&now, Some(&[]), "ck").is_ok());
+        for saved in [None, Some(&[][..])] {
+            let error = check(&now, saved, "ck").expect_err("refused");
+            assert!(
+                error.to_string().contains("without a job fingerprint"),
+                "{error}"
+            );
+        }
         assert!(check(&JobFingerprint::new(), None, "ck").is_ok());
     }
 }

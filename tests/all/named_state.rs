@@ -249,7 +249,7 @@ fn a_snapshot_resumes_only_into_a_job_with_the_same_fingerprint() {
 }
 
 #[test]
-fn a_version_2_manifest_resumes_without_a_fingerprint() {
+fn a_version_2_manifest_resumes_only_into_a_job_without_a_fingerprint() {
     let (_dir, checkpoint) = stopped_with(windows_of("100ms"));
     // The manifests as a tideflow before version 3 wrote them: no fingerprint.
     let mut rewritten = 0;
@@ -270,9 +270,26 @@ fn a_version_2_manifest_resumes_without_a_fingerprint() {
         rewritten += 1;
     }
     assert!(rewritten > 0);
-    // Resumed unchecked (another window size would be refused with a fingerprint).
-    let report = run_described(Graph::Original, &checkpoint, Some(20_000), windows_of("1s"))
-        .expect("a version 2 snapshot resumes");
+    // A job that gives a fingerprint cannot be shown to be the one that wrote it.
+    let refused = run_described(
+        Graph::Original,
+        &checkpoint,
+        Some(20_000),
+        windows_of("100ms"),
+    )
+    .expect_err("refused");
+    assert!(
+        refused.to_string().contains("without a job fingerprint"),
+        "{refused}"
+    );
+    // One that gives none resumes it, checked by its stateful operators.
+    let report = run_described(
+        Graph::Original,
+        &checkpoint,
+        Some(20_000),
+        JobFingerprint::new(),
+    )
+    .expect("a version 2 snapshot resumes");
     assert!(report.snapshots.resumed_from.is_some(), "{report:?}");
 }
 
