@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::event::Event;
@@ -216,23 +218,50 @@ pub fn watermarked_source<'scope, D, C, P>(
     partitions: usize,
     strategy: WatermarkStrategy,
     trigger: Trigger,
-    mut clock: C,
-    mut poll: P,
+    clock: C,
+    poll: P,
 ) -> StreamVec<'scope, u64, Event<D>>
 where
     D: 'static,
     C: FnMut() -> ProcessingTime + 'static,
     P: FnMut(&mut SourceOutput<D>) -> SourceStatus + 'static,
 {
-    source::<_, CapacityContainerBuilder<Vec<Event<D>>>, _, _>(
-        scope,
-        name,
-        move |capability, info| {
-            let activator = scope.activator_for(info.address);
-            let mut capability = Some(capability);
-            let mut out = SourceOutput::with_strategy(partitions, &strategy);
-            let mut schedule = Schedule::new(trigger);
-            move |output| {
+    watermarked_source_with_frontier(scope, name, partitions, strategy, trigger, clock, poll).0
+}
+
+/// [`watermarked_source`], and a second stream that carries no data but has the same frontier
+/// (the source's capability): a probe on it follows the source's progress without a probe
+/// operator on the data path, which would add progress traffic for every batch.
+pub fn watermarked_source_with_frontier<'scope, D, C, P>(
+    scope: Scope<'scope, u64>,
+    name: &str,
+    partitions: usize,
+    strategy: WatermarkStrategy,
+    trigger: Trigger,
+    mut clock: C,
+    mut poll: P,
+) -> (StreamVec<'scope, u64, Event<D>>, StreamVec<'scope, u64, ()>)
+where
+    D: 'static,
+    C: FnMut() -> ProcessingTime + 'static,
+    P: FnMut(&mut SourceOutput<D>) -> SourceStatus + 'static,
+{
+    let mut builder = OperatorBuilder::new(name.to_owned(), scope);
+    let info = builder.operator_info();
+    let (output, stream) = builder.new_output();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Event<D>>>>::from(output);
+    let (_frontier_output, frontier) = builder.new_output::<Vec<()>>();
+    builder.build(move |mut capabilities| {
+        // One capability per output: the frontier output's moves with the data output's.
+        let mut frontier_capability = capabilities.pop();
+        let mut capability = capabilities.pop();
+        let activator = scope.activator_for(info.address);
+        let mut out = SourceOutput::with_strategy(partitions, &strategy);
+        let mut schedule = Schedule::new(trigger);
+        move |_frontiers| {
+            let mut output = output.activate();
+            let output = &mut output;
+            {
                 let Some(cap) = capability.as_mut() else {
                     return;
                 };
@@ -244,6 +273,7 @@ where
                     if let Some(watermark) = out.watermarks.watermark() {
                         if watermark > *cap.time() {
                             cap.downgrade(&watermark);
+                            downgrade(&mut frontier_capability, watermark);
                         }
                     }
                 }
@@ -266,12 +296,16 @@ where
                 }
                 let watermark = out.watermarks.watermark();
                 match (status, watermark) {
-                    (SourceStatus::Done, _) | (_, None) => capability = None,
+                    (SourceStatus::Done, _) | (_, None) => {
+                        capability = None;
+                        frontier_capability = None;
+                    }
                     (status, Some(watermark)) => {
                         let mut held_back = false;
                         if watermark > *cap.time() {
                             if schedule.follows_polls() {
                                 cap.downgrade(&watermark);
+                                downgrade(&mut frontier_capability, watermark);
                             } else {
                                 held_back = true;
                             }
@@ -292,6 +326,14 @@ where
                     }
                 }
             }
-        },
-    )
+        }
+    });
+    (stream, frontier)
+}
+
+/// Moves the frontier output's capability to `time` with the data output's.
+fn downgrade(capability: &mut Option<Capability<u64>>, time: u64) {
+    if let Some(capability) = capability {
+        capability.downgrade(&time);
+    }
 }

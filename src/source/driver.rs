@@ -2,7 +2,7 @@
 //! API builder that asks for it ([`EventTimeBuilder::with_watermark`](super::EventTimeBuilder)).
 //!
 //! For one source instance on one worker, [`SourceDriver::drive`] starts the source, seeks it
-//! to where a snapshot resumes ([`Replay`]), and builds the operator (`watermarked_source` of
+//! to where a snapshot resumes ([`Replay`]), and builds the operator (`watermarked_source_with_frontier` of
 //! `tideflow-operators`) that polls it: each poll reads a batch, stamps each record with its
 //! event time, counts records, skipped and dead-lettered records and future events into the
 //! job context, hands the source's part to the snapshot coordinator when one is due, and
@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tideflow_operators::source::{watermarked_source, SourceOutput};
+use tideflow_operators::source::{watermarked_source_with_frontier, SourceOutput};
 use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
 use tideflow_operators::{Event, Trigger};
 use timely::dataflow::{Scope, StreamVec};
@@ -48,7 +48,10 @@ impl SourceDriver {
         mut source: S,
         event_time: F,
         strategy: WatermarkStrategy,
-    ) -> StreamVec<'scope, u64, Event<S::Item>>
+    ) -> (
+        StreamVec<'scope, u64, Event<S::Item>>,
+        StreamVec<'scope, u64, ()>,
+    )
     where
         S: Source,
         F: Fn(&S::Item) -> u64 + 'static,
@@ -89,7 +92,7 @@ impl SourceDriver {
             event_time,
             shared,
         };
-        watermarked_source(
+        watermarked_source_with_frontier(
             scope,
             "Source",
             partitions,

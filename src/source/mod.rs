@@ -286,10 +286,11 @@ where
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
         };
+        // The source's frontier, for a graceful stop, from its data-less second output: a
+        // probe on the data would add progress traffic for every batch.
         use timely::dataflow::operators::Probe;
-        let inner = driver
-            .drive(*scope, source, event_time, strategy.into())
-            .probe_with(&job.source_probe);
+        let (inner, frontier) = driver.drive(*scope, source, event_time, strategy.into());
+        frontier.probe_with(&job.source_probe);
         Stream { inner, job }
     }
 }

@@ -52,6 +52,9 @@ pub struct ExactSum {
     /// The finite values' sum in units of `2^-1074`, least significant limb first; `None` until
     /// a non-zero finite value arrives.
     limbs: Option<Box<[i64; LIMBS]>>,
+    /// While `limbs` is `None`: the finite values' sum, exactly (every addition so far was
+    /// exact in `f64`, so the plain sum is the exact one, whatever the order). Zero otherwise.
+    plain: f64,
     /// Additions since the last carry pass.
     pending: u32,
     /// NaNs, +infinities and -infinities added (less those retracted).
@@ -93,13 +96,19 @@ impl ExactSum {
 
     /// The sum, rounded to the nearest `f64` (ties to even).
     pub fn to_f64(&self) -> f64 {
+        if self.limbs.is_none() {
+            return self.special().unwrap_or(self.plain);
+        }
         self.rounded(1)
             .map_or_else(|special| special, |fixed| fixed.to_f64())
     }
 
     /// The sum, rounded to the nearest `f32` (ties to even), without rounding twice.
     pub fn to_f32(&self) -> f32 {
-        // A NaN or infinity is the same in f32.
+        // A NaN or infinity is the same in f32; the exact plain sum is rounded once.
+        if self.limbs.is_none() {
+            return self.special().unwrap_or(self.plain) as f32;
+        }
         self.rounded(1)
             .map_or_else(|special| special as f32, |fixed| fixed.to_f32())
     }
@@ -109,6 +118,10 @@ impl ExactSum {
     pub fn mean(&self, count: u64) -> f64 {
         if count == 0 {
             return f64::NAN;
+        }
+        // The exact plain sum over a count exact in f64: IEEE division rounds once.
+        if self.limbs.is_none() && count <= 1 << 53 {
+            return self.special().unwrap_or(self.plain / count as f64);
         }
         self.rounded(count)
             .map_or_else(|special| special, |fixed| fixed.to_f64())
@@ -128,6 +141,21 @@ impl ExactSum {
             }
             return;
         }
+        if self.limbs.is_none() {
+            let value = if subtract { -value } else { value };
+            if let Some(sum) = exact_plain_sum(self.plain, value) {
+                self.plain = sum;
+                return;
+            }
+            self.spill();
+            self.add_finite(value, false);
+            return;
+        }
+        self.add_finite(value, subtract);
+    }
+
+    /// Adds (or subtracts) a finite `value` to the limbs.
+    fn add_finite(&mut self, value: f64, subtract: bool) {
         let bits = value.to_bits();
         let negative = (bits >> 63 != 0) != subtract;
         let exponent = ((bits >> 52) & 0x7ff) as u32;
@@ -148,7 +176,7 @@ impl ExactSum {
         if bits == 0 {
             return;
         }
-        let limbs = self.limbs.get_or_insert_with(|| Box::new([0; LIMBS]));
+        let limbs = self.spill();
         let index = (at / LIMB_BITS) as usize;
         let wide = u128::from(bits) << (at % LIMB_BITS);
         let parts = [
@@ -173,8 +201,20 @@ impl ExactSum {
         self.nans += sign * other.nans;
         self.positive_infinities += sign * other.positive_infinities;
         self.negative_infinities += sign * other.negative_infinities;
-        let Some(theirs) = &other.limbs else { return };
-        let ours = self.limbs.get_or_insert_with(|| Box::new([0; LIMBS]));
+        let Some(theirs) = &other.limbs else {
+            // Their plain sum is exact, and so is its negation.
+            let value = if sign < 0 { -other.plain } else { other.plain };
+            if self.limbs.is_none() {
+                if let Some(sum) = exact_plain_sum(self.plain, value) {
+                    self.plain = sum;
+                    return;
+                }
+                self.spill();
+            }
+            self.add_finite(value, false);
+            return;
+        };
+        let ours = self.spill();
         for (mine, their) in ours.iter_mut().zip(theirs.iter()) {
             *mine += sign * their;
         }
@@ -182,6 +222,32 @@ impl ExactSum {
         self.pending += other.pending + 1;
         if self.pending >= CARRY_EVERY {
             self.carry();
+        }
+    }
+
+    /// The limbs, allocated (holding the plain sum) if they were not yet.
+    #[cold]
+    fn spill(&mut self) -> &mut [i64; LIMBS] {
+        if self.limbs.is_none() {
+            self.limbs = Some(Box::new([0; LIMBS]));
+            let plain = std::mem::take(&mut self.plain);
+            if plain != 0.0 {
+                self.add_finite(plain, false);
+            }
+        }
+        self.limbs.as_mut().expect("just allocated")
+    }
+
+    /// The NaN or infinity the sum is, if it is one.
+    fn special(&self) -> Option<f64> {
+        if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
+            Some(f64::NAN)
+        } else if self.positive_infinities > 0 {
+            Some(f64::INFINITY)
+        } else if self.negative_infinities > 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            None
         }
     }
 
@@ -195,16 +261,12 @@ impl ExactSum {
 
     /// The sum divided by `divisor` as a magnitude to round, or the NaN or infinity it is.
     fn rounded(&self, divisor: u64) -> Result<Fixed, f64> {
-        if self.nans > 0 || (self.positive_infinities > 0 && self.negative_infinities > 0) {
-            return Err(f64::NAN);
-        }
-        if self.positive_infinities > 0 {
-            return Err(f64::INFINITY);
-        }
-        if self.negative_infinities > 0 {
-            return Err(f64::NEG_INFINITY);
+        if let Some(special) = self.special() {
+            return Err(special);
         }
         let Some(limbs) = &self.limbs else {
+            // Only for a plain sum of zero (the callers take the plain sum themselves).
+            debug_assert!(self.plain == 0.0);
             return Ok(Fixed::zero());
         };
         let mut limbs = **limbs;
@@ -239,6 +301,15 @@ impl ExactSum {
             negative,
         })
     }
+}
+
+/// `a + b` if it is exact in `f64` (and finite), by the error term of Knuth's TwoSum.
+#[inline]
+fn exact_plain_sum(a: f64, b: f64) -> Option<f64> {
+    let sum = a + b;
+    let b_part = sum - a;
+    let error = (a - (sum - b_part)) + (b - b_part);
+    (error == 0.0 && sum.is_finite()).then_some(sum)
 }
 
 /// Propagates carries through `limbs`, leaving all but the top one in `[0, 2^32)`.
@@ -385,7 +456,14 @@ impl Serialize for ExactSum {
             first: 0,
             limbs: Vec::new(),
         };
-        if let Some(limbs) = &self.limbs {
+        let mut spilled;
+        let mut limbs = &self.limbs;
+        if limbs.is_none() && self.plain != 0.0 {
+            spilled = ExactSum::default();
+            spilled.add_finite(self.plain, false);
+            limbs = &spilled.limbs;
+        }
+        if let Some(limbs) = limbs {
             let mut limbs = **limbs;
             carry_limbs(&mut limbs);
             if let Some(first) = limbs.iter().position(|l| *l != 0) {
@@ -409,6 +487,7 @@ impl<'de> Deserialize<'de> for ExactSum {
         }
         let mut sum = ExactSum {
             limbs: None,
+            plain: 0.0,
             pending: 0,
             nans: stored.nans,
             positive_infinities: stored.positive_infinities,

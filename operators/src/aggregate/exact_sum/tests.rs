@@ -227,3 +227,54 @@ fn corrupt_snapshots_are_refused() {
     let bytes = bincode::serialize(&stored).unwrap();
     assert!(bincode::deserialize::<ExactSum>(&bytes).is_err());
 }
+
+/// Values whose sums often stay exact in `f64` (small dyadic fractions), with now and then a
+/// float that is not, so sums go from the plain `f64` to the limbs at any point.
+fn mostly_exact() -> impl Strategy<Value = Vec<f64>> {
+    let value = prop_oneof![
+        8 => (-4096i32..4096).prop_map(|k| f64::from(k) / 8.0),
+        1 => -1e6f64..1e6,
+        1 => (-60i32..60).prop_map(|e| 2f64.powi(e)),
+    ];
+    prop::collection::vec(value, 0..40)
+}
+
+/// The same sum, kept in limbs from the start.
+fn in_limbs(values: &[f64]) -> ExactSum {
+    let mut sum = ExactSum::default();
+    sum.spill();
+    for &value in values {
+        sum.add(value);
+    }
+    sum
+}
+
+proptest! {
+    #[test]
+    fn a_plain_sum_reads_as_the_same_sum_kept_in_limbs(
+        values in mostly_exact(),
+        split in any::<prop::sample::Index>(),
+        count in 1u64..50,
+    ) {
+        let reference = in_limbs(&values);
+        let mut whole = ExactSum::default();
+        for &value in &values {
+            whole.add(value);
+        }
+        // Split in two and merged, and with the second part retracted again.
+        let at = split.index(values.len() + 1);
+        let (mut left, right) = (sum_of(&values[..at]), sum_of(&values[at..]));
+        left.merge(&right);
+        let mut retracted = left.clone();
+        retracted.retract(&right);
+        let bits = |sum: &ExactSum| (sum.to_f64().to_bits(), sum.to_f32().to_bits(), sum.mean(count).to_bits());
+        prop_assert_eq!(bits(&whole), bits(&reference));
+        prop_assert_eq!(bits(&left), bits(&reference));
+        prop_assert_eq!(bits(&retracted), bits(&in_limbs(&values[..at])));
+        prop_assert_eq!(whole.to_f64(), fsum(&values));
+        // A plain sum survives a snapshot.
+        let stored = bincode::serialize(&whole).expect("serialised");
+        let restored: ExactSum = bincode::deserialize(&stored).expect("restored");
+        prop_assert_eq!(bits(&restored), bits(&reference));
+    }
+}
