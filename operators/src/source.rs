@@ -229,6 +229,9 @@ where
     watermarked_source_with_frontier(scope, name, partitions, strategy, trigger, clock, poll).0
 }
 
+/// A source's stream of events, and a stream without data that has the source's frontier.
+pub type WithFrontier<'scope, D> = (StreamVec<'scope, u64, Event<D>>, StreamVec<'scope, u64, ()>);
+
 /// [`watermarked_source`], and a second stream that carries no data but has the same frontier
 /// (the source's capability): a probe on it follows the source's progress without a probe
 /// operator on the data path, which would add progress traffic for every batch.
@@ -240,7 +243,7 @@ pub fn watermarked_source_with_frontier<'scope, D, C, P>(
     trigger: Trigger,
     mut clock: C,
     mut poll: P,
-) -> (StreamVec<'scope, u64, Event<D>>, StreamVec<'scope, u64, ()>)
+) -> WithFrontier<'scope, D>
 where
     D: 'static,
     C: FnMut() -> ProcessingTime + 'static,

@@ -16,10 +16,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tideflow_operators::source::{watermarked_source_with_frontier, SourceOutput};
+use tideflow_operators::source::{watermarked_source_with_frontier, SourceOutput, WithFrontier};
 use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
-use tideflow_operators::{Event, Trigger};
-use timely::dataflow::{Scope, StreamVec};
+use tideflow_operators::Trigger;
+use timely::dataflow::Scope;
 
 use super::{Position, Source, SourceBatch, SourceContext, SourceStatus};
 use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
@@ -48,10 +48,7 @@ impl SourceDriver {
         mut source: S,
         event_time: F,
         strategy: WatermarkStrategy,
-    ) -> (
-        StreamVec<'scope, u64, Event<S::Item>>,
-        StreamVec<'scope, u64, ()>,
-    )
+    ) -> WithFrontier<'scope, S::Item>
     where
         S: Source,
         F: Fn(&S::Item) -> u64 + 'static,
