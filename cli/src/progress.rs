@@ -1,8 +1,8 @@
 //! Where `tideflow run` sends progress reports: JSON lines to a file or standard error
 //! (`--progress`), and a Prometheus endpoint (`--metrics-addr`), every `--progress-interval`.
 
-use std::fs::File;
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -121,9 +121,20 @@ impl CliProgress {
                 "standard error",
             )),
             Some(path) => {
-                let file = File::create(path)
+                // Opened now, so that a path that cannot be written fails at once; emptied at
+                // the first report, so that a job refused before it starts (a changed query
+                // on a checkpoint) leaves an earlier run's reports as they were.
+                let file = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path)
                     .map_err(|e| Error::io(format!("--progress: cannot create {path}"), e))?;
-                Some(ProgressLines::new(ProgressOut::File(file), path))
+                let out = ProgressOut::File {
+                    file,
+                    emptied: false,
+                };
+                Some(ProgressLines::new(out, path))
             }
         };
         let (latest, server) = match &plan.metrics {
@@ -169,10 +180,24 @@ struct ProgressLines {
     name: PathBuf,
 }
 
+/// Empties `file` the first time (`emptied` says whether it was): a regular file is truncated
+/// and written from its start; a FIFO or a device has nothing to truncate.
+fn empty_once(file: &mut File, emptied: &mut bool) -> std::io::Result<()> {
+    if !std::mem::replace(emptied, true) && file.metadata()?.is_file() {
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+    }
+    Ok(())
+}
+
 /// Where progress lines go.
 enum ProgressOut {
     Stderr(std::io::Stderr),
-    File(File),
+    /// A file, and whether what it held before this run has been removed (at the first report).
+    File {
+        file: File,
+        emptied: bool,
+    },
 }
 
 impl ProgressLines {
@@ -194,12 +219,12 @@ impl ProgressLines {
             ProgressOut::Stderr(stderr) => stderr.write_all(&line).and_then(|()| stderr.flush()),
             // The final report syncs the file, which reports a write error the file system
             // deferred (a pipe or a device has nothing to sync: EINVAL).
-            ProgressOut::File(file) => file.write_all(&line).and_then(|()| {
-                match progress.is_final.then(|| file.sync_all()) {
+            ProgressOut::File { file, emptied } => empty_once(file, emptied)
+                .and_then(|()| file.write_all(&line))
+                .and_then(|()| match progress.is_final.then(|| file.sync_all()) {
                     Some(Err(e)) if e.kind() != std::io::ErrorKind::InvalidInput => Err(e),
                     _ => Ok(()),
-                }
-            }),
+                }),
         };
         written.map_err(|e| {
             Error::io(

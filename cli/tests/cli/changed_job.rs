@@ -48,8 +48,12 @@ fn assert_refused(dir: &Path, changes: &[(Vec<String>, Vec<&str>)]) {
     let input = read(&dir.join("in.jsonl"));
     let out = output(dir);
     let checkpoint = contents(&dir.join("ck"));
+    // An earlier run's progress reports are not emptied by a run that never starts.
+    let progress = dir.join("progress.jsonl");
+    std::fs::write(&progress, "{\"earlier\":true}\n").unwrap();
     for (query, names) in changes {
-        let refused = Proc::start(query, None).finish();
+        let query = changed(query, &[], &["--progress", &path_arg(&progress)]);
+        let refused = Proc::start(&query, None).finish();
         let line = refused.one_error_line();
         let ck = path_arg(&dir.join("ck"));
         assert!(
@@ -62,6 +66,11 @@ fn assert_refused(dir: &Path, changes: &[(Vec<String>, Vec<&str>)]) {
             assert!(line.contains(name), "expected {name:?} in: {line}");
         }
         assert_eq!(read(&dir.join("in.jsonl")), input, "the input changed");
+        assert_eq!(
+            read(&progress),
+            b"{\"earlier\":true}\n",
+            "the progress file"
+        );
         assert_eq!(output(dir), out, "a refused run changed the output");
         assert_eq!(
             contents(&dir.join("ck")),
