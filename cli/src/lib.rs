@@ -101,7 +101,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(error) => {
             let error = flags::flag_names(error);
             // With standard error gone there is nowhere left to say it: the exit code does.
-            let _ = writeln!(std::io::stderr(), "tideflow: {error}");
+            errln!("tideflow: {error}");
             ExitCode::from(match error.kind() {
                 ErrorKind::User => 2,
                 ErrorKind::External => 3,

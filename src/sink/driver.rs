@@ -122,9 +122,7 @@ pub(crate) fn drive<D: ExchangeData, S: Sink<D>>(
     let scope = stream.scope();
     let mut builder = OperatorBuilder::new("Sink".to_owned(), scope);
     let activator = scope.activator_for(builder.operator_info().address);
-    wakers
-        .borrow_mut()
-        .push(scope.activator_for(builder.operator_info().address));
+    wakers.borrow_mut().push(activator.clone());
     let mut input = builder.new_input(stream, Exchange::new(move |_: &Event<D>| route));
     // With snapshots, a sink with a committer commits its output exactly once.
     let staging = match &checkpointer {
