@@ -3,6 +3,8 @@
 mod clocks;
 mod dedup;
 mod interval_join;
+mod kafka;
+mod kafka_broker;
 mod map_with_state;
 mod named_state;
 mod oracle;
