@@ -165,8 +165,20 @@ impl RowEncoder {
 }
 
 /// A row type `tideflow run` writes: its fields and its mode's extra columns.
-trait OutputRow: 'static {
+#[allow(private_interfaces)]
+pub(crate) trait OutputRow: 'static {
     fn parts(&self) -> (RowView<'_>, Extra);
+
+    /// Writes the row's key as a Kafka message key: its text, as a CSV output writes it;
+    /// `false` for a null key (a message without a key).
+    fn write_kafka_key(&self, out: &mut Vec<u8>) -> bool {
+        let (view, _) = self.parts();
+        if *view.key == Key::Null {
+            return false;
+        }
+        out.extend_from_slice(view.key.csv_text_as(view.key_kind).as_bytes());
+        true
+    }
 }
 
 /// No extra columns.

@@ -8,18 +8,20 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use timely::ExchangeData;
 
-use super::output::{LateEncoder, RowEncoder};
+use super::output::{LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
 };
 use crate::signals::{self, SignalStop};
-use tideflow::sink::{CompleteSink, ConsoleSink, Encoder, FileSink, OrderedSink, TableChange};
+use tideflow::sink::{
+    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, TableChange,
+};
 use tideflow::source::Source;
 use tideflow::source::{
-    Csv, FileFormat, FileSource, JsonLines, OnError, SocketSource, StdinSource,
-    DEFAULT_MAX_RECORD_BYTES,
+    Csv, FileFormat, FileSource, JsonLines, KafkaMessage, KafkaSource, OnError, SocketSource,
+    StdinSource, DEFAULT_MAX_RECORD_BYTES,
 };
 use tideflow::Error;
 use tideflow::Stream;
@@ -31,6 +33,7 @@ use tideflow::{Cluster, SECRET_VAR};
 pub(super) mod explain;
 mod fingerprint;
 mod join;
+mod kafka;
 mod paths;
 mod plan;
 mod rate;
@@ -116,7 +119,10 @@ pub(crate) enum Mode {
 pub(crate) struct RunArgs {
     /// Input file, or a directory whose files are all read (each file is one partition);
     /// tcp://HOST:PORT to read from a server (until it closes the connection); - for standard
-    /// input (until end of file); rate:rows_per_sec=N[,keys=K][,count=C][,seed=S][,partitions=P]
+    /// input (until end of file); kafka://HOST:PORT[,HOST:PORT]/TOPIC for a Kafka topic (each
+    /// partition is one partition, with its own watermark; a message's value is one record,
+    /// and its kafka_timestamp, kafka_key, kafka_partition, kafka_offset and kafka_topic can be
+    /// read as fields); rate:rows_per_sec=N[,keys=K][,count=C][,seed=S][,partitions=P]
     /// [,disorder=MS] for generated records with the fields ts, key and value. tcp:// and - need
     /// --format: jsonl, or csv with a header row.
     #[arg(long, value_name = "PATH")]
@@ -127,9 +133,23 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     watch: Option<Duration>,
     /// Input format. By default, from the input's extension (.jsonl/.ndjson/.json or .csv),
-    /// or for a directory from its files' extensions, which must agree.
+    /// or for a directory from its files' extensions, which must agree; jsonl for kafka://.
     #[arg(long, value_enum)]
     format: Option<Format>,
+    /// The column names of a kafka:// input's CSV values, comma-separated: a message holds one
+    /// row and no header.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    csv_header: Vec<String>,
+    /// Where a kafka:// input starts when the job has no snapshot to resume from (a resumed job
+    /// starts at its snapshot's offsets): earliest (the default, as Flink's Kafka source),
+    /// latest, or as in Spark a JSON object with an offset for every partition,
+    /// {"TOPIC":{"0":23,"1":-2}}, where -2 is earliest and -1 latest.
+    #[arg(long, value_name = "WHERE")]
+    starting_offsets: Option<String>,
+    /// A librdkafka property for the Kafka clients of kafka:// inputs and outputs, as
+    /// KEY=VALUE, e.g. security.protocol=ssl; repeat for several.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = kafka::option_arg)]
+    kafka_options: Vec<(String, String)>,
     /// Field holding the event time: integer ms since the epoch, or an RFC 3339 string.
     #[arg(long, value_name = "FIELD")]
     time_field: String,
@@ -179,7 +199,9 @@ pub(crate) struct RunArgs {
     /// Default 1s.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     complete_interval: Option<Duration>,
-    /// Where results go: a file path, or - for standard output.
+    /// Where results go: a file path, - for standard output, or kafka://HOST:PORT[,...]/TOPIC
+    /// for a Kafka topic (an existing one; JSON values keyed by the row's key; exactly-once
+    /// with --checkpoint-dir, in one Kafka transaction per snapshot, else at-least-once).
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
     /// Output format. By default, from the output's extension, else JSON lines.
@@ -346,6 +368,37 @@ impl Plan {
         }
     }
 
+    /// Reads the topic at `address`, decoding each message with `decode`, from the
+    /// --starting-offsets (or a snapshot's offsets), to the end offsets at start under
+    /// --trigger available-now or once.
+    fn kafka_source(
+        &self,
+        address: &kafka::KafkaAddress,
+        decode: impl Fn(&KafkaMessage<'_>) -> Result<Row, String> + Send + Sync + 'static,
+    ) -> KafkaSource<Row> {
+        let mut source = KafkaSource::new(address.brokers.clone(), address.topic.clone(), decode)
+            .starting_offsets(self.starting_offsets.clone())
+            .on_error(self.on_error.clone())
+            .max_record_bytes(self.max_record_bytes);
+        for (key, value) in &self.kafka_options {
+            source = source.option(key.clone(), value.clone());
+        }
+        if self.trigger.finishes_when_idle() {
+            source = source.until_end_offsets();
+        }
+        source
+    }
+
+    /// The Kafka sink of a --output kafka://... topic: JSON values keyed by the row's key.
+    fn kafka_sink<R: OutputRow>(&self, address: &kafka::KafkaAddress) -> KafkaSink<R, RowEncoder> {
+        let mut sink = KafkaSink::new(address.brokers.clone(), address.topic.clone(), self.encoder())
+            .with_key(|row: &R, out: &mut Vec<u8>| row.write_kafka_key(out));
+        for (key, value) in &self.kafka_options {
+            sink = sink.option(key.clone(), value.clone());
+        }
+        sink
+    }
+
     /// The input rows as a stream.
     fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Result<Stream<'scope, Row>, Error> {
         // Late records are written whole: their rows keep the record they were read as.
@@ -399,6 +452,19 @@ impl Plan {
                 let source = StdinSource::csv(csv());
                 self.timed(flow, source.on_error(on_error).max_record_bytes(max))
             }
+            (Input::Kafka(address), format) => {
+                let schema = self.schema.clone();
+                match format {
+                    Format::Jsonl => {
+                        let decode = kafka::json_decoder(schema, keep_original);
+                        self.timed(flow, self.kafka_source(address, decode))
+                    }
+                    Format::Csv => {
+                        let decode = kafka::csv_decoder(schema, &self.csv_header, keep_original)?;
+                        self.timed(flow, self.kafka_source(address, decode))
+                    }
+                }
+            }
             (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
             (Input::Path(path), Format::Csv) => self.timed(flow, self.file_source(path, csv())),
         })
@@ -427,10 +493,21 @@ impl Plan {
     /// worker, in order), or, in complete mode, the whole table every --complete-interval.
     fn write_changes<C>(&self, changes: Stream<'_, C>)
     where
-        C: TableChange + ExchangeData,
+        C: TableChange + ExchangeData + OutputRow,
+        C::Row: OutputRow,
         RowEncoder: Encoder<C> + Encoder<C::Row>,
     {
         let interval = self.complete_interval;
+        if let Some(address) = &self.kafka_output {
+            match self.mode {
+                Mode::Complete => changes.sink(CompleteSink::new(
+                    interval,
+                    self.kafka_sink::<C::Row>(address),
+                )),
+                _ => changes.sink(self.kafka_sink::<C>(address)),
+            }
+            return;
+        }
         match (&self.output, self.mode) {
             (None, Mode::Complete) => changes.sink(CompleteSink::new(
                 interval,
@@ -492,6 +569,10 @@ impl Plan {
                 };
                 // Rows are released in (window end, key) order once the watermark passes
                 // them, so the output does not depend on the worker count.
+                if let Some(address) = &self.kafka_output {
+                    results.sink(OrderedSink::new(self.kafka_sink(address)));
+                    return Ok(());
+                }
                 match &self.output {
                     None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
                     Some(path) => {

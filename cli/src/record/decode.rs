@@ -88,13 +88,62 @@ fn check_time(ms: u64) -> Result<u64, String> {
 /// assert!(decode_json(&schema, r#"{"user":"ann"}"#).unwrap_err().contains("missing time field 'ts'"));
 /// ```
 pub fn decode_json(schema: &Schema, line: &str) -> Result<Row, String> {
-    decode_allowing_non_finite(line, |line| decode_json_strict(schema, line))
+    decode_json_beside(schema, line, &[])
+}
+
+/// A field given beside a record rather than in it: a Kafka message's timestamp, key,
+/// partition, offset or topic ([`decode_json_beside`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Beside<'a> {
+    /// No value (a message without a key).
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Str(&'a str),
+}
+
+impl<'a> Beside<'a> {
+    fn scalar(self) -> Scalar<'a> {
+        match self {
+            Beside::Null => Scalar::Null,
+            Beside::Int(n) => Scalar::Int(n),
+            Beside::Str(text) => Scalar::Str(Cow::Borrowed(text)),
+        }
+    }
+}
+
+/// [`decode_json`], with fields given beside the record (by name): the query reads them as
+/// if the object had them, in place of any field of the object with the same name.
+///
+/// # Examples
+/// ```
+/// use tideflow_cli::record::{decode_json_beside, Beside, Key, Schema};
+/// let schema = Schema {
+///     time_field: "kafka_timestamp".into(),
+///     key_field: Some("user".into()),
+///     value_fields: vec![],
+///     scalar_fields: vec![],
+/// };
+/// let row = decode_json_beside(&schema, r#"{"user":"ann","kafka_timestamp":5}"#, &[("kafka_timestamp", Beside::Int(1_000))]).unwrap();
+/// assert_eq!((row.key, row.time), (Key::Str("ann".into()), 1_000));
+/// ```
+pub fn decode_json_beside(
+    schema: &Schema,
+    line: &str,
+    beside: &[(&str, Beside<'_>)],
+) -> Result<Row, String> {
+    decode_allowing_non_finite(line, |line| decode_json_strict(schema, line, beside))
 }
 
 /// [`decode_json`] without bare `NaN` and infinity tokens.
-fn decode_json_strict(schema: &Schema, line: &str) -> Result<Row, String> {
+fn decode_json_strict(
+    schema: &Schema,
+    line: &str,
+    beside: &[(&str, Beside<'_>)],
+) -> Result<Row, String> {
     let mut deserializer = serde_json::Deserializer::from_str(line);
-    let row = RowSeed { schema }
+    let row = RowSeed { schema, beside }
         .deserialize(&mut deserializer)
         .map_err(json_error)?;
     deserializer.end().map_err(json_error)?;
@@ -112,12 +161,85 @@ pub(super) fn json_error(error: serde_json::Error) -> String {
 
 struct RowSeed<'a> {
     schema: &'a Schema,
+    beside: &'a [(&'a str, Beside<'a>)],
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     type Value = Row;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Row, D::Error> {
         deserializer.deserialize_map(self)
+    }
+}
+
+/// A row being decoded: the fields the query reads, as they are found.
+struct RowParts<'a> {
+    schema: &'a Schema,
+    time: Option<u64>,
+    key: Key,
+    key_kind: KeyKind,
+    values: Vec<Option<Num>>,
+    scalars: Vec<Key>,
+}
+
+impl<'a> RowParts<'a> {
+    fn new(schema: &'a Schema) -> Self {
+        RowParts {
+            schema,
+            time: None,
+            key: Key::Null,
+            key_kind: KeyKind::Native,
+            values: vec![None; schema.value_fields.len()],
+            scalars: vec![Key::Null; schema.scalar_fields.len()],
+        }
+    }
+
+    /// Whether the query reads field `name`.
+    fn reads(&self, name: &str) -> bool {
+        let schema = self.schema;
+        *name == *schema.time_field
+            || schema.key_field.as_deref() == Some(name)
+            || schema.value_fields.iter().any(|f| f == name)
+            || schema.scalar_fields.iter().any(|f| f == name)
+    }
+
+    /// Takes field `name`'s value wherever the query reads it.
+    fn set(&mut self, name: &str, value: &Scalar<'_>) -> Result<(), String> {
+        let schema = self.schema;
+        let is_time = *name == *schema.time_field;
+        if is_time {
+            self.time = Some(value.to_time(name)?);
+        }
+        if schema.key_field.as_deref() == Some(name) {
+            (self.key, self.key_kind) = group_key(value, name)?;
+        }
+        if let Some(slot) = schema.value_fields.iter().position(|f| f == name) {
+            // The time field as a value is its time in ms, whichever way it is written.
+            self.values[slot] = match self.time.filter(|_| is_time) {
+                Some(ms) => Some(time_num(ms)),
+                None => value.to_num(name)?,
+            };
+        }
+        if let Some(slot) = schema.scalar_fields.iter().position(|f| f == name) {
+            self.scalars[slot] = match self.time.filter(|_| is_time) {
+                Some(ms) => Key::Int(ms as i64),
+                None => value.to_key(name, "field")?,
+            };
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Row, String> {
+        let time = self
+            .time
+            .ok_or_else(|| format!("missing time field '{}'", self.schema.time_field))?;
+        Ok(Row {
+            key: self.key,
+            key_kind: self.key_kind,
+            time,
+            values: self.values,
+            scalars: self.scalars,
+            original: None,
+        })
     }
 }
 
@@ -129,54 +251,23 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-        let schema = self.schema;
-        let mut time = None;
-        let mut key = Key::Null;
-        let mut key_kind = KeyKind::Native;
-        let mut values = vec![None; schema.value_fields.len()];
-        let mut scalars = vec![Key::Null; schema.scalar_fields.len()];
+        let mut row = RowParts::new(self.schema);
+        for (name, value) in self.beside {
+            if row.reads(name) {
+                row.set(name, &value.scalar()).map_err(de::Error::custom)?;
+            }
+        }
         while let Some(name) = map.next_key::<Scalar<'de>>()? {
             let Scalar::Str(name) = name else { continue };
-            let is_time = *name == *schema.time_field;
-            let is_key = schema.key_field.as_deref() == Some(&*name);
-            let value_slot = schema.value_fields.iter().position(|f| *f == *name);
-            let scalar_slot = schema.scalar_fields.iter().position(|f| *f == *name);
-            if !is_time && !is_key && value_slot.is_none() && scalar_slot.is_none() {
+            let given_beside = self.beside.iter().any(|(beside, _)| **beside == *name);
+            if given_beside || !row.reads(&name) {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
             let value: Scalar<'de> = map.next_value()?;
-            if is_time {
-                time = Some(value.to_time(&name).map_err(de::Error::custom)?);
-            }
-            if is_key {
-                (key, key_kind) = group_key(&value, &name).map_err(de::Error::custom)?;
-            }
-            if let Some(slot) = value_slot {
-                // The time field as a value is its time in ms, whichever way it is written.
-                values[slot] = match time.filter(|_| is_time) {
-                    Some(ms) => Some(time_num(ms)),
-                    None => value.to_num(&name).map_err(de::Error::custom)?,
-                };
-            }
-            if let Some(slot) = scalar_slot {
-                scalars[slot] = match time.filter(|_| is_time) {
-                    Some(ms) => Key::Int(ms as i64),
-                    None => value.to_key(&name, "field").map_err(de::Error::custom)?,
-                };
-            }
+            row.set(&name, &value).map_err(de::Error::custom)?;
         }
-        let time = time.ok_or_else(|| {
-            de::Error::custom(format!("missing time field '{}'", schema.time_field))
-        })?;
-        Ok(Row {
-            key,
-            key_kind,
-            time,
-            values,
-            scalars,
-            original: None,
-        })
+        row.finish().map_err(de::Error::custom)
     }
 }
 

@@ -19,7 +19,9 @@ mod table;
 mod value;
 
 pub use aggregate::{AggKind, AggSpec, AggValue, Aggregates, RowAggregator};
-pub use decode::{decode_csv, decode_json, parse_time, CsvColumns, Schema};
+pub use decode::{
+    decode_csv, decode_json, decode_json_beside, parse_time, Beside, CsvColumns, Schema,
+};
 pub use group_key::KeyKind;
 pub use original::CsvOriginal;
 pub use table::{

@@ -2,18 +2,20 @@
 //! operator per line in dataflow order, without running it.
 //!
 //! What it prints is the [`Plan`] that `run` executes, built by the same [`Plan::new`], so a bad
-//! flag is reported exactly as `run` reports it. Nothing is read, connected to, bound or
-//! created: the input path is only looked at (file or directory).
+//! flag is reported exactly as `run` reports it. Nothing is read, bound or created: the input
+//! path is only looked at (file or directory), and a Kafka input's brokers are asked for its
+//! partitions and their offsets.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use super::join::{JoinType, TableJoin, TABLE_PREFIX};
+use super::kafka::KafkaAddress;
 use super::{Format, Input, Mode, Plan, RunArgs};
 use crate::millis;
 use crate::record::AggSpec;
-use tideflow::source::{OnError, DEFAULT_MAX_RECORD_BYTES};
+use tideflow::source::{kafka_partitions, OnError, DEFAULT_MAX_RECORD_BYTES};
 use tideflow::Error;
 use tideflow::Trigger;
 use tideflow::Window;
@@ -156,6 +158,7 @@ fn source(plan: &Plan, workers: usize) -> String {
             "standard input ({format}), read on worker 0 only (one partition, not replayable) until end of file"
         ),
         Input::Path(path) => path_source(path, format, plan.watch, workers),
+        Input::Kafka(address) => kafka_source(plan, address, format, workers),
     };
     let watermark = &plan.watermark;
     line.push_str(&format!(
@@ -198,6 +201,36 @@ fn source(plan: &Plan, workers: usize) -> String {
         Trigger::Once => line.push_str(
             "; the watermark stays at the start until the source ends, at its first poll with no input ready: results at the end, as one batch",
         ),
+    }
+    line
+}
+
+/// A Kafka input: its partitions as the brokers report them now, with their offsets.
+fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usize) -> String {
+    let format = match plan.format {
+        Format::Csv => format!("{format} values of the columns {}", plan.csv_header.join(",")),
+        Format::Jsonl => format!("{format} values"),
+    };
+    let mut line = format!(
+        "Kafka topic {} at {} ({format}; {}, each with its own watermark; replayable from offsets), from {}",
+        address.topic,
+        address.brokers,
+        placement("partition p", "p", workers),
+        plan.starting_offsets,
+    );
+    match kafka_partitions(&address.brokers, &address.topic, &plan.kafka_options) {
+        Ok(partitions) => {
+            let shown: Vec<String> = partitions
+                .iter()
+                .map(|p| format!("{}: offsets {}..{}", p.partition, p.earliest, p.latest))
+                .collect();
+            line.push_str(&format!(
+                "; {} partitions now [{}]",
+                partitions.len(),
+                shown.join(", ")
+            ));
+        }
+        Err(error) => line.push_str(&format!("; partitions unknown ({error})")),
     }
     line
 }
@@ -359,9 +392,13 @@ fn window_line(plan: &Plan, window: Window, accumulators: &str) -> String {
 fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Option<Window>) {
     lines.push(("exchange", "all rows to worker 0".into()));
     let format = output_format(plan.output_format);
-    let target = match &plan.output {
-        None => format!("standard output ({format})"),
-        Some(path) => format!("file {} ({format})", path.display()),
+    let target = match (&plan.output, &plan.kafka_output) {
+        (Some(path), _) => format!("file {} ({format})", path.display()),
+        (None, Some(address)) => format!(
+            "Kafka topic {} at {} (JSON values keyed by the row's key)",
+            address.topic, address.brokers
+        ),
+        (None, None) => format!("standard output ({format})"),
     };
     let sink = match (plan.mode, window) {
         (Mode::Append, _) => format!(
@@ -383,12 +420,13 @@ fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Opti
                 Some(_) => "(window start, window end, key) -> aggregates and \"final\"",
                 None => "key -> aggregates",
             };
-            let target = match &plan.output {
-                None => format!("to standard output ({format})"),
-                Some(path) => format!(
+            let target = match (&plan.output, &plan.kafka_output) {
+                (Some(path), _) => format!(
                     "replacing file {} ({format}) atomically",
                     path.display()
                 ),
+                (None, Some(address)) => format!("to Kafka topic {}", address.topic),
+                (None, None) => format!("to standard output ({format})"),
             };
             format!(
                 "complete-mode table on worker 0, {table}; state: the whole table; written whole every {} while it changes and at the end, {target}, each row with its \"batch\"",
@@ -432,7 +470,19 @@ fn snapshot_line(lines: &mut Vec<(&'static str, String)>, plan: &Plan, join: boo
             exactly_once.join(" and ")
         ));
     }
-    if plan.output.is_none() {
+    if let Some(address) = &plan.kafka_output {
+        line.push_str(&format!(
+            "; Kafka topic {} exactly-once (rows staged in each snapshot, written in one Kafka transaction when it completes: read it with isolation.level=read_committed)",
+            address.topic
+        ));
+    }
+    if let Input::Kafka(address) = &plan.input {
+        line.push_str(&format!(
+            "; topic {}'s offsets are in each snapshot, and a resumed run reads on from them",
+            address.topic
+        ));
+    }
+    if plan.output.is_none() && plan.kafka_output.is_none() {
         line.push_str("; standard output at-least-once");
     }
     if matches!(plan.on_error, OnError::DeadLetter(_)) {

@@ -31,6 +31,8 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
         // Refused with a checkpoint directory; named all the same.
         Input::Tcp(address) => format!("tcp://{address}"),
         Input::Stdin => "-".to_string(),
+        // The topic, not the brokers: a cluster may be reached through other brokers.
+        Input::Kafka(address) => format!("kafka topic {}", address.topic),
     };
     let join = plan.join.as_ref().map(|join| {
         format!(
@@ -48,9 +50,10 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
             Some(field) => format!("{}:{field}", spec.kind.name()),
         })
         .collect();
-    let output = match &plan.output {
-        Some(path) => resolved(path),
-        None => "-".to_string(),
+    let output = match (&plan.output, &plan.kafka_output) {
+        (Some(path), _) => resolved(path),
+        (None, Some(address)) => format!("kafka topic {}", address.topic),
+        (None, None) => "-".to_string(),
     };
     JobFingerprint::new()
         .field("--input", input)

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use super::fingerprint;
 use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
+use super::kafka::{KafkaAddress, KAFKA_PREFIX};
 use super::paths::{check_outputs, FlagPath};
 use super::rate::{RateInput, RATE_PREFIX};
 use super::{Format, Mode, RunArgs};
 use crate::progress::ProgressPlan;
 use crate::record::{AggSpec, Schema};
-use tideflow::source::{OnError, WatermarkStrategy};
+use tideflow::source::{OnError, StartingOffsets, WatermarkStrategy};
 use tideflow::{Checkpoint, Cluster, Error, Trigger, Window};
 
 /// Where `tideflow run` reads from.
@@ -25,12 +26,17 @@ pub(super) enum Input {
     Stdin,
     /// The rate generator.
     Rate(RateInput),
+    /// A Kafka topic.
+    Kafka(KafkaAddress),
 }
 
 impl Input {
     fn new(input: PathBuf) -> Result<Input, Error> {
         if let Some(text) = input.to_str().filter(|t| t.starts_with(RATE_PREFIX)) {
             return Ok(Input::Rate(text.parse()?));
+        }
+        if let Some(text) = input.to_str().filter(|t| t.starts_with(KAFKA_PREFIX)) {
+            return Ok(Input::Kafka(KafkaAddress::parse(text, "--input")?));
         }
         Ok(match input.to_str() {
             Some("-") => Input::Stdin,
@@ -94,8 +100,17 @@ pub struct Plan {
     pub(super) mode: Mode,
     pub(super) complete_interval: Duration,
     pub(super) trigger: Trigger,
+    /// The --output file (`None` for standard output or a Kafka topic).
     pub(super) output: Option<PathBuf>,
+    /// The --output Kafka topic.
+    pub(super) kafka_output: Option<KafkaAddress>,
     pub(super) output_format: Format,
+    /// The column names of a Kafka input's CSV values (--csv-header).
+    pub(super) csv_header: Vec<String>,
+    /// Where a Kafka input starts without a snapshot (--starting-offsets).
+    pub(super) starting_offsets: StartingOffsets,
+    /// The librdkafka properties of every Kafka client (--kafka-option).
+    pub(super) kafka_options: Vec<(String, String)>,
     pub(super) on_error: OnError,
     pub(super) max_record_bytes: usize,
     /// Worker threads in each process.
@@ -120,6 +135,7 @@ impl Plan {
         let input = Input::new(args.input)?;
         let format = match &input {
             Input::Rate(_) => Format::Jsonl,
+            Input::Kafka(_) => args.format.unwrap_or(Format::Jsonl),
             Input::Path(path) => match args.format {
                 Some(format) => format,
                 None => Format::of_input(path)?,
@@ -136,6 +152,11 @@ impl Plan {
         if let Some(interval) = args.watch {
             check_watch(&input, interval)?;
         }
+        let kafka_output = match args.output.starts_with(KAFKA_PREFIX) {
+            true => Some(KafkaAddress::parse(&args.output, "--output")?),
+            false => None,
+        };
+        let starting_offsets = check_kafka_flags(&args, &input, format, kafka_output.is_some())?;
         let mut columns = HashSet::new();
         for spec in &args.aggs {
             if !columns.insert(spec.column()) {
@@ -271,7 +292,8 @@ impl Plan {
                 "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
             ));
         }
-        let output = (args.output != "-").then(|| PathBuf::from(&args.output));
+        let output = (args.output != "-" && kafka_output.is_none())
+            .then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
             .or_else(|| output.as_deref().and_then(Format::from_extension))
@@ -304,7 +326,11 @@ impl Plan {
             complete_interval,
             trigger: args.trigger,
             output,
+            kafka_output,
             output_format,
+            csv_header: args.csv_header,
+            starting_offsets,
+            kafka_options: args.kafka_options,
             on_error: args.on_error,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
             workers: usize::from(args.workers),
@@ -348,14 +374,15 @@ impl Plan {
 fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
     let mut reads = Vec::new();
     let input = args.input.to_string_lossy();
-    if input != "-" && !input.starts_with("tcp://") && !input.starts_with(RATE_PREFIX) {
+    let not_a_path = ["tcp://", RATE_PREFIX, KAFKA_PREFIX];
+    if input != "-" && !not_a_path.iter().any(|prefix| input.starts_with(prefix)) {
         reads.push(("--input", args.input.clone()));
     }
     if let Some(table) = &args.join_static {
         reads.push(("--join-static", table.clone()));
     }
     let mut writes = Vec::new();
-    if args.output != "-" {
+    if args.output != "-" && !args.output.starts_with(KAFKA_PREFIX) {
         writes.push(("--output", PathBuf::from(&args.output)));
     }
     if let Some(late) = &args.late_output {
@@ -368,6 +395,51 @@ fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
         writes.push(("--progress", PathBuf::from(progress)));
     }
     (reads, writes)
+}
+
+/// Checks the Kafka flags against the input, its `format` and whether the output is a Kafka
+/// topic, and returns where a Kafka input starts.
+fn check_kafka_flags(
+    args: &RunArgs,
+    input: &Input,
+    format: Format,
+    kafka_output: bool,
+) -> Result<StartingOffsets, Error> {
+    let kafka_input = matches!(input, Input::Kafka(_));
+    let only_kafka_input = |flag: &str| {
+        Error::Config(format!("{flag}: only with a kafka:// --input"))
+    };
+    if !args.kafka_options.is_empty() && !kafka_input && !kafka_output {
+        return Err(Error::Config(
+            "--kafka-option: only with a kafka:// --input or --output".into(),
+        ));
+    }
+    if !args.csv_header.is_empty() && !(kafka_input && format == Format::Csv) {
+        return Err(Error::Config(
+            "--csv-header: only with a kafka:// --input and --format csv (files and sockets have a header row)".into(),
+        ));
+    }
+    if kafka_input && format == Format::Csv && args.csv_header.is_empty() {
+        return Err(Error::Config(
+            "--csv-header: required with a kafka:// --input and --format csv: name the columns of each message's row, e.g. --csv-header ts,user,amount".into(),
+        ));
+    }
+    if kafka_output && args.output_format == Some(Format::Csv) {
+        return Err(Error::Config(
+            "--output-format: a kafka:// --output takes JSON values only; pass --output-format jsonl or leave it out".into(),
+        ));
+    }
+    let Input::Kafka(address) = input else {
+        if args.starting_offsets.is_some() {
+            return Err(only_kafka_input("--starting-offsets"));
+        }
+        return Ok(StartingOffsets::Earliest);
+    };
+    match &args.starting_offsets {
+        None => Ok(StartingOffsets::Earliest),
+        Some(text) => StartingOffsets::parse(text, &address.topic)
+            .map_err(|e| Error::Config(format!("--starting-offsets: {e}"))),
+    }
 }
 
 /// The ids of the stateful operators of a job with a `--join-static` table (`join`), `window`
