@@ -13,6 +13,9 @@ mod clocks;
 mod cluster;
 mod cluster_strangers;
 mod crash;
+mod kafka;
+#[path = "../../../tests/all/kafka_broker.rs"]
+mod kafka_broker;
 mod csv_rules;
 mod damaged_output;
 mod late_output;
