@@ -15,7 +15,7 @@ use super::kafka::KafkaAddress;
 use super::{Format, Input, Mode, Plan, RunArgs};
 use crate::millis;
 use crate::record::AggSpec;
-use tideflow::source::{kafka_partitions, OnError, DEFAULT_MAX_RECORD_BYTES};
+use tideflow::source::{kafka_partitions, OnError, StartingOffsets, DEFAULT_MAX_RECORD_BYTES};
 use tideflow::Error;
 use tideflow::Trigger;
 use tideflow::Window;
@@ -216,7 +216,7 @@ fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usiz
         address.topic,
         address.brokers,
         placement("partition p", "p", workers),
-        plan.starting_offsets,
+        starting_offsets(&plan.starting_offsets),
     );
     match kafka_partitions(&address.brokers, &address.topic, &plan.kafka_options) {
         Ok(partitions) => {
@@ -233,6 +233,28 @@ fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usiz
         Err(error) => line.push_str(&format!("; partitions unknown ({error})")),
     }
     line
+}
+
+/// Where a Kafka input starts without a snapshot.
+fn starting_offsets(offsets: &StartingOffsets) -> String {
+    match offsets {
+        StartingOffsets::Earliest => "the earliest offsets on a first run".into(),
+        StartingOffsets::Latest => "the latest offsets on a first run".into(),
+        StartingOffsets::Offsets(by_partition) => {
+            let shown: Vec<String> = by_partition
+                .iter()
+                .map(|(partition, offset)| match offset {
+                    -2 => format!("{partition}: earliest"),
+                    -1 => format!("{partition}: latest"),
+                    offset => format!("{partition}: {offset}"),
+                })
+                .collect();
+            format!(
+                "offsets [{}] on a first run (others earliest)",
+                shown.join(", ")
+            )
+        }
+    }
 }
 
 /// A file or directory input, as it is now.

@@ -437,8 +437,11 @@ fn check_kafka_flags(
     };
     match &args.starting_offsets {
         None => Ok(StartingOffsets::Earliest),
-        Some(text) => StartingOffsets::parse(text, &address.topic)
-            .map_err(|e| Error::Config(format!("--starting-offsets: {e}"))),
+        Some(text) => StartingOffsets::parse_for_topic(text, &address.topic).map_err(|e| {
+            let message = e.to_string();
+            let why = message.strip_prefix("starting offsets: ").unwrap_or(&message);
+            Error::Config(format!("--starting-offsets: {why}"))
+        }),
     }
 }
 
