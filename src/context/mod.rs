@@ -28,6 +28,7 @@ pub(crate) use metrics::{
     count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder,
     WatermarkSlot, WindowCount,
 };
+pub use metrics::{PartitionGauge, PartitionGauges};
 
 /// The job context: state shared by all workers of a job in this process.
 #[derive(Default)]

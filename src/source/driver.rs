@@ -23,7 +23,7 @@ use timely::dataflow::Scope;
 
 use super::{Position, Source, SourceBatch, SourceContext, SourceStatus};
 use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
-use crate::context::{SharedJob, WatermarkSlot};
+use crate::context::{PartitionGauges, SharedJob, WatermarkSlot};
 use crate::error::Error;
 
 /// What a source instance needs of its job to be driven.
@@ -59,8 +59,14 @@ impl SourceDriver {
             shared,
             checkpointer,
         } = self;
+        if trigger.finishes_when_idle() {
+            source.on_available_now();
+        }
         let started = source.on_start(&context);
         let partitions = if started.is_ok() {
+            if let Some(gauges) = PartitionGauges::of(&shared) {
+                source.report_offsets(&gauges);
+            }
             source.partitions()
         } else {
             0

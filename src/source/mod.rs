@@ -20,6 +20,8 @@
 mod bad_input;
 mod driver;
 mod file;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod lines;
 mod memory;
 mod rate;
@@ -32,9 +34,12 @@ use std::sync::Arc;
 
 use timely::dataflow::Scope;
 
+pub use crate::context::{PartitionGauge, PartitionGauges};
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
+#[cfg(feature = "kafka")]
+pub use kafka::{kafka_partitions, KafkaMessage, KafkaSource, PartitionInfo, StartingOffsets};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
@@ -160,6 +165,24 @@ pub trait Source: 'static {
     fn on_start(&mut self, context: &SourceContext) -> Result<(), Error> {
         let _ = context;
         Ok(())
+    }
+
+    /// Called before [`Source::on_start`] when the job's trigger reads only the input available
+    /// at start and then ends ([`Trigger::AvailableNow`](crate::Trigger::AvailableNow),
+    /// [`Trigger::Once`](crate::Trigger::Once)). Under those triggers the source ends at its
+    /// first read that returns [`SourceStatus::Wait`]: a source for which "nothing ready now"
+    /// does not mean its available input is read (a broker's reply still on its way) reads up
+    /// to an end it fixes at start instead, returning [`SourceStatus::Ready`] until it is
+    /// there. By default, does nothing.
+    fn on_available_now(&mut self) {}
+
+    /// Called after [`Source::on_start`] when the job reports progress: a source whose
+    /// partitions have offsets (Kafka) registers a [`PartitionGauge`] per partition here and
+    /// updates them as it reads (per read, not per record); they appear in
+    /// [`Progress::source_partitions`](crate::Progress::source_partitions). By default, does
+    /// nothing.
+    fn report_offsets(&mut self, gauges: &PartitionGauges) {
+        let _ = gauges;
     }
 
     /// The number of partitions this worker reads, known after `on_start`. By default, 1.
