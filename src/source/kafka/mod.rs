@@ -36,7 +36,7 @@ use super::{
 };
 use crate::error::Error;
 
-/// Queue entries (messages) taken per read.
+/// Queue entries (messages) taken per read, by default.
 const BATCH: usize = 1024;
 /// How long the worker waits before looking again when no message is ready.
 const IDLE_WAIT: Duration = Duration::from_millis(2);
@@ -116,6 +116,7 @@ pub struct KafkaSource<T> {
     until_end: bool,
     on_error: OnError,
     max_record_bytes: usize,
+    batch: usize,
     /// Set by `on_start`.
     running: Option<Running>,
 }
@@ -167,6 +168,7 @@ impl<T: 'static> KafkaSource<T> {
             until_end: false,
             on_error: OnError::Fail,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            batch: BATCH,
             running: None,
         }
     }
@@ -218,6 +220,14 @@ impl<T: 'static> KafkaSource<T> {
     /// ([`DEFAULT_MAX_RECORD_BYTES`](super::DEFAULT_MAX_RECORD_BYTES)).
     pub fn max_record_bytes(mut self, max: usize) -> Self {
         self.max_record_bytes = max;
+        self
+    }
+
+    /// Reads at most `messages` messages per read (at least 1). The watermark can advance
+    /// after every read, so a small batch makes a job see its input arrive in many steps. By
+    /// default, 1024.
+    pub fn batch_size(mut self, messages: usize) -> Self {
+        self.batch = messages.max(1);
         self
     }
 
@@ -303,7 +313,7 @@ impl<T: 'static> Source for KafkaSource<T> {
             })
             .collect();
         self.running = Some(Running {
-            reader: Reader::new(consumer, &self.topic, BATCH)?,
+            reader: Reader::new(consumer, &self.topic, self.batch)?,
             handler: BadInputHandler::new(&self.on_error)?,
             context: *context,
             partitions,
