@@ -43,6 +43,13 @@ fn tansu() -> &'static Path {
     })
 }
 
+/// A message to produce one per batch: `(partition, key, value, timestamp)`.
+pub type Single<'a> = (i32, Option<&'a [u8]>, &'a [u8], Option<i64>);
+
+/// A message to produce in batches: `(partition, key, value, timestamp)`, a `None` value a
+/// tombstone.
+pub type Batched<'a> = (i32, Option<&'a [u8]>, Option<&'a [u8]>, Option<i64>);
+
 /// A running broker, stopped when dropped.
 pub struct Broker {
     child: Option<Child>,
@@ -131,7 +138,7 @@ impl Broker {
     /// Produces `(partition, key, value, timestamp)` records, one message per batch (the
     /// broker's "latest" offset is only right for single-message batches), and waits for
     /// every acknowledgement.
-    pub fn produce(&self, topic: &str, records: &[(i32, Option<&[u8]>, &[u8], Option<i64>)]) {
+    pub fn produce(&self, topic: &str, records: &[Single<'_>]) {
         let producer: ThreadedProducer<DefaultProducerContext> = self
             .config()
             .set("enable.idempotence", "true")
@@ -177,11 +184,7 @@ impl Broker {
     /// messages per batch (a `None` value is a tombstone), and waits for every
     /// acknowledgement. The broker's ListOffsets "latest" is then wrong for a partition whose
     /// newest batch holds more than one message.
-    pub fn produce_batched(
-        &self,
-        topic: &str,
-        records: &[(i32, Option<&[u8]>, Option<&[u8]>, Option<i64>)],
-    ) {
+    pub fn produce_batched(&self, topic: &str, records: &[Batched<'_>]) {
         let producer: ThreadedProducer<DefaultProducerContext> = self
             .config()
             .set("enable.idempotence", "true")

@@ -171,6 +171,14 @@ impl Reader {
 
     /// A fatal client error, if one happened: the client cannot go on.
     pub(crate) fn fatal_error(&self) -> Option<String> {
+        // SAFETY: the client is valid while `self.consumer` lives; with no buffer librdkafka
+        // only returns the error code (an atomic read, no allocation on this idle path).
+        let code = unsafe {
+            rdsys::rd_kafka_fatal_error(self.consumer.client().native_ptr(), ptr::null_mut(), 0)
+        };
+        if code == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return None;
+        }
         self.consumer
             .client()
             .fatal_error()

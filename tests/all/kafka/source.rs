@@ -17,7 +17,7 @@ use tideflow::source::{
 };
 use tideflow::{Checkpoint, Config, Error, ErrorKind, Trigger, Window, WindowResult};
 
-use crate::kafka_broker::Broker;
+use crate::kafka_broker::{Batched, Broker, Single};
 use crate::support::{Gate, Gated, ReadGate, SplitMix64};
 
 /// A record: a key and an event time, ms; encoded as the text `"KEY TS"`.
@@ -69,7 +69,7 @@ fn produce(broker: &Broker, topic: &str, records: &[Rec], partitions: usize) {
         .enumerate()
         .map(|(i, r)| ((i % partitions) as i32, encode(r)))
         .collect();
-    let messages: Vec<(i32, Option<&[u8]>, Option<&[u8]>, Option<i64>)> = encoded
+    let messages: Vec<Batched<'_>> = encoded
         .iter()
         .map(|(p, value)| (*p, None, Some(value.as_slice()), None))
         .collect();
@@ -142,7 +142,7 @@ fn per_partition_watermarks_give_the_memory_sources_windows_on_1_2_and_4_workers
 }
 
 fn produce_values(broker: &Broker, topic: &str, values: &[(i32, Vec<u8>)]) {
-    let messages: Vec<(i32, Option<&[u8]>, Option<&[u8]>, Option<i64>)> = values
+    let messages: Vec<Batched<'_>> = values
         .iter()
         .map(|(p, value)| (*p, None, Some(value.as_slice()), None))
         .collect();
@@ -424,7 +424,7 @@ fn bad_topic(broker: &Broker) -> &'static str {
     let topic = "bad";
     broker.create_topic(topic, 2);
     let long = vec![b'9'; 40];
-    let messages: Vec<(i32, Option<&[u8]>, Option<&[u8]>, Option<i64>)> = vec![
+    let messages: Vec<Batched<'_>> = vec![
         (0, None, Some(b"1 1000"), None),
         (0, None, Some(b"x"), None),
         (0, None, Some(b"2 2000"), None),
@@ -580,12 +580,13 @@ fn available_now_reads_a_batched_topic_whole_and_reports_offsets_and_lag() {
     assert_eq!(report.records_in, records.len() as u64);
     let last = reports.iter().last().expect("a final report");
     assert!(last.is_final);
-    let partitions: Vec<(String, u64, u64, Option<u64>, Option<u64>)> = last
+    type Figures = (String, u64, u64, Option<u64>, Option<u64>);
+    let partitions: Vec<Figures> = last
         .source_partitions
         .iter()
         .map(|p| (p.source.clone(), p.partition, p.offset, p.end_offset, p.lag))
         .collect();
-    let expected: Vec<(String, u64, u64, Option<u64>, Option<u64>)> = (0..4)
+    let expected: Vec<Figures> = (0..4)
         .map(|p| {
             let n = if p < 3 { 1_000 } else { 0 };
             (topic.to_owned(), p, n, Some(n), Some(0))
@@ -621,7 +622,7 @@ fn starting_offsets_pick_where_each_partition_starts() {
             )
         })
         .collect();
-    let messages: Vec<(i32, Option<&[u8]>, &[u8], Option<i64>)> = values
+    let messages: Vec<Single<'_>> = values
         .iter()
         .map(|(p, v)| (*p, None, v.as_slice(), None))
         .collect();
@@ -658,4 +659,103 @@ fn starting_offsets_pick_where_each_partition_starts() {
         error.to_string(),
         "starting offsets name partition 5, but topic starts has partitions 0 to 1"
     );
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("cannot run kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Resumes a paused broker when dropped, also when the test fails.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+/// A broker paused (SIGSTOP) while a continuous job reads, with records produced meanwhile,
+/// then resumed: the job waits and carries on, and reads every record once.
+#[test]
+fn a_paused_broker_is_waited_for_and_reading_carries_on() {
+    let broker = Broker::start();
+    let topic = "paused";
+    broker.create_topic(topic, 2);
+    let first: Vec<(i32, Vec<u8>)> = (0..100u64)
+        .map(|i| {
+            (
+                (i % 2) as i32,
+                encode(&Rec {
+                    key: i,
+                    ts: BASE + i,
+                }),
+            )
+        })
+        .collect();
+    produce_values(&broker, topic, &first);
+    let sink = MemorySink::new();
+    let output = sink.clone();
+    let config = Config::workers(2);
+    let stop = config.stop_handle();
+    let make = kafka(&broker, topic);
+    let job = std::thread::spawn(move || {
+        tideflow::execute(config, move |flow| {
+            flow.source(make())
+                .with_event_time(|r: &Rec| r.ts)
+                .with_watermark(Duration::ZERO)
+                .sink(output.clone());
+            Ok(())
+        })
+    });
+    wait_until("the first records read", Duration::from_secs(60), || {
+        sink.len() >= 100
+    });
+    signal(broker.pid(), "STOP");
+    let paused = Resume(broker.pid());
+    let address = broker.address();
+    // Produced while the broker is paused: acknowledged once it resumes.
+    let producer = std::thread::spawn(move || {
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set("bootstrap.servers", address)
+            .set("allow.auto.create.topics", "false")
+            .set("enable.idempotence", "true");
+        let producer: rdkafka::producer::BaseProducer = config.create().expect("a producer");
+        for i in 100..200u64 {
+            let value = encode(&Rec {
+                key: i,
+                ts: BASE + i,
+            });
+            producer
+                .send(
+                    rdkafka::producer::BaseRecord::<[u8], [u8]>::to("paused")
+                        .partition((i % 2) as i32)
+                        .payload(&value),
+                )
+                .expect("queued");
+        }
+        use rdkafka::producer::Producer;
+        producer
+            .flush(Duration::from_secs(120))
+            .expect("acknowledged once the broker resumes");
+    });
+    // Long enough for the consumer's fetches to time out against the paused broker.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(paused);
+    producer.join().expect("no panic");
+    wait_until("every record read", Duration::from_secs(120), || {
+        sink.len() >= 200
+    });
+    stop.stop();
+    job.join()
+        .expect("no panic")
+        .expect("the job stops cleanly");
+    let mut keys: Vec<u64> = sink.take().into_iter().map(|r| r.key).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, (0..200).collect::<Vec<_>>());
 }
