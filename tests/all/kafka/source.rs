@@ -759,3 +759,4 @@ fn a_paused_broker_is_waited_for_and_reading_carries_on() {
     keys.sort_unstable();
     assert_eq!(keys, (0..200).collect::<Vec<_>>());
 }
+
