@@ -300,6 +300,12 @@ where
             event_time,
         } = self;
         let job = Rc::clone(job);
+        let strategy = strategy.into();
+        let peer_floor = strategy.idle_timeout.is_some().then(|| {
+            job.shared
+                .idle_sources
+                .peer_floor(job.next_idle_source(), job.index, job.peers)
+        });
         let driver = SourceDriver {
             context: SourceContext {
                 worker_index: job.index,
@@ -308,11 +314,12 @@ where
             trigger: job.trigger,
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
+            peer_floor,
         };
         // The source's frontier, for a graceful stop, from its data-less second output: a
         // probe on the data would add progress traffic for every batch.
         use timely::dataflow::operators::Probe;
-        let (inner, frontier) = driver.drive(*scope, source, event_time, strategy.into());
+        let (inner, frontier) = driver.drive(*scope, source, event_time, strategy);
         frontier.probe_with(&job.source_probe);
         Stream { inner, job }
     }

@@ -159,14 +159,15 @@ fn wait_until(what: &str, bound: Duration, done: impl Fn() -> bool) {
 }
 
 /// A continuous job whose topic's last partition gets nothing: under an idle timeout the
-/// windows of the other partitions close all the same. On 1 worker over 2 partitions, and on
-/// 2 workers over 3 (the idle partition 2 shares worker 0 with partition 0; a worker whose
-/// partitions are all idle holds the watermark where it is, as a watched directory's does).
+/// windows of the other partitions close all the same. On 1 worker over 2 partitions; on 2
+/// workers over 3 (the idle partition shares worker 0 with partition 0); and on 2 workers over
+/// 2 and 4 over 4, where the idle partition is its worker's only one (that worker's watermark
+/// rises to its peers').
 #[test]
 fn an_idle_partition_under_an_idle_timeout_does_not_stall_windows() {
     let broker = Broker::start();
-    for (workers, partitions) in [(1, 2), (2, 3)] {
-        let topic = format!("idle{workers}");
+    for (workers, partitions) in [(1, 2), (2, 3), (2, 2), (4, 4)] {
+        let topic = format!("idle{workers}-{partitions}");
         broker.create_topic(&topic, partitions);
         // Event times over 3 s in each active partition.
         let values: Vec<(i32, Vec<u8>)> = (0..300u64)
@@ -759,4 +760,3 @@ fn a_paused_broker_is_waited_for_and_reading_carries_on() {
     keys.sort_unstable();
     assert_eq!(keys, (0..200).collect::<Vec<_>>());
 }
-
