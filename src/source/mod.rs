@@ -9,7 +9,8 @@
 //!
 //! Bounded sources ([`FileSource`], [`MemorySource`]) end; live ones read until their peer
 //! closes ([`SocketSource`], [`StdinSource`]) or forever ([`FileSource::watch`], which adds a
-//! partition per new file with [`SourceBatch::add_partition`]).
+//! partition per new file with [`SourceBatch::add_partition`]; `KafkaSource`, one partition
+//! per Kafka partition, replayable from its offsets, with the `kafka` feature).
 //!
 //! A job reads a source with [`Flow::source`](crate::Flow::source), names the event time with
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with

@@ -21,6 +21,7 @@ mod reader;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 pub use offsets::{kafka_partitions, PartitionInfo, StartingOffsets};
@@ -234,13 +235,12 @@ impl<T: 'static> KafkaSource<T> {
     /// Where each local partition starts on a first run.
     fn resolve_starts(
         &self,
-        reader_consumer: &rdkafka::consumer::BaseConsumer,
+        consumer: &BaseConsumer,
         partitions: &[i32],
     ) -> Result<Vec<i64>, Error> {
-        use rdkafka::consumer::Consumer;
         let topic = &self.topic;
         let watermarks = |partition: i32| {
-            reader_consumer
+            consumer
                 .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
                 .map_err(|e| {
                     Error::Kafka(format!(

@@ -3,12 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
+use super::reader::Reader;
 use crate::error::Error;
+
+/// How long [`kafka_partitions`] waits for the fetch responses that carry the partitions'
+/// high watermarks.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a metadata or offsets request to the broker may take before the source gives up
 /// (the broker unreachable, or not answering).
@@ -113,15 +118,16 @@ pub struct PartitionInfo {
     pub partition: i32,
     /// The earliest offset the broker keeps.
     pub earliest: i64,
-    /// The offset the next produced record will get, as the broker's ListOffsets answers it.
-    /// Some brokers get it wrong (tansu answers the base offset of the newest batch plus one
-    /// when producers batch several records): a running source measures lag from its fetch
-    /// responses instead.
+    /// The offset the next produced record will get: the high watermark of a fetch response
+    /// if one came within about 2 s, else the broker's ListOffsets answer (which some brokers
+    /// get wrong: tansu answers the base offset of the newest batch plus one when producers
+    /// batch several records).
     pub latest: i64,
 }
 
 /// Lists the partitions of `topic` on `brokers` (`HOST:PORT[,HOST:PORT...]`) with their
-/// earliest and latest offsets; `options` are client properties as
+/// earliest and latest offsets (ListOffsets, then a fetch from the latest offset, whose reply
+/// carries the partition's high watermark); `options` are client properties as
 /// [`KafkaSource::option`](super::KafkaSource::option) takes them. A missing topic is an
 /// [`Error::Config`] naming it and the brokers; a broker that cannot be reached within about
 /// 10 s an [`Error::Kafka`] naming the address.
@@ -132,7 +138,7 @@ pub fn kafka_partitions(
 ) -> Result<Vec<PartitionInfo>, Error> {
     let consumer = consumer(brokers, options)?;
     let partitions = topic_partitions(&consumer, brokers, topic)?;
-    partitions
+    let mut infos = partitions
         .into_iter()
         .map(|partition| {
             let (earliest, latest) = consumer
@@ -148,7 +154,25 @@ pub fn kafka_partitions(
                 latest,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut reader = Reader::new(consumer, topic, 64)?;
+    let starts: Vec<(i32, i64)> = infos.iter().map(|i| (i.partition, i.latest)).collect();
+    reader.assign(&starts)?;
+    let deadline = Instant::now() + FETCH_WAIT;
+    while Instant::now() < deadline
+        && infos
+            .iter()
+            .any(|i| reader.high_watermark(i.partition).is_none())
+    {
+        // What is fetched is not needed, nor are transient errors: only the high watermarks.
+        reader.consume(50, |_| Ok(()))?;
+    }
+    for info in &mut infos {
+        if let Some(high) = reader.high_watermark(info.partition) {
+            info.latest = info.latest.max(high);
+        }
+    }
+    Ok(infos)
 }
 
 /// A consumer of `brokers` with Tideflow's settings, then `options` (which override them).

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tideflow::aggregate::Count;
 use tideflow::sink::{FileSink, MemorySink};
 use tideflow::source::{
-    KafkaMessage, KafkaSource, MemorySource, OnError, StartingOffsets, WatermarkStrategy,
+    kafka_partitions, KafkaMessage, KafkaSource, MemorySource, OnError, StartingOffsets,
+    WatermarkStrategy,
 };
 use tideflow::{Checkpoint, Config, Error, ErrorKind, Trigger, Window, WindowResult};
 
@@ -566,6 +567,15 @@ fn available_now_reads_a_batched_topic_whole_and_reports_offsets_and_lag() {
     produce(&broker, topic, &records, 3);
     let listed: Vec<(i64, i64)> = (0..3).map(|p| broker.list_offsets(topic, p)).collect();
     eprintln!("the broker's ListOffsets (earliest, latest) after batched produce: {listed:?}");
+    let infos = kafka_partitions(&broker.address(), topic, &[]).expect("the partitions");
+    let ends: Vec<(i32, i64, i64)> = infos
+        .iter()
+        .map(|i| (i.partition, i.earliest, i.latest))
+        .collect();
+    assert_eq!(
+        ends,
+        vec![(0, 0, 1_000), (1, 0, 1_000), (2, 0, 1_000), (3, 0, 0)]
+    );
     let make = kafka(&broker, topic);
     let (config, reports) = Config::workers(2)
         .trigger(Trigger::AvailableNow)
