@@ -24,6 +24,23 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A Kafka message that cannot be read (undecodable, a tombstone, too long), with where it
+    /// is.
+    #[error("kafka topic {topic} partition {partition} offset {offset}: {reason}")]
+    KafkaRecord {
+        /// The topic the message came from.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// Its offset in the partition.
+        offset: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A Kafka broker or client failure: a broker that cannot be reached, an offset out of
+    /// range, a fatal client error. The message names the broker address or the topic.
+    #[error("kafka: {0}")]
+    Kafka(String),
     /// An I/O failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -61,8 +78,10 @@ impl Error {
     /// Whose fault this error is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) | Error::Input { .. } => ErrorKind::User,
-            Error::Io { .. } | Error::Snapshot(_) | Error::Cluster(_) => ErrorKind::External,
+            Error::Config(_) | Error::Input { .. } | Error::KafkaRecord { .. } => ErrorKind::User,
+            Error::Io { .. } | Error::Kafka(_) | Error::Snapshot(_) | Error::Cluster(_) => {
+                ErrorKind::External
+            }
             Error::Internal(_) => ErrorKind::Internal,
         }
     }

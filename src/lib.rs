@@ -77,7 +77,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use flow::{Flow, RecordsInHandle};
 pub use metrics::{
     LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
-    STATE_BYTES_PER_ROW,
+    SourcePartition, STATE_BYTES_PER_ROW,
 };
 pub use runtime::{execute, Config, JobReport, MAX_WORKERS};
 pub use stream::{KeyedStream, ResultsAndLate, StaticTable, Stream, WindowedStream};

@@ -41,6 +41,8 @@ pub(crate) struct WorkerJob {
     pub(crate) sink_wakers: Rc<RefCell<Vec<Activator>>>,
     /// The stateful operators built on this worker: id, kind, gauge.
     state: RefCell<Vec<(String, &'static str, StateRows)>>,
+    /// How many sources with an idle timeout this worker has built.
+    idle_sources: Cell<usize>,
 }
 
 impl WorkerJob {
@@ -63,7 +65,16 @@ impl WorkerJob {
             sinks: RefCell::new(Vec::new()),
             sink_wakers: Rc::default(),
             state: RefCell::new(Vec::new()),
+            idle_sources: Cell::new(0),
         }
+    }
+
+    /// The ordinal of the next source with an idle timeout built on this worker: the same
+    /// source has the same ordinal on every worker, which build the same dataflow.
+    pub(crate) fn next_idle_source(&self) -> usize {
+        let ordinal = self.idle_sources.get();
+        self.idle_sources.set(ordinal + 1);
+        ordinal
     }
 
     /// Registers a terminal operator; it sets the returned flag once its input has ended.

@@ -99,6 +99,12 @@ impl<D> SourceOutput<D> {
         }
     }
 
+    /// Sets the smallest watermark of the other instances of this source that are not all idle
+    /// (see [`PartitionWatermarks::set_peer_floor`]).
+    pub fn set_peer_floor(&mut self, floor: Option<u64>) {
+        self.watermarks.set_peer_floor(floor);
+    }
+
     /// Marks `partition` as exhausted; it stops holding the watermark back.
     pub fn finish_partition(&mut self, partition: usize) {
         self.watermarks.finish(partition);

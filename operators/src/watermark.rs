@@ -48,7 +48,11 @@ pub struct WatermarkStrategy {
     /// A partition that has produced no record for this long (processing time; a partition that
     /// never produced one counts from the source's start) is *idle*: it is left out of the
     /// minimum, so it stops holding the watermark back, until its next record. If every
-    /// unfinished partition is idle, the watermark is the largest of their watermarks.
+    /// unfinished partition is idle, the watermark is the largest of their watermarks, or the
+    /// peer floor if that is larger: the smallest watermark of the other instances of the same
+    /// source in this process that are not all idle
+    /// ([`PartitionWatermarks::set_peer_floor`]), so that a worker whose partitions are all
+    /// quiet does not hold back the windows of the others (Flink's idle source subtask).
     ///
     /// This makes lateness depend on timing for the records of a partition that was idle: the
     /// watermark may have moved past them meanwhile. Such a record is stamped as always (its
@@ -151,6 +155,9 @@ pub struct PartitionWatermarks {
     last_record_ms: Option<u64>,
     /// Events kept from the watermark by the future-skew guard, not yet taken.
     future_count: u64,
+    /// The smallest watermark of the other instances of this source that are not all idle,
+    /// if any: an all-idle instance's watermark rises to it.
+    peer_floor: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -195,6 +202,7 @@ impl PartitionWatermarks {
             started_ms: 0,
             last_record_ms: None,
             future_count: 0,
+            peer_floor: None,
         }
     }
 
@@ -324,6 +332,20 @@ impl PartitionWatermarks {
         }
     }
 
+    /// Whether every unfinished partition is idle (and there is one): the instance's watermark
+    /// then follows the peer floor, and it should not hold its peers back.
+    pub fn all_idle(&self) -> bool {
+        let mut unfinished = self.partitions.iter().filter(|p| !p.finished).peekable();
+        unfinished.peek().is_some() && unfinished.all(|p| self.is_idle(p))
+    }
+
+    /// Sets the smallest watermark of the other instances of this source that are not all
+    /// idle (`None` if there is none): while every unfinished partition of this instance is
+    /// idle, its watermark is at least that.
+    pub fn set_peer_floor(&mut self, floor: Option<u64>) {
+        self.peer_floor = floor;
+    }
+
     /// How long the whole source has been quiet since its last record, if it has had one and
     /// processing time is known.
     fn source_quiet_ms(&self) -> Option<u64> {
@@ -349,7 +371,10 @@ impl PartitionWatermarks {
                 active_min = Some(active_min.map_or(watermark, |m| m.min(watermark)));
             }
         }
-        let watermark = active_min.or(idle_max)?;
+        let watermark = match active_min {
+            Some(active) => active,
+            None => idle_max?.max(self.peer_floor.unwrap_or(0)),
+        };
         Some(match (self.heartbeat, self.source_quiet_ms()) {
             (Some(heartbeat), Some(quiet)) if quiet >= heartbeat => watermark.saturating_add(quiet),
             _ => watermark,
@@ -434,6 +459,33 @@ mod tests {
         wm.set_now(at(300));
         assert_eq!(wm.stamp(1, 500), 500);
         assert_eq!(wm.watermark(), Some(500));
+    }
+
+    #[test]
+    fn an_all_idle_instance_rises_to_its_peers_floor() {
+        let rules = strategy(0).with_idle_timeout(Duration::from_millis(100));
+        let mut wm = PartitionWatermarks::with_strategy(1, &rules);
+        wm.set_now(at(0));
+        wm.set_peer_floor(Some(5_000));
+        assert!(!wm.all_idle());
+        assert_eq!(
+            wm.watermark(),
+            Some(0),
+            "not idle yet: the floor does not apply"
+        );
+        wm.set_now(at(100));
+        assert!(wm.all_idle());
+        assert_eq!(wm.watermark(), Some(5_000), "idle: the peers' floor");
+        wm.set_peer_floor(None);
+        assert_eq!(wm.watermark(), Some(0), "no active peer: its own");
+        // A record ends the idleness: the partition's own watermark again.
+        wm.set_peer_floor(Some(5_000));
+        wm.stamp(0, 700);
+        assert!(!wm.all_idle());
+        assert_eq!(wm.watermark(), Some(700));
+        wm.finish(0);
+        assert!(!wm.all_idle(), "nothing unfinished is not idle");
+        assert_eq!(wm.watermark(), None);
     }
 
     #[test]

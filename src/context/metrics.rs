@@ -6,6 +6,7 @@
 //! state gauges).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -61,6 +62,8 @@ pub(crate) struct JobMetrics {
     latencies: Mutex<Vec<Arc<Mutex<Histogram<u64>>>>>,
     /// Every worker's state gauges, by operator name.
     state: Mutex<Vec<(String, StateRows)>>,
+    /// The offsets of every source partition that reports them (Kafka's).
+    partitions: Mutex<Vec<Arc<PartitionGauge>>>,
 }
 
 impl JobMetrics {
@@ -102,6 +105,11 @@ impl JobMetrics {
         });
         lock(&self.sources).push(Arc::clone(&slot));
         Some(slot)
+    }
+
+    /// Every registered source partition's gauge, in registration order.
+    pub(crate) fn partition_offsets(&self) -> Vec<Arc<PartitionGauge>> {
+        lock(&self.partitions).clone()
     }
 
     /// A latency recorder for a new sink instance, when progress is reported.
@@ -209,6 +217,86 @@ impl WatermarkSlot {
     fn store(&self, watermark: u64) {
         self.value
             .store(watermark.min(Self::UNSET - 1), Ordering::Relaxed);
+    }
+}
+
+/// Where a source instance's partition stands, for progress reports: the offset of the next
+/// record to read and the partition's end as the source last learnt it (Kafka: the high
+/// watermark of its fetch responses). A source updates it per read, not per record.
+#[derive(Debug)]
+pub struct PartitionGauge {
+    source: String,
+    partition: u64,
+    offset: AtomicU64,
+    /// `UNKNOWN` until the end is known.
+    end: AtomicU64,
+}
+
+impl PartitionGauge {
+    const UNKNOWN: u64 = u64::MAX;
+
+    /// Stores where the partition stands: `offset` is the next record to read, `end` the
+    /// partition's end if known.
+    #[inline]
+    pub fn set(&self, offset: u64, end: Option<u64>) {
+        self.offset.store(offset, Ordering::Relaxed);
+        self.end.store(
+            end.map_or(Self::UNKNOWN, |end| end.min(Self::UNKNOWN - 1)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The source's name (for Kafka, the topic).
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The partition's global number.
+    pub(crate) fn partition(&self) -> u64 {
+        self.partition
+    }
+
+    /// The next offset to read, and the end if known.
+    pub(crate) fn get(&self) -> (u64, Option<u64>) {
+        let end = self.end.load(Ordering::Relaxed);
+        (
+            self.offset.load(Ordering::Relaxed),
+            (end != Self::UNKNOWN).then_some(end),
+        )
+    }
+}
+
+/// Where a source instance registers a [`PartitionGauge`] per partition it reads, for progress
+/// reports ([`Source::report_offsets`](crate::source::Source::report_offsets)).
+pub struct PartitionGauges {
+    shared: Arc<SharedJob>,
+}
+
+impl PartitionGauges {
+    /// The registry of `shared`'s job, when progress is reported.
+    pub(crate) fn of(shared: &Arc<SharedJob>) -> Option<PartitionGauges> {
+        shared.metrics.enabled().then(|| PartitionGauges {
+            shared: Arc::clone(shared),
+        })
+    }
+
+    /// A new gauge for global partition `partition` of the source named `source`, starting at
+    /// offset 0 with its end unknown.
+    pub fn register(&self, source: &str, partition: u64) -> Arc<PartitionGauge> {
+        let gauge = Arc::new(PartitionGauge {
+            source: source.to_owned(),
+            partition,
+            offset: AtomicU64::new(0),
+            end: AtomicU64::new(PartitionGauge::UNKNOWN),
+        });
+        lock(&self.shared.metrics.partitions).push(Arc::clone(&gauge));
+        gauge
+    }
+}
+
+impl fmt::Debug for PartitionGauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionGauges").finish_non_exhaustive()
     }
 }
 

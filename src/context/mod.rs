@@ -9,6 +9,7 @@
 //! operators crate and timely, so that every layer above (checkpoints, source and sink drivers,
 //! the API, the runtime) can take the context explicitly.
 
+mod idle;
 mod metrics;
 mod stop;
 
@@ -24,10 +25,12 @@ use crate::error::Error;
 pub use stop::StopHandle;
 pub(crate) use stop::StopState;
 
+pub(crate) use idle::{IdleSources, PeerFloor};
 pub(crate) use metrics::{
     count_window, latency_histogram, lock, wall_clock_us, JobMetrics, LatencyRecorder,
     WatermarkSlot, WindowCount,
 };
+pub use metrics::{PartitionGauge, PartitionGauges};
 
 /// The job context: state shared by all workers of a job in this process.
 #[derive(Default)]
@@ -56,6 +59,8 @@ pub(crate) struct SharedJob {
     state: Mutex<BTreeMap<String, StateCount>>,
     /// What progress reports read besides the counters above (src/metrics).
     pub(crate) metrics: JobMetrics,
+    /// The watermarks of source instances with an idle timeout, for their all-idle peers.
+    pub(crate) idle_sources: IdleSources,
     /// In a cluster: this process's sockets to its peers (clones of timely's), to break them
     /// when the job stops with an error, so that the peers stop too.
     peers: Mutex<Vec<TcpStream>>,

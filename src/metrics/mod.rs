@@ -106,6 +106,27 @@ pub struct Progress {
     pub snapshot: Option<SnapshotProgress>,
     /// End-to-end latency of the rows sinks received during the interval; `None` if none.
     pub latency_ms: Option<LatencyPercentiles>,
+    /// Where each partition of the sources that report offsets (Kafka) stands, by source
+    /// then partition; empty without such a source.
+    pub source_partitions: Vec<SourcePartition>,
+}
+
+/// Where one partition of a source that reports offsets (Kafka) stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourcePartition {
+    /// The source: for Kafka, the topic.
+    pub source: String,
+    /// The partition's number.
+    pub partition: u64,
+    /// The offset of the next record to read.
+    pub offset: u64,
+    /// The partition's end as the source last learnt it: for Kafka, the high watermark of its
+    /// latest fetch response (the offset the next produced record will get). `None` until the
+    /// first fetch response.
+    pub end_offset: Option<u64>,
+    /// Records behind: `end_offset - offset` (0 once caught up); `None` while the end is not
+    /// known. For a topic written in transactions it counts the transaction markers too.
+    pub lag: Option<u64>,
 }
 
 /// The keyed state one operator holds, summed over workers.
@@ -287,6 +308,26 @@ impl Drop for Reporter {
     }
 }
 
+/// Where every registered source partition stands, by source then partition.
+fn source_partitions(metrics: &crate::context::JobMetrics) -> Vec<SourcePartition> {
+    let mut partitions: Vec<SourcePartition> = metrics
+        .partition_offsets()
+        .iter()
+        .map(|gauge| {
+            let (offset, end_offset) = gauge.get();
+            SourcePartition {
+                source: gauge.source().to_owned(),
+                partition: gauge.partition(),
+                offset,
+                end_offset,
+                lag: end_offset.map(|end| end.saturating_sub(offset)),
+            }
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.source, a.partition).cmp(&(&b.source, b.partition)));
+    partitions
+}
+
 /// The reporter's memory between reports.
 struct ReportState {
     shared: Arc<SharedJob>,
@@ -382,6 +423,7 @@ impl ReportState {
                 .collect(),
             snapshot,
             latency_ms,
+            source_partitions: source_partitions(metrics),
         }
     }
 }

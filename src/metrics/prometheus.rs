@@ -227,6 +227,35 @@ impl Progress {
             "Rows whose latency was measured over the last interval.",
         )
         .sample(&[], self.latency_ms.map_or(0, |l| l.rows) as f64);
+        if !self.source_partitions.is_empty() {
+            let partitions = &self.source_partitions;
+            let labels = |p: &super::SourcePartition| (p.source.clone(), p.partition.to_string());
+            let mut offsets = family(
+                &mut out,
+                "tideflow_kafka_partition_offset",
+                "gauge",
+                "The offset of the next record a Kafka source reads, per topic and partition.",
+            );
+            for p in partitions {
+                let (topic, partition) = labels(p);
+                offsets.sample(
+                    &[("topic", &topic), ("partition", &partition)],
+                    p.offset as f64,
+                );
+            }
+            let mut lags = family(
+                &mut out,
+                "tideflow_kafka_partition_lag",
+                "gauge",
+                "Records a Kafka source is behind its partition's high watermark, per topic and partition.",
+            );
+            for p in partitions {
+                if let Some(lag) = p.lag {
+                    let (topic, partition) = labels(p);
+                    lags.sample(&[("topic", &topic), ("partition", &partition)], lag as f64);
+                }
+            }
+        }
         out
     }
 }

@@ -39,7 +39,8 @@ pub enum OnError {
     /// [`JobReport::records_dead_lettered`](crate::JobReport), and go on. A write, flush or
     /// sync error of the file stops the job.
     ///
-    /// The line is `{"path", "line", "reason", "raw"}`, where `raw` is the record's exact
+    /// The line is `{"path", "line", "reason", "raw"}` (for a Kafka message,
+    /// `{"topic", "partition", "offset", "reason", "raw"}`), where `raw` is the record's exact
     /// text; a record that is not valid UTF-8 has `"raw_base64"` (its exact bytes, standard
     /// base64) instead of `raw`. A record over the size limit is kept up to the limit and
     /// marked `"truncated": true, "length": <its whole length in bytes>`.
@@ -131,12 +132,55 @@ fn open_dead_letters() -> &'static Mutex<HashMap<PathBuf, Weak<SharedWriter>>> {
     OPEN.get_or_init(Mutex::default)
 }
 
-/// One line of a dead-letter file: the record's text as `raw` when it is valid UTF-8, else
-/// its bytes as `raw_base64`; `truncated` and `length` when it was cut at the size limit.
+/// Where a bad record was read: the file (or stream name) and line of a file, socket or stdin
+/// record, or the topic, partition and offset of a Kafka message.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RecordLocation<'a> {
+    /// A line-oriented input: the record's line is [`BadRecord::line`].
+    File(&'a Path),
+    /// A Kafka message.
+    Kafka {
+        topic: &'a str,
+        partition: i32,
+        offset: i64,
+    },
+}
+
+impl RecordLocation<'_> {
+    /// The error that stops the job under [`OnError::Fail`].
+    fn error(self, record: BadRecord) -> Error {
+        match self {
+            RecordLocation::File(path) => record.into_error(path),
+            RecordLocation::Kafka {
+                topic,
+                partition,
+                offset,
+            } => Error::KafkaRecord {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                reason: record.reason,
+            },
+        }
+    }
+}
+
+/// One line of a dead-letter file: where the record was (`path` and `line` of a file,
+/// `topic`, `partition` and `offset` of a Kafka message), the record's text as `raw` when it
+/// is valid UTF-8, else its bytes as `raw_base64`; `truncated` and `length` when it was cut at
+/// the size limit.
 #[derive(Serialize)]
 struct DeadLetterLine<'a> {
-    path: &'a str,
-    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<i64>,
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw: Option<&'a str>,
@@ -149,12 +193,23 @@ struct DeadLetterLine<'a> {
 }
 
 impl<'a> DeadLetterLine<'a> {
-    fn new(source: &'a str, record: &'a BadRecord) -> Self {
+    fn new(at: RecordLocation<'a>, source: Option<&'a str>, record: &'a BadRecord) -> Self {
         let text = std::str::from_utf8(&record.raw).ok();
         let cut = record.length > record.raw.len() as u64;
+        let (topic, partition, offset) = match at {
+            RecordLocation::File(_) => (None, None, None),
+            RecordLocation::Kafka {
+                topic,
+                partition,
+                offset,
+            } => (Some(topic), Some(partition), Some(offset)),
+        };
         DeadLetterLine {
             path: source,
-            line: record.line,
+            line: source.map(|_| record.line),
+            topic,
+            partition,
+            offset,
             reason: &record.reason,
             raw: text,
             raw_base64: text
@@ -219,12 +274,25 @@ impl BadInputHandler {
 
     /// Applies the policy to `record`, read from `source`: an `Err` stops the job.
     pub(crate) fn handle(&self, source: &Path, record: BadRecord) -> Result<Handled, Error> {
+        self.handle_at(RecordLocation::File(source), record)
+    }
+
+    /// Applies the policy to `record`, read at `at`: an `Err` stops the job.
+    pub(crate) fn handle_at(
+        &self,
+        at: RecordLocation<'_>,
+        record: BadRecord,
+    ) -> Result<Handled, Error> {
         match self {
-            BadInputHandler::Fail => Err(record.into_error(source)),
+            BadInputHandler::Fail => Err(at.error(record)),
             BadInputHandler::Skip => Ok(Handled::Skipped),
             BadInputHandler::DeadLetter { path, writer } => {
-                let source = source.to_string_lossy();
-                let mut line = serde_json::to_vec(&DeadLetterLine::new(&source, &record))
+                let source = match at {
+                    RecordLocation::File(source) => Some(source.to_string_lossy()),
+                    RecordLocation::Kafka { .. } => None,
+                };
+                let line = DeadLetterLine::new(at, source.as_deref(), &record);
+                let mut line = serde_json::to_vec(&line)
                     .map_err(|e| Error::Internal(format!("cannot encode a dead letter: {e}")))?;
                 line.push(b'\n');
                 let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());

@@ -23,7 +23,7 @@ use timely::dataflow::Scope;
 
 use super::{Position, Source, SourceBatch, SourceContext, SourceStatus};
 use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
-use crate::context::{SharedJob, WatermarkSlot};
+use crate::context::{PartitionGauges, PeerFloor, SharedJob, WatermarkSlot};
 use crate::error::Error;
 
 /// What a source instance needs of its job to be driven.
@@ -36,6 +36,8 @@ pub(crate) struct SourceDriver {
     pub(crate) shared: Arc<SharedJob>,
     /// The snapshot coordinator, when the job takes snapshots.
     pub(crate) checkpointer: Option<Arc<Checkpointer>>,
+    /// Under an idle timeout: the watermarks of this source's other instances.
+    pub(crate) peer_floor: Option<PeerFloor>,
 }
 
 impl SourceDriver {
@@ -58,9 +60,16 @@ impl SourceDriver {
             trigger,
             shared,
             checkpointer,
+            peer_floor,
         } = self;
+        if trigger.finishes_when_idle() {
+            source.on_available_now();
+        }
         let started = source.on_start(&context);
         let partitions = if started.is_ok() {
+            if let Some(gauges) = PartitionGauges::of(&shared) {
+                source.report_offsets(&gauges);
+            }
             source.partitions()
         } else {
             0
@@ -85,6 +94,7 @@ impl SourceDriver {
             stopped: false,
             // Progress reports (src/metrics): this source instance's watermark.
             watermark_slot: shared.metrics.watermark_slot(),
+            peer_floor,
             source,
             event_time,
             shared,
@@ -131,6 +141,9 @@ struct Poller<S: Source, F> {
     /// Whether the instance has stopped reading for a graceful stop.
     stopped: bool,
     watermark_slot: Option<Arc<WatermarkSlot>>,
+    /// Under an idle timeout: the watermarks of this source's other instances, which this one
+    /// rises to while all its partitions are idle.
+    peer_floor: Option<PeerFloor>,
     shared: Arc<SharedJob>,
 }
 
@@ -193,6 +206,13 @@ where
         let future = out.take_future_count();
         if future > 0 {
             shared.future_events.fetch_add(future, Ordering::Relaxed);
+        }
+        if let Some(peers) = &self.peer_floor {
+            let marks = out.watermarks();
+            let own = (!ended && !marks.all_idle())
+                .then(|| marks.watermark())
+                .flatten();
+            out.set_peer_floor(peers.exchange(own));
         }
         if let Some(slot) = &self.watermark_slot {
             slot.observe(sent, out.watermarks(), ended);

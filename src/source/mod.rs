@@ -9,7 +9,8 @@
 //!
 //! Bounded sources ([`FileSource`], [`MemorySource`]) end; live ones read until their peer
 //! closes ([`SocketSource`], [`StdinSource`]) or forever ([`FileSource::watch`], which adds a
-//! partition per new file with [`SourceBatch::add_partition`]).
+//! partition per new file with [`SourceBatch::add_partition`]; `KafkaSource`, one partition
+//! per Kafka partition, replayable from its offsets, with the `kafka` feature).
 //!
 //! A job reads a source with [`Flow::source`](crate::Flow::source), names the event time with
 //! [`SourceBuilder::with_event_time`] and the allowed disorder with
@@ -20,6 +21,8 @@
 mod bad_input;
 mod driver;
 mod file;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod lines;
 mod memory;
 mod rate;
@@ -32,9 +35,12 @@ use std::sync::Arc;
 
 use timely::dataflow::Scope;
 
+pub use crate::context::{PartitionGauge, PartitionGauges};
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
 pub use file::{input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
+#[cfg(feature = "kafka")]
+pub use kafka::{kafka_partitions, KafkaMessage, KafkaSource, PartitionInfo, StartingOffsets};
 pub use memory::MemorySource;
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
@@ -162,6 +168,24 @@ pub trait Source: 'static {
         Ok(())
     }
 
+    /// Called before [`Source::on_start`] when the job's trigger reads only the input available
+    /// at start and then ends ([`Trigger::AvailableNow`](crate::Trigger::AvailableNow),
+    /// [`Trigger::Once`](crate::Trigger::Once)). Under those triggers the source ends at its
+    /// first read that returns [`SourceStatus::Wait`]: a source for which "nothing ready now"
+    /// does not mean its available input is read (a broker's reply still on its way) reads up
+    /// to an end it fixes at start instead, returning [`SourceStatus::Ready`] until it is
+    /// there. By default, does nothing.
+    fn on_available_now(&mut self) {}
+
+    /// Called after [`Source::on_start`] when the job reports progress: a source whose
+    /// partitions have offsets (Kafka) registers a [`PartitionGauge`] per partition here and
+    /// updates them as it reads (per read, not per record); they appear in
+    /// [`Progress::source_partitions`](crate::Progress::source_partitions). By default, does
+    /// nothing.
+    fn report_offsets(&mut self, gauges: &PartitionGauges) {
+        let _ = gauges;
+    }
+
     /// The number of partitions this worker reads, known after `on_start`. By default, 1.
     fn partitions(&self) -> usize {
         1
@@ -277,6 +301,12 @@ where
             event_time,
         } = self;
         let job = Rc::clone(job);
+        let strategy = strategy.into();
+        let peer_floor = strategy.idle_timeout.is_some().then(|| {
+            job.shared
+                .idle_sources
+                .peer_floor(job.next_idle_source(), job.index, job.peers)
+        });
         let driver = SourceDriver {
             context: SourceContext {
                 worker_index: job.index,
@@ -285,11 +315,12 @@ where
             trigger: job.trigger,
             shared: Arc::clone(&job.shared),
             checkpointer: job.checkpointer.clone(),
+            peer_floor,
         };
         // The source's frontier, for a graceful stop, from its data-less second output: a
         // probe on the data would add progress traffic for every batch.
         use timely::dataflow::operators::Probe;
-        let (inner, frontier) = driver.drive(*scope, source, event_time, strategy.into());
+        let (inner, frontier) = driver.drive(*scope, source, event_time, strategy);
         frontier.probe_with(&job.source_probe);
         Stream { inner, job }
     }

@@ -43,6 +43,13 @@ fn tansu() -> &'static Path {
     })
 }
 
+/// A message to produce one per batch: `(partition, key, value, timestamp)`.
+pub type Single<'a> = (i32, Option<&'a [u8]>, &'a [u8], Option<i64>);
+
+/// A message to produce in batches: `(partition, key, value, timestamp)`, a `None` value a
+/// tombstone.
+pub type Batched<'a> = (i32, Option<&'a [u8]>, Option<&'a [u8]>, Option<i64>);
+
 /// A running broker, stopped when dropped.
 pub struct Broker {
     child: Option<Child>,
@@ -131,7 +138,7 @@ impl Broker {
     /// Produces `(partition, key, value, timestamp)` records, one message per batch (the
     /// broker's "latest" offset is only right for single-message batches), and waits for
     /// every acknowledgement.
-    pub fn produce(&self, topic: &str, records: &[(i32, Option<&[u8]>, &[u8], Option<i64>)]) {
+    pub fn produce(&self, topic: &str, records: &[Single<'_>]) {
         let producer: ThreadedProducer<DefaultProducerContext> = self
             .config()
             .set("enable.idempotence", "true")
@@ -171,6 +178,60 @@ impl Broker {
         producer
             .flush(Duration::from_secs(60))
             .expect("produced records not acknowledged within 60 s");
+    }
+
+    /// Produces `(partition, key, value, timestamp)` records as a real producer does, many
+    /// messages per batch (a `None` value is a tombstone), and waits for every
+    /// acknowledgement. The broker's ListOffsets "latest" is then wrong for a partition whose
+    /// newest batch holds more than one message.
+    pub fn produce_batched(&self, topic: &str, records: &[Batched<'_>]) {
+        let producer: ThreadedProducer<DefaultProducerContext> = self
+            .config()
+            .set("enable.idempotence", "true")
+            .set("allow.auto.create.topics", "false")
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "500")
+            .create()
+            .expect("cannot create a producer");
+        for (partition, key, value, timestamp) in records {
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic).partition(*partition);
+            if let Some(value) = value {
+                record = record.payload(*value);
+            }
+            if let Some(key) = key {
+                record = record.key(*key);
+            }
+            if let Some(ts) = timestamp {
+                record = record.timestamp(*ts);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, back)) => {
+                        assert!(
+                            matches!(
+                                e.rdkafka_error_code(),
+                                Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                            ),
+                            "cannot produce to {topic}: {e}"
+                        );
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(60))
+            .expect("produced records not acknowledged within 60 s");
+    }
+
+    /// The broker's ListOffsets answer for `partition` of `topic`: (earliest, latest).
+    pub fn list_offsets(&self, topic: &str, partition: i32) -> (i64, i64) {
+        let consumer: BaseConsumer = self.config().create().expect("a consumer");
+        consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(10))
+            .expect("cannot list offsets")
     }
 
     /// Every message of `topic` as a read_committed consumer sees it: `(partition, offset,

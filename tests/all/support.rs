@@ -90,4 +90,10 @@ impl<S: tideflow::source::Source, G: ReadGate> tideflow::source::Source for Gate
     ) -> Result<(), tideflow::Error> {
         self.inner.seek(partition, position)
     }
+    fn on_available_now(&mut self) {
+        self.inner.on_available_now()
+    }
+    fn report_offsets(&mut self, gauges: &tideflow::source::PartitionGauges) {
+        self.inner.report_offsets(gauges)
+    }
 }

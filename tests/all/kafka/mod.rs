@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+mod source;
+
 use crate::kafka_broker::Broker;
 
 /// The harness itself: a topic created, records produced and read back.
