@@ -65,6 +65,16 @@ pub enum CommitTarget {
     Sink,
     /// An append-only file, committed by the file sink's committer; the manifest names it.
     File(PathBuf),
+    /// Another committer the library can make again from the manifest alone: `kind` says
+    /// which (`kafka`), `spec` is what it needs, in its own format (kept in the manifest, so
+    /// no secrets). The Kafka sink's, so that a crash between the final snapshot's manifest
+    /// and its commit is finished by the next run although the job is not built again.
+    Reopen {
+        /// The committer's kind.
+        kind: String,
+        /// What the committer needs to reopen.
+        spec: String,
+    },
 }
 
 /// The checkpoint a committer works in: the sink's name, the execution, and (for the
@@ -102,6 +112,14 @@ impl<'a> CommitContext<'a> {
         self.execution
     }
 
+    /// The checkpoint directory's id: 16 hex digits made at random when a job first takes the
+    /// directory over, then kept in it (file `ID`), so that it names the job across runs and
+    /// moves of the directory (the Kafka sink's transactional id is made of it). Made now if
+    /// the directory has none.
+    pub fn checkpoint_id(&self) -> Result<String, Error> {
+        super::files::checkpoint_id(self.storage)
+    }
+
     /// The checkpoint storage, for commit records.
     pub(crate) fn storage(&self) -> &dyn CheckpointStorage {
         self.storage
@@ -110,6 +128,13 @@ impl<'a> CommitContext<'a> {
     /// Fault injection (crash tests): half of a commit's output is in `file`.
     pub(crate) fn mid_commit(&self, file: &mut File) {
         self.fault.mid_commit(file);
+    }
+
+    /// Fault injection (crash tests): half of a commit's output is sent; `durable` makes it
+    /// reach the external system before the crash (a Kafka producer's flush).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn mid_commit_then(&self, durable: impl FnOnce()) {
+        self.fault.mid_commit_then(durable);
     }
 }
 
@@ -175,8 +200,8 @@ pub trait Committer: Send + 'static {
     }
 }
 
-/// Makes the committer of a sink whose manifest entry names its output file (a file sink), so
-/// that the coordinator can finish its commit before the job is built: the checkpoint knows the
-/// protocol, the sink module knows how files commit (the runtime passes
-/// `sink::reopen_file_committer`).
-pub(crate) type ReopenCommitter = fn(PathBuf) -> Box<dyn Committer>;
+/// Makes the committer of a sink whose manifest entry says how ([`CommitTarget::File`] or
+/// [`CommitTarget::Reopen`]), so that the coordinator can finish its commit before the job is
+/// built: the checkpoint knows the protocol, the sink module knows how files and Kafka topics
+/// commit (the runtime passes `sink::reopen_committer`).
+pub(crate) type ReopenCommitter = fn(&CommitTarget) -> Result<Box<dyn Committer>, Error>;
