@@ -331,7 +331,9 @@ pub(crate) fn checkpoint_id(storage: &dyn CheckpointStorage) -> Result<String, E
             let id = format!("{:016x}", hasher.finish());
             storage
                 .write(at, format!("{id}\n").as_bytes())
-                .map_err(|e| Error::io(format!("cannot write {}", storage.describe(Some(at))), e))?;
+                .map_err(|e| {
+                    Error::io(format!("cannot write {}", storage.describe(Some(at))), e)
+                })?;
             Ok(id)
         }
         Err(e) => Err(Error::io(

@@ -605,7 +605,9 @@ impl Checkpointer {
                         _ => None,
                     },
                     reopen: match committer.target() {
-                        CommitTarget::Reopen { kind, spec } => Some(files::ReopenInfo { kind, spec }),
+                        CommitTarget::Reopen { kind, spec } => {
+                            Some(files::ReopenInfo { kind, spec })
+                        }
                         _ => None,
                     },
                 })

@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::commit::{
-    CommitContext, CommitTarget, Committer, Prepared, Recovered, ReopenCommitter,
-};
+use super::commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered, ReopenCommitter};
 use super::files::{self, PartBody};
 use super::job::{self, JobFingerprint};
 use super::storage::{CheckpointStorage, Location, SnapshotId};

@@ -131,6 +131,7 @@ impl Broker {
     /// Produces `(partition, key, value, timestamp)` records, one message per batch (the
     /// broker's "latest" offset is only right for single-message batches), and waits for
     /// every acknowledgement.
+    #[allow(clippy::type_complexity)] // (partition, key, value, timestamp), as documented
     pub fn produce(&self, topic: &str, records: &[(i32, Option<&[u8]>, &[u8], Option<i64>)]) {
         let producer: ThreadedProducer<DefaultProducerContext> = self
             .config()

@@ -65,9 +65,15 @@ impl Target {
     /// settings, private keys), for the manifest.
     pub(super) fn without_secrets(&self) -> Target {
         let secret = |key: &str| {
-            ["password", "secret", "jaas", "sasl.oauthbearer.config", "key.pem"]
-                .iter()
-                .any(|word| key.contains(word))
+            [
+                "password",
+                "secret",
+                "jaas",
+                "sasl.oauthbearer.config",
+                "key.pem",
+            ]
+            .iter()
+            .any(|word| key.contains(word))
         };
         Target {
             options: self
@@ -183,7 +189,10 @@ pub(super) fn send(
 }
 
 /// Waits until every message sent is acknowledged; fails on any failed delivery.
-pub(super) fn flush(producer: &BaseProducer<DeliveryContext>, target: &Target) -> Result<(), Error> {
+pub(super) fn flush(
+    producer: &BaseProducer<DeliveryContext>,
+    target: &Target,
+) -> Result<(), Error> {
     producer
         .flush(BROKER_TIMEOUT)
         .map_err(|e| target.error("messages not acknowledged", e))?;
@@ -227,5 +236,40 @@ impl ProducerContext for DeliveryContext {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             failed.get_or_insert_with(|| (error.to_string(), 0)).1 += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_keeps_no_secret_looking_property() {
+        let mut target = Target::new("h:1".into(), "t".into());
+        for (key, value) in [
+            ("sasl.password", "p"),
+            ("ssl.key.password", "p"),
+            ("sasl.oauthbearer.client.secret", "s"),
+            ("sasl.oauthbearer.config", "c"),
+            ("ssl.key.pem", "k"),
+            ("compression.type", "lz4"),
+            ("transactional.id", "mine"),
+            ("compression.type", "zstd"),
+        ] {
+            target.set(key.into(), value.into());
+        }
+        let kept = target.without_secrets();
+        assert_eq!(
+            kept.options,
+            vec![
+                ("transactional.id".to_string(), "mine".to_string()),
+                ("compression.type".to_string(), "zstd".to_string()),
+            ]
+        );
+        assert_eq!(kept.transactional_prefix(), Some("mine"));
+        // The prefix is not passed to librdkafka as a property of its own.
+        let config = target.config();
+        assert_eq!(config.get("transactional.id"), None);
+        assert_eq!(config.get("allow.auto.create.topics"), Some("false"));
     }
 }

@@ -150,7 +150,9 @@ impl KafkaCommitter {
     /// The committer the manifest describes (a final snapshot's, when the job is not built).
     pub(crate) fn reopen(spec: &str) -> Result<Self, Error> {
         let reopen: Reopen = serde_json::from_str(spec).map_err(|e| {
-            Error::Snapshot(format!("a Kafka sink's entry in the manifest is malformed: {e}"))
+            Error::Snapshot(format!(
+                "a Kafka sink's entry in the manifest is malformed: {e}"
+            ))
         })?;
         Ok(KafkaCommitter::new(reopen.target))
     }
@@ -185,9 +187,9 @@ impl KafkaCommitter {
                 .set("isolation.level", "read_committed")
                 .create()
                 .map_err(|e| target.config_error(&e))?;
-            let group = marker.group_metadata().ok_or_else(|| {
-                Error::Internal("a Kafka consumer without group metadata".into())
-            })?;
+            let group = marker
+                .group_metadata()
+                .ok_or_else(|| Error::Internal("a Kafka consumer without group metadata".into()))?;
             self.session = Some(Session {
                 producer,
                 id,
@@ -247,10 +249,7 @@ impl KafkaCommitter {
         let producer = &session.producer;
         let failed = |doing: &str, e: &dyn std::fmt::Display| {
             target.error(
-                &format!(
-                    "{doing} (transactional id {}, epoch {epoch})",
-                    session.id
-                ),
+                &format!("{doing} (transactional id {}, epoch {epoch})", session.id),
                 e,
             )
         };

@@ -135,7 +135,8 @@ impl<D: 'static, E: Encoder<D>> KafkaSink<D, E> {
                 continue;
             }
             result = self.encode(&event.data).and_then(|keyed| {
-                let mut record = BaseRecord::<[u8], [u8]>::to(self.target.topic()).payload(&self.value[..]);
+                let mut record =
+                    BaseRecord::<[u8], [u8]>::to(self.target.topic()).payload(&self.value[..]);
                 if keyed {
                     record = record.key(&self.key_bytes[..]);
                 }
@@ -212,10 +213,6 @@ impl<D: 'static, E: Encoder<D>> Sink<D> for KafkaSink<D, E> {
 
     /// The rows staged since the last call, encoded (`commit.rs`): produced by the commit.
     fn pre_commit(&mut self, _epoch: u64) -> Result<Vec<u8>, Error> {
-        Ok(self
-            .staged
-            .as_mut()
-            .map(Rows::take)
-            .unwrap_or_default())
+        Ok(self.staged.as_mut().map(Rows::take).unwrap_or_default())
     }
 }

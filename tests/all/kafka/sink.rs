@@ -160,7 +160,10 @@ fn exactly_once_output_equals_an_uninterrupted_run() {
     assert!(report.snapshots.completed > 2, "{:?}", report.snapshots);
 
     let (kept, dropped) = exactly_once(broker.read_committed("eos", QUIET));
-    assert_eq!(dropped, 0, "no commit was interrupted: the filter drops nothing");
+    assert_eq!(
+        dropped, 0,
+        "no commit was interrupted: the filter drops nothing"
+    );
     assert_eq!(values(&kept), expected());
     let epochs: std::collections::BTreeSet<u64> = kept
         .iter()
@@ -339,7 +342,11 @@ fn a_restarted_job_fences_the_producer_of_the_previous_one() {
         .expect("init");
     stale.begin_transaction().expect("begin");
     stale
-        .send(BaseRecord::<str, str>::to("fenced").payload("stale").partition(0))
+        .send(
+            BaseRecord::<str, str>::to("fenced")
+                .payload("stale")
+                .partition(0),
+        )
         .map_err(|(e, _)| e)
         .expect("sends");
     stale.flush(Duration::from_secs(30)).expect("flushed");
@@ -373,7 +380,11 @@ fn a_restarted_job_fences_the_producer_of_the_previous_one() {
         .expect("init");
     control.begin_transaction().expect("begin");
     control
-        .send(BaseRecord::<str, str>::to("fenced").payload("stale").partition(0))
+        .send(
+            BaseRecord::<str, str>::to("fenced")
+                .payload("stale")
+                .partition(0),
+        )
         .map_err(|(e, _)| e)
         .expect("sends");
     control
