@@ -16,7 +16,7 @@
 //!    executions prepared or half-published beyond it.
 //!
 //! A sink opts in by returning a [`Committer`] from [`Sink::committer`]; the file sink's is in
-//! `sink/file/commit.rs`. Committing sinks are [`Parallelism::Single`](crate::sink::Parallelism)
+//! `sink/file/commit.rs`, the Kafka sink's in `sink/kafka/commit.rs`. Committing sinks are [`Parallelism::Single`](crate::sink::Parallelism)
 //! sinks for now: one committer per sink, driven on worker 0.
 //!
 //! [`Sink::write`]: crate::sink::Sink::write
@@ -144,10 +144,12 @@ impl<'a> CommitContext<'a> {
 ///
 /// Contract: once per run, before any `commit`, `verify` then `recover` are called when the sink registers
 /// (while the job is built), then `abort` if the job resumes from a snapshot. For a committer
-/// whose [`target`](Committer::target) the manifest records (a file), the coordinator instead
+/// whose [`target`](Committer::target) the manifest records as a file, the coordinator instead
 /// calls them on a committer it reopens from the manifest before the job is built, and not on
 /// the sink's: such a committer keeps what it needs (the file sink's commit record) where it
-/// can read it again. `commit` is called for each completed snapshot whose part this sink
+/// can read it again. A [`CommitTarget::Reopen`] committer is reopened that way only when the
+/// snapshot resumed from is the final one (its job is not built again); otherwise the sink's
+/// own committer recovers. `commit` is called for each completed snapshot whose part this sink
 /// prepared, in epoch order, after its manifest is durable. A crash may happen at any point,
 /// so `commit` must be idempotent: after a crash between the manifest and the end of `commit`,
 /// `recover` finishes the same commit again.
