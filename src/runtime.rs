@@ -374,7 +374,7 @@ where
         Some(checkpoint) => Some(Checkpointer::open(
             checkpoint,
             config.workers.max(1),
-            crate::sink::reopen_file_committer,
+            crate::sink::reopen_committer,
         )?),
         None => None,
     };

@@ -16,7 +16,7 @@
 //!    executions prepared or half-published beyond it.
 //!
 //! A sink opts in by returning a [`Committer`] from [`Sink::committer`]; the file sink's is in
-//! `sink/file/commit.rs`. Committing sinks are [`Parallelism::Single`](crate::sink::Parallelism)
+//! `sink/file/commit.rs`, the Kafka sink's in `sink/kafka/commit.rs`. Committing sinks are [`Parallelism::Single`](crate::sink::Parallelism)
 //! sinks for now: one committer per sink, driven on worker 0.
 //!
 //! [`Sink::write`]: crate::sink::Sink::write
@@ -65,6 +65,16 @@ pub enum CommitTarget {
     Sink,
     /// An append-only file, committed by the file sink's committer; the manifest names it.
     File(PathBuf),
+    /// Another committer the library can make again from the manifest alone: `kind` says
+    /// which (`kafka`), `spec` is what it needs, in its own format (kept in the manifest, so
+    /// no secrets). The Kafka sink's, so that a crash between the final snapshot's manifest
+    /// and its commit is finished by the next run although the job is not built again.
+    Reopen {
+        /// The committer's kind.
+        kind: String,
+        /// What the committer needs to reopen.
+        spec: String,
+    },
 }
 
 /// The checkpoint a committer works in: the sink's name, the execution, and (for the
@@ -102,6 +112,14 @@ impl<'a> CommitContext<'a> {
         self.execution
     }
 
+    /// The checkpoint directory's id: 16 hex digits made at random when a job first takes the
+    /// directory over, then kept in it (file `ID`), so that it names the job across runs and
+    /// moves of the directory (the Kafka sink's transactional id is made of it). Made now if
+    /// the directory has none.
+    pub fn checkpoint_id(&self) -> Result<String, Error> {
+        super::files::checkpoint_id(self.storage)
+    }
+
     /// The checkpoint storage, for commit records.
     pub(crate) fn storage(&self) -> &dyn CheckpointStorage {
         self.storage
@@ -111,6 +129,13 @@ impl<'a> CommitContext<'a> {
     pub(crate) fn mid_commit(&self, file: &mut File) {
         self.fault.mid_commit(file);
     }
+
+    /// Fault injection (crash tests): half of a commit's output is sent; `durable` makes it
+    /// reach the external system before the crash (a Kafka producer's flush).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(crate) fn mid_commit_then(&self, durable: impl FnOnce()) {
+        self.fault.mid_commit_then(durable);
+    }
 }
 
 /// The committing half of an exactly-once sink, held by the checkpoint coordinator and called
@@ -119,10 +144,12 @@ impl<'a> CommitContext<'a> {
 ///
 /// Contract: once per run, before any `commit`, `verify` then `recover` are called when the sink registers
 /// (while the job is built), then `abort` if the job resumes from a snapshot. For a committer
-/// whose [`target`](Committer::target) the manifest records (a file), the coordinator instead
+/// whose [`target`](Committer::target) the manifest records as a file, the coordinator instead
 /// calls them on a committer it reopens from the manifest before the job is built, and not on
 /// the sink's: such a committer keeps what it needs (the file sink's commit record) where it
-/// can read it again. `commit` is called for each completed snapshot whose part this sink
+/// can read it again. A [`CommitTarget::Reopen`] committer is reopened that way only when the
+/// snapshot resumed from is the final one (its job is not built again); otherwise the sink's
+/// own committer recovers. `commit` is called for each completed snapshot whose part this sink
 /// prepared, in epoch order, after its manifest is durable. A crash may happen at any point,
 /// so `commit` must be idempotent: after a crash between the manifest and the end of `commit`,
 /// `recover` finishes the same commit again.
@@ -175,8 +202,8 @@ pub trait Committer: Send + 'static {
     }
 }
 
-/// Makes the committer of a sink whose manifest entry names its output file (a file sink), so
-/// that the coordinator can finish its commit before the job is built: the checkpoint knows the
-/// protocol, the sink module knows how files commit (the runtime passes
-/// `sink::reopen_file_committer`).
-pub(crate) type ReopenCommitter = fn(PathBuf) -> Box<dyn Committer>;
+/// Makes the committer of a sink whose manifest entry says how ([`CommitTarget::File`] or
+/// [`CommitTarget::Reopen`]), so that the coordinator can finish its commit before the job is
+/// built: the checkpoint knows the protocol, the sink module knows how files and Kafka topics
+/// commit (the runtime passes `sink::reopen_committer`).
+pub(crate) type ReopenCommitter = fn(&CommitTarget) -> Result<Box<dyn Committer>, Error>;

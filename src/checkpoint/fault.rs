@@ -61,6 +61,9 @@ mod disabled {
         pub(crate) fn mid_commit(&self, _file: &mut File) {}
 
         /// Does nothing.
+        pub(crate) fn mid_commit_then(&self, _durable: impl FnOnce()) {}
+
+        /// Does nothing.
         pub(crate) fn during_recovery(&self) {}
     }
 }
@@ -178,11 +181,19 @@ mod injected {
 
         /// Half of a sink's output is appended to `file`.
         pub(crate) fn mid_commit(&self, file: &mut File) {
+            self.mid_commit_then(|| {
+                let _ = file.sync_all();
+            });
+        }
+
+        /// Half of a sink's output is sent; `durable` makes it reach its destination before
+        /// the crash.
+        pub(crate) fn mid_commit_then(&self, durable: impl FnOnce()) {
             if self.hits(Point::MidCommit)
                 || self.point == Some(Point::DuringRecovery)
                     && self.current.load(Ordering::SeqCst) == 0
             {
-                let _ = file.sync_all();
+                durable();
                 Fault::crash("in the middle of a sink commit");
             }
         }

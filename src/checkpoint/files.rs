@@ -25,6 +25,9 @@ const OLDEST_MANIFEST_VERSION: u32 = 2;
 pub(crate) const MANIFEST: &str = "MANIFEST.json";
 /// The execution number's file name.
 pub(crate) const EXECUTION: &str = "EXECUTION";
+/// The file that names the checkpoint directory: a random id made once, when a job first takes
+/// the directory over, and kept as long as the directory (`CommitContext::checkpoint_id`).
+pub(crate) const CHECKPOINT_ID: &str = "ID";
 
 /// Where a source partition resumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +90,18 @@ pub(crate) struct SinkInfo {
     /// The output file of a file sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) output: Option<PathBuf>,
+    /// How to reopen another sink's committer from the manifest alone
+    /// ([`CommitTarget::Reopen`](super::commit::CommitTarget::Reopen): a Kafka sink's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reopen: Option<ReopenInfo>,
+}
+
+/// A committer's description in the manifest: its kind and what it needs to reopen (free
+/// text, the committer's own format).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ReopenInfo {
+    pub(crate) kind: String,
+    pub(crate) spec: String,
 }
 
 /// The last file of a snapshot: without it the snapshot does not exist.
@@ -285,4 +300,45 @@ pub(crate) fn write_execution(
     storage
         .write(at, format!("{execution}\n").as_bytes())
         .map_err(|e| Error::io(format!("cannot write {}", storage.describe(Some(at))), e))
+}
+
+/// The checkpoint directory's id (`CHECKPOINT_ID`), made (16 random hex digits) and written
+/// if it is missing.
+pub(crate) fn checkpoint_id(storage: &dyn CheckpointStorage) -> Result<String, Error> {
+    let at = Location::Top(CHECKPOINT_ID);
+    match storage.read(at) {
+        Ok(bytes) => {
+            let id = String::from_utf8_lossy(&bytes).trim().to_string();
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Error::Snapshot(format!(
+                    "{}: not a checkpoint id",
+                    storage.describe(Some(at))
+                )));
+            }
+            Ok(id)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            use std::hash::{BuildHasher, Hasher};
+            // `RandomState` is seeded from the OS's randomness; the time and the process make
+            // two directories created at once differ even if it were not.
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            hasher.write_u32(std::process::id());
+            let id = format!("{:016x}", hasher.finish());
+            storage
+                .write(at, format!("{id}\n").as_bytes())
+                .map_err(|e| {
+                    Error::io(format!("cannot write {}", storage.describe(Some(at))), e)
+                })?;
+            Ok(id)
+        }
+        Err(e) => Err(Error::io(
+            format!("cannot read {}", storage.describe(Some(at))),
+            e,
+        )),
+    }
 }

@@ -100,6 +100,7 @@ fn manifest(parts: Vec<PartInfo>) -> impl Strategy<Value = Manifest> {
                     .map(|(name, output)| SinkInfo {
                         name,
                         output: output.map(PathBuf::from),
+                        reopen: None,
                     })
                     .collect(),
                 job: job.map(|fields| {

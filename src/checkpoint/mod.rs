@@ -604,6 +604,12 @@ impl Checkpointer {
                         CommitTarget::File(output) => Some(output),
                         _ => None,
                     },
+                    reopen: match committer.target() {
+                        CommitTarget::Reopen { kind, spec } => {
+                            Some(files::ReopenInfo { kind, spec })
+                        }
+                        _ => None,
+                    },
                 })
             })
             .collect();
@@ -727,8 +733,8 @@ impl Checkpointer {
 mod tests {
     use super::*;
 
-    fn no_reopen(output: PathBuf) -> Box<dyn Committer> {
-        panic!("no sink to reopen in this test: {}", output.display())
+    fn no_reopen(target: &CommitTarget) -> Result<Box<dyn Committer>, Error> {
+        panic!("no sink to reopen in this test: {target:?}")
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::commit::{CommitContext, Committer, Prepared, Recovered, ReopenCommitter};
+use super::commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered, ReopenCommitter};
 use super::files::{self, PartBody};
 use super::job::{self, JobFingerprint};
 use super::storage::{CheckpointStorage, Location, SnapshotId};
@@ -26,6 +26,8 @@ pub(super) fn take_over(
     check_job(storage, job, resume.as_ref())?;
     let execution = files::read_execution(storage)? + 1;
     files::write_execution(storage, execution)?;
+    // The directory's id is made once, by the first job that takes it over.
+    files::checkpoint_id(storage)?;
     if list_snapshots(storage)? != listed {
         resume = newest_usable(storage)?;
         check_job(storage, job, resume.as_ref())?;
@@ -78,7 +80,8 @@ pub(super) fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<Re
 }
 
 /// Recovers, before the workers start, the sinks of `from` that its manifest can reopen (file
-/// sinks: their entry names the output file): by sink name, what each had committed.
+/// sinks: their entry names the output file; Kafka sinks: their entry describes the topic and
+/// transactional id): by sink name, what each had committed.
 pub(super) fn recover_reopenable(
     storage: &dyn CheckpointStorage,
     fault: &Fault,
@@ -89,10 +92,18 @@ pub(super) fn recover_reopenable(
     // Every output is verified before any recovers, so that a refused job writes nothing.
     let mut reopened = Vec::new();
     for sink in &from.manifest.sinks {
-        let Some(output) = &sink.output else {
-            continue;
+        let target = match (&sink.output, &sink.reopen) {
+            (Some(output), _) => CommitTarget::File(output.clone()),
+            // Only a final snapshot's: its job is not built again. Otherwise the sink's own
+            // committer, with its whole configuration (secrets the manifest does not keep),
+            // recovers when the job registers it.
+            (None, Some(info)) if from.manifest.is_final => CommitTarget::Reopen {
+                kind: info.kind.clone(),
+                spec: info.spec.clone(),
+            },
+            (None, _) => continue,
         };
-        let mut committer = reopen(output.clone());
+        let mut committer = reopen(&target)?;
         committer.verify(&CommitContext::new(&sink.name, execution, storage, fault))?;
         reopened.push((sink.name.as_str(), committer));
     }

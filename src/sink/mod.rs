@@ -13,6 +13,8 @@ mod console;
 mod driver;
 pub(crate) mod file;
 mod foreach;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka;
 mod memory;
 mod ordered;
 
@@ -28,18 +30,33 @@ pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
 pub use console::{stdout_is_open, ConsoleSink};
 pub use file::FileSink;
 pub use foreach::ForeachSink;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaSink;
 pub use memory::MemorySink;
 pub use ordered::OrderedSink;
 
 pub(crate) use driver::{drive, SinkDriver};
 
-/// The committer of a file sink reopened from its manifest entry (the output file), for the
-/// checkpoint's recovery before the job is built.
-pub(crate) fn reopen_file_committer(output: std::path::PathBuf) -> Box<dyn Committer> {
-    Box::new(file::commit::FileCommitter::new(
-        output,
-        crate::output_file::DEFAULT_MODE,
-    ))
+/// The committer of a sink reopened from its manifest entry (a file sink's output file, a
+/// Kafka sink's topic and transactional id), for the checkpoint's recovery before the job is
+/// built.
+pub(crate) fn reopen_committer(target: &CommitTarget) -> Result<Box<dyn Committer>, Error> {
+    match target {
+        CommitTarget::File(output) => Ok(Box::new(file::commit::FileCommitter::new(
+            output.clone(),
+            crate::output_file::DEFAULT_MODE,
+        ))),
+        #[cfg(feature = "kafka")]
+        CommitTarget::Reopen { kind, spec } if kind == kafka::KIND => {
+            Ok(Box::new(kafka::commit::KafkaCommitter::reopen(spec)?))
+        }
+        CommitTarget::Reopen { kind, .. } => Err(Error::Snapshot(format!(
+            "the snapshot names a sink of kind {kind:?} that this tideflow cannot commit (built without it?)"
+        ))),
+        CommitTarget::Sink => Err(Error::Internal(
+            "a sink committed only through the job was asked to reopen".into(),
+        )),
+    }
 }
 
 use crate::error::Error;

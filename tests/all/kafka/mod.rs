@@ -1,5 +1,7 @@
 //! The Kafka source and sink against a real broker (tests/all/kafka_broker.rs).
 
+mod sink;
+
 use std::time::Duration;
 
 mod source;
