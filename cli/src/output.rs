@@ -25,7 +25,7 @@ pub struct RowEncoder {
 /// The fields of one output row: its key, its window (none for running aggregates) and its
 /// aggregate values.
 #[derive(Clone, Copy)]
-struct RowView<'a> {
+pub(crate) struct RowView<'a> {
     key: &'a Key,
     key_kind: KeyKind,
     window: Option<(u64, u64)>,
@@ -57,7 +57,7 @@ impl<'a> From<&'a WindowResult<Key, Aggregates>> for RowView<'a> {
 
 /// The extra columns of one output mode's rows.
 #[derive(Clone, Copy)]
-struct Extra {
+pub(crate) struct Extra {
     batch: Option<u64>,
     is_final: Option<bool>,
     retract: Option<bool>,
@@ -165,7 +165,6 @@ impl RowEncoder {
 }
 
 /// A row type `tideflow run` writes: its fields and its mode's extra columns.
-#[allow(private_interfaces)]
 pub(crate) trait OutputRow: 'static {
     fn parts(&self) -> (RowView<'_>, Extra);
 

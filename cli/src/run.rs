@@ -391,8 +391,12 @@ impl Plan {
 
     /// The Kafka sink of a --output kafka://... topic: JSON values keyed by the row's key.
     fn kafka_sink<R: OutputRow>(&self, address: &kafka::KafkaAddress) -> KafkaSink<R, RowEncoder> {
-        let mut sink = KafkaSink::new(address.brokers.clone(), address.topic.clone(), self.encoder())
-            .with_key(|row: &R, out: &mut Vec<u8>| row.write_kafka_key(out));
+        let mut sink = KafkaSink::new(
+            address.brokers.clone(),
+            address.topic.clone(),
+            self.encoder(),
+        )
+        .with_key(|row: &R, out: &mut Vec<u8>| row.write_kafka_key(out));
         for (key, value) in &self.kafka_options {
             sink = sink.option(key.clone(), value.clone());
         }

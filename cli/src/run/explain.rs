@@ -208,7 +208,10 @@ fn source(plan: &Plan, workers: usize) -> String {
 /// A Kafka input: its partitions as the brokers report them now, with their offsets.
 fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usize) -> String {
     let format = match plan.format {
-        Format::Csv => format!("{format} values of the columns {}", plan.csv_header.join(",")),
+        Format::Csv => format!(
+            "{format} values of the columns {}",
+            plan.csv_header.join(",")
+        ),
         Format::Jsonl => format!("{format} values"),
     };
     let mut line = format!(

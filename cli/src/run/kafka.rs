@@ -12,9 +12,7 @@ use std::fmt;
 
 use csv::ByteRecord;
 
-use crate::record::{
-    decode_csv, decode_json_beside, Beside, CsvColumns, CsvOriginal, Row, Schema,
-};
+use crate::record::{decode_csv, decode_json_beside, Beside, CsvColumns, CsvOriginal, Row, Schema};
 use tideflow::source::KafkaMessage;
 use tideflow::Error;
 
@@ -46,7 +44,9 @@ impl KafkaAddress {
                 "{flag}: '{text}' is not a Kafka topic address ({why}); expected kafka://HOST:PORT[,HOST:PORT]/TOPIC"
             ))
         };
-        let rest = text.strip_prefix(KAFKA_PREFIX).ok_or_else(|| bad("no kafka://"))?;
+        let rest = text
+            .strip_prefix(KAFKA_PREFIX)
+            .ok_or_else(|| bad("no kafka://"))?;
         let (brokers, topic) = rest.split_once('/').ok_or_else(|| bad("no /TOPIC"))?;
         for broker in brokers.split(',') {
             let (host, port) = broker
@@ -155,8 +155,8 @@ pub(super) fn csv_decoder(
     for name in header.iter().map(String::as_str).chain(MESSAGE_FIELDS) {
         names.push_field(name.as_bytes());
     }
-    let columns =
-        CsvColumns::new(&schema, &names).map_err(|e| Error::Config(format!("--csv-header: {e}")))?;
+    let columns = CsvColumns::new(&schema, &names)
+        .map_err(|e| Error::Config(format!("--csv-header: {e}")))?;
     let value_header: ByteRecord = header.iter().map(String::as_str).collect();
     let original = keep_original.then(|| CsvOriginal::new(&value_header));
     let width = header.len();
@@ -252,7 +252,11 @@ mod tests {
     fn json_values_read_the_message_fields() {
         use crate::record::Key;
         let decode = json_decoder(
-            schema("kafka_timestamp", "kafka_key", &["kafka_partition", "kafka_offset", "kafka_topic", "n"]),
+            schema(
+                "kafka_timestamp",
+                "kafka_key",
+                &["kafka_partition", "kafka_offset", "kafka_topic", "n"],
+            ),
             true,
         );
         let row = decode(&message(br#"{"n":1,"kafka_offset":99}"#, Some(b"ann"))).unwrap();
@@ -260,14 +264,24 @@ mod tests {
         assert_eq!(row.key, Key::Str("ann".into()));
         assert_eq!(
             row.scalars,
-            vec![Key::Int(3), Key::Int(41), Key::Str("events".into()), Key::Int(1)]
+            vec![
+                Key::Int(3),
+                Key::Int(41),
+                Key::Str("events".into()),
+                Key::Int(1)
+            ]
         );
-        assert_eq!(row.original.as_deref(), Some(r#"{"n":1,"kafka_offset":99}"#));
+        assert_eq!(
+            row.original.as_deref(),
+            Some(r#"{"n":1,"kafka_offset":99}"#)
+        );
         let error = decode(&message(b"{}", Some(&[0xff]))).unwrap_err();
         assert!(error.contains("key is not UTF-8"), "{error}");
         let no_key = json_decoder(schema("ts", "user", &[]), false);
         assert!(no_key(&message(br#"{"ts":5,"user":"x"}"#, Some(&[0xff]))).is_ok());
-        assert!(no_key(&message(b"\xff", None)).unwrap_err().contains("not UTF-8"));
+        assert!(no_key(&message(b"\xff", None))
+            .unwrap_err()
+            .contains("not UTF-8"));
     }
 
     #[test]
@@ -279,7 +293,10 @@ mod tests {
         assert_eq!((row.time, row.key.clone()), (1_000, Key::Str("bob".into())));
         assert_eq!(row.scalars, vec![Key::Int(41)]);
         let error = decode(&message(b"1000", None)).unwrap_err();
-        assert!(error.contains("1 CSV fields, --csv-header names 2"), "{error}");
+        assert!(
+            error.contains("1 CSV fields, --csv-header names 2"),
+            "{error}"
+        );
         let missing = csv_decoder(schema("time", "user", &[]), &header, false)
             .err()
             .unwrap()

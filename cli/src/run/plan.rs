@@ -132,7 +132,7 @@ impl Plan {
     pub(crate) fn new(args: RunArgs) -> Result<Self, Error> {
         // What the job reads and writes, checked once every other flag is (below).
         let (reads, writes) = paths_of(&args);
-        let input = Input::new(args.input)?;
+        let input = Input::new(args.input.clone())?;
         let format = match &input {
             Input::Rate(_) => Format::Jsonl,
             Input::Kafka(_) => args.format.unwrap_or(Format::Jsonl),
@@ -292,8 +292,8 @@ impl Plan {
                 "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
             ));
         }
-        let output = (args.output != "-" && kafka_output.is_none())
-            .then(|| PathBuf::from(&args.output));
+        let output =
+            (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output));
         let output_format = args
             .output_format
             .or_else(|| output.as_deref().and_then(Format::from_extension))
@@ -406,9 +406,8 @@ fn check_kafka_flags(
     kafka_output: bool,
 ) -> Result<StartingOffsets, Error> {
     let kafka_input = matches!(input, Input::Kafka(_));
-    let only_kafka_input = |flag: &str| {
-        Error::Config(format!("{flag}: only with a kafka:// --input"))
-    };
+    let only_kafka_input =
+        |flag: &str| Error::Config(format!("{flag}: only with a kafka:// --input"));
     if !args.kafka_options.is_empty() && !kafka_input && !kafka_output {
         return Err(Error::Config(
             "--kafka-option: only with a kafka:// --input or --output".into(),
@@ -439,7 +438,9 @@ fn check_kafka_flags(
         None => Ok(StartingOffsets::Earliest),
         Some(text) => StartingOffsets::parse_for_topic(text, &address.topic).map_err(|e| {
             let message = e.to_string();
-            let why = message.strip_prefix("starting offsets: ").unwrap_or(&message);
+            let why = message
+                .strip_prefix("starting offsets: ")
+                .unwrap_or(&message);
             Error::Config(format!("--starting-offsets: {why}"))
         }),
     }

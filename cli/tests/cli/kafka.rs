@@ -28,13 +28,20 @@ fn seed() -> u64 {
 /// The records of `partitions` partitions as JSON lines: partition `p`'s event times advance
 /// by `p + 1` ms a record (the partitions run at different speeds), each up to `disorder` ms
 /// early; keys `k0`..`k{keys-1}`.
-fn records(partitions: usize, per_partition: usize, keys: u64, disorder: u64, seed: u64) -> Vec<Vec<String>> {
+fn records(
+    partitions: usize,
+    per_partition: usize,
+    keys: u64,
+    disorder: u64,
+    seed: u64,
+) -> Vec<Vec<String>> {
     let mut rng = SplitMix64(seed);
     (0..partitions)
         .map(|p| {
             (0..per_partition)
                 .map(|i| {
-                    let ts = 1_000 + (i as u64) * (p as u64 + 1) - rng.below(disorder + 1).min(1_000);
+                    let ts =
+                        1_000 + (i as u64) * (p as u64 + 1) - rng.below(disorder + 1).min(1_000);
                     let key = rng.below(keys);
                     let value = rng.below(100);
                     format!(r#"{{"ts":{ts},"key":"k{key}","value":{value}}}"#)
@@ -71,7 +78,9 @@ fn produce(broker: &Broker, topic: &str, partitions: &[Vec<String>]) {
             }
         }
     }
-    producer.flush(Duration::from_secs(120)).expect("acknowledged");
+    producer
+        .flush(Duration::from_secs(120))
+        .expect("acknowledged");
 }
 
 /// Writes partition `p` as file `p{p}.jsonl` of a new directory `files` under `dir`.
@@ -156,17 +165,37 @@ fn kafka_message_fields_and_csv_values() {
     );
     let input = topic_input(&broker, "csv");
     let (rows, _) = run_ok(&[
-        "run", "--input", &input, "--format", "csv", "--csv-header", "amount,tag",
-        "--time-field", "kafka_timestamp", "--key-field", "kafka_key", "--window", "tumbling:1s",
-        "--agg", "sum:amount", "--agg", "max:kafka_offset", "--agg", "first:kafka_partition",
-        "--trigger", "available-now",
+        "run",
+        "--input",
+        &input,
+        "--format",
+        "csv",
+        "--csv-header",
+        "amount,tag",
+        "--time-field",
+        "kafka_timestamp",
+        "--key-field",
+        "kafka_key",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "sum:amount",
+        "--agg",
+        "max:kafka_offset",
+        "--agg",
+        "first:kafka_partition",
+        "--trigger",
+        "available-now",
     ]);
     assert_eq!(
         rows,
         concat!(
-            r#"{"key":"ann","window_start":1000,"window_end":2000,"sum_amount":5,"max_kafka_offset":0,"first_kafka_partition":0}"#, "\n",
-            r#"{"key":"bob","window_start":1000,"window_end":2000,"sum_amount":7,"max_kafka_offset":0,"first_kafka_partition":1}"#, "\n",
-            r#"{"key":"ann","window_start":2000,"window_end":3000,"sum_amount":9,"max_kafka_offset":1,"first_kafka_partition":0}"#, "\n",
+            r#"{"key":"ann","window_start":1000,"window_end":2000,"sum_amount":5,"max_kafka_offset":0,"first_kafka_partition":0}"#,
+            "\n",
+            r#"{"key":"bob","window_start":1000,"window_end":2000,"sum_amount":7,"max_kafka_offset":0,"first_kafka_partition":1}"#,
+            "\n",
+            r#"{"key":"ann","window_start":2000,"window_end":3000,"sum_amount":9,"max_kafka_offset":1,"first_kafka_partition":0}"#,
+            "\n",
         )
     );
 }
@@ -184,8 +213,19 @@ fn kafka_idle_partition_does_not_stall_windows() {
     let input = topic_input(&broker, "idle");
     let mut job = support::ChildGuard::spawn(
         &[
-            "run", "--input", &input, "--time-field", "ts", "--key-field", "key", "--window",
-            "tumbling:1s", "--agg", "count", "--idle-timeout", "300ms",
+            "run",
+            "--input",
+            &input,
+            "--time-field",
+            "ts",
+            "--key-field",
+            "key",
+            "--window",
+            "tumbling:1s",
+            "--agg",
+            "count",
+            "--idle-timeout",
+            "300ms",
         ],
         std::process::Stdio::null(),
     );
@@ -201,7 +241,10 @@ fn kafka_idle_partition_does_not_stall_windows() {
     });
     let first = lines.recv_timeout(Duration::from_secs(60));
     let pid = job.0.id().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert_eq!(
         first.ok().as_deref(),
         Some(r#"{"key":"a","window_start":1000,"window_end":2000,"count":10}"#),
@@ -225,10 +268,21 @@ fn kafka_bad_messages_are_named_by_partition_and_offset() {
     );
     let input = topic_input(&broker, "bad");
     let base = [
-        "run", "--input", &input, "--time-field", "ts", "--key-field", "k", "--window",
-        "tumbling:1s", "--agg", "count", "--trigger", "available-now",
+        "run",
+        "--input",
+        &input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "k",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
+        "--trigger",
+        "available-now",
     ];
-    let error = support::fails(&base, 1);
+    let error = support::fails(&base, 2);
     assert!(error.contains("topic bad partition"), "{error}");
     assert!(
         error.contains("partition 1 offset 1") || error.contains("partition 0 offset 1"),
@@ -247,12 +301,22 @@ fn kafka_bad_messages_are_named_by_partition_and_offset() {
     let (_, stderr) = run_ok(&dead);
     assert!(stderr.contains("2 bad records dead-lettered"), "{stderr}");
     let text = std::fs::read_to_string(&letters).unwrap();
-    let mut lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     lines.sort_by_key(|l| l["partition"].as_i64());
     assert_eq!(lines.len(), 2, "{text}");
-    assert_eq!((lines[0]["partition"].as_i64(), lines[0]["offset"].as_i64()), (Some(0), Some(1)), "{text}");
-    assert_eq!((lines[1]["partition"].as_i64(), lines[1]["offset"].as_i64()), (Some(1), Some(1)), "{text}");
+    assert_eq!(
+        (lines[0]["partition"].as_i64(), lines[0]["offset"].as_i64()),
+        (Some(0), Some(1)),
+        "{text}"
+    );
+    assert_eq!(
+        (lines[1]["partition"].as_i64(), lines[1]["offset"].as_i64()),
+        (Some(1), Some(1)),
+        "{text}"
+    );
     assert_eq!(lines[1]["raw"].as_str(), Some("{not json"), "{text}");
 }
 
@@ -265,26 +329,44 @@ fn kafka_unreachable_broker_and_missing_topics_are_one_line() {
     drop(closed);
     let input = format!("kafka://{address}/events");
     let query = [
-        "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count",
+        "--time-field",
+        "ts",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
     ];
     let mut args = vec!["run", "--input", &input];
     args.extend(query);
     let started = Instant::now();
-    let error = support::fails(&args, 1);
+    // An I/O failure: exit code 3.
+    let error = support::fails(&args, 3);
     assert!(error.contains(&address), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(120), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
 
     let broker = Broker::start();
     broker.create_topic("present", 1);
     let missing = topic_input(&broker, "absent");
     let mut args = vec!["run", "--input", &missing];
     args.extend(query);
-    let error = support::fails(&args, 1);
+    let error = support::fails(&args, 2);
     assert!(error.contains("absent"), "{error}");
     let present = topic_input(&broker, "present");
-    let mut args = vec!["run", "--input", &present, "--trigger", "available-now", "--output", &missing];
+    let mut args = vec![
+        "run",
+        "--input",
+        &present,
+        "--trigger",
+        "available-now",
+        "--output",
+        &missing,
+    ];
     args.extend(query);
-    let error = support::fails(&args, 1);
+    let error = support::fails(&args, 2);
     assert!(error.contains("absent"), "{error}");
 }
 
@@ -292,11 +374,81 @@ fn kafka_unreachable_broker_and_missing_topics_are_one_line() {
 #[test]
 fn kafka_flags_are_checked() {
     let cases: [(&[&str], &str); 5] = [
-        (&["--input", "kafka://h:1", "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count"], "--input: 'kafka://h:1'"),
-        (&["--input", "tests/fixtures/events.jsonl", "--starting-offsets", "latest", "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count"], "--starting-offsets: "),
-        (&["--input", "tests/fixtures/events.jsonl", "--kafka-option", "a=b", "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count"], "--kafka-option: "),
-        (&["--input", "kafka://h:1/t", "--format", "csv", "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count"], "--csv-header: required"),
-        (&["--input", "kafka://h:1/t", "--output", "kafka://h:1/o", "--output-format", "csv", "--time-field", "ts", "--window", "tumbling:1s", "--agg", "count"], "--output-format: "),
+        (
+            &[
+                "--input",
+                "kafka://h:1",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--input: 'kafka://h:1'",
+        ),
+        (
+            &[
+                "--input",
+                "tests/fixtures/events.jsonl",
+                "--starting-offsets",
+                "latest",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--starting-offsets: ",
+        ),
+        (
+            &[
+                "--input",
+                "tests/fixtures/events.jsonl",
+                "--kafka-option",
+                "a=b",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--kafka-option: ",
+        ),
+        (
+            &[
+                "--input",
+                "kafka://h:1/t",
+                "--format",
+                "csv",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--csv-header: required",
+        ),
+        (
+            &[
+                "--input",
+                "kafka://h:1/t",
+                "--output",
+                "kafka://h:1/o",
+                "--output-format",
+                "csv",
+                "--time-field",
+                "ts",
+                "--window",
+                "tumbling:1s",
+                "--agg",
+                "count",
+            ],
+            "--output-format: ",
+        ),
     ];
     for (flags, expected) in cases {
         let mut args = vec!["run"];
@@ -311,12 +463,30 @@ fn kafka_flags_are_checked() {
 fn kafka_explain_shows_partitions_and_offsets() {
     let broker = Broker::start();
     broker.create_topic("shown", 2);
-    broker.produce("shown", &[(0, None, b"{}", None), (0, None, b"{}", None), (1, None, b"{}", None)]);
+    broker.produce(
+        "shown",
+        &[
+            (0, None, b"{}", None),
+            (0, None, b"{}", None),
+            (1, None, b"{}", None),
+        ],
+    );
     let input = topic_input(&broker, "shown");
     let output = topic_input(&broker, "out");
     let (plan, _) = run_ok(&[
-        "explain", "--input", &input, "--time-field", "ts", "--window", "tumbling:1s", "--agg",
-        "count", "--output", &output, "--workers", "2",
+        "explain",
+        "--input",
+        &input,
+        "--time-field",
+        "ts",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
+        "--output",
+        &output,
+        "--workers",
+        "2",
     ]);
     assert!(plan.contains("Kafka topic shown"), "{plan}");
     assert!(plan.contains("0: offsets 0..2"), "{plan}");
@@ -362,14 +532,25 @@ fn sorted_lines(text: &str) -> Vec<String> {
 /// One exactly-once case: the Kafka-to-Kafka job SIGKILLed 5 times at seeded random moments
 /// and restarted on the worker counts of `workers` in turn; the output topic, read committed,
 /// holds the rows of an uninterrupted run to a file, none lost, none duplicated.
-fn kill_and_compare(label: &str, broker: &Broker, input_topic: &str, workers: &[&str], rng: &mut SplitMix64) {
+fn kill_and_compare(
+    label: &str,
+    broker: &Broker,
+    input_topic: &str,
+    workers: &[&str],
+    rng: &mut SplitMix64,
+) {
     let dir = tempfile::tempdir().unwrap();
     let out_topic = format!("out-{}", label.replace([' ', ','], "-"));
     broker.create_topic(&out_topic, 2);
     let input = topic_input(broker, input_topic);
     let output = topic_input(broker, &out_topic);
     // Small fetches: the job takes seconds, so that the kills land while it runs.
-    let slow = ["--kafka-option", "max.partition.fetch.bytes=4096", "--trigger", "available-now"];
+    let slow = [
+        "--kafka-option",
+        "max.partition.fetch.bytes=4096",
+        "--trigger",
+        "available-now",
+    ];
     let reference = dir.path().join("reference.jsonl");
     let mut args = vec!["run", "--input", &input];
     args.extend(QUERY);
@@ -382,11 +563,21 @@ fn kill_and_compare(label: &str, broker: &Broker, input_topic: &str, workers: &[
         let mut args = vec!["run", "--input", &input];
         args.extend(QUERY);
         args.extend(slow);
-        args.extend(["--output", &output, "--checkpoint-dir", &ck, "--snapshot-interval", "200ms", "--workers", on]);
+        args.extend([
+            "--output",
+            &output,
+            "--checkpoint-dir",
+            &ck,
+            "--snapshot-interval",
+            "200ms",
+            "--workers",
+            on,
+        ]);
         args.into_iter().map(str::to_string).collect()
     };
     let mut kills = 0;
     let mut runs = 0;
+    let mut resumed = 0;
     while kills < 5 {
         let on = workers[runs % workers.len()];
         runs += 1;
@@ -398,23 +589,41 @@ fn kill_and_compare(label: &str, broker: &Broker, input_topic: &str, workers: &[
             process.wait_for_snapshots(&dir.path().join("ck"), 1);
         }
         let (ran, killed): (Ran, bool) = process.kill_after(delay);
-        eprintln!("{label}: run {runs} on {on} worker(s): {}", if killed { format!("SIGKILL after {delay:?}") } else { format!("exited by itself ({})", ran.status) });
+        eprintln!(
+            "{label}: run {runs} on {on} worker(s): {}",
+            if killed {
+                format!("SIGKILL after {delay:?}")
+            } else {
+                format!("exited by itself ({})", ran.status)
+            }
+        );
         if !killed {
             ran.succeeded();
             eprintln!("{label}: the job completed after {kills} kills");
             break;
         }
-        ran.no_panic();
+        resumed += usize::from(ran.no_panic().resumed());
         kills += 1;
     }
+    assert!(
+        resumed > 0,
+        "{label}: no killed run had resumed from a snapshot"
+    );
     let on = workers[runs % workers.len()];
     Proc::start(&command(on), None).finish().succeeded();
     let expected = sorted_lines(&std::fs::read_to_string(&reference).unwrap());
     assert!(expected.len() > 1_000, "{} rows", expected.len());
     let (mut rows, dropped) = committed_rows(broker, &out_topic);
     rows.sort();
-    eprintln!("{label}: {} rows, {dropped} records of fenced commits dropped by the reader", rows.len());
-    assert_eq!(rows.len(), expected.len(), "{label}: rows lost or duplicated");
+    eprintln!(
+        "{label}: {} rows, {dropped} records of fenced commits dropped by the reader",
+        rows.len()
+    );
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "{label}: rows lost or duplicated"
+    );
     assert_eq!(rows, expected, "{label}");
 }
 
@@ -447,19 +656,33 @@ fn kafka_output_without_snapshots_holds_the_rows() {
     produce(&broker, "in", &records(2, 2_000, 20, 30, 7));
     let input = topic_input(&broker, "in");
     let output = topic_input(&broker, "plain");
-    let mut args = vec!["run", "--input", &input, "--trigger", "available-now", "--output", &output];
+    let mut args = vec![
+        "run",
+        "--input",
+        &input,
+        "--trigger",
+        "available-now",
+        "--output",
+        &output,
+    ];
     args.extend(QUERY);
     run_ok(&args);
     let mut file_args = vec!["run", "--input", &input, "--trigger", "available-now"];
     file_args.extend(QUERY);
     let (expected, _) = run_ok(&file_args);
     let read = broker.read_committed("plain", Duration::from_secs(2));
-    let values: Vec<String> = read.iter().map(|c| String::from_utf8(c.value.clone()).unwrap()).collect();
+    let values: Vec<String> = read
+        .iter()
+        .map(|c| String::from_utf8(c.value.clone()).unwrap())
+        .collect();
     // One partition: the rows in the order they were written.
     assert_eq!(values.join("\n") + "\n", expected);
     // Keyed by the row's key.
     let first: serde_json::Value = serde_json::from_str(&values[0]).unwrap();
-    assert_eq!(read[0].key.as_deref(), first["key"].as_str().map(str::as_bytes));
+    assert_eq!(
+        read[0].key.as_deref(),
+        first["key"].as_str().map(str::as_bytes)
+    );
 }
 
 /// The broker paused (SIGSTOP) mid-run and resumed (SIGCONT): the job waits and carries on, or
@@ -477,14 +700,33 @@ fn kafka_broker_outage_loses_and_duplicates_nothing() {
     reference_args.extend(QUERY);
     let (expected, _) = run_ok(&reference_args);
     let ck = path_arg(&dir.path().join("ck"));
-    let mut args: Vec<String> = ["run", "--input", &input, "--trigger", "available-now", "--output", &output, "--checkpoint-dir", &ck, "--snapshot-interval", "200ms", "--kafka-option", "max.partition.fetch.bytes=4096"]
-        .iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--input",
+        &input,
+        "--trigger",
+        "available-now",
+        "--output",
+        &output,
+        "--checkpoint-dir",
+        &ck,
+        "--snapshot-interval",
+        "200ms",
+        "--kafka-option",
+        "max.partition.fetch.bytes=4096",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(QUERY.iter().map(|s| s.to_string()));
     let mut process = Proc::start(&args, None);
     process.wait_for_snapshots(&dir.path().join("ck"), 1);
     let pid = broker.pid().to_string();
     let signal = |name: &str| {
-        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill {name} {pid}");
     };
     signal("-STOP");

@@ -13,11 +13,11 @@ mod clocks;
 mod cluster;
 mod cluster_strangers;
 mod crash;
+mod csv_rules;
+mod damaged_output;
 mod kafka;
 #[path = "../../../tests/all/kafka_broker.rs"]
 mod kafka_broker;
-mod csv_rules;
-mod damaged_output;
 mod late_output;
 mod live_csv;
 mod live_sources;
