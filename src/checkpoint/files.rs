@@ -1,5 +1,6 @@
-//! The checkpoint's files and their formats: parts, manifests and the execution number,
-//! written through the [`CheckpointStorage`] and read back with their checksums verified.
+//! The checkpoint's files and their formats: parts, manifests, the execution number and the
+//! directory's id, written through the [`CheckpointStorage`] and read back with their
+//! checksums verified.
 //! (Sinks' commit records are their committers': `sink/file/commit.rs`.)
 
 use std::io;

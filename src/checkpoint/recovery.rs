@@ -80,8 +80,8 @@ pub(super) fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<Re
 }
 
 /// Recovers, before the workers start, the sinks of `from` that its manifest can reopen (file
-/// sinks: their entry names the output file; Kafka sinks: their entry describes the topic and
-/// transactional id): by sink name, what each had committed.
+/// sinks: their entry names the output file; Kafka sinks, when `from` is final: their entry
+/// describes the brokers and topic): by sink name, what each had committed.
 pub(super) fn recover_reopenable(
     storage: &dyn CheckpointStorage,
     fault: &Fault,

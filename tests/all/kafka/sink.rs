@@ -71,7 +71,17 @@ fn kafka_sink(brokers: &str, topic: &str) -> KafkaSink<(u64, u64), JsonLinesEnco
 
 /// Runs the job into `topic`; with snapshots into `dir` every `every` records if given.
 fn run(brokers: &str, topic: &str, dir: Option<(&Path, u64)>) -> Result<JobReport, Error> {
-    let mut config = Config::workers(2);
+    run_on(2, brokers, topic, dir)
+}
+
+/// [`run`] on `workers` workers.
+fn run_on(
+    workers: usize,
+    brokers: &str,
+    topic: &str,
+    dir: Option<(&Path, u64)>,
+) -> Result<JobReport, Error> {
+    let mut config = Config::workers(workers);
     if let Some((dir, every)) = dir {
         config = config.checkpoint(Checkpoint::new(dir).every_records(every));
     }
@@ -95,15 +105,20 @@ fn expected() -> Vec<String> {
 /// stops after [`QUIET`] without a message, which a loaded machine may take before the first
 /// one, so a short read is tried again (at most 20 times).
 fn read_all(broker: &Broker, topic: &str) -> Vec<Consumed> {
+    read_at_least(broker, topic, RECORDS as usize)
+}
+
+/// [`read_all`], once at least `count` messages are there.
+fn read_at_least(broker: &Broker, topic: &str, count: usize) -> Vec<Consumed> {
     let mut read = Vec::new();
     for _ in 0..20 {
         read = broker.read_committed(topic, QUIET);
-        if read.len() as u64 >= RECORDS {
+        if read.len() >= count {
             return read;
         }
     }
     panic!(
-        "{topic}: {} messages, expected at least {RECORDS}",
+        "{topic}: {} messages, expected at least {count}",
         read.len()
     );
 }
@@ -315,7 +330,9 @@ fn interrupted_commits_are_recovered_exactly_once() {
             crash(&broker, &topic, &ck, every, "mid-commit:3");
         }
         crash(&broker, &topic, &ck, every, fault);
-        let report = run(&broker.address(), &topic, Some((&ck, every)))
+        // The restart runs on another worker count (the sink writes from worker 0 either way).
+        let workers = if index % 2 == 0 { 1 } else { 3 };
+        let report = run_on(workers, &broker.address(), &topic, Some((&ck, every)))
             .unwrap_or_else(|e| panic!("{fault}: the restart fails: {e}"));
         let (kept, dropped) = exactly_once_by_epoch(read_all(&broker, &topic));
         assert_eq!(values(&kept), expected(), "{fault}: exactly once");
@@ -567,4 +584,91 @@ fn a_broker_paused_during_a_commit_is_waited_for() {
     assert!(report.snapshots.completed >= 3, "{:?}", report.snapshots);
     let (kept, dropped) = exactly_once(read_all(&broker, "paused"));
     assert_eq!((values(&kept), dropped), (expected(), 0));
+}
+
+/// A windowed job whose results and late records go to two Kafka topics, or two memory
+/// sinks: per-user counts in 1 s windows; every 40th click comes 3 s behind.
+fn windowed<R, L>(flow: &mut Flow<'_>, rows: R, late: L) -> Result<(), Error>
+where
+    R: tideflow::sink::Sink<tideflow::WindowResult<String, u64>>,
+    L: tideflow::sink::Sink<tideflow::LateRecord<String, (String, u64)>>,
+{
+    let clicks: Vec<(String, u64)> = (0..RECORDS)
+        .map(|n| {
+            let time = n * 10;
+            let time = if n % 40 == 39 {
+                time.saturating_sub(3_000)
+            } else {
+                time
+            };
+            (format!("user{}", n % 7), time)
+        })
+        .collect();
+    let source = Gated {
+        inner: MemorySource::new(clicks).batch_size(16),
+        gate: Pace,
+    };
+    let (results, too_late) = flow
+        .source(source)
+        .with_event_time(|click: &(String, u64)| click.1)
+        .with_watermark(Duration::ZERO)
+        .key_by(|click: &(String, u64)| click.0.clone())
+        .window(tideflow::Window::tumbling(Duration::from_secs(1))?)
+        .aggregate_with_late(tideflow::aggregate::Count);
+    results.sink(rows);
+    too_late.sink(late);
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(rows: Vec<T>) -> Vec<String> {
+    let mut rows: Vec<String> = rows
+        .iter()
+        .map(|row| serde_json::to_string(row).expect("JSON"))
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn windowed_results_and_late_records_go_to_two_topics_exactly_once() {
+    let (rows, late) = (
+        tideflow::sink::MemorySink::new(),
+        tideflow::sink::MemorySink::new(),
+    );
+    let (rows_out, late_out) = (rows.clone(), late.clone());
+    tideflow::execute(Config::workers(2), move |flow| {
+        windowed(flow, rows_out.clone(), late_out.clone())
+    })
+    .expect("the memory run");
+    let (rows, late) = (json(rows.take()), json(late.take()));
+    assert!(!late.is_empty());
+
+    let broker = Broker::start();
+    broker.create_topic("counts", PARTITIONS);
+    broker.create_topic("late", 1);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let brokers = broker.address();
+    let config = Config::workers(2).checkpoint(Checkpoint::new(dir.path()).every_records(EVERY));
+    tideflow::execute(config, move |flow| {
+        let key = |row: &tideflow::WindowResult<String, u64>, key: &mut Vec<u8>| {
+            key.extend_from_slice(row.key.as_bytes());
+            true
+        };
+        windowed(
+            flow,
+            KafkaSink::new(&brokers, "counts", JsonLinesEncoder).with_key(key),
+            KafkaSink::new(&brokers, "late", JsonLinesEncoder),
+        )
+    })
+    .expect("the Kafka run");
+    let (counts, dropped) = exactly_once(read_at_least(&broker, "counts", rows.len()));
+    assert_eq!((values(&counts), dropped), (rows, 0));
+    assert!(counts.iter().all(|c| {
+        let value = String::from_utf8_lossy(&c.value);
+        let key = String::from_utf8_lossy(c.key.as_deref().unwrap_or_default());
+        value.contains(&format!("\"key\":\"{key}\""))
+    }));
+    let (late_read, dropped) = exactly_once(read_at_least(&broker, "late", late.len()));
+    assert_eq!((values(&late_read), dropped), (late, 0));
+    assert!(late_read.iter().all(|c| c.key.is_none()));
 }
