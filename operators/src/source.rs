@@ -99,8 +99,8 @@ impl<D> SourceOutput<D> {
         }
     }
 
-    /// Sets the smallest watermark of the other instances of this source that are not all idle
-    /// (see [`PartitionWatermarks::set_peer_floor`]).
+    /// Sets the floor the other instances of this source give (see
+    /// [`PartitionWatermarks::set_peer_floor`]).
     pub fn set_peer_floor(&mut self, floor: Option<u64>) {
         self.watermarks.set_peer_floor(floor);
     }

@@ -50,7 +50,7 @@ pub struct WatermarkStrategy {
     /// minimum, so it stops holding the watermark back, until its next record. If every
     /// unfinished partition is idle, the watermark is the largest of their watermarks, or the
     /// peer floor if that is larger: the smallest watermark of the other instances of the same
-    /// source in this process that are not all idle
+    /// source in this process that are not all idle, or if all are, the largest of theirs
     /// ([`PartitionWatermarks::set_peer_floor`]), so that a worker whose partitions are all
     /// quiet does not hold back the windows of the others (Flink's idle source subtask).
     ///
@@ -155,8 +155,8 @@ pub struct PartitionWatermarks {
     last_record_ms: Option<u64>,
     /// Events kept from the watermark by the future-skew guard, not yet taken.
     future_count: u64,
-    /// The smallest watermark of the other instances of this source that are not all idle,
-    /// if any: an all-idle instance's watermark rises to it.
+    /// The floor the other instances of this source give, if any: an all-idle instance's
+    /// watermark rises to it.
     peer_floor: Option<u64>,
 }
 
@@ -339,9 +339,10 @@ impl PartitionWatermarks {
         unfinished.peek().is_some() && unfinished.all(|p| self.is_idle(p))
     }
 
-    /// Sets the smallest watermark of the other instances of this source that are not all
-    /// idle (`None` if there is none): while every unfinished partition of this instance is
-    /// idle, its watermark is at least that.
+    /// Sets the floor the other instances of this source give (the smallest watermark of those
+    /// that are not all idle, else the largest of the all-idle ones; `None` if there is none):
+    /// while every unfinished partition of this instance is idle, its watermark is at least
+    /// that.
     pub fn set_peer_floor(&mut self, floor: Option<u64>) {
         self.peer_floor = floor;
     }

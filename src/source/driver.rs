@@ -209,10 +209,9 @@ where
         }
         if let Some(peers) = &self.peer_floor {
             let marks = out.watermarks();
-            let own = (!ended && !marks.all_idle())
-                .then(|| marks.watermark())
-                .flatten();
-            out.set_peer_floor(peers.exchange(own));
+            let own = if ended { None } else { marks.watermark() };
+            let floor = peers.exchange(own, marks.all_idle());
+            out.set_peer_floor(floor);
         }
         if let Some(slot) = &self.watermark_slot {
             slot.observe(sent, out.watermarks(), ended);

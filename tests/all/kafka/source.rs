@@ -193,7 +193,7 @@ fn an_idle_partition_under_an_idle_timeout_does_not_stall_windows() {
         let job = std::thread::spawn(move || {
             tideflow::execute(config, move |flow| {
                 let strategy = WatermarkStrategy::bounded_delay(Duration::from_millis(100))
-                    .with_idle_timeout(Duration::from_millis(300));
+                    .with_idle_timeout(Duration::from_secs(1));
                 flow.source(make())
                     .with_event_time(|r: &Rec| r.ts)
                     .with_watermark(strategy)
@@ -211,7 +211,8 @@ fn an_idle_partition_under_an_idle_timeout_does_not_stall_windows() {
             || sink.len() >= 2,
         );
         stop.stop();
-        job.join()
+        let report = job
+            .join()
             .expect("no panic")
             .expect("the job stops cleanly");
         let mut rows: Vec<(u64, u64)> = sink
@@ -222,10 +223,16 @@ fn an_idle_partition_under_an_idle_timeout_does_not_stall_windows() {
         rows.sort();
         let first = BASE - BASE % 1_000;
         let per_partition = (first + 1_000 - BASE).div_ceil(10);
-        assert_eq!(
-            rows[0],
-            (first, per_partition * (partitions as u64 - 1)),
-            "{workers} workers"
+        let expected = per_partition * (partitions as u64 - 1);
+        // Idleness makes lateness depend on timing: a partition whose first fetch took longer
+        // than the idle timeout was idle meanwhile, and its records may be late. Then they
+        // are counted as such: never lost, never counted twice.
+        let (start, count) = rows[0];
+        assert_eq!(start, first, "{workers} workers");
+        assert!(
+            count <= expected && count + report.late_dropped >= expected,
+            "{workers} workers: {count} in the first window, {} late, {expected} expected",
+            report.late_dropped
         );
     }
 }
