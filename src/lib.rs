@@ -69,7 +69,7 @@ pub mod aggregate {
 
 #[cfg(feature = "failpoints")]
 pub use checkpoint::FAULT_VAR;
-pub use checkpoint::{Checkpoint, JobFingerprint, SnapshotReport};
+pub use checkpoint::{Checkpoint, JobFingerprint, ResumePositions, SnapshotReport, SourcePosition};
 pub use cluster::{Cluster, SECRET_VAR};
 pub use context::StopHandle;
 pub use duration::parse_duration;

@@ -93,6 +93,73 @@ impl Checkpoint {
         self.every_records = Some(records.max(1));
         self
     }
+
+    /// Where the sources of a job resumed from this directory would start: the source
+    /// positions of the newest usable snapshot (a Kafka partition's offset, a file's byte
+    /// offset...), for tools that show it (`tideflow explain`). Reads only: the directory is
+    /// not taken over, nothing is written. `None` without a snapshot (or a directory).
+    pub fn resume_positions(&self) -> Result<Option<ResumePositions>, Error> {
+        if !self.dir.is_dir() {
+            return Ok(None);
+        }
+        let storage = LocalDir::new(self.dir.clone(), Arc::new(Fault::default()));
+        let Some(from) = recovery::newest_usable(&storage)? else {
+            return Ok(None);
+        };
+        let mut sources: std::collections::BTreeMap<String, Vec<SourcePosition>> =
+            std::collections::BTreeMap::new();
+        for part in from.manifest.parts.iter().filter(|p| p.kind == "source") {
+            let PartBody::Source(cursors) = files::read_part(&storage, from.id, part)? else {
+                continue;
+            };
+            // `src0-w1.part` is worker 1's part of source `src0`.
+            let source = part
+                .file
+                .split("-w")
+                .next()
+                .unwrap_or(&part.file)
+                .to_string();
+            sources
+                .entry(source)
+                .or_default()
+                .extend(cursors.into_iter().map(|c| SourcePosition {
+                    partition: c.partition,
+                    position: c.position,
+                    finished: c.finished,
+                }));
+        }
+        for positions in sources.values_mut() {
+            positions.sort_by_key(|p| p.partition);
+        }
+        Ok(Some(ResumePositions {
+            epoch: from.manifest.epoch,
+            is_final: from.manifest.is_final,
+            sources,
+        }))
+    }
+}
+
+/// The source positions of a snapshot ([`Checkpoint::resume_positions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePositions {
+    /// The snapshot's epoch.
+    pub epoch: u64,
+    /// Whether it is the final snapshot of a completed job.
+    pub is_final: bool,
+    /// Each source's partitions, by source name (`src0`, `src1`... in the order the job reads
+    /// them), by partition.
+    pub sources: std::collections::BTreeMap<String, Vec<SourcePosition>>,
+}
+
+/// Where one source partition resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourcePosition {
+    /// The global partition number (a Kafka partition's number).
+    pub partition: u64,
+    /// The position of the first record to read (a Kafka offset, a file's byte offset).
+    pub position: crate::position::Position,
+    /// Whether the partition had ended.
+    pub finished: bool,
 }
 
 /// What snapshots a job took, and what it resumed from.

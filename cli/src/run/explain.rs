@@ -221,17 +221,44 @@ fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usiz
         placement("partition p", "p", workers),
         starting_offsets(&plan.starting_offsets),
     );
+    // Where a resumed run starts: the newest snapshot's offsets (its only source is the topic).
+    let resume = plan
+        .checkpoint
+        .as_ref()
+        .and_then(|checkpoint| checkpoint.resume_positions().ok().flatten());
+    let resume_at = |partition: i32| {
+        let sources = &resume.as_ref()?.sources;
+        let positions = sources.values().next()?;
+        positions
+            .iter()
+            .find(|p| p.partition == partition as u64)
+            .map(|p| p.position.offset as i64)
+    };
     match kafka_partitions(&address.brokers, &address.topic, &plan.kafka_options) {
         Ok(partitions) => {
             let shown: Vec<String> = partitions
                 .iter()
-                .map(|p| format!("{}: offsets {}..{}", p.partition, p.earliest, p.latest))
+                .map(|p| {
+                    let range = format!("{}: offsets {}..{}", p.partition, p.earliest, p.latest);
+                    match resume_at(p.partition) {
+                        Some(at) => {
+                            format!("{range}, resumes at {at}, lag {}", (p.latest - at).max(0))
+                        }
+                        None => range,
+                    }
+                })
                 .collect();
             line.push_str(&format!(
                 "; {} partitions now [{}]",
                 partitions.len(),
                 shown.join(", ")
             ));
+            if let Some(resume) = &resume {
+                line.push_str(&format!(
+                    " (offsets to resume at from the snapshot at epoch {})",
+                    resume.epoch
+                ));
+            }
         }
         Err(error) => line.push_str(&format!("; partitions unknown ({error})")),
     }

@@ -492,6 +492,53 @@ fn kafka_explain_shows_partitions_and_offsets() {
     assert!(plan.contains("0: offsets 0..2"), "{plan}");
     assert!(plan.contains("1: offsets 0..1"), "{plan}");
     assert!(plan.contains("Kafka topic out"), "{plan}");
+    // With a snapshot, where a resumed run starts and how far behind the end that is.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = path_arg(&dir.path().join("ck"));
+    let rows = path_arg(&dir.path().join("rows.jsonl"));
+    let query = [
+        "--time-field",
+        "ts",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
+        "--on-error",
+        "skip",
+    ];
+    let mut run = vec![
+        "run",
+        "--input",
+        &input,
+        "--trigger",
+        "available-now",
+        "--checkpoint-dir",
+        &ck,
+        "--output",
+        &rows,
+    ];
+    run.extend(query);
+    run_ok(&run);
+    broker.produce("shown", &[(1, None, b"{}", None)]);
+    let mut explain = vec![
+        "explain",
+        "--input",
+        &input,
+        "--checkpoint-dir",
+        &ck,
+        "--output",
+        &rows,
+    ];
+    explain.extend(query);
+    let (plan, _) = run_ok(&explain);
+    assert!(
+        plan.contains("0: offsets 0..2, resumes at 2, lag 0"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("1: offsets 0..2, resumes at 1, lag 1"),
+        "{plan}"
+    );
 }
 
 /// The output topic's values as a read_committed consumer sees them, keeping per snapshot
