@@ -172,12 +172,18 @@ pub(crate) trait OutputRow: 'static {
     /// `false` for a null key (a message without a key).
     fn write_kafka_key(&self, out: &mut Vec<u8>) -> bool {
         let (view, _) = self.parts();
-        if *view.key == Key::Null {
-            return false;
-        }
-        out.extend_from_slice(view.key.csv_text_as(view.key_kind).as_bytes());
-        true
+        write_key(view.key, view.key_kind, out)
     }
+}
+
+/// Writes `key` as a Kafka message key: its text, as a CSV output writes it; `false` for a
+/// null key (a message without a key).
+pub(crate) fn write_key(key: &Key, kind: KeyKind, out: &mut Vec<u8>) -> bool {
+    if *key == Key::Null {
+        return false;
+    }
+    out.extend_from_slice(key.csv_text_as(kind).as_bytes());
+    true
 }
 
 /// No extra columns.

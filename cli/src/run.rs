@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use timely::ExchangeData;
 
-use super::output::{LateEncoder, OutputRow, RowEncoder};
+use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{
@@ -27,7 +27,7 @@ use tideflow::Error;
 use tideflow::Stream;
 use tideflow::Window;
 use tideflow::{execute, Config, Flow, JobReport, StopHandle};
-use tideflow::{Change, Trigger};
+use tideflow::{Change, LateRecord, Trigger};
 use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
@@ -186,7 +186,8 @@ pub(crate) struct RunArgs {
     /// Default 0ms.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     allowed_lateness: Option<Duration>,
-    /// Write records too late for every window they belong to here, instead of dropping them:
+    /// Write records too late for every window they belong to here (a file, or a Kafka topic
+    /// kafka://HOST:PORT/TOPIC, exactly-once with --checkpoint-dir), instead of dropping them:
     /// JSON lines with their event time, the watermark they arrived behind, the reason, and the
     /// whole record as read (a JSON line as it was; a CSV row as an object of its cells, as
     /// strings, by header name), so that they can be replayed.
@@ -403,10 +404,28 @@ impl Plan {
         sink
     }
 
+    /// Writes the records too late for every window to the --late-output file or topic.
+    fn write_late(&self, late: Stream<'_, LateRecord<Key, Row>>) {
+        let encoder = LateEncoder::new(self.lateness);
+        if let Some(address) = &self.late_kafka {
+            let mut sink = KafkaSink::new(address.brokers.clone(), address.topic.clone(), encoder)
+                .with_key(|late: &LateRecord<Key, Row>, out: &mut Vec<u8>| {
+                    write_key(&late.key, late.data.key_kind, out)
+                });
+            for (key, value) in &self.kafka_options {
+                sink = sink.option(key.clone(), value.clone());
+            }
+            late.sink(sink);
+        } else if let Some(path) = &self.late_output {
+            // Late records are raw input: owner only, as dead letters.
+            late.sink(FileSink::new(path, encoder).owner_only());
+        }
+    }
+
     /// The input rows as a stream.
     fn rows<'scope>(&self, flow: &mut Flow<'scope>) -> Result<Stream<'scope, Row>, Error> {
         // Late records are written whole: their rows keep the record they were read as.
-        let keep_original = self.late_output.is_some();
+        let keep_original = self.late_output.is_some() || self.late_kafka.is_some();
         let schema = self.schema.clone();
         let json = move || {
             let schema = schema.clone();
@@ -557,17 +576,13 @@ impl Plan {
                 return Ok(());
             };
             let windowed = keyed.window(window).allowed_lateness(self.lateness);
-            let late_output = self.late_output.as_ref().map(|path| {
-                let encoder = LateEncoder::new(self.lateness);
-                // Late records are raw input: owner only, as dead letters.
-                FileSink::new(path, encoder).owner_only()
-            });
+            let late_output = self.late_output.is_some() || self.late_kafka.is_some();
             if self.mode == Mode::Append {
                 let results = match late_output {
-                    None => windowed.aggregate(aggregator),
-                    Some(late_sink) => {
+                    false => windowed.aggregate(aggregator),
+                    true => {
                         let (results, late) = windowed.aggregate_with_late(aggregator);
-                        late.sink(late_sink);
+                        self.write_late(late);
                         results
                     }
                 };
@@ -586,10 +601,10 @@ impl Plan {
                 return Ok(());
             }
             let updates = match late_output {
-                None => windowed.aggregate_updates(aggregator),
-                Some(late_sink) => {
+                false => windowed.aggregate_updates(aggregator),
+                true => {
                     let (updates, late) = windowed.aggregate_updates_with_late(aggregator);
-                    late.sink(late_sink);
+                    self.write_late(late);
                     updates
                 }
             };

@@ -107,9 +107,17 @@ fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
         return lines;
     };
     lines.push(("window", window_line(plan, window, &accumulators)));
-    match &plan.late_output {
+    let late_target = match (&plan.late_output, &plan.late_kafka) {
+        (Some(path), _) => Some(format!("late file {} (JSON lines", path.display())),
+        (None, Some(address)) => Some(format!(
+            "late Kafka topic {} at {} (JSON values keyed by the record's key",
+            address.topic, address.brokers
+        )),
+        (None, None) => None,
+    };
+    match late_target {
         None => lines.push(("late", "dropped and counted (no --late-output)".into())),
-        Some(path) => {
+        Some(target) => {
             lines.push((
                 "late",
                 "side output: records too late for every window they belong to".into(),
@@ -118,8 +126,7 @@ fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
             lines.push((
                 "sink",
                 format!(
-                    "late file {} (JSON lines: key, event_time, watermark, window_end, reason, the whole record)",
-                    path.display()
+                    "{target}: key, event_time, watermark, window_end, reason, the whole record)"
                 ),
             ));
         }
@@ -522,10 +529,15 @@ fn snapshot_line(lines: &mut Vec<(&'static str, String)>, plan: &Plan, join: boo
             exactly_once.join(" and ")
         ));
     }
-    if let Some(address) = &plan.kafka_output {
+    let topics: Vec<&str> = [&plan.kafka_output, &plan.late_kafka]
+        .into_iter()
+        .flatten()
+        .map(|address| address.topic.as_str())
+        .collect();
+    if !topics.is_empty() {
         line.push_str(&format!(
             "; Kafka topic {} exactly-once (rows staged in each snapshot, written in one Kafka transaction when it completes: read it with isolation.level=read_committed)",
-            address.topic
+            topics.join(" and ")
         ));
     }
     if let Input::Kafka(address) = &plan.input {

@@ -74,7 +74,9 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
         .field("--output-format", flag_value(plan.output_format))
         .field(
             "--late-output",
-            optional(plan.late_output.as_deref().map(resolved)),
+            optional((plan.late_output.as_deref().map(resolved)).or_else(|| {
+                (plan.late_kafka.as_ref()).map(|address| format!("kafka topic {}", address.topic))
+            })),
         )
 }
 

@@ -96,7 +96,10 @@ pub struct Plan {
     pub(super) aggs: Vec<AggSpec>,
     pub(super) watermark: WatermarkStrategy,
     pub(super) lateness: Duration,
+    /// The --late-output file (`None` for a Kafka topic).
     pub(super) late_output: Option<PathBuf>,
+    /// The --late-output Kafka topic.
+    pub(super) late_kafka: Option<KafkaAddress>,
     pub(super) mode: Mode,
     pub(super) complete_interval: Duration,
     pub(super) trigger: Trigger,
@@ -156,7 +159,26 @@ impl Plan {
             true => Some(KafkaAddress::parse(&args.output, "--output")?),
             false => None,
         };
-        let starting_offsets = check_kafka_flags(&args, &input, format, kafka_output.is_some())?;
+        let late_kafka = match args.late_output.as_deref().and_then(|p| p.to_str()) {
+            Some(text) if text.starts_with(KAFKA_PREFIX) => {
+                Some(KafkaAddress::parse(text, "--late-output")?)
+            }
+            _ => None,
+        };
+        if late_kafka.is_some()
+            && late_kafka.as_ref().map(|a| &a.topic) == kafka_output.as_ref().map(|a| &a.topic)
+        {
+            return Err(Error::Config(
+                "--late-output: the same Kafka topic as --output; late records need a topic of their own".into(),
+            ));
+        }
+        let starting_offsets = check_kafka_flags(
+            &args,
+            &input,
+            format,
+            kafka_output.is_some(),
+            late_kafka.is_some(),
+        )?;
         let mut columns = HashSet::new();
         for spec in &args.aggs {
             if !columns.insert(spec.column()) {
@@ -321,7 +343,8 @@ impl Plan {
                 args.max_future_skew,
             )?,
             lateness: args.allowed_lateness.unwrap_or(Duration::ZERO),
-            late_output: args.late_output,
+            late_output: args.late_output.filter(|_| late_kafka.is_none()),
+            late_kafka,
             mode: args.mode,
             complete_interval,
             trigger: args.trigger,
@@ -385,7 +408,11 @@ fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
     if args.output != "-" && !args.output.starts_with(KAFKA_PREFIX) {
         writes.push(("--output", PathBuf::from(&args.output)));
     }
-    if let Some(late) = &args.late_output {
+    if let Some(late) = args
+        .late_output
+        .as_ref()
+        .filter(|late| !late.to_string_lossy().starts_with(KAFKA_PREFIX))
+    {
         writes.push(("--late-output", late.clone()));
     }
     if let OnError::DeadLetter(path) = &args.on_error {
@@ -397,20 +424,21 @@ fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
     (reads, writes)
 }
 
-/// Checks the Kafka flags against the input, its `format` and whether the output is a Kafka
-/// topic, and returns where a Kafka input starts.
+/// Checks the Kafka flags against the input, its `format` and whether the output and the late
+/// output are Kafka topics, and returns where a Kafka input starts.
 fn check_kafka_flags(
     args: &RunArgs,
     input: &Input,
     format: Format,
     kafka_output: bool,
+    late_kafka: bool,
 ) -> Result<StartingOffsets, Error> {
     let kafka_input = matches!(input, Input::Kafka(_));
     let only_kafka_input =
         |flag: &str| Error::Config(format!("{flag}: only with a kafka:// --input"));
-    if !args.kafka_options.is_empty() && !kafka_input && !kafka_output {
+    if !args.kafka_options.is_empty() && !kafka_input && !kafka_output && !late_kafka {
         return Err(Error::Config(
-            "--kafka-option: only with a kafka:// --input or --output".into(),
+            "--kafka-option: only with a kafka:// --input, --output or --late-output".into(),
         ));
     }
     if !args.csv_header.is_empty() && !(kafka_input && format == Format::Csv) {

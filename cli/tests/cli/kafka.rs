@@ -790,3 +790,70 @@ fn kafka_broker_outage_loses_and_duplicates_nothing() {
     eprintln!("{dropped} records of fenced commits dropped by the reader");
     assert_eq!(rows, sorted_lines(&expected));
 }
+
+/// Records too late for every window go to a Kafka topic of their own, whole, exactly-once
+/// with a checkpoint directory.
+#[test]
+fn kafka_late_output_goes_to_a_topic() {
+    let broker = Broker::start();
+    broker.create_topic("timely", 1);
+    broker.create_topic("rows", 1);
+    broker.create_topic("late", 1);
+    broker.produce(
+        "timely",
+        &[
+            (0, None, br#"{"ts":1000,"k":"a"}"#, None),
+            (0, None, br#"{"ts":5000,"k":"a"}"#, None),
+            (0, None, br#"{"ts":1500, "k":"b"}"#, None),
+            (0, None, br#"{"ts":9000,"k":"a"}"#, None),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ck = path_arg(&dir.path().join("ck"));
+    let (input, rows, late) = (
+        topic_input(&broker, "timely"),
+        topic_input(&broker, "rows"),
+        topic_input(&broker, "late"),
+    );
+    let args = [
+        "run",
+        "--input",
+        &input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "k",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
+        "--trigger",
+        "available-now",
+        "--output",
+        &rows,
+        "--late-output",
+        &late,
+        "--checkpoint-dir",
+        &ck,
+    ];
+    let (_, stderr) = run_ok(&args);
+    assert!(stderr.contains("1 written to the late output"), "{stderr}");
+    let (late_rows, _) = committed_rows(&broker, "late");
+    assert_eq!(late_rows.len(), 1, "{late_rows:?}");
+    assert!(
+        late_rows[0].starts_with(r#"{"key":"b","event_time":1500,"#)
+            && late_rows[0].ends_with(r#""record":{"ts":1500, "k":"b"}}"#),
+        "{}",
+        late_rows[0]
+    );
+    let (window_rows, _) = committed_rows(&broker, "rows");
+    assert_eq!(window_rows.len(), 3, "{window_rows:?}");
+    let same = ["--late-output", &rows];
+    let mut refused = args[..args.len() - 4].to_vec();
+    refused.extend(same);
+    let error = support::fails(&refused, 2);
+    assert!(
+        error.contains("--late-output: the same Kafka topic"),
+        "{error}"
+    );
+}
