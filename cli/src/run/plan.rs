@@ -441,12 +441,13 @@ fn check_kafka_flags(
             "--kafka-option: only with a kafka:// --input, --output or --late-output".into(),
         ));
     }
-    if !args.csv_header.is_empty() && !(kafka_input && format == Format::Csv) {
+    let kafka_csv = kafka_input && format == Format::Csv;
+    if !args.csv_header.is_empty() && !kafka_csv {
         return Err(Error::Config(
             "--csv-header: only with a kafka:// --input and --format csv (files and sockets have a header row)".into(),
         ));
     }
-    if kafka_input && format == Format::Csv && args.csv_header.is_empty() {
+    if kafka_csv && args.csv_header.is_empty() {
         return Err(Error::Config(
             "--csv-header: required with a kafka:// --input and --format csv: name the columns of each message's row, e.g. --csv-header ts,user,amount".into(),
         ));
