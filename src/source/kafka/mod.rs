@@ -408,7 +408,6 @@ impl<T: 'static> Source for KafkaSource<T> {
             handler,
             partitions,
             context,
-            last_warning,
             to_pause,
             ..
         } = running;
@@ -436,19 +435,16 @@ impl<T: 'static> Source for KafkaSource<T> {
             },
         })?;
         if let Some(text) = warning {
-            if last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-                *last_warning = Some(Instant::now());
-                eprintln!(
-                    "tideflow: warning: kafka topic {}: {text} (retrying)",
-                    self.topic
-                );
-            }
+            running.warn(&self.topic, &text);
         }
         for partition in running.to_pause.drain(..) {
             running.reader.pause(partition);
         }
         running.idle = consumed == 0;
         if consumed == 0 {
+            if let Some(text) = running.reader.take_log() {
+                running.warn(&self.topic, &text);
+            }
             if let Some(fatal) = running.reader.fatal_error() {
                 return Err(Error::Kafka(format!(
                     "the client of topic {} on {} failed: {fatal}",
@@ -607,6 +603,17 @@ fn finish<T>(
 }
 
 impl Running {
+    /// Prints a transient client error (librdkafka retries), at most every [`WARN_EVERY`].
+    fn warn(&mut self, topic: &str, text: &str) {
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= WARN_EVERY)
+        {
+            self.last_warning = Some(Instant::now());
+            eprintln!("tideflow: warning: kafka topic {topic}: {text} (retrying)");
+        }
+    }
+
     /// Under available-now: fixes each partition's end from its first fetch response, and
     /// finishes those already there (an empty partition at once).
     fn fix_ends<T>(&mut self, batch: &mut SourceBatch<T>) {

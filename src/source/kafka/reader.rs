@@ -17,6 +17,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::Error;
 
+/// The syslog level of a warning: the client's log lines up to it are reported.
+const LOG_WARNING: i32 = 4;
+
 /// One message as librdkafka hands it over, borrowed until it is released.
 pub(crate) struct RawMessage<'a> {
     /// Its partition.
@@ -45,6 +48,9 @@ pub(crate) enum Consumed<'a> {
 pub(crate) struct Reader {
     /// The consumer's queue, a reference of our own (released in `drop`, before the consumer).
     queue: *mut rdsys::rd_kafka_queue_t,
+    /// The client's log lines, which would otherwise be printed raw to stderr when the
+    /// consumer queue is served here (null if the client does not queue its logs).
+    logs: *mut rdsys::rd_kafka_queue_t,
     consumer: BaseConsumer,
     topic: String,
     topic_c: CString,
@@ -65,8 +71,23 @@ impl Reader {
                 "kafka: the consumer has no consumer queue (no group.id?)".into(),
             ));
         }
+        // SAFETY: as above; the new queue is ours, the client forwards its logs to it until
+        // `drop` sets them back to its main queue.
+        let logs = unsafe {
+            let client = consumer.client().native_ptr();
+            let logs = rdsys::rd_kafka_queue_new(client);
+            if rdsys::rd_kafka_set_log_queue(client, logs)
+                != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                rdsys::rd_kafka_queue_destroy(logs);
+                ptr::null_mut()
+            } else {
+                logs
+            }
+        };
         Ok(Reader {
             queue,
+            logs,
             consumer,
             topic: topic.to_owned(),
             topic_c,
@@ -169,6 +190,39 @@ impl Reader {
             .collect()
     }
 
+    /// The last warning or error the client logged since the previous call (a broker that
+    /// cannot be reached, a failed fetch), if any; the other log lines are dropped.
+    pub(crate) fn take_log(&self) -> Option<String> {
+        if self.logs.is_null() {
+            return None;
+        }
+        let mut last = None;
+        loop {
+            // SAFETY: the log queue is ours and valid; each event returned is ours to destroy,
+            // and the strings it holds are read before it is.
+            unsafe {
+                let event = rdsys::rd_kafka_queue_poll(self.logs, 0);
+                if event.is_null() {
+                    break;
+                }
+                if rdsys::rd_kafka_event_type(event) == rdsys::RD_KAFKA_EVENT_LOG {
+                    let (mut facility, mut text, mut level) = (ptr::null(), ptr::null(), 0);
+                    let found =
+                        rdsys::rd_kafka_event_log(event, &mut facility, &mut text, &mut level);
+                    if found == 0 && !text.is_null() && level <= LOG_WARNING {
+                        last = Some(
+                            std::ffi::CStr::from_ptr(text)
+                                .to_string_lossy()
+                                .into_owned(),
+                        );
+                    }
+                }
+                rdsys::rd_kafka_event_destroy(event);
+            }
+        }
+        last
+    }
+
     /// A fatal client error, if one happened: the client cannot go on.
     pub(crate) fn fatal_error(&self) -> Option<String> {
         // SAFETY: the client is valid while `self.consumer` lives; with no buffer librdkafka
@@ -221,8 +275,16 @@ unsafe fn entry(message: &rdsys::rd_kafka_message_t) -> Consumed<'_> {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        // SAFETY: the queue reference is ours and the consumer still lives (fields are dropped
-        // after this).
-        unsafe { rdsys::rd_kafka_queue_destroy(self.queue) };
+        // SAFETY: the queue references are ours and the consumer still lives (fields are
+        // dropped after this); the client's logs go back to its main queue (which rdkafka
+        // serves) before the log queue is released.
+        unsafe {
+            if !self.logs.is_null() {
+                let client = self.consumer.client().native_ptr();
+                rdsys::rd_kafka_set_log_queue(client, ptr::null_mut());
+                rdsys::rd_kafka_queue_destroy(self.logs);
+            }
+            rdsys::rd_kafka_queue_destroy(self.queue);
+        }
     }
 }

@@ -46,14 +46,16 @@ fn decode(message: &KafkaMessage<'_>) -> Result<Rec, String> {
 const BASE: u64 = 1_700_000_000_000;
 
 /// `per_partition` records for each of `partitions` partitions, interleaved: record `i` is
-/// partition `i % partitions`'s. Partition `p` advances `p + 1` times as fast as partition 0,
-/// with disorder up to 150 ms (beyond a 100 ms delay, so some records are late).
-fn records(seed: u64, partitions: usize, per_partition: usize) -> Vec<Rec> {
+/// partition `i % partitions`'s. Partition `p` advances `p + 1` times as fast as partition 0
+/// (all alike unless `speeds`), with disorder up to 150 ms (beyond a 100 ms delay, so some
+/// records are late).
+fn records(seed: u64, partitions: usize, per_partition: usize, speeds: bool) -> Vec<Rec> {
     let mut rng = SplitMix64(seed);
     let mut out = Vec::with_capacity(partitions * per_partition);
     for j in 0..per_partition as u64 {
         for p in 0..partitions as u64 {
-            let ts = BASE + j * 10 * (p + 1) + rng.below(150);
+            let speed = if speeds { p + 1 } else { 1 };
+            let ts = BASE + j * 10 * speed + rng.below(150);
             out.push(Rec {
                 key: rng.below(5),
                 ts,
@@ -121,7 +123,7 @@ fn per_partition_watermarks_give_the_memory_sources_windows_on_1_2_and_4_workers
     let broker = Broker::start();
     let topic = "speeds";
     broker.create_topic(topic, 4);
-    let records = records(0x5eed_0001, 4, 1_500);
+    let records = records(0x5eed_0001, 4, 1_500, true);
     produce(&broker, topic, &records, 4);
     let records = Arc::new(records);
     let memory = Arc::clone(&records);
@@ -238,7 +240,7 @@ fn an_idle_partition_under_an_idle_timeout_does_not_stall_windows() {
 }
 
 /// Stops a job, at its `at`-th read or later, once it completed a new snapshot in `dir`; until
-/// then after read `at` it reads once every 8 polls, so the input does not run out first.
+/// then after read `at` it reads once every 16 polls, so the input does not run out first.
 struct StopAfterSnapshot {
     reads: u64,
     at: u64,
@@ -273,7 +275,7 @@ impl ReadGate for StopAfterSnapshot {
             .is_some()
         {
             Gate::Stop
-        } else if (self.reads - self.at) % 8 != 0 {
+        } else if (self.reads - self.at) % 16 != 0 {
             Gate::Wait(Duration::from_millis(1))
         } else {
             Gate::Read
@@ -303,15 +305,16 @@ fn logged(
     }
 }
 
-/// Counts per key in 1 s windows of `source` into `output` (JSON lines), under `trigger`,
-/// with snapshots every 200 records in `checkpoint` if given.
+/// Counts per key in 1 s windows of `source` into `output` (JSON lines) on `workers`, under
+/// `trigger`, with snapshots every 200 records in `checkpoint` if given.
 fn windows_to_file<S: tideflow::source::Source<Item = Rec>>(
     source: impl Fn() -> S + Send + Sync + 'static,
     output: &Path,
     checkpoint: Option<&Path>,
     trigger: Trigger,
+    workers: usize,
 ) -> Result<tideflow::JobReport, Error> {
-    let mut config = Config::workers(2).trigger(trigger);
+    let mut config = Config::workers(workers).trigger(trigger);
     if let Some(dir) = checkpoint {
         config = config.checkpoint(Checkpoint::new(dir).every_records(200));
     }
@@ -336,17 +339,19 @@ fn sorted_lines(path: &Path) -> Vec<String> {
     lines
 }
 
-/// A job stopped after a snapshot and resumed reads each partition from the snapshot's offset
-/// on, and nothing before it: per partition, a run of consecutive offsets up to the end, one
-/// read each; some partition resumes past its start; and the output is the uninterrupted
-/// run's.
+/// A job stopped after a snapshot and resumed (on the same or another number of workers)
+/// reads each partition from the snapshot's offset on, and nothing before it: per partition, a
+/// run of consecutive offsets up to the end, one read each; some partition resumes past its
+/// start; and the output is the uninterrupted run's.
 #[test]
 fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
     let broker = Broker::start();
     let topic = "replay";
-    broker.create_topic(topic, 2);
-    let records = records(0x5eed_0002, 2, 1_500);
-    produce(&broker, topic, &records, 2);
+    let partitions = 4;
+    broker.create_topic(topic, partitions);
+    let per_partition = 800;
+    let records = records(0x5eed_0002, partitions as usize, per_partition, false);
+    produce(&broker, topic, &records, partitions as usize);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let reference = dir.path().join("reference.jsonl");
     let log: ReadLog = Arc::default();
@@ -355,76 +360,93 @@ fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
         &reference,
         None,
         Trigger::AvailableNow,
+        1,
     )
     .expect("the reference run");
     let expected = sorted_lines(&reference);
     assert!(!expected.is_empty());
 
-    let checkpoint = dir.path().join("checkpoint");
-    let output = dir.path().join("output.jsonl");
-    let first: ReadLog = Arc::default();
-    let make = logged(&broker, topic, &first, 16);
-    let gate_dir = checkpoint.clone();
-    let stopped = windows_to_file(
-        move || Gated {
-            inner: make(),
-            gate: StopAfterSnapshot {
-                reads: 0,
-                at: 10,
-                dir: gate_dir.clone(),
-                before: BTreeSet::new(),
+    for (case, (before, after)) in [(2, 2), (4, 1), (1, 3)].into_iter().enumerate() {
+        let context = format!("{before} then {after} workers");
+        let checkpoint = dir.path().join(format!("checkpoint-{case}"));
+        let output = dir.path().join(format!("output-{case}.jsonl"));
+        let first: ReadLog = Arc::default();
+        let make = logged(&broker, topic, &first, 16);
+        let gate_dir = checkpoint.clone();
+        // Bounded, so that a run whose input ran out before a snapshot completed ends (and
+        // the test fails) rather than waits for ever.
+        let stopped = windows_to_file(
+            move || Gated {
+                inner: make().until_end_offsets(),
+                gate: StopAfterSnapshot {
+                    reads: 0,
+                    at: 10,
+                    dir: gate_dir.clone(),
+                    before: BTreeSet::new(),
+                },
             },
-        },
-        &output,
-        Some(&checkpoint),
-        Trigger::Continuous,
-    );
-    let error = stopped.expect_err("the gate stops the first run");
-    assert!(
-        error.to_string().contains("the test stopped the job"),
-        "{error}"
-    );
-
-    let second: ReadLog = Arc::default();
-    let report = windows_to_file(
-        logged(&broker, topic, &second, 16),
-        &output,
-        Some(&checkpoint),
-        Trigger::AvailableNow,
-    )
-    .expect("the resumed run");
-    assert!(report.snapshots.resumed_from.is_some(), "resumed");
-    assert_eq!(sorted_lines(&output), expected, "the output");
-
-    let per_partition = |log: &ReadLog| {
-        let mut by: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-        for &(p, offset) in log.lock().expect("no panics").iter() {
-            by.entry(p).or_default().push(offset);
-        }
-        by
-    };
-    let (first, second) = (per_partition(&first), per_partition(&second));
-    let mut resumed_past_start = false;
-    for partition in 0..2 {
-        let end = (records.len() / 2) as i64;
-        let mut read = second.get(&partition).cloned().unwrap_or_default();
-        read.sort_unstable();
-        let start = read.first().copied().unwrap_or(end);
-        assert_eq!(
-            read,
-            (start..end).collect::<Vec<_>>(),
-            "partition {partition}: one read per offset from {start} to the end"
+            &output,
+            Some(&checkpoint),
+            Trigger::Continuous,
+            before,
         );
-        let before = first
-            .get(&partition)
-            .map_or(0, |r| r.iter().max().unwrap() + 1);
+        let error = stopped
+            .err()
+            .unwrap_or_else(|| panic!("{context}: the input ran out before a snapshot completed"));
         assert!(
-            start <= before,
-            "partition {partition}: resumed at {start}, past what the first run read ({before})"
+            error.to_string().contains("the test stopped the job"),
+            "{context}: {error}"
         );
-        resumed_past_start |= start > 0;
+
+        let second: ReadLog = Arc::default();
+        let report = windows_to_file(
+            logged(&broker, topic, &second, 16),
+            &output,
+            Some(&checkpoint),
+            Trigger::AvailableNow,
+            after,
+        )
+        .unwrap_or_else(|e| panic!("{context}: the resumed run: {e}"));
+        assert!(
+            report.snapshots.resumed_from.is_some(),
+            "{context}: resumed"
+        );
+        assert_eq!(sorted_lines(&output), expected, "{context}: the output");
+
+        let by_partition = |log: &ReadLog| {
+            let mut by: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+            for &(p, offset) in log.lock().expect("no panics").iter() {
+                by.entry(p).or_default().push(offset);
+            }
+            by
+        };
+        let (first, second) = (by_partition(&first), by_partition(&second));
+        let mut resumed_past_start = false;
+        let end = per_partition as i64;
+        for partition in 0..partitions {
+            let mut read = second.get(&partition).cloned().unwrap_or_default();
+            read.sort_unstable();
+            let start = read.first().copied().unwrap_or(end);
+            assert_eq!(
+                read,
+                (start..end).collect::<Vec<_>>(),
+                "{context}: partition {partition}: one read per offset from {start} to the end"
+            );
+            let before = first
+                .get(&partition)
+                .and_then(|r| r.iter().max())
+                .map_or(0, |max| max + 1);
+            assert!(
+                start <= before,
+                "{context}: partition {partition}: resumed at {start}, past what the first run read ({before})"
+            );
+            resumed_past_start |= start > 0;
+        }
+        assert!(
+            resumed_past_start,
+            "{context}: the second run resumed past the start"
+        );
     }
-    assert!(resumed_past_start, "the second run resumed past the start");
 }
 
 /// A topic with a bad message in each partition: undecodable at partition 0 offset 1, a
@@ -570,7 +592,7 @@ fn available_now_reads_a_batched_topic_whole_and_reports_offsets_and_lag() {
     let broker = Broker::start();
     let topic = "batched";
     broker.create_topic(topic, 4);
-    let records = records(0x5eed_0003, 3, 1_000);
+    let records = records(0x5eed_0003, 3, 1_000, true);
     produce(&broker, topic, &records, 3);
     let listed: Vec<(i64, i64)> = (0..3).map(|p| broker.list_offsets(topic, p)).collect();
     eprintln!("the broker's ListOffsets (earliest, latest) after batched produce: {listed:?}");
