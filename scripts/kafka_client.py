@@ -53,4 +53,9 @@ def consume(brokers, topic):
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"create-topic": create_topic, "produce": produce, "consume": consume}[command](*args)
+    try:
+        {"create-topic": create_topic, "produce": produce, "consume": consume}[command](*args)
+    except BrokenPipeError:
+        # `consume ... | head`: the reader went away.
+        sys.stderr.close()
+        sys.exit(0)

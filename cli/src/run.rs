@@ -242,7 +242,8 @@ pub(crate) struct RunArgs {
     /// Take a snapshot of the job's state here every --snapshot-interval, and resume from the
     /// newest one when the same command runs again: after a crash the --output and
     /// --late-output files hold every row exactly once (they grow by whole snapshots). Needs a
-    /// replayable input: files (not --watch) or rate:...
+    /// replayable input: files (not --watch), rate:... or kafka://... (offsets in the
+    /// snapshots; a kafka:// --output is then exactly-once too)
     #[arg(long, value_name = "DIR")]
     checkpoint_dir: Option<PathBuf>,
     /// Processing time between snapshots, e.g. 500ms. Default 1s.
