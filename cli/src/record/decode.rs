@@ -107,7 +107,11 @@ impl<'a> Beside<'a> {
     fn scalar(self) -> Scalar<'a> {
         match self {
             Beside::Null => Scalar::Null,
-            Beside::Int(n) => Scalar::Int(n),
+            // As serde_json gives them: non-negative integers unsigned.
+            Beside::Int(n) => match u64::try_from(n) {
+                Ok(n) => Scalar::UInt(n),
+                Err(_) => Scalar::Int(n),
+            },
             Beside::Str(text) => Scalar::Str(Cow::Borrowed(text)),
         }
     }
