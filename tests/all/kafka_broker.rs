@@ -157,27 +157,11 @@ impl Broker {
             if let Some(ts) = timestamp {
                 record = record.timestamp(*ts);
             }
-            let mut record = record;
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, back)) => {
-                        assert!(
-                            matches!(
-                                e.rdkafka_error_code(),
-                                Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                            ),
-                            "cannot produce to {topic}: {e}"
-                        );
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
+            send(&producer, record);
         }
         producer
-            .flush(Duration::from_secs(60))
-            .expect("produced records not acknowledged within 60 s");
+            .flush(Duration::from_secs(120))
+            .expect("produced records not acknowledged within 120 s");
     }
 
     /// Produces `(partition, key, value, timestamp)` records as a real producer does, many
@@ -204,26 +188,11 @@ impl Broker {
             if let Some(ts) = timestamp {
                 record = record.timestamp(*ts);
             }
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((e, back)) => {
-                        assert!(
-                            matches!(
-                                e.rdkafka_error_code(),
-                                Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                            ),
-                            "cannot produce to {topic}: {e}"
-                        );
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
+            send(&producer, record);
         }
         producer
-            .flush(Duration::from_secs(60))
-            .expect("produced records not acknowledged within 60 s");
+            .flush(Duration::from_secs(120))
+            .expect("produced records not acknowledged within 120 s");
     }
 
     /// The broker's ListOffsets answer for `partition` of `topic`: (earliest, latest).
@@ -293,6 +262,30 @@ impl Broker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `record`, waiting while the producer's queue is full.
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((e, back)) => {
+                assert!(
+                    matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ),
+                    "cannot produce to {}: {e}",
+                    back.topic
+                );
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 }

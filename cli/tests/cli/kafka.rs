@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-
 use crate::crash::harness::{path_arg, Proc, Ran};
-use crate::kafka_broker::{Broker, Consumed};
+use crate::kafka_broker::{Batched, Broker, Consumed};
 use crate::support::{self, SplitMix64};
 
 const SEED_VAR: &str = "TIDEFLOW_CRASH_SEED";
@@ -53,34 +51,30 @@ fn records(
 
 /// Produces `partitions[p]` to partition `p` of `topic`, batched as a normal producer does.
 fn produce(broker: &Broker, topic: &str, partitions: &[Vec<String>]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = broker
-        .config()
-        .set("allow.auto.create.topics", "false")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()
-        .expect("a producer");
-    for (p, lines) in partitions.iter().enumerate() {
-        for line in lines {
-            let mut record = BaseRecord::<[u8], [u8]>::to(topic)
-                .partition(p as i32)
-                .payload(line.as_bytes());
-            while let Err((e, back)) = producer.send(record) {
-                assert!(
-                    matches!(
-                        e.rdkafka_error_code(),
-                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                    ),
-                    "produce: {e}"
-                );
-                record = back;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-    producer
-        .flush(Duration::from_secs(120))
-        .expect("acknowledged");
+    let records: Vec<Batched<'_>> = (partitions.iter().enumerate())
+        .flat_map(|(p, lines)| {
+            lines
+                .iter()
+                .map(move |line| (p as i32, None, Some(line.as_bytes()), None))
+        })
+        .collect();
+    broker.produce_batched(topic, &records);
+}
+
+/// `run` on `input`: a count per key `k` in 1 s tumbling windows of `ts`, then `rest`.
+fn count_by_k<'a>(input: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--input",
+        input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "k",
+    ];
+    args.extend(["--window", "tumbling:1s", "--agg", "count"]);
+    args.extend(rest);
+    args
 }
 
 /// Writes partition `p` as file `p{p}.jsonl` of a new directory `files` under `dir`.
@@ -267,21 +261,7 @@ fn kafka_bad_messages_are_named_by_partition_and_offset() {
         ],
     );
     let input = topic_input(&broker, "bad");
-    let base = [
-        "run",
-        "--input",
-        &input,
-        "--time-field",
-        "ts",
-        "--key-field",
-        "k",
-        "--window",
-        "tumbling:1s",
-        "--agg",
-        "count",
-        "--trigger",
-        "available-now",
-    ];
+    let base = count_by_k(&input, &["--trigger", "available-now"]);
     let error = support::fails(&base, 2);
     assert!(error.contains("topic bad partition"), "{error}");
     assert!(
@@ -815,27 +795,19 @@ fn kafka_late_output_goes_to_a_topic() {
         topic_input(&broker, "rows"),
         topic_input(&broker, "late"),
     );
-    let args = [
-        "run",
-        "--input",
+    let args = count_by_k(
         &input,
-        "--time-field",
-        "ts",
-        "--key-field",
-        "k",
-        "--window",
-        "tumbling:1s",
-        "--agg",
-        "count",
-        "--trigger",
-        "available-now",
-        "--output",
-        &rows,
-        "--late-output",
-        &late,
-        "--checkpoint-dir",
-        &ck,
-    ];
+        &[
+            "--trigger",
+            "available-now",
+            "--output",
+            &rows,
+            "--late-output",
+            &late,
+            "--checkpoint-dir",
+            &ck,
+        ],
+    );
     let (_, stderr) = run_ok(&args);
     assert!(stderr.contains("1 written to the late output"), "{stderr}");
     let (late_rows, _) = committed_rows(&broker, "late");
