@@ -631,7 +631,15 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
     let checkpoints = plan.checkpoint.is_some();
     let stop = StopHandle::new();
     let handle = stop.clone();
-    let signals = SignalStop::install(move |_| handle.stop())?;
+    // A live, replayable input: the stop snapshot waits for its watermark (docs/KAFKA.md).
+    let live_snapshots = checkpoints && matches!(plan.input, plan::Input::Kafka(_));
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    let signals = SignalStop::install(move |_| {
+        if live_snapshots && !asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            errln!("tideflow: the stop waits for one more snapshot, which needs the Kafka input's watermark to pass the newest record read: on a quiet topic that is when new records come; send the signal again to stop now (the same command then resumes from the last snapshot, exactly once)");
+        }
+        handle.stop()
+    })?;
     let report = plan.execute(stop)?;
     let code = match signals.received() {
         Some(signal) => ExitCode::from(signals::exit_code(signal)),
