@@ -16,7 +16,7 @@ use tideflow::source::{
     kafka_partitions, KafkaMessage, KafkaSource, MemorySource, OnError, StartingOffsets,
     WatermarkStrategy,
 };
-use tideflow::{Checkpoint, Config, Error, ErrorKind, StopHandle, Trigger, Window, WindowResult};
+use tideflow::{Checkpoint, Config, Error, ErrorKind, Trigger, Window, WindowResult};
 
 use crate::kafka_broker::{Batched, Broker, Single};
 use crate::support::{Gate, Gated, ReadGate, SplitMix64};
