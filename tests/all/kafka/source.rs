@@ -269,11 +269,11 @@ impl ReadGate for StopAfterSnapshot {
         if self.reads < self.at {
             return Gate::Read;
         }
-        if complete_snapshots(&self.dir)
+        let completed = complete_snapshots(&self.dir)
             .difference(&self.before)
             .next()
-            .is_some()
-        {
+            .is_some();
+        if completed {
             Gate::Stop
         } else if (self.reads - self.at) % 16 != 0 {
             Gate::Wait(Duration::from_millis(1))
@@ -305,19 +305,22 @@ fn logged(
     }
 }
 
-/// Counts per key in 1 s windows of `source` into `output` (JSON lines) on `workers`, under
-/// `trigger`, with snapshots every 200 records in `checkpoint` if given.
+/// A job on `workers` under `trigger`, with snapshots every 200 records in `checkpoint` if
+/// given.
+fn job_config(workers: usize, trigger: Trigger, checkpoint: Option<&Path>) -> Config {
+    let config = Config::workers(workers).trigger(trigger);
+    match checkpoint {
+        Some(dir) => config.checkpoint(Checkpoint::new(dir).every_records(200)),
+        None => config,
+    }
+}
+
+/// Counts per key in 1 s windows of `source` into `output` (JSON lines).
 fn windows_to_file<S: tideflow::source::Source<Item = Rec>>(
     source: impl Fn() -> S + Send + Sync + 'static,
     output: &Path,
-    checkpoint: Option<&Path>,
-    trigger: Trigger,
-    workers: usize,
+    config: Config,
 ) -> Result<tideflow::JobReport, Error> {
-    let mut config = Config::workers(workers).trigger(trigger);
-    if let Some(dir) = checkpoint {
-        config = config.checkpoint(Checkpoint::new(dir).every_records(200));
-    }
     let output = output.to_path_buf();
     tideflow::execute(config, move |flow| {
         flow.source(source())
@@ -358,9 +361,7 @@ fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
     windows_to_file(
         logged(&broker, topic, &log, 1024),
         &reference,
-        None,
-        Trigger::AvailableNow,
-        1,
+        job_config(1, Trigger::AvailableNow, None),
     )
     .expect("the reference run");
     let expected = sorted_lines(&reference);
@@ -373,6 +374,7 @@ fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
         let first: ReadLog = Arc::default();
         let make = logged(&broker, topic, &first, 16);
         let gate_dir = checkpoint.clone();
+        let config = job_config(before, Trigger::Continuous, Some(&checkpoint));
         // Bounded, so that a run whose input ran out before a snapshot completed ends (and
         // the test fails) rather than waits for ever.
         let stopped = windows_to_file(
@@ -386,9 +388,7 @@ fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
                 },
             },
             &output,
-            Some(&checkpoint),
-            Trigger::Continuous,
-            before,
+            config,
         );
         let error = stopped
             .err()
@@ -402,9 +402,7 @@ fn a_resumed_job_reads_from_the_snapshots_offsets_on() {
         let report = windows_to_file(
             logged(&broker, topic, &second, 16),
             &output,
-            Some(&checkpoint),
-            Trigger::AvailableNow,
-            after,
+            job_config(after, Trigger::AvailableNow, Some(&checkpoint)),
         )
         .unwrap_or_else(|e| panic!("{context}: the resumed run: {e}"));
         assert!(
