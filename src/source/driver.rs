@@ -182,6 +182,12 @@ where
         }
         let ended = matches!(status, Ok(SourceStatus::Done))
             || (self.finishes_when_idle && matches!(status, Ok(SourceStatus::Wait(_))));
+        if ended && !self.stopped {
+            // An instance whose input ended reads no more: for a graceful stop it has stopped
+            // (it is not polled again, so `stop` would never count it).
+            self.stopped = true;
+            shared.graceful.source_stopped();
+        }
         let sent = match self.replay.as_mut() {
             None => {
                 let sent = batch.records.len() as u64;

@@ -249,3 +249,31 @@ fn a_build_error_is_returned_before_anything_runs() {
         "{error}"
     );
 }
+
+/// A graceful stop counts a source instance whose input already ended as stopped: a rate
+/// source with one partition on two workers leaves worker 1 with nothing to read (it ends at
+/// once), and the stop still takes effect.
+#[test]
+fn a_graceful_stop_counts_source_instances_that_already_ended() {
+    use tideflow::source::{RateRecord, RateSource};
+    let config = Config::workers(2);
+    let stop = config.stop_handle();
+    let sink = MemorySink::new();
+    let rows = sink.clone();
+    let watcher = std::thread::spawn(move || {
+        while rows.len() < 10 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.stop();
+    });
+    let report = tideflow::execute(config, move |flow| {
+        flow.source(RateSource::new(1_000).partitions(1))
+            .with_event_time(|r: &RateRecord| r.ts)
+            .with_watermark(Duration::ZERO)
+            .sink(sink.clone());
+        Ok(())
+    })
+    .unwrap();
+    watcher.join().unwrap();
+    assert!(report.stopped);
+}
