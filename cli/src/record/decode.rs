@@ -27,6 +27,16 @@ pub struct Schema {
     pub scalar_fields: Vec<String>,
 }
 
+impl Schema {
+    /// Whether the query reads field `name` (as the time, the key, a value or a scalar).
+    pub fn reads(&self, name: &str) -> bool {
+        *name == *self.time_field
+            || self.key_field.as_deref() == Some(name)
+            || self.value_fields.iter().any(|f| f == name)
+            || self.scalar_fields.iter().any(|f| f == name)
+    }
+}
+
 /// Parses an event time written as integer milliseconds since the epoch or as an RFC 3339
 /// timestamp (`2024-05-01T12:00:00.250Z`, `...+02:00`).
 ///
@@ -199,11 +209,7 @@ impl<'a> RowParts<'a> {
 
     /// Whether the query reads field `name`.
     fn reads(&self, name: &str) -> bool {
-        let schema = self.schema;
-        *name == *schema.time_field
-            || schema.key_field.as_deref() == Some(name)
-            || schema.value_fields.iter().any(|f| f == name)
-            || schema.scalar_fields.iter().any(|f| f == name)
+        self.schema.reads(name)
     }
 
     /// Takes field `name`'s value wherever the query reads it.

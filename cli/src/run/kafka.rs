@@ -118,21 +118,13 @@ fn message_fields<'a>(
     ])
 }
 
-/// Whether the query reads field `name`.
-fn reads(schema: &Schema, name: &str) -> bool {
-    schema.time_field == name
-        || schema.key_field.as_deref() == Some(name)
-        || schema.value_fields.iter().any(|f| f == name)
-        || schema.scalar_fields.iter().any(|f| f == name)
-}
-
 /// Decodes a message whose value is a JSON object; `keep_original` keeps the value as the
 /// row's original record (for `--late-output`).
 pub(super) fn json_decoder(
     schema: Schema,
     keep_original: bool,
 ) -> impl Fn(&KafkaMessage<'_>) -> Result<Row, String> + Send + Sync + 'static {
-    let reads_key = reads(&schema, MESSAGE_FIELDS[1]);
+    let reads_key = schema.reads(MESSAGE_FIELDS[1]);
     move |message| {
         let value = std::str::from_utf8(message.value)
             .map_err(|e| format!("the message value is not UTF-8 ({e})"))?;
@@ -160,7 +152,7 @@ pub(super) fn csv_decoder(
     let value_header: ByteRecord = header.iter().map(String::as_str).collect();
     let original = keep_original.then(|| CsvOriginal::new(&value_header));
     let width = header.len();
-    let reads_key = reads(&schema, MESSAGE_FIELDS[1]);
+    let reads_key = schema.reads(MESSAGE_FIELDS[1]);
     Ok(move |message: &KafkaMessage<'_>| {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)

@@ -63,16 +63,7 @@ fn produce(broker: &Broker, topic: &str, partitions: &[Vec<String>]) {
 
 /// `run` on `input`: a count per key `k` in 1 s tumbling windows of `ts`, then `rest`.
 fn count_by_k<'a>(input: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--input",
-        input,
-        "--time-field",
-        "ts",
-        "--key-field",
-        "k",
-    ];
-    args.extend(["--window", "tumbling:1s", "--agg", "count"]);
+    let mut args = support::query_args(input, &["--window", "tumbling:1s", "--agg", "count"]);
     args.extend(rest);
     args
 }
