@@ -30,6 +30,7 @@
 mod accept;
 mod handshake;
 mod peers;
+mod startup;
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ use crate::error::Error;
 use handshake::Failure;
 
 pub(crate) use peers::{PanicRouting, PeerWatch};
+pub(crate) use startup::{announce, receive, SnapshotStart, StartUp};
 
 /// How long a process waits before it connects to a peer again.
 const RETRY: Duration = Duration::from_millis(200);
