@@ -305,7 +305,11 @@ impl Checkpointer {
             ));
         }
         let opened = Instant::now();
-        let fault = Arc::new(Fault::from_env()?);
+        let process = match &role {
+            Role::Alone => 0,
+            Role::Leader(post) | Role::Follower { post, .. } => post.process,
+        };
+        let fault = Arc::new(Fault::from_env(process)?);
         let storage = LocalDir::new(config.dir.clone(), Arc::clone(&fault));
         storage.create().map_err(|e| {
             Error::io(
