@@ -15,13 +15,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::crash::harness::{path_arg, Job};
-use crate::support::{fails, write, SplitMix64, ROOT};
+use crate::crash::{crash_seed, rate, SEED_VAR};
+use crate::support::{fails, query_args, write, SplitMix64, ROOT};
 
 /// Only to avoid hanging forever: a launcher's wait or a whole job with its restarts.
 const DEADLINE: Duration = Duration::from_secs(180);
-/// The variable that replays the kill moments of the crash tests here.
-const SEED_VAR: &str = "TIDEFLOW_CRASH_SEED";
-const DEFAULT_SEED: u64 = 0x5eed_0015;
 
 /// A running `tideflow cluster` launcher, its standard error (the processes' too) read as it
 /// comes. Dropping it stops the launcher (SIGSTOP, so that it starts nothing more), kills its
@@ -195,11 +193,6 @@ fn process_id(pid: libc::pid_t) -> Option<usize> {
     args.get(at + 1)?.parse().ok()
 }
 
-/// A rate input of `count` records at 20000 a second.
-fn rate(keys: u64, count: u64, seed: u64) -> String {
-    format!("rate:rows_per_sec=20000,keys={keys},count={count},seed={seed},disorder=20")
-}
-
 /// `tideflow cluster --local 2` with `restart` flags, running `run` (which starts with `run`)
 /// with progress reports on standard error every 100 ms.
 fn cluster(restart: &[&str], run: &[String]) -> Vec<String> {
@@ -221,7 +214,7 @@ fn restarts(stderr: &str) -> usize {
 
 fn tumbling() -> Job {
     Job::new(
-        &rate(50, 60_000, 41),
+        &rate(50, 60_000, 41, 20),
         &["--watermark-delay", "50ms", "--window", "tumbling:100ms"],
     )
 }
@@ -301,31 +294,20 @@ fn a_user_error_is_not_restarted() {
     }
     let output = path_arg(&dir.path().join("out.jsonl"));
     let input = path_arg(&input);
-    let (status, stderr) = Launcher::start(
+    let mut args = vec!["cluster", "--local", "2", "--restart-attempts", "3", "--"];
+    args.extend(query_args(
+        &input,
         &[
-            "cluster",
-            "--local",
-            "2",
-            "--restart-attempts",
-            "3",
-            "--",
-            "run",
-            "--input",
-            &input,
-            "--time-field",
-            "ts",
-            "--key-field",
-            "k",
             "--window",
             "tumbling:100ms",
             "--agg",
             "count",
             "--output",
             &output,
-        ]
-        .map(String::from),
-    )
-    .finish();
+        ],
+    ));
+    let args: Vec<String> = args.into_iter().map(String::from).collect();
+    let (status, stderr) = Launcher::start(&args).finish();
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("part1.jsonl:1502"), "{stderr}");
     assert!(
@@ -388,17 +370,6 @@ fn restart_flags_are_checked() {
     }
 }
 
-/// The seed of the kill moments and victims.
-fn crash_seed() -> u64 {
-    match std::env::var(SEED_VAR) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{SEED_VAR}={text:?} is not an integer")),
-        Err(_) => DEFAULT_SEED,
-    }
-}
-
 /// SIGKILLs a random process of `job`'s `cluster --local 2` (2 workers each, a checkpoint
 /// directory, 10 restart attempts) at seeded random moments, 5 times, then lets it finish by
 /// itself; its committed output must equal a 1-process uninterrupted run's.
@@ -458,7 +429,7 @@ fn cluster_crash_recovery_tumbling() {
 #[ignore = "needs cluster snapshots (lead)"]
 fn cluster_crash_recovery_session() {
     let job = Job::new(
-        &rate(200, 200_000, 42),
+        &rate(200, 200_000, 42, 20),
         &["--watermark-delay", "50ms", "--window", "session:30ms"],
     );
     killed_five_times("session", &job, 2);
@@ -468,7 +439,7 @@ fn cluster_crash_recovery_session() {
 #[ignore = "needs cluster snapshots (lead)"]
 fn cluster_crash_recovery_running_aggregate() {
     let job = Job::new(
-        &rate(50, 200_000, 43),
+        &rate(50, 200_000, 43, 20),
         &["--watermark-delay", "50ms", "--mode", "update"],
     )
     .unordered();
@@ -478,7 +449,7 @@ fn cluster_crash_recovery_running_aggregate() {
 /// 10 s of input: 5 kills at most 1.2 s after each start rarely let it finish first.
 fn tumbling_long() -> Job {
     Job::new(
-        &rate(50, 200_000, 44),
+        &rate(50, 200_000, 44, 20),
         &["--watermark-delay", "50ms", "--window", "tumbling:100ms"],
     )
 }
