@@ -128,7 +128,7 @@ pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
             Decision::Done => break,
             Decision::Fail(message) => return Err(Error::Cluster(message)),
             Decision::Restart(line) => {
-                errln!("tideflow cluster: {line}");
+                log(&line);
                 wait_unless_signalled(restarts.delay, &signals);
                 restarted += 1;
                 failed = ended;
@@ -142,15 +142,21 @@ pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
         } else {
             "finished"
         };
-        errln!(
-            "tideflow cluster: {how} after {}",
-            count_restarts(restarted)
-        );
+        log(&format!("{how} after {}", count_restarts(restarted)));
     }
     Ok(match signal {
         Some(signal) => ExitCode::from(signals::exit_code(signal)),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// Writes `tideflow cluster: LINE` to standard error in one write, so that a line of the
+/// processes, which share it, cannot land in the middle.
+fn log(line: &str) {
+    use std::io::Write as _;
+    let line = format!("tideflow cluster: {line}\n");
+    // With standard error gone there is nowhere left to say it.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Sleeps for `delay`, or until the launcher receives SIGINT or SIGTERM.
