@@ -420,13 +420,11 @@ fn killed_five_times(label: &str, job: &Job, case: u64) {
 }
 
 #[test]
-#[ignore = "needs cluster snapshots (lead)"]
 fn cluster_crash_recovery_tumbling() {
     killed_five_times("tumbling", &tumbling_long(), 1);
 }
 
 #[test]
-#[ignore = "needs cluster snapshots (lead)"]
 fn cluster_crash_recovery_session() {
     let job = Job::new(
         &rate(200, 200_000, 42, 20),
@@ -436,7 +434,6 @@ fn cluster_crash_recovery_session() {
 }
 
 #[test]
-#[ignore = "needs cluster snapshots (lead)"]
 fn cluster_crash_recovery_running_aggregate() {
     let job = Job::new(
         &rate(50, 200_000, 43, 20),
