@@ -52,8 +52,15 @@ impl Launch<'_> {
             return Ok(None);
         }
         let mut children: Vec<Child> = Vec::with_capacity(processes);
+        let launcher = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
         for (process, args) in self.args.iter().enumerate() {
-            let child = Command::new(self.exe)
+            let mut command = Command::new(self.exe);
+            // SAFETY: between fork and exec the closure only makes the async-signal-safe calls
+            // prctl(2), getppid(2) and raise(3) and allocates nothing.
+            unsafe {
+                command.pre_exec(move || stop_with_the_launcher(launcher));
+            }
+            let child = command
                 .arg("run")
                 .args(args)
                 .args(["--processes", &processes.to_string()])
@@ -170,4 +177,21 @@ fn free_ports(count: usize) -> Result<Vec<String>, Error> {
                 .map_err(|e| Error::io("cannot find free loopback ports", e))
         })
         .collect()
+}
+
+/// In a started process, before it runs: SIGTERM reaches it (a graceful stop) when the launcher
+/// dies, so that no process of a launcher that was killed goes on alone; if the launcher died
+/// already, it stops at once.
+fn stop_with_the_launcher(launcher: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG and a valid signal number; getppid(2) and
+    // raise(3) take no pointers.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != launcher {
+            libc::raise(libc::SIGTERM);
+        }
+    }
+    Ok(())
 }
