@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::crash::harness::{path_arg, Job};
+use crate::crash::harness::{complete_snapshots, path_arg, Job};
 use crate::crash::{crash_seed, rate, SEED_VAR};
 use crate::support::{fails, query_args, write, SplitMix64, ROOT};
 
@@ -391,6 +391,16 @@ fn killed_five_times(label: &str, job: &Job, case: u64) {
             "{label}: the job ended after {} kills",
             kill - 1
         );
+        if kill == 1 {
+            // A complete snapshot first, so that the next run resumes from one however slow
+            // the machine.
+            let ck = dir.path().join("ck");
+            assert!(
+                launcher.wait_for("a complete snapshot", |_| !complete_snapshots(&ck)
+                    .is_empty()),
+                "{label}: the job ended before its first snapshot"
+            );
+        }
         let delay = Duration::from_millis(100 + rng.below(1_101));
         let victim = rng.below(2) as usize;
         std::thread::sleep(delay);
