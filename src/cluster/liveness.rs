@@ -19,8 +19,9 @@ use socket2::{SockRef, TcpKeepalive};
 
 /// How long a connection to a peer may go unanswered before it fails, whether it is idle
 /// (keepalive probes go unanswered) or sending (its data stays unacknowledged). A peer that
-/// stops reading for that long (a process paused under a debugger or by `SIGSTOP`) is lost
-/// too: its kernel answers, but takes no more data.
+/// takes no data for that long while there is data for it (a process paused under a debugger
+/// or by `SIGSTOP`, once its receive buffer is full) is lost too: its kernel answers, but
+/// acknowledges no more data.
 ///
 /// An idle connection is probed after 5 s without traffic, then every 2 s. Where
 /// `TCP_USER_TIMEOUT` is missing (outside Linux), an idle connection still fails after 5
