@@ -43,6 +43,7 @@
 mod checkpoint;
 mod cluster;
 mod context;
+mod coordination;
 mod duration;
 mod error;
 mod flow;

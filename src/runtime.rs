@@ -24,9 +24,9 @@ use timely::communication::{AllocatorBuilder, Hooks};
 use timely::worker::Worker;
 use timely::WorkerConfig;
 
-use crate::checkpoint::{Checkpoint, Checkpointer, SnapshotReport};
-use crate::cluster::{Cluster, PanicRouting, PeerWatch};
-use crate::context::{SharedJob, StopHandle, StopState};
+use crate::checkpoint::{Checkpoint, Checkpointer, Role, SnapshotReport};
+use crate::cluster::{announce, receive, Cluster, PanicRouting, PeerWatch, SnapshotStart, StartUp};
+use crate::context::{PostOffice, SharedJob, StopHandle, StopState};
 use crate::error::Error;
 use crate::flow::Flow;
 use crate::metrics::{Progress, ProgressListener};
@@ -264,6 +264,17 @@ fn run_worker<F>(worker: &mut Worker, job: &Rc<WorkerJob>, build: &F, peers: Opt
 where
     F: Fn(&mut Flow<'_>) -> Result<(), Error>,
 {
+    if let Some(post) = job.shared.post.get() {
+        let workers = job.peers / post.processes;
+        crate::coordination::build(
+            worker,
+            job.index,
+            workers,
+            post,
+            &job.shared,
+            job.checkpointer.as_ref(),
+        );
+    }
     let mut built = worker.dataflow::<u64, _, _>(|scope| {
         build(&mut Flow {
             scope,
@@ -293,6 +304,72 @@ where
             job.shared
                 .fail(Error::Cluster(format!("lost process {peer}: {reason}")));
         }
+    }
+}
+
+/// Opens the snapshot coordinator of this process, if the job takes snapshots. In a cluster,
+/// process 0 takes the checkpoint directory over and tells the others (on `sockets`, before
+/// timely has them) which execution and snapshot they start with, or why it refused to start.
+fn open_checkpointer(
+    config: &Config,
+    sockets: Option<&[Option<std::net::TcpStream>]>,
+    post: Option<&Arc<PostOffice>>,
+) -> Result<Option<Arc<Checkpointer>>, Error> {
+    let workers = config.workers.max(1);
+    let reopen = crate::sink::reopen_committer;
+    let (Some(sockets), Some(post), Some(cluster)) = (sockets, post, &config.cluster) else {
+        return config
+            .checkpoint
+            .as_ref()
+            .map(|checkpoint| Checkpointer::open(checkpoint, workers, workers, Role::Alone, reopen))
+            .transpose();
+    };
+    let peers = workers * post.processes;
+    if post.is_leader() {
+        let opened = config
+            .checkpoint
+            .as_ref()
+            .map(|checkpoint| {
+                let role = Role::Leader(Arc::clone(post));
+                Checkpointer::open(checkpoint, peers, workers, role, reopen)
+            })
+            .transpose();
+        let message = match &opened {
+            Ok(checkpointer) => StartUp::Start {
+                snapshots: checkpointer.as_ref().map(|c| SnapshotStart {
+                    execution: c.execution(),
+                    resume: c.resume_id(),
+                    complete: c.already_complete(),
+                }),
+            },
+            Err(error) => StartUp::Refused(error.to_string()),
+        };
+        let announced = announce(sockets, &message);
+        let opened = opened?;
+        announced?;
+        return Ok(opened);
+    }
+    let to_leader = sockets
+        .first()
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::Internal("no connection to process 0".into()))?;
+    match (receive(to_leader, cluster.connect_timeout)?, &config.checkpoint) {
+        (StartUp::Refused(reason), _) => Err(Error::Cluster(format!(
+            "process 0 refused to start the job: {reason}"
+        ))),
+        (StartUp::Start { snapshots: None }, None) => Ok(None),
+        (StartUp::Start { snapshots: Some(start) }, Some(checkpoint)) => {
+            let role = Role::Follower {
+                post: Arc::clone(post),
+                start,
+            };
+            Checkpointer::open(checkpoint, peers, workers, role, reopen).map(Some)
+        }
+        (StartUp::Start { snapshots }, _) => Err(Error::Config(format!(
+            "Config::checkpoint: process 0 of this cluster {} snapshots and this process {}; give every process the same checkpoint directory",
+            if snapshots.is_some() { "takes" } else { "takes no" },
+            if config.checkpoint.is_some() { "does" } else { "does not" }
+        ))),
     }
 }
 
@@ -370,14 +447,17 @@ where
 {
     let started = Instant::now();
     check_workers(&config)?;
-    let checkpointer = match &config.checkpoint {
-        Some(checkpoint) => Some(Checkpointer::open(
-            checkpoint,
-            config.workers.max(1),
-            crate::sink::reopen_committer,
-        )?),
-        None => None,
+    // A cluster connects first: process 0 recovers the checkpoint directory and tells the
+    // others how to start.
+    let (sockets, post) = match &config.cluster {
+        Some(cluster) => {
+            let sockets = cluster.connect()?;
+            let post = PostOffice::new(cluster.process, cluster.processes(), config.workers.max(1));
+            (Some(sockets), Some(Arc::new(post)))
+        }
+        None => (None, None),
     };
+    let checkpointer = open_checkpointer(&config, sockets.as_deref(), post.as_ref())?;
     if let Some(checkpointer) = checkpointer.as_ref().filter(|c| c.already_complete()) {
         return Ok(JobReport {
             snapshots: checkpointer.report(),
@@ -390,6 +470,9 @@ where
         config.stop.clone(),
         config.workers.max(1),
     )));
+    if let Some(post) = &post {
+        let _ = shared.post.set(Arc::clone(post));
+    }
     let worker_shared = Arc::clone(&shared);
     let trigger = config.trigger;
     // In a cluster: the job's own lost-peer watch, fed by panics routed to it while it runs.
@@ -415,6 +498,9 @@ where
         let ran = panic::catch_unwind(AssertUnwindSafe(|| {
             run_worker(worker, &job, &build, worker_watch.as_deref())
         }));
+        if let Some(post) = job.shared.post.get() {
+            post.worker_done();
+        }
         if let Err(payload) = ran {
             job.shared.fail(Error::Internal(format!(
                 "a worker panicked: {}",
@@ -438,13 +524,7 @@ where
     let guards = match &config.cluster {
         None => timely::execute(config.timely(), work),
         Some(cluster) => {
-            if config.checkpoint.is_some() {
-                return Err(Error::Config(
-                    "Config::checkpoint: snapshots of a multi-process job (Config::cluster) are not supported yet"
-                        .into(),
-                ));
-            }
-            let sockets = cluster.connect()?;
+            let sockets = sockets.expect("a cluster's connections");
             shared.keep_cluster_sockets(
                 sockets
                     .iter()

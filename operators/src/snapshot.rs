@@ -82,9 +82,35 @@ pub trait SnapshotPort {
     fn fail(&self, message: String);
     /// The operator is about to send output at `time`, later than the step that made it (an
     /// operator whose outputs may run ahead of its input, as `map_with_state`'s may): the next
-    /// epoch is then above `time`. Returns the pending epoch, read at the same moment: output
-    /// at or after it made by a step before it belongs in the operator's part.
-    fn note_sent(&self, time: u64) -> Option<u64>;
+    /// epoch is then above `time`. Returns what of such output belongs in the operator's next
+    /// part, read at the same moment ([`Ahead`]).
+    fn note_sent(&self, time: u64) -> Ahead;
+}
+
+/// What an operator whose output runs ahead of its input keeps for its next part
+/// ([`SnapshotPort::note_sent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ahead {
+    /// No snapshot is pending: the next epoch will be above the output.
+    Nothing,
+    /// The snapshot at this epoch is pending: output at or after it made by a step before it
+    /// belongs in the part.
+    Pending(u64),
+    /// The processes of a cluster are agreeing on the next epoch, which will be at least this:
+    /// every step made meanwhile is below it, so output at or after this belongs in the part
+    /// unless it turns out to be below the epoch (dropped when the part is saved).
+    Agreeing(u64),
+}
+
+impl Ahead {
+    /// The stamp from which output made by a step at `step` is kept, if any.
+    pub fn keep_from(self, step: u64) -> Option<u64> {
+        match self {
+            Ahead::Nothing => None,
+            Ahead::Pending(epoch) => (step < epoch).then_some(epoch),
+            Ahead::Agreeing(floor) => Some(floor),
+        }
+    }
 }
 
 /// An operator's side of the protocol: when to stash, when its part is due, how to save and
@@ -197,11 +223,13 @@ impl Snapshots {
         self.port.fail(message);
     }
 
-    /// See [`SnapshotPort::note_sent`]; returns the pending epoch this operator has not saved.
-    pub fn note_sent(&self, time: u64) -> Option<u64> {
-        self.port
-            .note_sent(time)
-            .filter(|&epoch| self.saved != Some(epoch))
+    /// See [`SnapshotPort::note_sent`]; a pending epoch this operator has saved already keeps
+    /// nothing.
+    pub fn note_sent(&self, time: u64) -> Ahead {
+        match self.port.note_sent(time) {
+            Ahead::Pending(epoch) if self.saved == Some(epoch) => Ahead::Nothing,
+            ahead => ahead,
+        }
     }
 }
 
@@ -210,7 +238,7 @@ impl Snapshots {
 pub(crate) mod testing {
     use std::cell::{Cell, RefCell};
 
-    use super::{Frame, Resumed, SnapshotPort};
+    use super::{Ahead, Frame, Resumed, SnapshotPort};
 
     /// A port whose pending epoch the test sets, which records the parts saved and whether the
     /// operator finished, and restores the frames the test gives it.
@@ -220,6 +248,8 @@ pub(crate) mod testing {
         pub(crate) saved: RefCell<Vec<(u64, Vec<Frame>)>>,
         pub(crate) finished: Cell<bool>,
         pub(crate) restore: RefCell<Vec<Frame>>,
+        /// Set: the epoch is being agreed, at least this (`Ahead::Agreeing`).
+        pub(crate) agreeing: Cell<Option<u64>>,
     }
 
     impl SnapshotPort for RecordingPort {
@@ -241,8 +271,12 @@ pub(crate) mod testing {
         fn fail(&self, message: String) {
             panic!("{message}")
         }
-        fn note_sent(&self, _time: u64) -> Option<u64> {
-            self.pending.get()
+        fn note_sent(&self, _time: u64) -> Ahead {
+            match (self.pending.get(), self.agreeing.get()) {
+                (Some(epoch), _) => Ahead::Pending(epoch),
+                (None, Some(floor)) => Ahead::Agreeing(floor),
+                (None, None) => Ahead::Nothing,
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use serde::Serialize;
 use timely::dataflow::operators::{Capability, InputCapability};
 
 use crate::event::Event;
-use crate::snapshot::{Resumed, SnapshotPort, Snapshots};
+use crate::snapshot::{Ahead, Resumed, SnapshotPort, Snapshots};
 use crate::state::StateRows;
 
 /// What a stateful operator is given when it is built: where its snapshots go and where it
@@ -166,9 +166,11 @@ impl Harness {
     }
 
     /// See [`SnapshotPort::note_sent`]: the operator sends output at `time`, ahead of the step
-    /// that made it; returns the pending epoch whose part it has not saved.
-    pub fn note_sent(&self, time: u64) -> Option<u64> {
-        self.snapshots.as_ref().and_then(|s| s.note_sent(time))
+    /// that made it; returns what of such output belongs in its next part.
+    pub fn note_sent(&self, time: u64) -> Ahead {
+        self.snapshots
+            .as_ref()
+            .map_or(Ahead::Nothing, |s| s.note_sent(time))
     }
 
     /// Sets the gauge to `rows` without ending the activation: a peak reached between the

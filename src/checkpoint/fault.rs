@@ -1,6 +1,7 @@
-//! Fault injection for crash tests: `TIDEFLOW_FAULT=POINT[:N]` makes the process abort (as a
-//! crash would stop it) at a point of the protocol during its N-th snapshot (default 1), or
-//! makes that snapshot's writes fail as on a full disk.
+//! Fault injection for crash tests: `TIDEFLOW_FAULT=POINT[:N][@P]` makes the process abort (as
+//! a crash would stop it) at a point of the protocol during its N-th snapshot (default 1), or
+//! makes that snapshot's writes fail as on a full disk; with `@P`, only process P of a cluster
+//! (a job of one process is process 0).
 //!
 //! Points: `after-parts` (every part written, before the manifest), `after-manifest` (before
 //! the sinks commit), `mid-commit` (half of a sink's output appended), `during-recovery` (half
@@ -39,7 +40,7 @@ mod disabled {
         }
 
         /// No fault: the environment is not read.
-        pub(crate) fn from_env() -> Result<Self, Error> {
+        pub(crate) fn from_env(_process: usize) -> Result<Self, Error> {
             Ok(Fault)
         }
 
@@ -107,10 +108,22 @@ mod injected {
             Fault::default()
         }
 
-        /// The fault `TIDEFLOW_FAULT` asks for.
-        pub(crate) fn from_env() -> Result<Self, Error> {
+        /// The fault `TIDEFLOW_FAULT` asks for, in process `process` of the job.
+        pub(crate) fn from_env(process: usize) -> Result<Self, Error> {
             let Ok(text) = std::env::var(FAULT_VAR) else {
                 return Ok(Fault::none());
+            };
+            let text = match text.split_once('@') {
+                Some((text, only)) => {
+                    let only: usize = only.parse().map_err(|_| {
+                        Error::Config(format!("{FAULT_VAR}: {only:?} is not a process index"))
+                    })?;
+                    if only != process {
+                        return Ok(Fault::none());
+                    }
+                    text.to_string()
+                }
+                None => text,
             };
             let (name, at) = match text.split_once(':') {
                 Some((name, at)) => (

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use tideflow_operators::snapshot::{Frame, Resumed, SnapshotPort};
+use tideflow_operators::snapshot::{Ahead, Frame, Resumed, SnapshotPort};
 
 use super::commit::{Committer, Recovered};
 use super::files::{PartBody, PartitionCursor};
@@ -91,10 +91,16 @@ impl SnapshotPort for OperatorPort {
         self.shared.fail(Error::Snapshot(message));
     }
 
-    fn note_sent(&self, time: u64) -> Option<u64> {
+    fn note_sent(&self, time: u64) -> Ahead {
         let mut state = self.checkpointer.lock();
         state.max_sent = state.max_sent.max(time);
-        state.pending.as_ref().map(|p| p.epoch)
+        match &state.pending {
+            Some(pending) => Ahead::Pending(pending.epoch),
+            None if self.checkpointer.frozen() => {
+                Ahead::Agreeing(self.checkpointer.epoch_floor(&state))
+            }
+            None => Ahead::Nothing,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! output itself). Snapshots are kept in a [`CheckpointStorage`] (`storage.rs`).
 //! [`Checkpointer::open`] recovers before the workers start.
 
+mod cluster;
 pub mod commit;
 pub(crate) mod fault;
 mod files;
@@ -24,7 +25,7 @@ pub(crate) mod storage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,7 +36,9 @@ pub(crate) use files::PartitionCursor;
 use files::{Manifest, PartBody, PartInfo, SinkInfo};
 use storage::{CheckpointStorage, LocalDir, Location, SnapshotId};
 
+use crate::context::PostOffice;
 use crate::error::Error;
+pub(crate) use cluster::Role;
 use commit::{CommitContext, CommitTarget, Committer, Recovered, ReopenCommitter};
 
 #[cfg(feature = "failpoints")]
@@ -207,6 +210,11 @@ struct Pending {
     started: Instant,
     parts: HashMap<usize, PartInfo>,
     sink_output: HashMap<usize, Vec<u8>>,
+    /// In a cluster: every part of this process is written (and, in another process than
+    /// process 0, reported to process 0).
+    handed_in: bool,
+    /// In process 0 of a cluster: the parts the other processes reported, by process.
+    remote: std::collections::BTreeMap<usize, Vec<PartInfo>>,
 }
 
 struct State {
@@ -231,6 +239,8 @@ struct State {
     /// The epoch of the last snapshot this run committed.
     committed_epoch: Option<u64>,
     report: SnapshotReport,
+    /// In a cluster: the agreement on epochs with the other processes.
+    cluster: cluster::ClusterState,
 }
 
 /// The snapshot a job resumes from.
@@ -246,7 +256,14 @@ pub(crate) struct Checkpointer {
     /// [`Checkpoint::every_records`].
     every_records: Option<u64>,
     keep: usize,
+    /// The workers of the whole job (of every process): key groups are spread over them.
     peers: usize,
+    /// The workers of this process: every one of them registers with this coordinator.
+    local_workers: usize,
+    /// In a cluster: the mail to the other processes (process 0 coordinates).
+    post: Option<Arc<PostOffice>>,
+    /// In a cluster, while the processes agree on the next epoch: sources send nothing.
+    frozen: AtomicBool,
     /// [`Checkpoint::job`], stored in every manifest.
     job: JobFingerprint,
     execution: u64,
@@ -263,12 +280,15 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Recovers from the newest usable snapshot in `config.dir` (see the module docs) and
-    /// returns the coordinator for a job on `peers` workers.
+    /// returns the coordinator of this process, which runs `local_workers` of the job's `peers`
+    /// workers. In a cluster only process 0 takes the directory over ([`Role`]).
     /// `reopen` makes the committer of a sink whose manifest entry names its output file, so
     /// that such sinks recover before the job is built.
     pub(crate) fn open(
         config: &Checkpoint,
         peers: usize,
+        local_workers: usize,
+        role: Role,
         reopen: ReopenCommitter,
     ) -> Result<Arc<Checkpointer>, Error> {
         if config.interval.is_zero() {
@@ -285,7 +305,11 @@ impl Checkpointer {
             ));
         }
         let opened = Instant::now();
-        let fault = Arc::new(Fault::from_env()?);
+        let process = match &role {
+            Role::Alone => 0,
+            Role::Leader(post) | Role::Follower { post, .. } => post.process,
+        };
+        let fault = Arc::new(Fault::from_env(process)?);
         let storage = LocalDir::new(config.dir.clone(), Arc::clone(&fault));
         storage.create().map_err(|e| {
             Error::io(
@@ -296,17 +320,34 @@ impl Checkpointer {
                 e,
             )
         })?;
-        let (execution, resume) = recovery::take_over(&storage, &config.job)?;
+        let (execution, resume, post) = match role {
+            Role::Alone => {
+                let (execution, resume) = recovery::take_over(&storage, &config.job)?;
+                (execution, resume, None)
+            }
+            Role::Leader(post) => {
+                let (execution, resume) = recovery::take_over(&storage, &config.job)?;
+                (execution, resume, Some(post))
+            }
+            Role::Follower { post, start } => {
+                let resume = recovery::follow(&storage, &config.job, start.resume)?;
+                (start.execution, resume, Some(post))
+            }
+        };
+        let leads = post.as_ref().is_none_or(|post| post.is_leader());
 
         // The sinks the manifest can reopen (file sinks) recover now, before the job is built
-        // (a complete job is not built at all); the others recover when they register.
+        // (a complete job is not built at all); the others recover when they register. In a
+        // cluster every committing sink is process 0's.
         let recovered = match &resume {
-            Some(from) => recovery::recover_reopenable(&storage, &fault, from, execution, reopen)?,
-            None => HashMap::new(),
+            Some(from) if leads => {
+                recovery::recover_reopenable(&storage, &fault, from, execution, reopen)?
+            }
+            _ => HashMap::new(),
         };
         let resumed_epoch = resume.as_ref().map(|r| r.manifest.epoch);
         let already_complete = resume.as_ref().is_some_and(|r| r.manifest.is_final);
-        if let Some(epoch) = resumed_epoch.filter(|_| !already_complete) {
+        if let Some(epoch) = resumed_epoch.filter(|_| !already_complete && leads) {
             eprintln!(
                 "tideflow: resuming from the snapshot at epoch {epoch} in {}",
                 storage.describe(None)
@@ -318,6 +359,9 @@ impl Checkpointer {
             every_records: config.every_records,
             keep: config.keep,
             peers,
+            local_workers,
+            post,
+            frozen: AtomicBool::new(false),
             job: config.job.clone(),
             execution,
             fault,
@@ -344,6 +388,7 @@ impl Checkpointer {
                     already_complete,
                     ..SnapshotReport::default()
                 },
+                cluster: cluster::ClusterState::default(),
             }),
         }))
     }
@@ -446,7 +491,8 @@ impl Checkpointer {
         let mut state = self.lock();
         self.check_operators(&state, worker)?;
         state.built += 1;
-        if state.built == self.peers {
+        if state.built == self.local_workers {
+            self.built_in_cluster(&mut state);
             if let Some(from) = &self.resume {
                 let took = self.opened.elapsed();
                 state.report.restore_duration = took;
@@ -466,11 +512,17 @@ impl Checkpointer {
     /// snapshot is started first if one is due: by time, or by records sent with
     /// [`Checkpoint::every_records`]) and returns the largest stamp it sent and its watermark,
     /// so that the next epoch is above both, and how many records it sent.
+    ///
+    /// In a cluster, while the processes agree on the next epoch, `poll` is not called and
+    /// `None` is returned: the source sends its batch later ([`Checkpointer::frozen`]).
     pub(crate) fn poll<R>(
         &self,
         poll: impl FnOnce(Option<u64>) -> (R, u64, u64),
-    ) -> Result<R, Error> {
+    ) -> Result<Option<R>, Error> {
         let mut state = self.lock();
+        if self.frozen() {
+            return Ok(None);
+        }
         let due = match self.every_records {
             Some(records) => state.sent_since >= records,
             None => Instant::now() >= state.next_due,
@@ -479,18 +531,32 @@ impl Checkpointer {
             && state.pending.is_none()
             && !state.done
             && !state.broken
-            && state.built == self.peers
+            && state.built == self.local_workers
         {
             self.start(&mut state)?;
+            if self.frozen() {
+                return Ok(None);
+            }
         }
         let (result, high, sent) = poll(state.pending.as_ref().map(|p| p.epoch));
         state.max_sent = state.max_sent.max(high);
         state.sent_since = state.sent_since.saturating_add(sent);
-        Ok(result)
+        Ok(Some(result))
     }
 
-    /// Starts the snapshot at the next epoch: above every stamp sent so far.
+    /// In a cluster, whether the processes are agreeing on the next epoch: sources must not
+    /// send until they have.
+    #[inline]
+    pub(crate) fn frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Starts the snapshot at the next epoch: above every stamp sent so far. In a cluster,
+    /// asks process 0 for one instead (it agrees on the epoch with every process).
     fn start(&self, state: &mut State) -> Result<(), Error> {
+        if self.post.is_some() {
+            return self.ask_for_snapshot(state);
+        }
         let epoch = state.max_sent.saturating_add(1);
         self.begin(state, epoch)?;
         self.pending_epoch.store(epoch, Ordering::Release);
@@ -521,6 +587,8 @@ impl Checkpointer {
             started: Instant::now(),
             parts: HashMap::new(),
             sink_output: HashMap::new(),
+            handed_in: false,
+            remote: std::collections::BTreeMap::new(),
         });
         Ok(())
     }
@@ -564,10 +632,13 @@ impl Checkpointer {
         let mut state = self.lock();
         state.registrations[index].finished = Some(last);
         self.complete_if_ready(&mut state)?;
+        if self.post.is_some() {
+            return self.finish_in_cluster(&mut state);
+        }
         if !state.done
             && !state.broken
             && state.pending.is_none()
-            && state.built == self.peers
+            && state.built == self.local_workers
             && state.registrations.iter().all(|r| r.finished.is_some())
         {
             // The end of the job: a final snapshot with the sinks' last output.
@@ -598,7 +669,8 @@ impl Checkpointer {
         let Some(pending) = state.pending.as_ref() else {
             return Ok(());
         };
-        if state.built < self.peers
+        if pending.handed_in
+            || state.built < self.local_workers
             || !state
                 .registrations
                 .iter()
@@ -607,20 +679,31 @@ impl Checkpointer {
         {
             return Ok(());
         }
-        match self.complete(state) {
+        let completed = match &self.post {
+            Some(_) => self.hand_in(state),
+            None => self.complete(state),
+        };
+        match completed {
             Ok(()) => Ok(()),
             Err(error) => Err(self.abandon(state, error)),
         }
     }
 
     fn complete(&self, state: &mut State) -> Result<(), Error> {
+        self.write_rest(state)?;
+        self.fault.after_parts();
+        self.check_fence()?;
+        self.write_manifest_and_commit(state)
+    }
+
+    /// Writes the parts of the participants that ended (their last part) into the pending
+    /// snapshot.
+    fn write_rest(&self, state: &mut State) -> Result<(), Error> {
         let is_final;
-        let epoch;
         let id;
         {
             let pending = state.pending.as_mut().expect("a pending snapshot");
-            epoch = pending.epoch;
-            is_final = epoch == u64::MAX;
+            is_final = pending.epoch == u64::MAX;
             id = pending.id;
             // Participants that ended hand in their last part.
             for (index, registration) in state.registrations.iter().enumerate() {
@@ -646,8 +729,12 @@ impl Checkpointer {
                 pending.parts.insert(index, info);
             }
         }
-        self.fault.after_parts();
-        self.check_fence()?;
+        Ok(())
+    }
+
+    /// This process's parts of the pending snapshot, as the manifest lists them, in
+    /// registration order.
+    fn local_parts(&self, state: &State) -> Vec<PartInfo> {
         let pending = state.pending.as_ref().expect("a pending snapshot");
         let mut parts: Vec<(usize, PartInfo)> = pending
             .parts
@@ -660,6 +747,19 @@ impl Checkpointer {
             })
             .collect();
         parts.sort_by_key(|(index, _)| *index);
+        parts.into_iter().map(|(_, info)| info).collect()
+    }
+
+    /// Writes the manifest of the pending snapshot, whose parts are all written (in a cluster,
+    /// by every process), then has the sinks commit its output and removes old snapshots.
+    fn write_manifest_and_commit(&self, state: &mut State) -> Result<(), Error> {
+        let pending = state.pending.as_ref().expect("a pending snapshot");
+        let epoch = pending.epoch;
+        let is_final = epoch == u64::MAX;
+        let id = pending.id;
+        let mut parts = self.local_parts(state);
+        let pending = state.pending.as_ref().expect("a pending snapshot");
+        parts.extend(pending.remote.values().flatten().cloned());
         let operators = operators::listed(&state.registrations);
         let sinks: Vec<SinkInfo> = state
             .registrations
@@ -688,7 +788,7 @@ impl Checkpointer {
             is_final,
             operators,
             job: Some(job::to_manifest(&self.job)),
-            parts: parts.into_iter().map(|(_, info)| info).collect(),
+            parts,
             sinks,
         };
         files::write_manifest(&*self.storage, id, &manifest)?;
@@ -722,6 +822,9 @@ impl Checkpointer {
         state.next_due = Instant::now() + self.interval;
         state.sent_since = 0;
         state.committed_epoch = Some(epoch);
+        if self.post.is_some() {
+            self.committed_in_cluster(state, epoch)?;
+        }
         Ok(())
     }
 
@@ -808,9 +911,11 @@ mod tests {
     fn a_newer_run_fences_an_older_one() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = Checkpoint::new(dir.path());
-        let older = Checkpointer::open(&config, 1, no_reopen).expect("the first run opens");
+        let older =
+            Checkpointer::open(&config, 1, 1, Role::Alone, no_reopen).expect("the first run opens");
         assert!(older.check_fence().is_ok());
-        let newer = Checkpointer::open(&config, 1, no_reopen).expect("the second run opens");
+        let newer = Checkpointer::open(&config, 1, 1, Role::Alone, no_reopen)
+            .expect("the second run opens");
         assert_eq!(newer.execution, older.execution + 1);
         let error = older.check_fence().expect_err("the older run is fenced");
         assert!(error.to_string().contains("EXECUTION"), "{error}");
@@ -824,7 +929,8 @@ mod tests {
             keep: 2,
             ..Checkpoint::new(dir.path())
         };
-        let checkpointer = Checkpointer::open(&config, 1, no_reopen).expect("opens");
+        let checkpointer =
+            Checkpointer::open(&config, 1, 1, Role::Alone, no_reopen).expect("opens");
         let storage = &*checkpointer.storage;
         for epoch in [10, 20, 30, 40] {
             let id = SnapshotId {
@@ -862,12 +968,17 @@ mod tests {
     fn every_records_starts_a_snapshot_once_that_many_records_were_sent() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = Checkpoint::new(dir.path()).every_records(100);
-        let checkpointer = Checkpointer::open(&config, 1, no_reopen).expect("opens");
+        let checkpointer =
+            Checkpointer::open(&config, 1, 1, Role::Alone, no_reopen).expect("opens");
         checkpointer
             .worker_built(0)
             .expect("no snapshot to check against");
         // Sends `sent` records stamped up to `high`; returns the pending epoch it was shown.
-        let poll = |sent: u64, high: u64| checkpointer.poll(|pending| (pending, high, sent));
+        let poll = |sent: u64, high: u64| {
+            checkpointer
+                .poll(|pending| (pending, high, sent))
+                .map(|polled| polled.expect("one process never freezes"))
+        };
         assert_eq!(poll(60, 600).expect("polls"), None);
         assert_eq!(poll(39, 700).expect("polls"), None);
         assert_eq!(poll(1, 710).expect("polls"), None);

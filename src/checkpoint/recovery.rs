@@ -35,6 +35,29 @@ pub(super) fn take_over(
     Ok((execution, resume))
 }
 
+/// Another process of a cluster: the snapshot process 0 resumes from (its epoch and execution),
+/// read from the shared checkpoint directory and checked against the job's fingerprint.
+pub(super) fn follow(
+    storage: &dyn CheckpointStorage,
+    job: &JobFingerprint,
+    resume: Option<(u64, u64)>,
+) -> Result<Option<ResumeFrom>, Error> {
+    let Some((epoch, execution)) = resume else {
+        return Ok(None);
+    };
+    let id = SnapshotId { epoch, execution };
+    let manifest = files::verify_snapshot(storage, id).map_err(|error| {
+        Error::Snapshot(format!(
+            "process 0 resumes from {}, which this process cannot read (every process must see the same checkpoint directory): {}",
+            storage.describe(Some(Location::Snapshot(id))),
+            error.to_string().trim_start_matches("snapshot: ")
+        ))
+    })?;
+    let from = ResumeFrom { id, manifest };
+    check_job(storage, job, Some(&from))?;
+    Ok(Some(from))
+}
+
 /// Checks that the job described by `job` may resume `from`.
 fn check_job(
     storage: &dyn CheckpointStorage,

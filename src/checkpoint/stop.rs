@@ -12,8 +12,15 @@ impl Checkpointer {
     /// unless the job has ended or a snapshot failed.
     pub(crate) fn stop_snapshot(&self) -> Result<Option<u64>, Error> {
         let mut state = self.lock();
-        if state.stop_epoch.is_none() && !state.done && !state.broken && state.built == self.peers {
+        if state.stop_epoch.is_none()
+            && !state.done
+            && !state.broken
+            && state.built == self.local_workers
+        {
             if state.pending.is_none() {
+                // In a cluster this asks process 0 for a snapshot: its epoch becomes the stop
+                // epoch when it begins (`cluster.rs`).
+                state.cluster.stop_wanted = true;
                 self.start(&mut state)?;
             }
             state.stop_epoch = state.pending.as_ref().map(|p| p.epoch);

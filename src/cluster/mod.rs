@@ -34,6 +34,7 @@ mod accept;
 mod handshake;
 mod liveness;
 mod peers;
+mod startup;
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,7 @@ use handshake::Failure;
 
 pub use liveness::PEER_TIMEOUT;
 pub(crate) use peers::{PanicRouting, PeerWatch};
+pub(crate) use startup::{announce, receive, SnapshotStart, StartUp};
 
 /// How long a process waits before it connects to a peer again.
 const RETRY: Duration = Duration::from_millis(200);

@@ -11,12 +11,13 @@
 
 mod idle;
 mod metrics;
+mod post;
 mod stop;
 
 use std::collections::BTreeMap;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tideflow_operators::state::StateCount;
 
@@ -31,6 +32,7 @@ pub(crate) use metrics::{
     WatermarkSlot, WindowCount,
 };
 pub use metrics::{PartitionGauge, PartitionGauges};
+pub(crate) use post::{Letter, Mail, PostOffice};
 
 /// The job context: state shared by all workers of a job in this process.
 #[derive(Default)]
@@ -64,6 +66,8 @@ pub(crate) struct SharedJob {
     /// In a cluster: this process's sockets to its peers (clones of timely's), to break them
     /// when the job stops with an error, so that the peers stop too.
     peers: Mutex<Vec<TcpStream>>,
+    /// In a cluster: the mail to and from the other processes.
+    pub(crate) post: OnceLock<Arc<PostOffice>>,
 }
 
 impl SharedJob {

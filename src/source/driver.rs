@@ -14,7 +14,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tideflow_operators::source::{watermarked_source_with_frontier, SourceOutput, WithFrontier};
 use tideflow_operators::watermark::{ProcessingTime, WatermarkStrategy};
@@ -25,6 +25,10 @@ use super::{Position, Source, SourceBatch, SourceContext, SourceStatus};
 use crate::checkpoint::{Checkpointer, PartitionCursor, SourceHook};
 use crate::context::{PartitionGauges, PeerFloor, SharedJob, WatermarkSlot};
 use crate::error::Error;
+
+/// How soon a source polls again while the processes of a cluster agree on a snapshot's epoch
+/// (one round trip between processes).
+const FROZEN_POLL: Duration = Duration::from_micros(200);
 
 /// What a source instance needs of its job to be driven.
 pub(crate) struct SourceDriver {
@@ -92,6 +96,7 @@ impl SourceDriver {
             finishes_when_idle: trigger.finishes_when_idle(),
             trigger,
             stopped: false,
+            held: None,
             // Progress reports (src/metrics): this source instance's watermark.
             watermark_slot: shared.metrics.watermark_slot(),
             peer_floor,
@@ -140,6 +145,9 @@ struct Poller<S: Source, F> {
     trigger: Trigger,
     /// Whether the instance has stopped reading for a graceful stop.
     stopped: bool,
+    /// What the read of a batch that is held returned: in a cluster, a batch is held while
+    /// the processes agree on a snapshot's epoch, and sent once they have.
+    held: Option<Result<SourceStatus, Error>>,
     watermark_slot: Option<Arc<WatermarkSlot>>,
     /// Under an idle timeout: the watermarks of this source's other instances, which this one
     /// rises to while all its partitions are idle.
@@ -159,14 +167,22 @@ where
         if shared.stopped() {
             return SourceStatus::Halt;
         }
-        if shared.graceful.requested() {
-            if let Some(status) = self.stop() {
-                return status;
+        let status = match self.held.take() {
+            Some(status) => status,
+            None => {
+                if self.replay.as_ref().is_some_and(Replay::frozen) {
+                    return SourceStatus::Wait(FROZEN_POLL);
+                }
+                if shared.graceful.requested() {
+                    if let Some(status) = self.stop() {
+                        return status;
+                    }
+                }
+                self.source.read(&mut self.batch)
             }
-        }
+        };
         let shared = &self.shared;
         let batch = &mut self.batch;
-        let status = self.source.read(batch);
         if batch.skipped > 0 {
             shared
                 .records_skipped
@@ -200,7 +216,11 @@ where
                 sent
             }
             Some(replay) => match replay.push(batch, out, &self.event_time, &self.source, ended) {
-                Ok(sent) => sent,
+                Ok(Some(sent)) => sent,
+                Ok(None) => {
+                    self.held = Some(status);
+                    return SourceStatus::Wait(FROZEN_POLL);
+                }
                 Err(error) => {
                     shared.fail(error);
                     return SourceStatus::Halt;
@@ -334,7 +354,8 @@ impl Replay {
     /// Pushes the batch's records into `out` under the coordinator's lock, noting each
     /// partition's first record at or after a pending epoch; then saves the source's part if
     /// it is due (its watermark passed the epoch, or it ended), and reports the end. Returns
-    /// how many records were sent.
+    /// how many records were sent, or `None` if the processes of a cluster are agreeing on a
+    /// snapshot's epoch: nothing was sent, and the batch is pushed again later.
     fn push<S: Source, F: Fn(&S::Item) -> u64>(
         &mut self,
         batch: &mut SourceBatch<S::Item>,
@@ -342,14 +363,14 @@ impl Replay {
         event_time: &F,
         source: &S,
         ended: bool,
-    ) -> Result<u64, Error> {
+    ) -> Result<Option<u64>, Error> {
         if let Some(states) = self.restore.take() {
             for (local, (max_seen, finished)) in states.into_iter().enumerate() {
                 out.restore_partition(local, max_seen, finished);
             }
         }
         let checkpointer = Arc::clone(self.hook.checkpointer_arc());
-        let (sent, due) = checkpointer.poll(|pending| {
+        let polled = checkpointer.poll(|pending| {
             if pending != self.epoch {
                 self.epoch = pending.filter(|&epoch| self.saved != Some(epoch));
                 self.first.iter_mut().for_each(|first| *first = None);
@@ -401,6 +422,9 @@ impl Replay {
                 sent,
             )
         })?;
+        let Some((sent, due)) = polled else {
+            return Ok(None);
+        };
         if let Some((epoch, ended)) = due {
             if epoch != u64::MAX {
                 let cursors = self.cursors(out, source, false);
@@ -414,7 +438,13 @@ impl Replay {
                 self.hook.finish(cursors)?;
             }
         }
-        Ok(sent)
+        Ok(Some(sent))
+    }
+
+    /// In a cluster, whether the processes are agreeing on a snapshot's epoch: nothing may be
+    /// sent until they have.
+    fn frozen(&self) -> bool {
+        self.hook.checkpointer().frozen()
     }
 
     /// Under a graceful stop: whether this instance has saved its part of the snapshot the

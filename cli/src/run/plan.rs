@@ -309,11 +309,6 @@ impl Plan {
             }
         };
         let cluster = args.cluster.cluster()?;
-        if cluster.is_some() && checkpoint.is_some() {
-            return Err(Error::Config(
-                "--checkpoint-dir: snapshots of a multi-process job are not supported yet".into(),
-            ));
-        }
         let output =
             (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output));
         let output_format = args

@@ -391,3 +391,52 @@ fn cluster_local_forwards_sigint_and_every_process_stops_gracefully() {
     let written = std::fs::read_to_string(&output).expect("the output");
     assert_written_as_by_a_run_of(dir.path(), rate, read, &written);
 }
+
+#[test]
+fn a_cluster_stopped_by_sigterm_commits_a_snapshot_that_a_resumed_cluster_completes() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rate = "rate:rows_per_sec=4000,keys=3,count=40000";
+    let (reference, reference_shown) = path_in(dir.path(), "reference.jsonl");
+    let reference_run = Running::start(&rate_query(rate, &reference_shown, &[]));
+    let (output, shown) = path_in(dir.path(), "out.jsonl");
+    let (_, ck_shown) = path_in(dir.path(), "ck");
+    let mut args = vec!["cluster", "--local", "2", "--"];
+    args.extend(rate_query(
+        rate,
+        &shown,
+        &[
+            "--checkpoint-dir",
+            &ck_shown,
+            "--snapshot-interval",
+            "100ms",
+        ],
+    ));
+    let job = Running::start(&args);
+    wait_for_lines(&output, 3);
+    job.signal("TERM");
+    let (status, stderr) = job.finish();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    // Both processes stopped at the same snapshot, not on a lost peer.
+    assert!(stderr.matches("stopped by SIGTERM").count() >= 2, "{stderr}");
+    assert!(!stderr.contains("lost process"), "{stderr}");
+    let stopped_at = std::fs::read_to_string(&output).expect("the output");
+    let (reference_status, reference_stderr) = reference_run.finish();
+    assert!(reference_status.success(), "{reference_stderr}");
+    let reference = std::fs::read_to_string(&reference).expect("the reference output");
+    assert!(
+        reference.starts_with(&stopped_at) && stopped_at.len() < reference.len(),
+        "not a proper prefix:\n{stopped_at}\nof\n{reference}"
+    );
+    // The same cluster command resumes from that snapshot and completes.
+    let resumed = tideflow(&args);
+    let resumed_stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed_stderr}");
+    assert!(
+        resumed_stderr.contains("resuming from the snapshot"),
+        "{resumed_stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&output).expect("the output"),
+        reference
+    );
+}

@@ -394,7 +394,11 @@ where
                                 };
                                 (key_group(&entry.key), saved)
                             });
-                            let outputs = ahead.iter().map(|event| (0, SavedState::Output(event)));
+                            // Kept while the epoch was being agreed, some may be below it.
+                            let outputs = ahead
+                                .iter()
+                                .filter(|event| event.time >= epoch)
+                                .map(|event| (0, SavedState::Output(event)));
                             harness.save(epoch, keys.chain(outputs));
                             ahead.clear();
                         }
@@ -433,9 +437,10 @@ enum SavedState<K, S, T, E> {
 /// Saved `map_with_state` state, as read back.
 type OwnedState<K, S, O> = SavedState<K, S, Vec<u64>, Event<O>>;
 
-/// With a snapshot pending, notes outputs of the step at `time` that run ahead of it, and keeps
-/// those at or after the pending epoch made before it for the operator's part: a restore sends
-/// them again, since the step that made them is in the restored state.
+/// With a snapshot pending (or its epoch being agreed), notes outputs of the step at `time` that
+/// run ahead of it, and keeps those at or after the pending epoch made before it for the
+/// operator's part: a restore sends them again, since the step that made them is in the
+/// restored state.
 fn keep_ahead<O: Clone>(
     harness: &Harness,
     time: u64,
@@ -448,8 +453,8 @@ fn keep_ahead<O: Clone>(
     if latest <= time {
         return;
     }
-    if let Some(epoch) = harness.note_sent(latest).filter(|&epoch| time < epoch) {
-        ahead.extend(emitted.iter().filter(|event| event.time >= epoch).cloned());
+    if let Some(from) = harness.note_sent(latest).keep_from(time) {
+        ahead.extend(emitted.iter().filter(|event| event.time >= from).cloned());
     }
 }
 

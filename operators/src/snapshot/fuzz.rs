@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use proptest::prelude::*;
 
-use super::{Frame, Resumed, SnapshotPort, Snapshots};
+use super::{Ahead, Frame, Resumed, SnapshotPort, Snapshots};
 
 #[path = "../../../tests/all/mutate.rs"]
 mod mutate;
@@ -42,8 +42,8 @@ impl SnapshotPort for Port {
     fn fail(&self, message: String) {
         *self.failed.borrow_mut() = Some(message);
     }
-    fn note_sent(&self, _time: u64) -> Option<u64> {
-        None
+    fn note_sent(&self, _time: u64) -> Ahead {
+        Ahead::Nothing
     }
 }
 

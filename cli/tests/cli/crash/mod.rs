@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{self, SplitMix64};
 
+mod cluster;
 pub(crate) mod harness;
 
 use harness::*;
