@@ -2,7 +2,9 @@
 //! a veth pair (`TwoHosts`), one `tideflow run` process in each. A cluster across them gives
 //! the 1-process output, and cutting the link (`ip link set ... down`: no FIN, no RST, nothing
 //! arrives any more) stops both processes, each naming the peer it lost, in bounded time
-//! (`tideflow::PEER_TIMEOUT`, from TCP keepalive and `TCP_USER_TIMEOUT`).
+//! (`tideflow::PEER_TIMEOUT`, from TCP keepalive and `TCP_USER_TIMEOUT`); with a checkpoint
+//! directory, once the link is back, the same commands resume from the newest complete
+//! snapshot and the output is the uninterrupted 1-process run's, byte for byte.
 //!
 //! The tests run as root (as CI does): creating namespaces needs it. Without it they fail,
 //! saying so in one line; they never skip. Every namespace and every process a test starts is
@@ -331,7 +333,6 @@ fn cutting_the_link_under_an_idle_job_stops_both_processes_naming_the_peer() {
 }
 
 #[test]
-#[ignore = "needs cluster snapshots (lead)"]
 fn after_a_cut_link_is_restored_the_cluster_resumes_from_its_newest_snapshot_exactly() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // About 20 s of input: the link is cut long before it ends.
