@@ -1,8 +1,9 @@
 //! Snapshots through the Rust API: a job stopped by a failing source after some snapshots,
 //! then run again, writes exactly the output of an uninterrupted run, for every stateful
 //! operator (windows, running aggregates, dedup, interval joins, `map_with_state`), on 1, 2
-//! and 4 workers, also resuming on another worker count. (Real crashes, killed processes and
-//! fault injection are in `crash.rs`.) Nothing here depends on timing: snapshots are taken
+//! and 4 workers, also resuming on another worker count, and in clusters of 2 and 3 processes
+//! (threads of this test process, each one a cluster process), resuming on another shape.
+//! (Real crashes, killed processes and fault injection are in the CLI's `crash` tests.) Nothing here depends on timing: snapshots are taken
 //! every [`RECORDS_PER_SNAPSHOT`] records, and a run is stopped only once it completed one.
 
 use std::collections::BTreeSet;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Count, Sum};
 use tideflow::sink::FileSink;
 use tideflow::source::MemorySource;
-use tideflow::{Checkpoint, Config, Error, Flow, StateInput, Stream, Window};
+use tideflow::{Checkpoint, Cluster, Config, Error, Flow, StateInput, Stream, Window};
 
 use crate::support::{Gate, Gated, ReadGate, SplitMix64};
 
@@ -141,6 +142,9 @@ enum Job {
     Dedup,
     IntervalJoin,
     MapWithState,
+    /// `map_with_state` whose outputs, some ahead of their step, are counted in tumbling
+    /// windows (which apply records as they arrive).
+    MapWithStateIntoWindows,
 }
 
 /// A session of `map_with_state`: first and last event time, and records.
@@ -187,52 +191,125 @@ fn build(job: Job, flow: &mut Flow<'_>, records: &Arc<Vec<Rec>>, stop: Stop<'_>,
                 .map(|joined| (joined.key, joined.left.id, joined.right.id))
                 .sink(FileSink::jsonl(output))
         }
-        Job::MapWithState => keyed
-            .map_with_state_ttl(
-                Duration::from_millis(200),
-                |key, input, state: &mut Option<Visit>, context| {
-                    match input {
-                        StateInput::Records(records) => {
-                            for record in records {
-                                let visit = state.get_or_insert(Visit {
-                                    first: record.time,
-                                    last: record.time,
-                                    records: 0,
-                                });
-                                visit.last = visit.last.max(record.time);
-                                visit.records += 1;
-                            }
-                            let last = state.map_or(0, |v| v.last);
-                            context.delete_timers();
-                            context.set_timer(last + 60);
-                            // An output ahead of its step: a snapshot must keep it.
-                            context.emit_at(last + 500, (*key, last, 0));
-                        }
-                        StateInput::Timer(time) => {
-                            if let Some(visit) = state.take() {
-                                context.emit((*key, visit.first, visit.records));
-                            }
-                            let _ = time;
-                        }
-                        StateInput::Expired => context.emit((*key, 0, u64::MAX)),
-                    }
-                },
-            )
+        Job::MapWithState => visits(keyed).sink(FileSink::jsonl(output)),
+        Job::MapWithStateIntoWindows => visits(keyed)
+            .key_by(|(key, _, _)| *key % 7)
+            .window(Window::tumbling(Duration::from_millis(50)).expect("a window"))
+            .aggregate(Count)
             .sink(FileSink::jsonl(output)),
     }
 }
 
+/// Visits of each key by `map_with_state`, with outputs ahead of their step.
+fn visits<'s>(keyed: tideflow::KeyedStream<'s, u64, Rec>) -> Stream<'s, (u64, u64, u64)> {
+    keyed.map_with_state_ttl(
+        Duration::from_millis(200),
+        |key, input, state: &mut Option<Visit>, context| {
+            match input {
+                StateInput::Records(records) => {
+                    for record in records {
+                        let visit = state.get_or_insert(Visit {
+                            first: record.time,
+                            last: record.time,
+                            records: 0,
+                        });
+                        visit.last = visit.last.max(record.time);
+                        visit.records += 1;
+                    }
+                    let last = state.map_or(0, |v| v.last);
+                    context.delete_timers();
+                    context.set_timer(last + 60);
+                    // An output ahead of its step: a snapshot must keep it.
+                    context.emit_at(last + 500, (*key, last, 0));
+                }
+                StateInput::Timer(time) => {
+                    if let Some(visit) = state.take() {
+                        context.emit((*key, visit.first, visit.records));
+                    }
+                    let _ = time;
+                }
+                StateInput::Expired => context.emit((*key, 0, u64::MAX)),
+            }
+        },
+    )
+}
+
 /// Runs `job` on `workers` with snapshots in `checkpoint` every [`RECORDS_PER_SNAPSHOT`]
 /// records, stopped at read `fail_at` (once a snapshot completed) if given.
+/// The shape of a run: processes, and workers in each.
+type Shape = (usize, usize);
+
+/// Runs `job` on `shape`: one process (this one), or a cluster whose processes are threads of
+/// this one. A cluster's result is process 0's, or the first process's own error (its peers
+/// then fail on the lost process).
 fn run(
     job: Job,
     records: &Arc<Vec<Rec>>,
-    workers: usize,
+    (processes, workers): Shape,
     checkpoint: Option<&Path>,
     fail_at: Option<u64>,
     output: &Path,
 ) -> Result<tideflow::JobReport, Error> {
-    let mut config = Config::workers(workers);
+    if processes == 1 {
+        return run_process(
+            job,
+            records,
+            Config::workers(workers),
+            checkpoint,
+            fail_at,
+            output,
+        );
+    }
+    let hosts: Vec<String> = crate::support::free_hosts_of(processes)
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let threads: Vec<_> = (0..processes)
+        .map(|process| {
+            let config = Config {
+                workers,
+                cluster: Some(Cluster::new(process, hosts.clone(), "snapshots", "s3cret")),
+                ..Config::default()
+            };
+            let records = Arc::clone(records);
+            let checkpoint = checkpoint.map(Path::to_path_buf);
+            let output = output.to_path_buf();
+            std::thread::spawn(move || {
+                run_process(
+                    job,
+                    &records,
+                    config,
+                    checkpoint.as_deref(),
+                    fail_at,
+                    &output,
+                )
+            })
+        })
+        .collect();
+    let mut results: Vec<Result<tideflow::JobReport, Error>> = threads
+        .into_iter()
+        .map(|thread| thread.join().expect("a cluster process's thread"))
+        .collect();
+    if results.iter().all(Result::is_ok) {
+        return results.swap_remove(0);
+    }
+    let own = results
+        .iter()
+        .position(|r| matches!(r, Err(e) if !matches!(e, Error::Cluster(_))));
+    results.swap_remove(own.unwrap_or_else(|| results.iter().position(Result::is_err).unwrap_or(0)))
+}
+
+/// Runs `job` in this process with `config`, with snapshots in `checkpoint` every
+/// [`RECORDS_PER_SNAPSHOT`] records, stopped at read `fail_at` (once a snapshot completed) if
+/// given.
+fn run_process(
+    job: Job,
+    records: &Arc<Vec<Rec>>,
+    mut config: Config,
+    checkpoint: Option<&Path>,
+    fail_at: Option<u64>,
+    output: &Path,
+) -> Result<tideflow::JobReport, Error> {
     if let Some(dir) = checkpoint {
         config = config.checkpoint(Checkpoint::new(dir).every_records(RECORDS_PER_SNAPSHOT));
     }
@@ -258,11 +335,11 @@ fn sorted_lines(path: &Path) -> Vec<String> {
 
 /// Stops `job` twice (on `first` workers, then `second`), then lets it finish on `third`:
 /// its output is the uninterrupted run's.
-fn stop_and_resume(job: Job, seed: u64, workers: [usize; 3], stops: [u64; 2]) {
+fn stop_and_resume(job: Job, seed: u64, shapes: [Shape; 3], stops: [u64; 2]) {
     let records = records(seed, 3_000, 40);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let reference = dir.path().join("reference.jsonl");
-    run(job, &records, 1, None, None, &reference).expect("the reference run");
+    run(job, &records, (1, 1), None, None, &reference).expect("the reference run");
     let expected = sorted_lines(&reference);
     assert!(!expected.is_empty(), "{job:?}: the reference wrote nothing");
 
@@ -273,7 +350,7 @@ fn stop_and_resume(job: Job, seed: u64, workers: [usize; 3], stops: [u64; 2]) {
         let stopped = run(
             job,
             &records,
-            workers[attempt],
+            shapes[attempt],
             Some(&checkpoint),
             Some(stop),
             &output,
@@ -284,8 +361,8 @@ fn stop_and_resume(job: Job, seed: u64, workers: [usize; 3], stops: [u64; 2]) {
             "{job:?}: {error}"
         );
     }
-    let report = run(job, &records, workers[2], Some(&checkpoint), None, &output)
-        .unwrap_or_else(|e| panic!("{job:?} on {workers:?}: {e}"));
+    let report = run(job, &records, shapes[2], Some(&checkpoint), None, &output)
+        .unwrap_or_else(|e| panic!("{job:?} on {shapes:?}: {e}"));
     resumed += usize::from(report.snapshots.resumed_from.is_some());
     assert_eq!(resumed, 1, "{job:?}: the last run resumed from a snapshot");
     let got = sorted_lines(&output);
@@ -301,16 +378,22 @@ fn stop_and_resume(job: Job, seed: u64, workers: [usize; 3], stops: [u64; 2]) {
             .take(5)
             .collect();
         panic!(
-            "{job:?} stopped at reads {stops:?} on workers {workers:?}, seed {seed}: {} rows, expected {}; missing {missing:?}, extra {extra:?}",
+            "{job:?} stopped at reads {stops:?} on (processes, workers) {shapes:?}, seed {seed}: {} rows, expected {}; missing {missing:?}, extra {extra:?}",
             got.len(),
             expected.len()
         );
     }
 }
 
+/// One process of `workers[i]` workers for each run.
+fn alone(workers: [usize; 3]) -> [Shape; 3] {
+    workers.map(|w| (1, w))
+}
+
 #[test]
 fn windows_resume_to_the_uninterrupted_output_on_1_2_and_4_workers() {
     for (seed, workers) in [(1, [1, 1, 1]), (2, [2, 2, 2]), (3, [4, 2, 1])] {
+        let workers = alone(workers);
         stop_and_resume(Job::Tumbling, seed, workers, [12, 14]);
         stop_and_resume(Job::Session, seed, workers, [12, 14]);
     }
@@ -319,6 +402,7 @@ fn windows_resume_to_the_uninterrupted_output_on_1_2_and_4_workers() {
 #[test]
 fn running_aggregates_and_dedup_resume_to_the_uninterrupted_output() {
     for (seed, workers) in [(4, [1, 1, 1]), (5, [2, 4, 2]), (6, [4, 4, 4])] {
+        let workers = alone(workers);
         stop_and_resume(Job::Running, seed, workers, [12, 14]);
         stop_and_resume(Job::Dedup, seed, workers, [12, 14]);
     }
@@ -327,7 +411,27 @@ fn running_aggregates_and_dedup_resume_to_the_uninterrupted_output() {
 #[test]
 fn interval_joins_and_map_with_state_resume_to_the_uninterrupted_output() {
     for (seed, workers) in [(7, [1, 1, 1]), (8, [2, 1, 2]), (9, [4, 4, 2])] {
+        let workers = alone(workers);
         stop_and_resume(Job::IntervalJoin, seed, workers, [12, 14]);
         stop_and_resume(Job::MapWithState, seed, workers, [12, 14]);
+    }
+}
+
+#[test]
+fn cluster_snapshots_resume_to_the_uninterrupted_output_on_another_shape() {
+    // 2 processes x 2 workers, then 3 x 1, then 1 process of 2 workers; and back.
+    let shapes = [[(2, 2), (3, 1), (1, 2)], [(1, 2), (2, 1), (2, 2)]];
+    for (seed, job) in [
+        (21, Job::Tumbling),
+        (22, Job::Session),
+        (23, Job::Running),
+        (24, Job::Dedup),
+        (25, Job::IntervalJoin),
+        (26, Job::MapWithState),
+        (27, Job::MapWithStateIntoWindows),
+    ] {
+        for shapes in shapes {
+            stop_and_resume(job, seed, shapes, [12, 14]);
+        }
     }
 }

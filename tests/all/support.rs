@@ -5,7 +5,7 @@ mod net;
 #[path = "rng.rs"]
 mod rng;
 
-pub use net::free_hosts;
+pub use net::{free_hosts, free_hosts_of};
 pub use rng::SplitMix64;
 
 /// A sink that keeps every event with its event time, on every worker.

@@ -417,7 +417,10 @@ fn a_cluster_stopped_by_sigterm_commits_a_snapshot_that_a_resumed_cluster_comple
     let (status, stderr) = job.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");
     // Both processes stopped at the same snapshot, not on a lost peer.
-    assert!(stderr.matches("stopped by SIGTERM").count() >= 2, "{stderr}");
+    assert!(
+        stderr.matches("stopped by SIGTERM").count() >= 2,
+        "{stderr}"
+    );
     assert!(!stderr.contains("lost process"), "{stderr}");
     let stopped_at = std::fs::read_to_string(&output).expect("the output");
     let (reference_status, reference_stderr) = reference_run.finish();

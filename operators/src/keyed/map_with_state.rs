@@ -76,7 +76,7 @@ use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::event::Event;
-use crate::snapshot::key_group;
+use crate::snapshot::{key_group, Ahead};
 use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
 use crate::window::EventOutput;
 
@@ -295,11 +295,16 @@ where
         let mut held: Option<Capability<u64>> = None;
         let mut pending: Vec<(u32, Event<D>)> = Vec::new();
         let mut emitted: Vec<Event<O>> = Vec::new();
+        let scope = self.scope();
 
         let output = self.unary_frontier::<CapacityContainerBuilder<Vec<Event<O>>>, _, _, _>(
             Exchange::new(route),
             "MapWithState",
-            move |initial, _info| {
+            move |initial, info| {
+                let activator = scope.activator_for(info.address);
+                // Outputs ahead of their step, made while the processes of a cluster agree on
+                // a snapshot's epoch: held until it is known (see `Deferred`).
+                let mut deferred = Deferred::default();
                 // Outputs a restored snapshot holds (made before its epoch, for at or after it).
                 let mut restored: Option<(Capability<u64>, Vec<Event<O>>)> = None;
                 // Outputs made before a pending epoch for at or after it: in the next part.
@@ -332,6 +337,9 @@ where
                 move |(input, frontier), output| {
                     if let Some((capability, mut outputs)) = restored.take() {
                         send(output, &capability, &mut outputs);
+                    }
+                    if !deferred.flush(&harness, None, output, &mut ahead) {
+                        activator.activate_after(AGREEING_POLL);
                     }
                     input.for_each_time(|capability, containers| {
                         stash.stash(&capability, 0, containers);
@@ -376,14 +384,20 @@ where
                                 }
                                 capability
                             };
-                            if harness.snapshots() {
-                                keep_ahead(&harness, time, &emitted, &mut ahead);
+                            if harness.snapshots()
+                                && keep_ahead(&harness, time, &emitted, &mut ahead)
+                            {
+                                deferred.hold(&capability, time, &mut emitted);
+                                activator.activate_after(AGREEING_POLL);
                             }
                             send(output, &capability, &mut emitted);
                             hold(&mut held, &capability, states.next_due());
                             most = most.max(states.rows());
                         }
                         if let Some(epoch) = step.save {
+                            // The epoch is known now: what was held is sent, and kept in
+                            // the part where it is at or after the epoch.
+                            deferred.flush(&harness, Some(epoch), output, &mut ahead);
                             let keys = states.iter_entries().map(|entry| {
                                 let saved = SavedState::Key {
                                     key: &entry.key,
@@ -437,24 +451,91 @@ enum SavedState<K, S, T, E> {
 /// Saved `map_with_state` state, as read back.
 type OwnedState<K, S, O> = SavedState<K, S, Vec<u64>, Event<O>>;
 
-/// With a snapshot pending (or its epoch being agreed), notes outputs of the step at `time` that
-/// run ahead of it, and keeps those at or after the pending epoch made before it for the
-/// operator's part: a restore sends them again, since the step that made them is in the
-/// restored state.
+/// How soon an operator holding outputs polls again for the epoch the processes of a cluster
+/// are agreeing on (about one round trip between processes).
+const AGREEING_POLL: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// With a snapshot pending, notes outputs of the step at `time` that run ahead of it, and keeps
+/// those at or after the pending epoch made before it for the operator's part: a restore sends
+/// them again, since the step that made them is in the restored state. Returns true if the
+/// processes of a cluster are agreeing on the next epoch and some output may be at or after
+/// it: then it must be held until the epoch is known (an operator of another process that
+/// applies records as they arrive would otherwise apply output of the next epoch in this one).
 fn keep_ahead<O: Clone>(
     harness: &Harness,
     time: u64,
     emitted: &[Event<O>],
     ahead: &mut Vec<Event<O>>,
-) {
+) -> bool {
     let Some(latest) = emitted.iter().map(|event| event.time).max() else {
-        return;
+        return false;
     };
     if latest <= time {
-        return;
+        return false;
     }
-    if let Some(from) = harness.note_sent(latest).keep_from(time) {
-        ahead.extend(emitted.iter().filter(|event| event.time >= from).cloned());
+    match harness.note_sent(latest) {
+        Ahead::Agreeing(_) => true,
+        view => {
+            if let Some(from) = view.keep_from(time) {
+                ahead.extend(emitted.iter().filter(|event| event.time >= from).cloned());
+            }
+            false
+        }
+    }
+}
+
+/// Outputs ahead of the step that made them, made while the processes of a cluster agree on the
+/// next snapshot's epoch, with the step's capability and time: sent once the epoch is known,
+/// and kept for the part where they are at or after it (as `keep_ahead` does). Every step made
+/// while the processes agree is below the epoch to come.
+struct Deferred<O> {
+    held: Vec<(Capability<u64>, u64, Vec<Event<O>>)>,
+}
+
+impl<O> Default for Deferred<O> {
+    fn default() -> Self {
+        Deferred { held: Vec::new() }
+    }
+}
+
+impl<O: Clone + 'static> Deferred<O> {
+    /// Holds the outputs `emitted` of the step at `time`.
+    fn hold(&mut self, capability: &Capability<u64>, time: u64, emitted: &mut Vec<Event<O>>) {
+        self.held
+            .push((capability.clone(), time, std::mem::take(emitted)));
+    }
+
+    /// Sends what is held once the epoch is known (`epoch`, or else asked of the harness):
+    /// returns false if it is still being agreed.
+    fn flush(
+        &mut self,
+        harness: &Harness,
+        epoch: Option<u64>,
+        output: &mut EventOutput<'_, O>,
+        ahead: &mut Vec<Event<O>>,
+    ) -> bool {
+        let Some(latest) = self
+            .held
+            .iter()
+            .flat_map(|(_, _, events)| events.iter().map(|event| event.time))
+            .max()
+        else {
+            return true;
+        };
+        let view = match epoch {
+            Some(epoch) => Ahead::Pending(epoch),
+            None => harness.note_sent(latest),
+        };
+        if matches!(view, Ahead::Agreeing(_)) {
+            return false;
+        }
+        for (capability, step, mut events) in self.held.drain(..) {
+            if let Some(from) = view.keep_from(step) {
+                ahead.extend(events.iter().filter(|event| event.time >= from).cloned());
+            }
+            send(output, &capability, &mut events);
+        }
+        true
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) mod harness;
 use harness::*;
 
 /// The variable that replays a crash test's kill delays.
-const SEED_VAR: &str = "TIDEFLOW_CRASH_SEED";
+pub(crate) const SEED_VAR: &str = "TIDEFLOW_CRASH_SEED";
 const DEFAULT_SEED: u64 = 0x5eed_0005;
 /// SIGKILLs per crash case.
 const KILLS: usize = 5;
@@ -28,7 +28,7 @@ const KILL_MIN_MS: u64 = 100;
 const KILL_MAX_MS: u64 = 1200;
 
 /// The seed of the kill delays.
-fn crash_seed() -> u64 {
+pub(crate) fn crash_seed() -> u64 {
     match std::env::var(SEED_VAR) {
         Ok(text) => text
             .trim()
@@ -108,7 +108,7 @@ fn crash_and_recover(label: &str, job: &Job, dir: &Path, workers: &[u16], rng: &
 }
 
 /// A rate input of `count` records at 20000 a second (`count / 20000` s of running).
-fn rate(keys: u64, count: u64, seed: u64, disorder_ms: u64) -> String {
+pub(crate) fn rate(keys: u64, count: u64, seed: u64, disorder_ms: u64) -> String {
     format!("rate:rows_per_sec=20000,keys={keys},count={count},seed={seed},disorder={disorder_ms}")
 }
 

@@ -4,21 +4,26 @@
 //! (which run in process groups of their own, so that a terminal's Ctrl-C reaches them once).
 //! Process P writes `--progress PATH` to `PATH.P` and
 //! serves `--metrics-addr HOST:PORT` on `PORT + P`.
+//!
+//! With `--restart-attempts K`, a failed run is started again, every process of it, up to K
+//! times, `--restart-delay` after it ended (`restart.rs` decides; `processes.rs` runs).
 
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitCode, ExitStatus};
+mod processes;
+mod restart;
+
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
 use crate::signals::{self, SignalStop};
+use processes::{lock, Launch};
+use restart::{count_restarts, Decision, Restarts};
 use tideflow::Error;
-use tideflow::SECRET_VAR;
 
-/// How long the others may take to stop after one process failed, before they are killed.
-const GRACE: Duration = Duration::from_secs(10);
+/// The wait before a restart unless `--restart-delay` says otherwise.
+const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
 
 /// Arguments of `tideflow cluster`.
 #[derive(Debug, Args)]
@@ -26,6 +31,15 @@ pub(crate) struct ClusterArgs {
     /// Start this many processes of the job on this machine (2 or more).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=64))]
     local: u16,
+    /// When a process fails (a non-zero exit or killed by a signal), stop the others and start
+    /// all of them again, up to K times; with --checkpoint-dir they resume from the newest
+    /// complete snapshot. A user error (exit code 2) is not restarted. By default, 0: the
+    /// launcher fails as the first process fails.
+    #[arg(long, value_name = "K")]
+    restart_attempts: Option<u32>,
+    /// The wait before each restart (250ms, 1s, 1m). By default, 1s.
+    #[arg(long, value_name = "DUR", value_parser = crate::duration_arg)]
+    restart_delay: Option<Duration>,
     /// The `tideflow run` arguments, after `--`, optionally starting with the word `run` (the
     /// cluster flags are added).
     #[arg(last = true, required = true, value_name = "RUN ARGS")]
@@ -33,8 +47,14 @@ pub(crate) struct ClusterArgs {
 }
 
 /// Runs `tideflow cluster`. SIGINT or SIGTERM is forwarded to every process (each stops
-/// gracefully, a second signal at once); the launcher then exits with 128 + its number.
+/// gracefully, a second signal at once); the launcher then exits with 128 + its number. A
+/// failed run is restarted as `--restart-attempts` allows, each restart logged with its cause.
 pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
+    if args.restart_delay.is_some() && args.restart_attempts.is_none() {
+        return Err(Error::Config(
+            "--restart-delay: only with --restart-attempts K (how many restarts to allow)".into(),
+        ));
+    }
     // `cluster --local 2 -- run --input ...` reads as the command it runs.
     if args.run.first().is_some_and(|first| first == "run") {
         args.run.remove(0);
@@ -61,56 +81,94 @@ pub(crate) fn cluster(mut args: ClusterArgs) -> Result<ExitCode, Error> {
     if !crate::check_run_args(&args.run)? {
         return Ok(ExitCode::SUCCESS);
     }
+    let restarts = Restarts {
+        attempts: args.restart_attempts.unwrap_or(0),
+        delay: args.restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
+    };
     let processes = usize::from(args.local);
-    let hosts = free_ports(processes)?.join(",");
+    let per_process = (0..processes)
+        .map(|process| per_process(&args.run, process))
+        .collect::<Result<Vec<_>, _>>()?;
+    // One secret for every run; each run has a cluster id of its own, so that no process of
+    // an earlier run can join a later one.
     let secret = random_hex()?;
-    let cluster_id = format!("local-{}", std::process::id());
+    let launcher = std::process::id();
     let exe =
         std::env::current_exe().map_err(|e| Error::io("cannot find the tideflow executable", e))?;
-    // The processes started so far, to forward signals to.
+    // The processes running, to forward signals to.
     let pids: Arc<Mutex<Vec<libc::pid_t>>> = Arc::default();
     let forward_to = Arc::clone(&pids);
     let signals = SignalStop::install(move |signal| {
         for &pid in lock(&forward_to).iter() {
-            // SAFETY: kill(2) with the pid of a child this process started and a valid signal
-            // number; it touches no memory of this process.
+            // SAFETY: kill(2) with the pid of a running child this process started and a valid
+            // signal number; it touches no memory of this process.
             unsafe {
                 libc::kill(pid, signal);
             }
         }
     })?;
-    let mut children: Vec<Child> = Vec::with_capacity(processes);
-    for process in 0..processes {
-        let child = Command::new(&exe)
-            .arg("run")
-            .args(per_process(&args.run, process)?)
-            .args(["--processes", &processes.to_string()])
-            .args(["--process-id", &process.to_string()])
-            .args(["--hosts", &hosts])
-            .args(["--cluster-id", &cluster_id])
-            .env(SECRET_VAR, &secret)
-            // Out of the terminal's process group: a Ctrl-C reaches the processes once, through
-            // the launcher, not twice (which would stop them at once).
-            .process_group(0)
-            .spawn();
-        match child {
-            Ok(child) => {
-                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                    lock(&pids).push(pid);
-                }
-                children.push(child);
-            }
-            Err(e) => {
-                stop(&mut children);
-                return Err(Error::io(format!("cannot start process {process}"), e));
+    let launch = Launch {
+        exe: &exe,
+        args: &per_process,
+        secret: &secret,
+        pids: &pids,
+        signals: &signals,
+    };
+    let mut restarted = 0;
+    // The run that failed, while its restart waits: a signal before the restart is decided on
+    // with it.
+    let mut failed = Vec::new();
+    loop {
+        let cluster_id = match restarted {
+            0 => format!("local-{launcher}"),
+            restart => format!("local-{launcher}-{restart}"),
+        };
+        let ended = launch.run(&cluster_id)?.unwrap_or(failed);
+        match restarts.decide(&ended, processes, restarted, signals.received()) {
+            Decision::Done => break,
+            Decision::Fail(message) => return Err(Error::Cluster(message)),
+            Decision::Restart(line) => {
+                log(&line);
+                wait_unless_signalled(restarts.delay, &signals);
+                restarted += 1;
+                failed = ended;
             }
         }
     }
-    wait(children, &signals)?;
-    Ok(match signals.received() {
+    let signal = signals.received();
+    if restarts.attempts > 0 {
+        let how = if signal.is_some() {
+            "stopped"
+        } else {
+            "finished"
+        };
+        log(&format!("{how} after {}", count_restarts(restarted)));
+    }
+    Ok(match signal {
         Some(signal) => ExitCode::from(signals::exit_code(signal)),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// Writes `tideflow cluster: LINE` to standard error in one write, so that a line of the
+/// processes, which share it, cannot land in the middle.
+fn log(line: &str) {
+    use std::io::Write as _;
+    let line = format!("tideflow cluster: {line}\n");
+    // With standard error gone there is nowhere left to say it.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Sleeps for `delay`, or until the launcher receives SIGINT or SIGTERM.
+fn wait_unless_signalled(delay: Duration, signals: &SignalStop) {
+    let start = Instant::now();
+    while signals.received().is_none() {
+        let left = delay.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
 }
 
 /// The run arguments of process `process`: each process writes its own `--progress` file
@@ -151,74 +209,6 @@ fn per_process(run: &[String], process: usize) -> Result<Vec<String>, Error> {
         args.push(value);
     }
     Ok(args)
-}
-
-/// Waits for every process; after the first failure, gives the others [`GRACE`] to stop (they
-/// notice the lost peer) and then kills them. Fails naming the first process that failed; a
-/// process that stopped gracefully on the signal `signals` received did not fail.
-fn wait(mut children: Vec<Child>, signals: &SignalStop) -> Result<(), Error> {
-    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
-    let mut first_failure: Option<(usize, ExitStatus)> = None;
-    let mut failed_at: Option<Instant> = None;
-    while statuses.iter().any(Option::is_none) {
-        for (process, child) in children.iter_mut().enumerate() {
-            if statuses[process].is_some() {
-                continue;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                statuses[process] = Some(status);
-                let stopped = signals.received().is_some_and(|signal| {
-                    status.code() == Some(i32::from(signals::exit_code(signal)))
-                });
-                if !status.success() && !stopped && first_failure.is_none() {
-                    first_failure = Some((process, status));
-                    failed_at = Some(Instant::now());
-                }
-            }
-        }
-        if failed_at.is_some_and(|at| at.elapsed() > GRACE) {
-            stop(&mut children);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    match first_failure {
-        None => Ok(()),
-        Some((process, status)) => Err(Error::Cluster(format!(
-            "process {process} of {} failed ({status})",
-            children.len()
-        ))),
-    }
-}
-
-/// The pids, even if the signal thread panicked holding them.
-fn lock(pids: &Mutex<Vec<libc::pid_t>>) -> std::sync::MutexGuard<'_, Vec<libc::pid_t>> {
-    pids.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Kills every process still running.
-fn stop(children: &mut [Child]) {
-    for child in children.iter_mut() {
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-        }
-    }
-}
-
-/// `count` loopback addresses with ports the system had free.
-fn free_ports(count: usize) -> Result<Vec<String>, Error> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::io("cannot find free loopback ports", e))?;
-    listeners
-        .iter()
-        .map(|listener| {
-            listener
-                .local_addr()
-                .map(|address| address.to_string())
-                .map_err(|e| Error::io("cannot find free loopback ports", e))
-        })
-        .collect()
 }
 
 /// 16 random bytes from the operating system, in hex.
