@@ -71,7 +71,7 @@ pub mod aggregate {
 #[cfg(feature = "failpoints")]
 pub use checkpoint::FAULT_VAR;
 pub use checkpoint::{Checkpoint, JobFingerprint, ResumePositions, SnapshotReport, SourcePosition};
-pub use cluster::{Cluster, SECRET_VAR};
+pub use cluster::{Cluster, PEER_TIMEOUT, SECRET_VAR};
 pub use context::StopHandle;
 pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};

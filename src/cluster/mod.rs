@@ -23,12 +23,16 @@
 //! cluster port must not face an untrusted network.
 //!
 //! **Lost peers.** Once running, a peer that dies closes its sockets; timely's network threads
-//! then panic ("timely communication error"). The job's [`PeerWatch`] (in `peers.rs`) records
-//! that as its lost peer (and keeps timely's panic message and backtrace off the terminal);
-//! the runtime stops the job with an error naming the peer.
+//! then panic ("timely communication error"). A peer that cannot be reached any more (a cut
+//! link: nothing closes anything) is noticed within [`PEER_TIMEOUT`]: the connections get TCP
+//! keepalive and a user timeout before timely takes them (`liveness.rs`), so they fail too.
+//! The job's [`PeerWatch`] (in `peers.rs`) records that as its lost peer (and keeps timely's
+//! panic message and backtrace off the terminal); the runtime stops the job with an error
+//! naming the peer.
 
 mod accept;
 mod handshake;
+mod liveness;
 mod peers;
 mod startup;
 
@@ -39,6 +43,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use handshake::Failure;
 
+pub use liveness::PEER_TIMEOUT;
 pub(crate) use peers::{PanicRouting, PeerWatch};
 pub(crate) use startup::{announce, receive, SnapshotStart, StartUp};
 
@@ -178,10 +183,21 @@ impl Cluster {
         for (peer, stream) in dialled.into_iter().enumerate() {
             sockets[peer] = Some(stream);
         }
-        for socket in sockets.iter().flatten() {
-            let _ = socket.set_read_timeout(None);
-            let _ = socket.set_write_timeout(None);
-            let _ = socket.set_nodelay(true);
+        for (peer, socket) in sockets.iter().enumerate() {
+            let Some(socket) = socket else { continue };
+            socket
+                .set_read_timeout(None)
+                .and_then(|()| socket.set_write_timeout(None))
+                .and_then(|()| liveness::bound_unreachable_time(socket))
+                .map_err(|e| {
+                    Error::io(
+                        format!(
+                            "cannot set up the connection to process {peer} ({})",
+                            self.addresses[peer]
+                        ),
+                        e,
+                    )
+                })?;
         }
         Ok(sockets)
     }

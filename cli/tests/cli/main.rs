@@ -23,6 +23,7 @@ mod late_output;
 mod live_csv;
 mod live_sources;
 mod metrics;
+mod netns;
 mod operating;
 mod output_errors;
 mod paths;

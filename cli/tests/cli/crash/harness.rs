@@ -39,12 +39,20 @@ impl Proc {
             .current_dir(crate::support::ROOT)
             .env_remove(FAULT_VAR)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::null());
         if let Some(fault) = fault {
             command.env(FAULT_VAR, fault);
         }
-        let mut child = command.spawn().expect("the tideflow binary starts");
+        Proc::spawn(command, describe(args, fault))
+    }
+
+    /// Starts `command` (which runs `tideflow`), its stderr piped and read, described by
+    /// `what` in messages.
+    pub(crate) fn spawn(mut command: Command, what: String) -> Proc {
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the tideflow binary starts");
         let mut pipe = child.stderr.take().expect("a piped stderr");
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
@@ -55,7 +63,7 @@ impl Proc {
             child,
             stderr: Some(stderr),
             started: Instant::now(),
-            what: describe(args, fault),
+            what,
         }
     }
 
