@@ -40,6 +40,17 @@
 
 #![deny(missing_docs)]
 
+/// `eprintln!` in one write, never panicking: the processes of a cluster share standard error,
+/// and a line written in pieces (as `eprintln!` writes it) can be cut by another process's.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }};
+}
+
 mod checkpoint;
 mod cluster;
 mod context;

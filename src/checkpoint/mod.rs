@@ -348,7 +348,7 @@ impl Checkpointer {
         let resumed_epoch = resume.as_ref().map(|r| r.manifest.epoch);
         let already_complete = resume.as_ref().is_some_and(|r| r.manifest.is_final);
         if let Some(epoch) = resumed_epoch.filter(|_| !already_complete && leads) {
-            eprintln!(
+            note!(
                 "tideflow: resuming from the snapshot at epoch {epoch} in {}",
                 storage.describe(None)
             );
@@ -497,7 +497,7 @@ impl Checkpointer {
                 let took = self.opened.elapsed();
                 state.report.restore_duration = took;
                 state.report.restored_bytes = from.manifest.parts.iter().map(|p| p.size).sum();
-                eprintln!(
+                note!(
                     "tideflow: restored {} bytes of state from epoch {} in {:.1} ms",
                     state.report.restored_bytes,
                     from.manifest.epoch,

@@ -83,7 +83,7 @@ pub(super) fn newest_usable(storage: &dyn CheckpointStorage) -> Result<Option<Re
                 break;
             }
             Err(error) => {
-                eprintln!("tideflow: warning: skipping a damaged or incomplete snapshot: {error}");
+                note!("tideflow: warning: skipping a damaged or incomplete snapshot: {error}");
                 // A snapshot without a manifest does not exist; one with a manifest that
                 // does not verify is damaged.
                 if storage.exists(Location::In(id, files::MANIFEST)) {

@@ -54,7 +54,7 @@ impl Strangers {
     fn refused(&mut self, process: usize, from: SocketAddr, reason: &str) {
         self.refused += 1;
         if self.refused <= REFUSALS_SHOWN {
-            eprintln!(
+            note!(
                 "tideflow: warning: process {process}: refused a cluster connection from {from}: {reason}"
             );
         }
@@ -86,7 +86,7 @@ impl Strangers {
             .filter(|(count, _)| *count > 0)
             .map(|(count, what)| format!("{count} {what}"))
             .collect();
-        eprintln!(
+        note!(
             "tideflow: warning: process {process}: {total} cluster connections were not from its peers ({})",
             parts.join(", ")
         );

@@ -23,7 +23,7 @@ impl Listing {
     pub(crate) fn warn_skipped(&self, warned: &mut HashSet<PathBuf>) {
         for (path, what) in &self.skipped {
             if warned.insert(path.clone()) {
-                eprintln!(
+                note!(
                     "tideflow: warning: skipping {}: {what}, not a file (an input directory's regular files, and symbolic links to them, are read)",
                     path.display()
                 );

@@ -610,7 +610,7 @@ impl Running {
             .is_none_or(|at| at.elapsed() >= WARN_EVERY)
         {
             self.last_warning = Some(Instant::now());
-            eprintln!("tideflow: warning: kafka topic {topic}: {text} (retrying)");
+            note!("tideflow: warning: kafka topic {topic}: {text} (retrying)");
         }
     }
 
