@@ -16,7 +16,8 @@ Two parts, on the release binary, every command printed before it runs:
      interleaved, RUNS runs each; events/s = records / wall time of the whole command.
    Each group's outputs must be byte-identical across shapes (and modes).
 2. Restart time: a paced job (RESTART_RATE records/s, KEYS keys, 2 s windows sliding by 1 s:
-   the two open windows hold 1 to 2 s of input, about every key, and rows close every second) with a snapshot every INTERVAL, as `tideflow cluster --local 2 --restart-attempts KILLS
+   the two open windows hold 1 to 2 s of input, about every key, and rows close every second)
+   with a snapshot every INTERVAL, as `tideflow cluster --local 2 --restart-attempts KILLS
    --restart-delay 0ms` (process 1 SIGKILLed KILLS times) and as one process of 2 workers
    killed and started again by this script (the shell loop's rule). Kill -> first new output
    row (the output file's size polled every ms), split by the stderr lines. The two series'
@@ -168,7 +169,8 @@ def progress_snapshots(path):
             snapshot = report.get("snapshot")
             if snapshot and snapshot["completed"] > 0 and snapshot["completed"] not in found:
                 rows = sum(s["rows"] for s in report["state"].values())
-                found[snapshot["completed"]] = (snapshot["last_duration_ms"], snapshot["last_bytes"], rows)
+                found[snapshot["completed"]] = (
+                    snapshot["last_duration_ms"], snapshot["last_bytes"], rows)
             if report["final"]:
                 last = snapshot["completed"]
     found.pop(last, None)
@@ -271,7 +273,9 @@ def part_throughput(tmp):
                 ck = os.path.join(tmp, "ck")
                 shutil.rmtree(ck, ignore_errors=True)
                 output = os.path.join(tmp, "through.jsonl")
-                extra = ["--checkpoint-dir", ck, "--snapshot-interval", "1s"] if mode != "none" else []
+                extra = []
+                if mode != "none":
+                    extra = ["--checkpoint-dir", ck, "--snapshot-interval", "1s"]
                 cmd = job(prefix, workers, 100_000_000, COUNT, "tumbling:1h", output, extra)
                 if run == 0:
                     show(cmd)
@@ -462,6 +466,8 @@ def measure_kill(series, output, checkpoint, progress, processes):
         # recovery finished before the job was built.
         "output": growths[-1] - kill,
         "finished_commit": len(growths) > 1,
+        # After the window closed: the next snapshot, and its commit writing the rows.
+        "commit": growths[-1] - done[-1][0] - (next_end - epoch) / 1e3,
         "bytes": int(re.search(r"restored (\d+) bytes", done[-1][1]).group(1)),
         "state_bytes": kinds.get("operators", 0),
         "staged_bytes": kinds.get("sink", 0),
@@ -497,7 +503,8 @@ def part_restart(tmp):
         for cluster in (True, False):
             ck = os.path.join(tmp, "ck")
             shutil.rmtree(ck, ignore_errors=True)
-            output = os.path.join(tmp, f"restart-{cluster}-{interval}.jsonl")
+            name = "cluster" if cluster else "loop"
+            output = os.path.join(tmp, f"restart-{name}-{interval}.jsonl")
             progress = os.path.join(tmp, "progress.jsonl")
             extra = ["--checkpoint-dir", ck, "--snapshot-interval", interval,
                      "--progress", progress, "--progress-interval", "100ms"]
@@ -512,12 +519,13 @@ def part_restart(tmp):
             kills = []
             try:
                 for k in range(KILLS):
-                    # A few snapshots after the (re)start, at a random phase of the interval.
-                    time.sleep(WARM + rng.random() * parse_seconds(interval))
+                    # A few snapshots after the (re)start, at a random phase of the snapshot
+                    # interval and of the windows (a row closes every second).
+                    time.sleep(WARM + rng.random() * max(parse_seconds(interval), 1.0))
                     kills.append(measure_kill(series, output, ck, progress, 2 if cluster else 1))
                     m = kills[-1]
-                    say(f"  kill {k + 1}: {m['rows']} state rows, lost {fmt_s(m['lost'])}, restart line "
-                        f"{fmt_s(m['restart'])}, resuming "
+                    say(f"  kill {k + 1}: {m['rows']} state rows, lost {fmt_s(m['lost'])}, "
+                        f"restart line {fmt_s(m['restart'])}, resuming "
                         f"{fmt_s(m['resuming'])}, restored {fmt_s(m['restored'])} ({m['bytes']} "
                         f"bytes in {m['restore_ms']} ms: {m['state_bytes']} of operator state, "
                         f"{m['staged_bytes']} of staged output), to the next window end "
@@ -545,8 +553,8 @@ def part_restart(tmp):
         "| restored bytes (operator state + staged output) "
         "| kill -> 'lost process 1' | kill -> restart line "
         "| kill -> 'resuming' | kill -> all restored | restore (its own figure) "
-        "| replay to the next window end | kill -> first new output |")
-    say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| replay to the next window end | then to the commit | kill -> first new output |")
+    say("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for interval, cluster, kills in table:
         def med(key):
             values = [k[key] for k in kills if k[key] is not None]
@@ -560,7 +568,18 @@ def part_restart(tmp):
             f"| {restored} | {med('lost')} "
             f"| {med('restart')} | {med('resuming')} | {med('restored')} "
             f"| {median([k['restore_ms'] for k in kills]):.1f} ms | {med('replay')} "
-            f"| {med('output')} |")
+            f"| {med('commit')} | {med('output')} |")
+    say()
+    for cluster in (True, False):
+        kills = [k for _, c, ks in table if c == cluster for k in ks]
+        say(f"{'cluster' if cluster else 'loop'}, every interval ({len(kills)} kills): "
+            + "; ".join(
+                f"kill -> {what} median {fmt_s(median(values))} "
+                f"({fmt_s(min(values))} to {fmt_s(max(values))})"
+                for what, key in (("'lost process 1'", "lost"), ("restart line", "restart"),
+                                  ("'resuming'", "resuming"), ("all restored", "restored"),
+                                  ("first new output", "output"))
+                if (values := [k[key] for k in kills if k[key] is not None])))
     say()
 
 
