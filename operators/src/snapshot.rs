@@ -96,9 +96,12 @@ pub enum Ahead {
     /// The snapshot at this epoch is pending: output at or after it made by a step before it
     /// belongs in the part.
     Pending(u64),
-    /// The processes of a cluster are agreeing on the next epoch, which will be at least this:
-    /// every step made meanwhile is below it, so output at or after this belongs in the part
-    /// unless it turns out to be below the epoch (dropped when the part is saved).
+    /// The processes of a cluster are agreeing on the next epoch, which will be at least this
+    /// (it is the epoch once this process knows it, until every process does): every step
+    /// made meanwhile is below it. Output ahead of its step must be held until the agreement
+    /// is over (an operator of another process may not know the epoch yet); output at or
+    /// after this may belong in the part (what is below the epoch is dropped when the part is
+    /// saved).
     Agreeing(u64),
 }
 

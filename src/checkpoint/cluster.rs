@@ -93,6 +93,9 @@ pub(super) struct ClusterState {
     told_finished: bool,
     /// While a round is open: the next epoch is at least this.
     floor: u64,
+    /// Another process asked to freeze before this one's workers had built the dataflow: the
+    /// round it answers once they have (what their operators restore is then counted).
+    freeze_unanswered: Option<u64>,
     /// Process 0: some process wants a snapshot.
     wanted: bool,
     /// Process 0: the round in progress, if `agreeing`, and the replies so far by process
@@ -174,21 +177,23 @@ impl Checkpointer {
         let mut state = self.lock();
         let delivered = match coord {
             Coord::Due { .. } => {
-                state.cluster.wanted = true;
-                self.open_round(&mut state);
+                // A process asks once its interval has passed since it heard of the last
+                // commit; one that asks while a snapshot is under way (a snapshot slower than
+                // the interval) asks again after the next commit, an interval later, instead
+                // of starting one the moment this one ends.
+                if !state.cluster.agreeing && state.pending.is_none() {
+                    state.cluster.wanted = true;
+                    self.open_round(&mut state);
+                }
                 Ok(())
             }
             Coord::Freeze { round } => {
-                state.cluster.floor = state.max_sent.saturating_add(1);
                 self.frozen.store(true, Ordering::Release);
-                self.send(
-                    0,
-                    &Coord::Frozen {
-                        from: self.post().process,
-                        round,
-                        max_sent: state.max_sent,
-                    },
-                );
+                if state.built < self.local_workers {
+                    state.cluster.freeze_unanswered = Some(round);
+                } else {
+                    self.answer_freeze(&mut state, round);
+                }
                 Ok(())
             }
             Coord::Frozen {
@@ -236,6 +241,19 @@ impl Checkpointer {
             state.broken = true;
         }
         delivered
+    }
+
+    /// Another process, frozen: tells process 0 the largest stamp it has sent.
+    fn answer_freeze(&self, state: &mut State, round: u64) {
+        state.cluster.floor = state.max_sent.saturating_add(1);
+        self.send(
+            0,
+            &Coord::Frozen {
+                from: self.post().process,
+                round,
+                max_sent: state.max_sent,
+            },
+        );
     }
 
     /// Process 0: a process's reply to the round; once every process replied, the epoch is
@@ -362,6 +380,7 @@ impl Checkpointer {
         state.next_due = Instant::now() + self.interval;
         state.sent_since = 0;
         state.committed_epoch = Some(epoch);
+        state.cluster.asked = false;
         if epoch == u64::MAX {
             state.done = true;
             self.post().wake();
@@ -406,11 +425,17 @@ impl Checkpointer {
         self.begin_agreed(state, u64::MAX)
     }
 
-    /// Process 0 of a cluster, once its workers have built the dataflow: a round asked for
-    /// before then opens now.
+    /// Once this process's workers have built the dataflow (and restored their state, whose
+    /// outputs may be ahead of it): in process 0 a round asked for before then opens now; in
+    /// another process a round that froze it before then is answered now.
     pub(super) fn built_in_cluster(&self, state: &mut State) {
-        if self.post.as_ref().is_some_and(|post| post.is_leader()) {
+        let Some(post) = &self.post else {
+            return;
+        };
+        if post.is_leader() {
             self.open_round(state);
+        } else if let Some(round) = state.cluster.freeze_unanswered.take() {
+            self.answer_freeze(state, round);
         }
     }
 

@@ -94,11 +94,16 @@ impl SnapshotPort for OperatorPort {
     fn note_sent(&self, time: u64) -> Ahead {
         let mut state = self.checkpointer.lock();
         state.max_sent = state.max_sent.max(time);
+        // In a cluster, until every process knows the epoch (its sources are frozen until
+        // then), output ahead of its step is held.
         match &state.pending {
+            _ if self.checkpointer.frozen() => Ahead::Agreeing(
+                state
+                    .pending
+                    .as_ref()
+                    .map_or(self.checkpointer.epoch_floor(&state), |p| p.epoch),
+            ),
             Some(pending) => Ahead::Pending(pending.epoch),
-            None if self.checkpointer.frozen() => {
-                Ahead::Agreeing(self.checkpointer.epoch_floor(&state))
-            }
             None => Ahead::Nothing,
         }
     }

@@ -303,7 +303,7 @@ where
             move |initial, info| {
                 let activator = scope.activator_for(info.address);
                 // Outputs ahead of their step, made while the processes of a cluster agree on
-                // a snapshot's epoch: held until it is known (see `Deferred`).
+                // a snapshot's epoch: held until every process knows it (see `Deferred`).
                 let mut deferred = Deferred::default();
                 // Outputs a restored snapshot holds (made before its epoch, for at or after it).
                 let mut restored: Option<(Capability<u64>, Vec<Event<O>>)> = None;
@@ -338,7 +338,7 @@ where
                     if let Some((capability, mut outputs)) = restored.take() {
                         send(output, &capability, &mut outputs);
                     }
-                    if !deferred.flush(&harness, None, output, &mut ahead) {
+                    if !deferred.flush(&harness, output, &mut ahead) {
                         activator.activate_after(AGREEING_POLL);
                     }
                     input.for_each_time(|capability, containers| {
@@ -395,9 +395,9 @@ where
                             most = most.max(states.rows());
                         }
                         if let Some(epoch) = step.save {
-                            // The epoch is known now: what was held is sent, and kept in
-                            // the part where it is at or after the epoch.
-                            deferred.flush(&harness, Some(epoch), output, &mut ahead);
+                            // What is held is in the part where it is at or after the epoch
+                            // (it is sent once every process knows the epoch).
+                            deferred.keep_for(epoch, &mut ahead);
                             let keys = states.iter_entries().map(|entry| {
                                 let saved = SavedState::Key {
                                     key: &entry.key,
@@ -451,16 +451,16 @@ enum SavedState<K, S, T, E> {
 /// Saved `map_with_state` state, as read back.
 type OwnedState<K, S, O> = SavedState<K, S, Vec<u64>, Event<O>>;
 
-/// How soon an operator holding outputs polls again for the epoch the processes of a cluster
-/// are agreeing on (about one round trip between processes).
+/// How soon an operator holding outputs polls again whether the processes of a cluster have
+/// agreed on an epoch (about one round trip between processes).
 const AGREEING_POLL: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// With a snapshot pending, notes outputs of the step at `time` that run ahead of it, and keeps
 /// those at or after the pending epoch made before it for the operator's part: a restore sends
 /// them again, since the step that made them is in the restored state. Returns true if the
-/// processes of a cluster are agreeing on the next epoch and some output may be at or after
-/// it: then it must be held until the epoch is known (an operator of another process that
-/// applies records as they arrive would otherwise apply output of the next epoch in this one).
+/// processes of a cluster are agreeing on the next epoch: then the outputs must be held until
+/// every process knows it (an operator of another process that applies records as they
+/// arrive would otherwise apply output of the next epoch in this one).
 fn keep_ahead<O: Clone>(
     harness: &Harness,
     time: u64,
@@ -485,7 +485,8 @@ fn keep_ahead<O: Clone>(
 }
 
 /// Outputs ahead of the step that made them, made while the processes of a cluster agree on the
-/// next snapshot's epoch, with the step's capability and time: sent once the epoch is known,
+/// next snapshot's epoch, with the step's capability and time: sent once every process knows the
+/// epoch (no process then sends anything stamped at or after it before every process knows it),
 /// and kept for the part where they are at or after it (as `keep_ahead` does). Every step made
 /// while the processes agree is below the epoch to come.
 struct Deferred<O> {
@@ -505,12 +506,18 @@ impl<O: Clone + 'static> Deferred<O> {
             .push((capability.clone(), time, std::mem::take(emitted)));
     }
 
-    /// Sends what is held once the epoch is known (`epoch`, or else asked of the harness):
-    /// returns false if it is still being agreed.
+    /// The part at `epoch` is being saved: what is held at or after it belongs in it.
+    fn keep_for(&self, epoch: u64, ahead: &mut Vec<Event<O>>) {
+        for (_, _, events) in &self.held {
+            ahead.extend(events.iter().filter(|event| event.time >= epoch).cloned());
+        }
+    }
+
+    /// Sends what is held once the processes have agreed (keeping for the pending epoch's part
+    /// what belongs in it): returns false if they are still agreeing.
     fn flush(
         &mut self,
         harness: &Harness,
-        epoch: Option<u64>,
         output: &mut EventOutput<'_, O>,
         ahead: &mut Vec<Event<O>>,
     ) -> bool {
@@ -522,10 +529,7 @@ impl<O: Clone + 'static> Deferred<O> {
         else {
             return true;
         };
-        let view = match epoch {
-            Some(epoch) => Ahead::Pending(epoch),
-            None => harness.note_sent(latest),
-        };
+        let view = harness.note_sent(latest);
         if matches!(view, Ahead::Agreeing(_)) {
             return false;
         }
