@@ -27,7 +27,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -368,18 +367,11 @@ impl Checkpointer {
     /// Another process: process 0 committed the snapshot at `epoch`.
     fn follower_committed(&self, state: &mut State, epoch: u64) {
         if let Some(pending) = state.pending.take_if(|p| p.epoch == epoch) {
-            let took = pending.started.elapsed();
-            let report = &mut state.report;
-            report.completed += 1;
-            report.last_bytes = pending.parts.values().map(|p| p.size).sum();
-            report.max_bytes = report.max_bytes.max(report.last_bytes);
-            report.last_duration = took;
-            report.max_duration = report.max_duration.max(took);
+            let bytes = pending.parts.values().map(|p| p.size).sum();
+            state.report.record(bytes, pending.started.elapsed());
         }
         self.pending_epoch.store(u64::MAX, Ordering::Release);
-        state.next_due = Instant::now() + self.interval;
-        state.sent_since = 0;
-        state.committed_epoch = Some(epoch);
+        state.committed(epoch, self.interval);
         state.cluster.asked = false;
         if epoch == u64::MAX {
             state.done = true;

@@ -190,6 +190,17 @@ pub struct SnapshotReport {
     pub restored_bytes: u64,
 }
 
+impl SnapshotReport {
+    /// A snapshot of `bytes` completed, `took` after its epoch began.
+    fn record(&mut self, bytes: u64, took: Duration) {
+        self.completed += 1;
+        self.last_bytes = bytes;
+        self.max_bytes = self.max_bytes.max(bytes);
+        self.last_duration = took;
+        self.max_duration = self.max_duration.max(took);
+    }
+}
+
 /// One registered participant: an operator instance, a source instance or a sink.
 struct Registration {
     /// Its file name stem: `op-tumbling-w1`, `src0-w0`, `sink0`.
@@ -241,6 +252,15 @@ struct State {
     report: SnapshotReport,
     /// In a cluster: the agreement on epochs with the other processes.
     cluster: cluster::ClusterState,
+}
+
+impl State {
+    /// The snapshot at `epoch` is committed: the next is due `interval` from now.
+    fn committed(&mut self, epoch: u64, interval: Duration) {
+        self.next_due = Instant::now() + interval;
+        self.sent_since = 0;
+        self.committed_epoch = Some(epoch);
+    }
 }
 
 /// The snapshot a job resumes from.
@@ -812,16 +832,9 @@ impl Checkpointer {
             committer.commit(epoch, &bytes, &context)?;
         }
         self.collect_garbage();
-        let took = pending.started.elapsed();
-        let report = &mut state.report;
-        report.completed += 1;
-        report.last_bytes = manifest.parts.iter().map(|p| p.size).sum();
-        report.max_bytes = report.max_bytes.max(report.last_bytes);
-        report.last_duration = took;
-        report.max_duration = report.max_duration.max(took);
-        state.next_due = Instant::now() + self.interval;
-        state.sent_since = 0;
-        state.committed_epoch = Some(epoch);
+        let bytes = manifest.parts.iter().map(|p| p.size).sum();
+        state.report.record(bytes, pending.started.elapsed());
+        state.committed(epoch, self.interval);
         if self.post.is_some() {
             self.committed_in_cluster(state, epoch)?;
         }

@@ -247,28 +247,40 @@ fn sigterm_with_a_checkpoint_directory_commits_a_snapshot_that_a_resumed_run_com
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     assert!(stderr.contains(" records read, "), "{stderr}");
-    let stopped_at = std::fs::read_to_string(&output).expect("the output");
+    let resumed_stderr = resume_after_the_stop(&args, &output, &reference, reference_run);
+    // Fewer records than all of them: it went on where the first run stopped.
+    assert!(records_read(&resumed_stderr) < 40_000, "{resumed_stderr}");
+}
+
+/// After a graceful stop of `args` with a checkpoint directory: the output written so far is a
+/// proper prefix of the uninterrupted `reference_run`'s; the same command resumes from the
+/// snapshot it stopped at and completes with the reference's output. Returns its stderr.
+fn resume_after_the_stop(
+    args: &[&str],
+    output: &Path,
+    reference: &Path,
+    reference_run: Running,
+) -> String {
+    let stopped_at = std::fs::read_to_string(output).expect("the output");
     let (reference_status, reference_stderr) = reference_run.finish();
     assert!(reference_status.success(), "{reference_stderr}");
-    let reference = std::fs::read_to_string(&reference).expect("the reference output");
+    let reference = std::fs::read_to_string(reference).expect("the reference output");
     assert!(
         reference.starts_with(&stopped_at) && stopped_at.len() < reference.len(),
         "not a proper prefix:\n{stopped_at}\nof\n{reference}"
     );
-    // The same command resumes from the snapshot it stopped at and completes.
-    let resumed = tideflow(&args);
-    let resumed_stderr = String::from_utf8_lossy(&resumed.stderr);
+    let resumed = tideflow(args);
+    let resumed_stderr = String::from_utf8_lossy(&resumed.stderr).to_string();
     assert_eq!(resumed.status.code(), Some(0), "{resumed_stderr}");
     assert!(
         resumed_stderr.contains("resuming from the snapshot"),
         "{resumed_stderr}"
     );
-    // Fewer records than all of them: it went on where the first run stopped.
-    assert!(records_read(&resumed_stderr) < 40_000, "{resumed_stderr}");
     assert_eq!(
-        std::fs::read_to_string(&output).expect("the output"),
+        std::fs::read_to_string(output).expect("the output"),
         reference
     );
+    resumed_stderr
 }
 
 #[test]
@@ -422,24 +434,6 @@ fn a_cluster_stopped_by_sigterm_commits_a_snapshot_that_a_resumed_cluster_comple
         "{stderr}"
     );
     assert!(!stderr.contains("lost process"), "{stderr}");
-    let stopped_at = std::fs::read_to_string(&output).expect("the output");
-    let (reference_status, reference_stderr) = reference_run.finish();
-    assert!(reference_status.success(), "{reference_stderr}");
-    let reference = std::fs::read_to_string(&reference).expect("the reference output");
-    assert!(
-        reference.starts_with(&stopped_at) && stopped_at.len() < reference.len(),
-        "not a proper prefix:\n{stopped_at}\nof\n{reference}"
-    );
     // The same cluster command resumes from that snapshot and completes.
-    let resumed = tideflow(&args);
-    let resumed_stderr = String::from_utf8_lossy(&resumed.stderr);
-    assert_eq!(resumed.status.code(), Some(0), "{resumed_stderr}");
-    assert!(
-        resumed_stderr.contains("resuming from the snapshot"),
-        "{resumed_stderr}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(&output).expect("the output"),
-        reference
-    );
+    resume_after_the_stop(&args, &output, &reference, reference_run);
 }

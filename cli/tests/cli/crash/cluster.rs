@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::harness::*;
-use super::{crash_seed, fault_job, run_all, SEED_VAR};
+use super::{crash_at_fault_then_recover, crash_seed, fault_job, run_all, SEED_VAR};
 use crate::support::SplitMix64;
 
 /// `tideflow cluster --local processes -- ARGS`.
@@ -72,21 +72,11 @@ fn cluster_fault_points_recover_to_the_exact_output() {
         let dir = base.join(point.replace([':', '@'], "-"));
         std::fs::create_dir(&dir).unwrap();
         let args = on_cluster(2, &job.checkpointed(&dir, 2, "200ms", &[]));
-        let job = &job;
-        let run = move || {
-            eprintln!("{point}: {}", describe(&args, Some(point)));
-            Proc::start(&args, Some(point)).finish().crashed_at_fault();
-            let recovered = Proc::start(&args, None).finish().succeeded();
-            if point != "after-parts@1" {
-                assert!(
-                    recovered.resumed(),
-                    "{point}: the restart did not resume: {}",
-                    recovered.stderr
-                );
-            }
-            job.assert_reference_output(base, &dir);
-        };
-        scenarios.push((format!("{FAULT_VAR}={point}"), Box::new(run)));
+        // The first snapshot's manifest was written at every point but the first one.
+        let resumes = point != "after-parts@1";
+        scenarios.push(crash_at_fault_then_recover(
+            &job, base, dir, args, point, resumes,
+        ));
     }
     run_all(scenarios);
 }

@@ -222,22 +222,11 @@ fn fault_points_recover_to_the_exact_output() {
         "mid-commit:2",
     ] {
         let (dir, args) = scenario(point);
-        let job = &job;
-        let run = move || {
-            eprintln!("{point}: {}", describe(&args, Some(point)));
-            Proc::start(&args, Some(point)).finish().crashed_at_fault();
-            let recovered = Proc::start(&args, None).finish().succeeded();
-            // The first snapshot's manifest was written at every point but the first one.
-            if point != "after-parts" {
-                assert!(
-                    recovered.resumed(),
-                    "{point}: the restart did not resume: {}",
-                    recovered.stderr
-                );
-            }
-            job.assert_reference_output(base, &dir);
-        };
-        scenarios.push((format!("{FAULT_VAR}={point}"), Box::new(run)));
+        // The first snapshot's manifest was written at every point but the first one.
+        let resumes = point != "after-parts";
+        scenarios.push(crash_at_fault_then_recover(
+            &job, base, dir, args, point, resumes,
+        ));
     }
 
     // A crash during recovery: first after a manifest but before its commit (recovery then
@@ -263,6 +252,31 @@ fn fault_points_recover_to_the_exact_output() {
         ));
     }
     run_all(scenarios);
+}
+
+/// A scenario: `args` (writing into `dir`) crashes at the fault `point`, then the same command
+/// runs to the end (resuming from a snapshot if `resumes`) and its output is the reference's
+/// in `base`.
+pub(crate) fn crash_at_fault_then_recover<'a>(
+    job: &'a Job,
+    base: &'a Path,
+    dir: PathBuf,
+    args: Vec<String>,
+    point: &'static str,
+    resumes: bool,
+) -> (String, Box<dyn FnOnce() + 'a>) {
+    let run = move || {
+        eprintln!("{point}: {}", describe(&args, Some(point)));
+        Proc::start(&args, Some(point)).finish().crashed_at_fault();
+        let recovered = Proc::start(&args, None).finish().succeeded();
+        assert!(
+            !resumes || recovered.resumed(),
+            "{point}: the restart did not resume: {}",
+            recovered.stderr
+        );
+        job.assert_reference_output(base, &dir);
+    };
+    (format!("{FAULT_VAR}={point}"), Box::new(run))
 }
 
 /// Runs every scenario, even after one failed (each failure's message is printed as it
