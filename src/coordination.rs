@@ -3,8 +3,9 @@
 //!
 //! Every worker builds it before the job's dataflow (so its dataflow index is the same in every
 //! worker). On the first worker of each process a source sends the letters its post office
-//! queued, each exchanged to the first worker of the process it is for, where a sink hands it
-//! to that process's snapshot coordinator. Its stamps mean nothing (every
+//! queued (on a process other than 0, with its progress figures when they are due:
+//! [`FiguresSender`]), each exchanged to the first worker of the process it is for, where a
+//! sink hands it to that process's snapshot coordinator or keeps it for its progress reports. Its stamps mean nothing (every
 //! letter is sent at time 0): only delivery matters. The source holds its capability until the
 //! process will send nothing more (its workers have left the job's dataflow and its snapshot
 //! coordinator, if any, is over: the final snapshot is committed), so the dataflow ends once
@@ -23,6 +24,7 @@ use timely::worker::Worker;
 
 use crate::checkpoint::Checkpointer;
 use crate::context::{Letter, Mail, PostOffice, SharedJob};
+use crate::metrics::FiguresSender;
 
 /// How often the sending source looks at its post office without being woken (a safety net:
 /// every letter and the closing wake it).
@@ -44,6 +46,7 @@ pub(crate) fn build(
     let sending_checkpointer = checkpointer.cloned();
     let receiving_shared = Arc::clone(shared);
     let receiving = checkpointer.cloned();
+    let mut figures = first.then(|| FiguresSender::new(post, shared)).flatten();
     let wanted = Rc::clone(&address);
     worker.dataflow::<u64, _, _>(move |scope| {
         let activator_scope = scope;
@@ -65,6 +68,8 @@ pub(crate) fn build(
                     // end is left behind.
                     let closed = sending.workers_done()
                         && sending_checkpointer.as_ref().is_none_or(|c| c.over());
+                    // The final figures go once the workers are done: at the latest now.
+                    let figures_due = figures.as_mut().and_then(FiguresSender::poll);
                     let letters = sending.take();
                     if !letters.is_empty() {
                         let mut session = output.session(held);
@@ -75,7 +80,7 @@ pub(crate) fn build(
                     if closed {
                         capability = None;
                     } else {
-                        activator.activate_after(RECHECK);
+                        activator.activate_after(figures_due.map_or(RECHECK, |d| d.min(RECHECK)));
                     }
                 }
             },
@@ -100,6 +105,11 @@ pub(crate) fn build(
 /// Hands a letter to the part of this process it is for.
 fn deliver(mail: Mail, checkpointer: Option<&Checkpointer>, shared: &SharedJob) {
     match mail {
+        Mail::Figures { from, body } => {
+            if let Some(post) = shared.post.get() {
+                post.receive_figures(from, body);
+            }
+        }
         Mail::Snapshot(body) => {
             let delivered = match checkpointer {
                 Some(checkpointer) => checkpointer.deliver(&body),

@@ -88,8 +88,8 @@ pub use duration::parse_duration;
 pub use error::{Error, ErrorKind, Result};
 pub use flow::{Flow, RecordsInHandle};
 pub use metrics::{
-    LatencyPercentiles, OperatorState, Progress, ProgressListener, SnapshotProgress,
-    SourcePartition, STATE_BYTES_PER_ROW,
+    ClusterProgress, Figures, LatencyPercentiles, OperatorState, ProcessProgress, Progress,
+    ProgressListener, SnapshotProgress, SourcePartition, STATE_BYTES_PER_ROW,
 };
 pub use runtime::{execute, Config, JobReport, MAX_WORKERS};
 pub use stream::{KeyedStream, ResultsAndLate, StaticTable, Stream, WindowedStream};

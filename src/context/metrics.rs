@@ -3,7 +3,8 @@
 //! instance's latencies, every stateful operator's state gauge, and the rows into and out of
 //! window operators. Part of the job context ([`SharedJob::metrics`]); the hot path only
 //! touches atomics and uncontended locks, and without a listener none of it is kept (but for
-//! state gauges).
+//! state gauges; a process other than 0 of a cluster keeps all but the latencies, for the
+//! figures it sends to process 0).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -50,6 +51,8 @@ pub(crate) fn wall_clock_us() -> u64 {
 #[derive(Default)]
 pub(crate) struct JobMetrics {
     enabled: AtomicBool,
+    /// Whether sinks record latencies (only a listener of this process reads them).
+    latencies_enabled: AtomicBool,
     /// Rows out of window operators.
     windows_emitted: AtomicU64,
     /// Records into window operators.
@@ -72,8 +75,11 @@ impl JobMetrics {
         self.enabled.load(Ordering::Relaxed)
     }
 
-    /// Keeps the figures from now on (a listener is configured), before the workers start.
-    pub(crate) fn enable(&self) {
+    /// Keeps the figures from now on (a listener is configured, or this process sends its
+    /// figures to process 0 of its cluster), before the workers start; with `latencies`, the
+    /// sinks' latencies too (only this process's own listener reads them).
+    pub(crate) fn enable(&self, latencies: bool) {
+        self.latencies_enabled.store(latencies, Ordering::SeqCst);
         self.enabled.store(true, Ordering::SeqCst);
     }
 
@@ -114,7 +120,7 @@ impl JobMetrics {
 
     /// A latency recorder for a new sink instance, when progress is reported.
     pub(crate) fn latency_recorder(&self) -> Option<LatencyRecorder> {
-        if !self.enabled() {
+        if !self.enabled() || !self.latencies_enabled.load(Ordering::Relaxed) {
             return None;
         }
         let histogram = Arc::new(Mutex::new(latency_histogram()));
@@ -366,15 +372,18 @@ mod tests {
         assert!(metrics.watermark_slot().is_none());
         assert!(metrics.latency_recorder().is_none());
         assert_eq!(metrics.watermark(), None);
-        metrics.enable();
+        // Figures for process 0 of a cluster, without a listener here: no latencies.
+        metrics.enable(false);
         assert!(metrics.watermark_slot().is_some());
+        assert!(metrics.latency_recorder().is_none());
+        metrics.enable(true);
         assert!(metrics.latency_recorder().is_some());
     }
 
     #[test]
     fn the_job_watermark_is_the_slowest_reading_source_then_the_furthest_finished() {
         let metrics = JobMetrics::default();
-        metrics.enable();
+        metrics.enable(true);
         let (fast, slow) = (metrics.watermark_slot(), metrics.watermark_slot());
         let (Some(fast), Some(slow)) = (fast, slow) else {
             panic!("progress is reported: every source gets a slot");

@@ -32,7 +32,7 @@ pub(crate) use metrics::{
     WatermarkSlot, WindowCount,
 };
 pub use metrics::{PartitionGauge, PartitionGauges};
-pub(crate) use post::{Letter, Mail, PostOffice};
+pub(crate) use post::{Letter, Mail, PostOffice, Received};
 
 /// The job context: state shared by all workers of a job in this process.
 #[derive(Default)]

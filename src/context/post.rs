@@ -1,11 +1,12 @@
 //! Mail between the processes of a cluster ([`PostOffice`]): what one process's snapshot
-//! coordinator or progress reporter has to tell another process. Mail is queued here by any
+//! coordinator or progress figures have to tell another process. Mail is queued here by any
 //! thread and carried by the coordination dataflow (`src/coordination.rs`), a timely dataflow
 //! every worker builds before the job's own, so that it travels on timely's connections and not
 //! on a side channel.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use timely::scheduling::SyncActivator;
@@ -18,6 +19,17 @@ use super::lock;
 pub(crate) enum Mail {
     /// The snapshot protocol (`src/checkpoint/cluster.rs`).
     Snapshot(Vec<u8>),
+    /// Process `from`'s figures, for process 0's progress reports (`src/metrics/cluster.rs`).
+    Figures { from: usize, body: Vec<u8> },
+}
+
+/// The latest figures letter from one process, and when it came.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    /// When it was delivered.
+    pub(crate) at: Instant,
+    /// Its body.
+    pub(crate) body: Vec<u8>,
 }
 
 /// A letter and the global index of the worker it goes to (the first worker of its process).
@@ -36,6 +48,11 @@ pub(crate) struct PostOffice {
     activator: Mutex<Option<SyncActivator>>,
     /// How many of this process's workers have left the job's dataflow.
     workers_done: AtomicUsize,
+    /// How often this process sends its figures to process 0, once set (before the workers
+    /// start).
+    figures_every: OnceLock<Duration>,
+    /// Process 0: the latest figures letter of each process.
+    figures: Mutex<Vec<Option<Received>>>,
 }
 
 impl PostOffice {
@@ -48,6 +65,8 @@ impl PostOffice {
             queue: Mutex::new(Vec::new()),
             activator: Mutex::new(None),
             workers_done: AtomicUsize::new(0),
+            figures_every: OnceLock::new(),
+            figures: Mutex::new(vec![None; processes]),
         }
     }
 
@@ -84,6 +103,31 @@ impl PostOffice {
     pub(crate) fn worker_done(&self) {
         self.workers_done.fetch_add(1, Ordering::SeqCst);
         self.wake();
+    }
+
+    /// Sets how often this process sends its figures to process 0 (the first call wins).
+    pub(crate) fn send_figures_every(&self, interval: Duration) {
+        let _ = self.figures_every.set(interval);
+    }
+
+    /// How often this process sends its figures to process 0; `None` if it sends none.
+    pub(crate) fn figures_every(&self) -> Option<Duration> {
+        self.figures_every.get().copied()
+    }
+
+    /// Process 0: keeps `body`, the latest figures of process `from`.
+    pub(crate) fn receive_figures(&self, from: usize, body: Vec<u8>) {
+        if let Some(slot) = lock(&self.figures).get_mut(from) {
+            *slot = Some(Received {
+                at: Instant::now(),
+                body,
+            });
+        }
+    }
+
+    /// Process 0: the latest figures letter of each process so far, by process.
+    pub(crate) fn figures(&self) -> Vec<Option<Received>> {
+        lock(&self.figures).clone()
     }
 
     /// Whether every worker of this process has left the job's dataflow: once the snapshot

@@ -9,23 +9,30 @@
 //! reporter's once-per-interval read. A reporter thread, started by [`execute`](crate::execute)
 //! when a listener is configured, reads them every interval and once more when the job ends
 //! (the final report, [`Progress::is_final`]). Without a listener none of this is built.
+//!
+//! In a cluster, process 0's reports also hold the figures of every process and their totals
+//! ([`Progress::cluster`]), which the other processes send it (`cluster.rs`).
 
+mod cluster;
 mod prometheus;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::Checkpointer;
 use crate::context::{latency_histogram, wall_clock_us, SharedJob};
 use crate::error::Error;
+
+pub(crate) use cluster::FiguresSender;
+pub use cluster::{ClusterProgress, Figures, ProcessProgress};
+use cluster::{ClusterReporter, Counts, FIGURES_INTERVAL};
 
 /// The estimated size of one row of keyed state, in bytes, for [`OperatorState::bytes`]: a
 /// hash-map entry with a small key and value or accumulator. State rows are not measured (that
@@ -34,7 +41,8 @@ pub const STATE_BYTES_PER_ROW: u64 = 64;
 
 /// What a running job did in one reporting interval, and in all so far (JSON field names as
 /// here). Counters (`*_rows`, `late_rows_*`) are totals since the job started, summed over all
-/// workers of this process; rates are over the interval.
+/// workers of this process (in a cluster too: the whole cluster's are in
+/// [`cluster`](Self::cluster), on process 0); rates are over the interval.
 ///
 /// # Examples
 /// ```
@@ -109,6 +117,10 @@ pub struct Progress {
     /// Where each partition of the sources that report offsets (Kafka) stands, by source
     /// then partition; empty without such a source.
     pub source_partitions: Vec<SourcePartition>,
+    /// On process 0 of a cluster: the totals over every process and each process's figures, as
+    /// the latest figures each sent (docs/CLUSTER.md "One view of the job"). `None` (JSON
+    /// `null`) outside a cluster and on the other processes.
+    pub cluster: Option<ClusterProgress>,
 }
 
 /// Where one partition of a source that reports offsets (Kafka) stands.
@@ -130,7 +142,7 @@ pub struct SourcePartition {
 }
 
 /// The keyed state one operator holds, summed over workers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorState {
     /// Rows held now.
     pub rows: u64,
@@ -138,6 +150,34 @@ pub struct OperatorState {
     pub peak_rows: u64,
     /// An estimate of the bytes held now: `rows` times [`STATE_BYTES_PER_ROW`].
     pub bytes: u64,
+}
+
+impl OperatorState {
+    /// The state of `rows` rows held now and `peak_rows` at most.
+    fn of(rows: u64, peak_rows: u64) -> OperatorState {
+        OperatorState {
+            rows,
+            peak_rows,
+            bytes: rows.saturating_mul(STATE_BYTES_PER_ROW),
+        }
+    }
+}
+
+/// The rate of a counter that went from `before` to `now` in `seconds`.
+fn per_second(now: u64, before: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        now.saturating_sub(before) as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+/// The wall clock at `timestamp_ms` minus `watermark`, ms.
+fn event_time_lag(timestamp_ms: u64, watermark: Option<u64>) -> Option<i64> {
+    watermark.map(|w| {
+        let lag = i128::from(timestamp_ms) - i128::from(w);
+        i64::try_from(lag).unwrap_or(if lag < 0 { i64::MIN } else { i64::MAX })
+    })
 }
 
 /// The job's snapshots so far.
@@ -217,26 +257,33 @@ impl fmt::Debug for ProgressListener {
 }
 
 /// The reporter thread of a job, when a listener is configured: it reports every interval,
-/// and once more, finally, when stopped (dropped).
+/// and once more, finally, when stopped (dropped). A process other than 0 of a cluster sends
+/// its figures to process 0 with or without one ([`FiguresSender`], on its first worker).
 pub(crate) struct Reporter {
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Reporter {
-    /// Starts reporting on `shared` as `listener` says; does nothing without one.
+    /// Starts reporting on `shared` as `listener` says, before the workers start; no thread
+    /// without a listener. A process other than 0 of a cluster keeps its figures either way,
+    /// and sends them every interval of `listener` (by default [`FIGURES_INTERVAL`]).
     pub(crate) fn start(
         listener: Option<&ProgressListener>,
         shared: &Arc<SharedJob>,
         checkpointer: Option<Arc<Checkpointer>>,
     ) -> Reporter {
+        if let Some(post) = shared.post.get().filter(|post| !post.is_leader()) {
+            post.send_figures_every(listener.map_or(FIGURES_INTERVAL, ProgressListener::interval));
+            shared.metrics.enable(listener.is_some());
+        }
         let Some(listener) = listener.cloned() else {
             return Reporter {
                 stop: None,
                 thread: None,
             };
         };
-        shared.metrics.enable();
+        shared.metrics.enable(true);
         let (stop, stopped) = mpsc::channel::<()>();
         let mut state = ReportState {
             shared: Arc::clone(shared),
@@ -247,6 +294,7 @@ impl Reporter {
             last_input: 0,
             last_processed: 0,
             latencies: latency_histogram(),
+            cluster: ClusterReporter::new(shared),
         };
         let spawned = std::thread::Builder::new()
             .name("tideflow-progress".into())
@@ -257,7 +305,10 @@ impl Reporter {
                     let wait = next.saturating_duration_since(Instant::now());
                     match stopped.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {
-                            if let Err(error) = (listener.callback)(&state.take(false)) {
+                            let reported = state
+                                .take(false)
+                                .and_then(|progress| (listener.callback)(&progress));
+                            if let Err(error) = reported {
                                 state.shared.fail(error);
                                 return;
                             }
@@ -269,7 +320,10 @@ impl Reporter {
                             }
                         }
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                            if let Err(error) = (listener.callback)(&state.take(true)) {
+                            let reported = state
+                                .take(true)
+                                .and_then(|progress| (listener.callback)(&progress));
+                            if let Err(error) = reported {
                                 state.shared.fail(error);
                             }
                             return;
@@ -338,39 +392,30 @@ struct ReportState {
     last_input: u64,
     last_processed: u64,
     latencies: Histogram<u64>,
+    /// On process 0 of a cluster: the other processes' figures.
+    cluster: Option<ClusterReporter>,
 }
 
 impl ReportState {
-    /// The next report.
-    fn take(&mut self, is_final: bool) -> Progress {
+    /// The next report; fails only on process 0 of a cluster, on figures that cannot be read.
+    fn take(&mut self, is_final: bool) -> Result<Progress, Error> {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last);
         self.last = now;
         self.batch += 1;
-        let shared = &self.shared;
-        let metrics = &shared.metrics;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let input_rows = load(&shared.records_in);
-        let output_rows = load(&shared.records_out);
-        let processed_rows = metrics.window_input().unwrap_or(output_rows);
+        let metrics = &self.shared.metrics;
+        let counts = Counts::read(&self.shared);
         let seconds = elapsed.as_secs_f64();
-        let rate = |now: u64, before: u64| {
-            if seconds > 0.0 {
-                now.saturating_sub(before) as f64 / seconds
-            } else {
-                0.0
-            }
-        };
-        let input_rows_per_sec = rate(input_rows, self.last_input);
-        let processed_rows_per_sec = rate(processed_rows, self.last_processed);
-        self.last_input = input_rows;
-        self.last_processed = processed_rows;
+        let input_rows_per_sec = per_second(counts.input_rows, self.last_input, seconds);
+        let processed_rows_per_sec =
+            per_second(counts.processed_rows, self.last_processed, seconds);
+        self.last_input = counts.input_rows;
+        self.last_processed = counts.processed_rows;
         let timestamp_ms = wall_clock_us() / 1_000;
-        let watermark = metrics.watermark();
-        let event_time_lag_ms = watermark.map(|w| {
-            let lag = i128::from(timestamp_ms) - i128::from(w);
-            i64::try_from(lag).unwrap_or(if lag < 0 { i64::MIN } else { i64::MAX })
-        });
+        let cluster = match self.cluster.as_mut() {
+            Some(cluster) => Some(cluster.take(&counts, is_final, seconds, timestamp_ms)?),
+            None => None,
+        };
         metrics.drain_latencies(&mut self.latencies);
         let latency_ms = (!self.latencies.is_empty()).then(|| {
             let ms = |us: u64| us as f64 / 1_000.0;
@@ -392,7 +437,19 @@ impl ReportState {
                 last_bytes: report.last_bytes,
             }
         });
-        Progress {
+        let Counts {
+            input_rows,
+            processed_rows,
+            output_rows,
+            windows_emitted,
+            late_rows_dropped,
+            late_rows_routed,
+            rows_skipped,
+            rows_dead_lettered,
+            watermark,
+            state,
+        } = counts;
+        Ok(Progress {
             timestamp_ms,
             interval_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             batch: self.batch,
@@ -402,28 +459,18 @@ impl ReportState {
             processed_rows,
             processed_rows_per_sec,
             watermark,
-            event_time_lag_ms,
+            event_time_lag_ms: event_time_lag(timestamp_ms, watermark),
             output_rows,
-            windows_emitted: metrics.windows_emitted(),
-            late_rows_dropped: load(&shared.late_dropped),
-            late_rows_routed: load(&shared.late_routed),
-            rows_skipped: load(&shared.records_skipped),
-            rows_dead_lettered: load(&shared.records_dead_lettered),
-            state: metrics
-                .state_counts()
-                .into_iter()
-                .map(|(name, count)| {
-                    let state = OperatorState {
-                        rows: count.rows,
-                        peak_rows: count.peak,
-                        bytes: count.rows.saturating_mul(STATE_BYTES_PER_ROW),
-                    };
-                    (name, state)
-                })
-                .collect(),
+            windows_emitted,
+            late_rows_dropped,
+            late_rows_routed,
+            rows_skipped,
+            rows_dead_lettered,
+            state,
             snapshot,
             latency_ms,
             source_partitions: source_partitions(metrics),
-        }
+            cluster,
+        })
     }
 }

@@ -2,17 +2,17 @@
 
 use std::fmt::Write;
 
-use super::Progress;
+use super::{Figures, OperatorState, Progress};
 
 /// One metric family being written: its HELP and TYPE lines once, then its samples.
 struct Family<'a> {
     out: &'a mut String,
-    name: &'static str,
+    name: String,
 }
 
 impl Family<'_> {
     fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(self.name);
+        self.out.push_str(&self.name);
         if !labels.is_empty() {
             self.out.push('{');
             for (index, (label, text)) in labels.iter().enumerate() {
@@ -47,13 +47,164 @@ fn number(value: f64) -> String {
     }
 }
 
-/// A state metric: its name, help and figure.
-type StateFamily = (&'static str, &'static str, fn(&super::OperatorState) -> u64);
-
-fn family<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+fn family<'a>(out: &'a mut String, name: impl Into<String>, kind: &str, help: &str) -> Family<'a> {
+    let name = name.into();
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
     Family { out, name }
+}
+
+/// A metric of a set of [`Figures`]: its name after the scope's prefix, its type, help and
+/// value (a gauge with no value yet has no sample).
+type FigureMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Figures) -> Option<f64>,
+);
+
+/// A state metric: its name after the scope's prefix, help and figure.
+type StateMetric = (&'static str, &'static str, fn(&OperatorState) -> u64);
+
+/// Whose figures a set of metrics holds: the prefix of their names, and what their help adds.
+struct Scope {
+    prefix: &'static str,
+    note: &'static str,
+}
+
+/// This process's own figures.
+const OWN: Scope = Scope {
+    prefix: "tideflow_",
+    note: "",
+};
+
+/// Process 0 of a cluster: the totals over every process.
+const TOTALS: Scope = Scope {
+    prefix: "tideflow_cluster_",
+    note: " Cluster totals (on process 0): summed over the processes; the watermark is the smallest of theirs.",
+};
+
+/// Process 0 of a cluster: each process's figures, labelled `process`.
+const PER_PROCESS: Scope = Scope {
+    prefix: "tideflow_cluster_process_",
+    note: " Per process of the cluster (on process 0), as each last sent them.",
+};
+
+/// Writes the figures of `scope`: each metric once, with a sample for each of `sets` (with a
+/// `process` label when it has one).
+fn write_figures(out: &mut String, scope: &Scope, sets: &[(Option<String>, &Figures)]) {
+    let metrics: [FigureMetric; 11] = [
+        (
+            "input_rows_total",
+            "counter",
+            "Records read from sources.",
+            |f| Some(f.input_rows as f64),
+        ),
+        (
+            "processed_rows_total",
+            "counter",
+            "Records taken in by window operators (by sinks in a job without windows).",
+            |f| Some(f.processed_rows as f64),
+        ),
+        (
+            "output_rows_total",
+            "counter",
+            "Rows written to sinks.",
+            |f| Some(f.output_rows as f64),
+        ),
+        (
+            "windows_emitted_total",
+            "counter",
+            "Rows produced by window operators.",
+            |f| Some(f.windows_emitted as f64),
+        ),
+        (
+            "late_rows_dropped_total",
+            "counter",
+            "Records too late for every window they belong to, dropped.",
+            |f| Some(f.late_rows_dropped as f64),
+        ),
+        (
+            "late_rows_routed_total",
+            "counter",
+            "Late records routed to a late-data output.",
+            |f| Some(f.late_rows_routed as f64),
+        ),
+        (
+            "bad_rows_total",
+            "counter",
+            "Bad input records skipped or dead-lettered.",
+            |f| Some((f.rows_skipped + f.rows_dead_lettered) as f64),
+        ),
+        (
+            "input_rows_per_second",
+            "gauge",
+            "Records read from sources per second over the last interval.",
+            |f| Some(f.input_rows_per_sec),
+        ),
+        (
+            "processed_rows_per_second",
+            "gauge",
+            "Processed records per second over the last interval.",
+            |f| Some(f.processed_rows_per_sec),
+        ),
+        (
+            "watermark_ms",
+            "gauge",
+            "The job's watermark, ms since the Unix epoch.",
+            |f| f.watermark.map(|w| w as f64),
+        ),
+        (
+            "event_time_lag_ms",
+            "gauge",
+            "The wall clock minus the watermark, ms.",
+            |f| f.event_time_lag_ms.map(|lag| lag as f64),
+        ),
+    ];
+    let state: [StateMetric; 3] = [
+        (
+            "state_rows",
+            "Rows of keyed state held, per operator.",
+            |s| s.rows,
+        ),
+        (
+            "state_peak_rows",
+            "The sum of each worker's most rows of keyed state held, per operator.",
+            |s| s.peak_rows,
+        ),
+        (
+            "state_bytes",
+            "Estimated bytes of keyed state held (rows times a per-row estimate), per operator.",
+            |s| s.bytes,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        let name = format!("{}{name}", scope.prefix);
+        let mut family = family(out, name, kind, &format!("{help}{}", scope.note));
+        for (process, figures) in sets {
+            if let Some(value) = value(figures) {
+                match process {
+                    Some(process) => family.sample(&[("process", process)], value),
+                    None => family.sample(&[], value),
+                }
+            }
+        }
+    }
+    for (name, help, figure) in state {
+        let name = format!("{}{name}", scope.prefix);
+        let mut family = family(out, name, "gauge", &format!("{help}{}", scope.note));
+        for (process, figures) in sets {
+            for (operator, state) in &figures.state {
+                let value = figure(state) as f64;
+                match process {
+                    Some(process) => {
+                        family.sample(&[("process", process), ("operator", operator)], value)
+                    }
+                    None => family.sample(&[("operator", operator)], value),
+                }
+            }
+        }
+    }
 }
 
 impl Progress {
@@ -62,6 +213,11 @@ impl Progress {
     /// (`_total`); the watermark, rates, state, snapshot figures and the latency percentiles of
     /// the last interval (`tideflow_latency_ms{quantile="0.99"}`) are gauges. A gauge with no
     /// value yet (the watermark before the first record) has no sample.
+    ///
+    /// On process 0 of a cluster ([`Progress::cluster`]) the same figures follow for the whole
+    /// cluster, `tideflow_cluster_...` (`tideflow_cluster_input_rows_total`, ...), and for each
+    /// process, `tideflow_cluster_process_...{process="P"}`, with the age of each process's
+    /// figures (`tideflow_cluster_process_figures_age_ms`).
     ///
     /// # Examples
     /// ```
@@ -80,107 +236,21 @@ impl Progress {
     /// ```
     pub fn to_prometheus(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&'static str, &str, u64); 7] = [
-            (
-                "tideflow_input_rows_total",
-                "Records read from sources.",
-                self.input_rows,
-            ),
-            (
-                "tideflow_processed_rows_total",
-                "Records taken in by window operators (by sinks in a job without windows).",
-                self.processed_rows,
-            ),
-            (
-                "tideflow_output_rows_total",
-                "Rows written to sinks.",
-                self.output_rows,
-            ),
-            (
-                "tideflow_windows_emitted_total",
-                "Rows produced by window operators.",
-                self.windows_emitted,
-            ),
-            (
-                "tideflow_late_rows_dropped_total",
-                "Records too late for every window they belong to, dropped.",
-                self.late_rows_dropped,
-            ),
-            (
-                "tideflow_late_rows_routed_total",
-                "Late records routed to a late-data output.",
-                self.late_rows_routed,
-            ),
-            (
-                "tideflow_bad_rows_total",
-                "Bad input records skipped or dead-lettered.",
-                self.rows_skipped + self.rows_dead_lettered,
-            ),
-        ];
-        for (name, help, value) in counters {
-            family(&mut out, name, "counter", help).sample(&[], value as f64);
-        }
-        let gauges: [(&'static str, &str, Option<f64>); 6] = [
-            (
-                "tideflow_input_rows_per_second",
-                "Records read from sources per second over the last interval.",
-                Some(self.input_rows_per_sec),
-            ),
-            (
-                "tideflow_processed_rows_per_second",
-                "Processed records per second over the last interval.",
-                Some(self.processed_rows_per_sec),
-            ),
-            (
-                "tideflow_watermark_ms",
-                "The job's watermark, ms since the Unix epoch.",
-                self.watermark.map(|w| w as f64),
-            ),
-            (
-                "tideflow_event_time_lag_ms",
-                "The wall clock minus the watermark, ms.",
-                self.event_time_lag_ms.map(|lag| lag as f64),
-            ),
-            (
-                "tideflow_progress_batch",
-                "The number of the progress report these figures come from.",
-                Some(self.batch as f64),
-            ),
-            (
-                "tideflow_progress_timestamp_ms",
-                "When the progress report was taken, ms since the Unix epoch.",
-                Some(self.timestamp_ms as f64),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let mut family = family(&mut out, name, "gauge", help);
-            if let Some(value) = value {
-                family.sample(&[], value);
-            }
-        }
-        let state: [StateFamily; 3] = [
-            (
-                "tideflow_state_rows",
-                "Rows of keyed state held, per operator.",
-                |s| s.rows,
-            ),
-            (
-                "tideflow_state_peak_rows",
-                "The sum of each worker's most rows of keyed state held, per operator.",
-                |s| s.peak_rows,
-            ),
-            (
-                "tideflow_state_bytes",
-                "Estimated bytes of keyed state held (rows times a per-row estimate), per operator.",
-                |s| s.bytes,
-            ),
-        ];
-        for (name, help, figure) in state {
-            let mut family = family(&mut out, name, "gauge", help);
-            for (operator, state) in &self.state {
-                family.sample(&[("operator", operator)], figure(state) as f64);
-            }
-        }
+        write_figures(&mut out, &OWN, &[(None, &self.own_figures())]);
+        family(
+            &mut out,
+            "tideflow_progress_batch",
+            "gauge",
+            "The number of the progress report these figures come from.",
+        )
+        .sample(&[], self.batch as f64);
+        family(
+            &mut out,
+            "tideflow_progress_timestamp_ms",
+            "gauge",
+            "When the progress report was taken, ms since the Unix epoch.",
+        )
+        .sample(&[], self.timestamp_ms as f64);
         if let Some(snapshot) = &self.snapshot {
             family(
                 &mut out,
@@ -256,7 +326,46 @@ impl Progress {
                 }
             }
         }
+        if let Some(cluster) = &self.cluster {
+            write_figures(&mut out, &TOTALS, &[(None, &cluster.totals)]);
+            let processes: Vec<(Option<String>, &Figures)> = cluster
+                .processes
+                .iter()
+                .filter_map(|p| Some((Some(p.process.to_string()), p.figures.as_ref()?)))
+                .collect();
+            write_figures(&mut out, &PER_PROCESS, &processes);
+            let mut ages = family(
+                &mut out,
+                "tideflow_cluster_process_figures_age_ms",
+                "gauge",
+                "How long before the report process 0 received each process's latest figures, ms (0 for its own).",
+            );
+            for p in &cluster.processes {
+                if let Some(age) = p.age_ms {
+                    ages.sample(&[("process", &p.process.to_string())], age as f64);
+                }
+            }
+        }
         out
+    }
+
+    /// This process's own figures (the report's top-level fields).
+    fn own_figures(&self) -> Figures {
+        Figures {
+            input_rows: self.input_rows,
+            input_rows_per_sec: self.input_rows_per_sec,
+            processed_rows: self.processed_rows,
+            processed_rows_per_sec: self.processed_rows_per_sec,
+            watermark: self.watermark,
+            event_time_lag_ms: self.event_time_lag_ms,
+            output_rows: self.output_rows,
+            windows_emitted: self.windows_emitted,
+            late_rows_dropped: self.late_rows_dropped,
+            late_rows_routed: self.late_rows_routed,
+            rows_skipped: self.rows_skipped,
+            rows_dead_lettered: self.rows_dead_lettered,
+            state: self.state.clone(),
+        }
     }
 }
 

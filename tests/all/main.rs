@@ -1,6 +1,7 @@
 //! Tideflow's integration tests, in one binary to keep link time down.
 
 mod clocks;
+mod cluster_metrics;
 mod dedup;
 mod interval_join;
 mod kafka;
