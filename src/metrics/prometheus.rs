@@ -371,7 +371,96 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{ClusterProgress, ProcessProgress};
     use super::*;
+
+    /// Figures of `input_rows` rows read, a watermark and one operator's state.
+    fn figures(input_rows: u64, watermark: Option<u64>, state_rows: u64) -> Figures {
+        Figures {
+            input_rows,
+            watermark,
+            state: [("tumbling".to_string(), OperatorState::of(state_rows, 9))].into(),
+            ..Figures::default()
+        }
+    }
+
+    /// A report of process 0 of a cluster of 3, where process 2 has sent no figures yet.
+    fn report() -> Progress {
+        let own = figures(10, Some(700), 2);
+        Progress {
+            timestamp_ms: 1_000,
+            interval_ms: 100,
+            batch: 4,
+            is_final: false,
+            input_rows: own.input_rows,
+            input_rows_per_sec: 0.0,
+            processed_rows: 0,
+            processed_rows_per_sec: 0.0,
+            watermark: own.watermark,
+            event_time_lag_ms: None,
+            output_rows: 0,
+            windows_emitted: 0,
+            late_rows_dropped: 0,
+            late_rows_routed: 0,
+            rows_skipped: 0,
+            rows_dead_lettered: 0,
+            state: own.state.clone(),
+            snapshot: None,
+            latency_ms: None,
+            source_partitions: Vec::new(),
+            cluster: Some(ClusterProgress {
+                totals: figures(15, None, 5),
+                processes: vec![
+                    ProcessProgress {
+                        process: 0,
+                        age_ms: Some(0),
+                        is_final: false,
+                        figures: Some(own),
+                    },
+                    ProcessProgress {
+                        process: 1,
+                        age_ms: Some(80),
+                        is_final: false,
+                        figures: Some(figures(5, Some(600), 3)),
+                    },
+                    ProcessProgress {
+                        process: 2,
+                        age_ms: None,
+                        is_final: false,
+                        figures: None,
+                    },
+                ],
+            }),
+        }
+    }
+
+    #[test]
+    fn process_0_serves_the_cluster_totals_and_each_processs_figures() {
+        let text = report().to_prometheus();
+        for expected in [
+            "\ntideflow_input_rows_total 10\n",
+            "# TYPE tideflow_cluster_input_rows_total counter\ntideflow_cluster_input_rows_total 15\n",
+            "\ntideflow_cluster_state_rows{operator=\"tumbling\"} 5\n",
+            "# TYPE tideflow_cluster_process_input_rows_total counter\ntideflow_cluster_process_input_rows_total{process=\"0\"} 10\ntideflow_cluster_process_input_rows_total{process=\"1\"} 5\n# HELP",
+            "\ntideflow_cluster_process_watermark_ms{process=\"1\"} 600\n",
+            "\ntideflow_cluster_process_state_rows{process=\"1\",operator=\"tumbling\"} 3\n",
+            "\ntideflow_cluster_process_figures_age_ms{process=\"1\"} 80\n",
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in {text}");
+        }
+        // The totals' watermark is not known (process 2 has sent nothing): no sample.
+        assert!(
+            text.contains("# TYPE tideflow_cluster_watermark_ms gauge\n# HELP"),
+            "{text}"
+        );
+        assert!(!text.contains("process=\"2\""), "{text}");
+        // Without a cluster, nothing of it.
+        let alone = Progress {
+            cluster: None,
+            ..report()
+        };
+        assert!(!alone.to_prometheus().contains("tideflow_cluster"));
+    }
 
     #[test]
     fn label_values_and_numbers_are_written_as_the_format_wants() {

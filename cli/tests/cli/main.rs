@@ -11,6 +11,7 @@ mod cli_spark;
 mod cli_triggers;
 mod clocks;
 mod cluster;
+mod cluster_metrics;
 mod cluster_restart;
 mod cluster_strangers;
 mod crash;
