@@ -1,5 +1,7 @@
 //! Where `tideflow run` sends progress reports: JSON lines to a file or standard error
 //! (`--progress`), and a Prometheus endpoint (`--metrics-addr`), every `--progress-interval`.
+//! In a cluster each process writes and serves its own; process 0's reports also hold the
+//! whole cluster's figures (`Progress::cluster`), which both outputs show as they are.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
