@@ -3,8 +3,8 @@
 //! instance's latencies, every stateful operator's state gauge, and the rows into and out of
 //! window operators. Part of the job context ([`SharedJob::metrics`]); the hot path only
 //! touches atomics and uncontended locks, and without a listener none of it is kept (but for
-//! state gauges; a process other than 0 of a cluster keeps all but the latencies, for the
-//! figures it sends to process 0).
+//! state gauges; every process of a cluster keeps all but the latencies, so that all build the
+//! same dataflow and process 0 has the others' figures).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -75,9 +75,10 @@ impl JobMetrics {
         self.enabled.load(Ordering::Relaxed)
     }
 
-    /// Keeps the figures from now on (a listener is configured, or this process sends its
-    /// figures to process 0 of its cluster), before the workers start; with `latencies`, the
-    /// sinks' latencies too (only this process's own listener reads them).
+    /// Keeps the figures from now on (a listener is configured, or the job is a cluster's:
+    /// counting adds operators, and every process must build the same dataflow), before the
+    /// workers start; with `latencies`, the sinks' latencies too (only this process's own
+    /// listener reads them).
     pub(crate) fn enable(&self, latencies: bool) {
         self.latencies_enabled.store(latencies, Ordering::SeqCst);
         self.enabled.store(true, Ordering::SeqCst);

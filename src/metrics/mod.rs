@@ -266,16 +266,21 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     /// Starts reporting on `shared` as `listener` says, before the workers start; no thread
-    /// without a listener. A process other than 0 of a cluster keeps its figures either way,
-    /// and sends them every interval of `listener` (by default [`FIGURES_INTERVAL`]).
+    /// without a listener. Every process of a cluster keeps its figures either way, and one
+    /// other than 0 sends them every interval of `listener` (by default [`FIGURES_INTERVAL`]).
     pub(crate) fn start(
         listener: Option<&ProgressListener>,
         shared: &Arc<SharedJob>,
         checkpointer: Option<Arc<Checkpointer>>,
     ) -> Reporter {
-        if let Some(post) = shared.post.get().filter(|post| !post.is_leader()) {
-            post.send_figures_every(listener.map_or(FIGURES_INTERVAL, ProgressListener::interval));
+        if let Some(post) = shared.post.get() {
+            // In every process, listener or not: counting window rows adds operators to the
+            // dataflow, and every process of a cluster must build the same one.
             shared.metrics.enable(listener.is_some());
+            if !post.is_leader() {
+                let every = listener.map_or(FIGURES_INTERVAL, ProgressListener::interval);
+                post.send_figures_every(every);
+            }
         }
         let Some(listener) = listener.cloned() else {
             return Reporter {
