@@ -68,11 +68,7 @@ impl Launcher {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name}");
+        crate::support::signal(self.child.id(), name);
     }
 
     /// Waits for the launcher to exit; its exit code.

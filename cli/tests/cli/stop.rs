@@ -48,11 +48,7 @@ impl Running {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name}");
+        crate::support::signal(self.child.id(), name);
     }
 
     /// Waits for a standard error line containing `text`.

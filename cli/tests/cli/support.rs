@@ -132,6 +132,15 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Sends signal `name` (`INT`, `TERM`, ...) to process `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
 /// Accepts one connection on `listener`, waiting at most [`DEADLINE`].
 pub fn accept(listener: &std::net::TcpListener) -> std::net::TcpStream {
     listener.set_nonblocking(true).unwrap();
