@@ -108,7 +108,7 @@ pub struct Progress {
     /// Bad input records written to a dead-letter file so far.
     pub rows_dead_lettered: u64,
     /// Keyed state per stateful operator (named as in [`JobReport::state`](crate::JobReport)),
-    /// summed over workers. Window operators do not report their state yet.
+    /// summed over workers (window operators included: `tumbling`, `session`...).
     pub state: BTreeMap<String, OperatorState>,
     /// Snapshots, when the job takes them.
     pub snapshot: Option<SnapshotProgress>,
