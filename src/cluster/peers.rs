@@ -25,6 +25,8 @@ use timely::communication::Hooks;
 
 /// The panic text of timely's network threads when a connection breaks.
 const COMMUNICATION_ERROR: &str = "timely communication error";
+/// The panic text of a timely thread that finds a queue another thread's panic poisoned.
+const POISONED: &str = "MergeQueue poisoned";
 
 /// The peer a job lost, if it lost one.
 #[derive(Default)]
@@ -100,8 +102,11 @@ impl PeerWatch {
             self.any.store(true, Ordering::SeqCst);
             return true;
         }
-        // What follows a lost peer (poisoned queues in this job) is not news.
-        lost.is_some()
+        // What follows a lost peer (poisoned queues in this job) is not news; nor is a poisoned
+        // queue ever: the thread whose panic poisoned it told its own story (a broken
+        // connection recorded here, or the job's own error), which may not be recorded yet
+        // when a thread of another peer finds the queue poisoned.
+        lost.is_some() || message.starts_with(POISONED)
     }
 }
 
