@@ -5,8 +5,8 @@
 //! worker). On the first worker of each process a source sends the letters its post office
 //! queued (on a process other than 0, with its progress figures when they are due:
 //! [`FiguresSender`]), each exchanged to the first worker of the process it is for, where a
-//! sink hands it to that process's snapshot coordinator or keeps it for its progress reports. Its stamps mean nothing (every
-//! letter is sent at time 0): only delivery matters. The source holds its capability until the
+//! sink hands it to that process's snapshot coordinator or keeps it for its progress reports.
+//! Its stamps mean nothing (every letter is sent at time 0): only delivery matters. The source holds its capability until the
 //! process will send nothing more (its workers have left the job's dataflow and its snapshot
 //! coordinator, if any, is over: the final snapshot is committed), so the dataflow ends once
 //! every process is through.
