@@ -77,6 +77,20 @@ pub struct WatermarkStrategy {
     /// future and make every later record late. Such events are counted (see
     /// [`PartitionWatermarks::take_future_count`]). By default, `None`: no guard.
     pub max_future_skew: Option<Duration>,
+    /// Stamps and the watermark advance in whole steps of this many milliseconds: a record's
+    /// stamp, and the source's watermark, are rounded down to a multiple of it. Timely's
+    /// progress tracking costs per distinct stamp per message, so a sparse stream (a few records
+    /// per millisecond of event time) sends many small messages at exact stamps; with a
+    /// granularity `G`, one poll's records mostly share one stamp and travel in one container.
+    ///
+    /// It changes no result when every boundary downstream compares against is a multiple of
+    /// `G`: for `x` a stamp or watermark and `c` a multiple of `G`, `floor_G(x) >= c` exactly
+    /// when `x >= c`. That holds for aligned (tumbling and sliding) windows in append mode when
+    /// `G` divides the size, the slide and the allowed lateness: lateness and closing are the
+    /// same, record for record. It does not hold for sessions (their ends are any millisecond),
+    /// nor for update mode (its intermediate rows follow each stamp), nor where a stamp is
+    /// shown (the late output's watermark). By default, `None`: exact stamps.
+    pub granularity: Option<Duration>,
 }
 
 impl WatermarkStrategy {
@@ -104,6 +118,12 @@ impl WatermarkStrategy {
     /// Sets [`WatermarkStrategy::max_future_skew`]. By default, no guard.
     pub fn with_max_future_skew(mut self, skew: Duration) -> Self {
         self.max_future_skew = Some(skew);
+        self
+    }
+
+    /// Sets [`WatermarkStrategy::granularity`]. By default, exact stamps.
+    pub fn with_granularity(mut self, granularity: Duration) -> Self {
+        self.granularity = Some(granularity);
         self
     }
 
@@ -146,6 +166,8 @@ pub struct PartitionWatermarks {
     idle_timeout: Option<u64>,
     heartbeat: Option<u64>,
     max_future_skew: Option<u64>,
+    /// Stamps and watermarks are rounded down to a multiple of this (at least 1).
+    granule: u64,
     partitions: Vec<PartitionState>,
     /// The processing time last given to [`PartitionWatermarks::set_now`], if any.
     now: Option<ProcessingTime>,
@@ -197,6 +219,7 @@ impl PartitionWatermarks {
             idle_timeout: strategy.idle_timeout.map(millis),
             heartbeat: strategy.heartbeat.map(millis),
             max_future_skew: strategy.max_future_skew.map(millis),
+            granule: strategy.granularity.map_or(1, millis).max(1),
             partitions: vec![fresh; partitions],
             now: None,
             started_ms: 0,
@@ -268,7 +291,7 @@ impl PartitionWatermarks {
     }
 
     /// Records an event of `partition` and returns its stamp: the larger of its event time and
-    /// the partition's watermark before it. A stamp above the event time marks a late arrival.
+    /// the partition's watermark before it, rounded down to the granularity. A stamp above the event time marks a late arrival.
     /// With a future-skew guard, an event too far ahead of the wall clock is stamped the same way
     /// but leaves `max_seen` alone, and is counted.
     ///
@@ -282,9 +305,20 @@ impl PartitionWatermarks {
         if !timed {
             // The hot path: no processing-time rule is on.
             state.max_seen = Some(state.max_seen.map_or(event_time, |m| m.max(event_time)));
-            return event_time.max(before);
+            return self.round(event_time.max(before));
         }
-        self.stamp_timed(partition, event_time, before)
+        let stamp = self.stamp_timed(partition, event_time, before);
+        self.round(stamp)
+    }
+
+    /// `time` rounded down to the granularity.
+    #[inline(always)]
+    fn round(&self, time: u64) -> u64 {
+        if self.granule == 1 {
+            time
+        } else {
+            time - time % self.granule
+        }
     }
 
     /// Whether any processing-time rule is on.
@@ -376,10 +410,10 @@ impl PartitionWatermarks {
             Some(active) => active,
             None => idle_max?.max(self.peer_floor.unwrap_or(0)),
         };
-        Some(match (self.heartbeat, self.source_quiet_ms()) {
+        Some(self.round(match (self.heartbeat, self.source_quiet_ms()) {
             (Some(heartbeat), Some(quiet)) if quiet >= heartbeat => watermark.saturating_add(quiet),
             _ => watermark,
-        })
+        }))
     }
 
     /// How soon, with no new record, the watermark may next change because of processing time
@@ -613,6 +647,31 @@ mod tests {
         let mut wm = PartitionWatermarks::new(1, 5_000);
         assert_eq!(wm.stamp(0, 1_000), 1_000);
         assert_eq!(wm.watermark(), Some(0));
+    }
+
+    proptest! {
+        /// With a granularity `G`, every stamp and watermark is the exact one rounded down to a
+        /// multiple of `G`, so it compares with any multiple of `G` (a window's close time) the
+        /// same way the exact one does: lateness and closing do not change.
+        #[test]
+        fn granular_stamps_compare_with_multiples_of_the_granule_as_exact_ones(
+            events in proptest::collection::vec((0usize..2, 0u64..20_000), 0..80),
+            delay in 0u64..3_000,
+            granule in 1u64..2_500,
+        ) {
+            let mut exact = PartitionWatermarks::new(2, delay);
+            let rules = strategy(delay).with_granularity(Duration::from_millis(granule));
+            let mut coarse = PartitionWatermarks::with_strategy(2, &rules);
+            for (partition, time) in events {
+                let (e, c) = (exact.stamp(partition, time), coarse.stamp(partition, time));
+                prop_assert_eq!(c, e - e % granule);
+                let (we, wc) = (exact.watermark().unwrap(), coarse.watermark().unwrap());
+                prop_assert_eq!(wc, we - we % granule);
+                for close in [e - e % granule, e - e % granule + granule] {
+                    prop_assert_eq!(c >= close, e >= close);
+                }
+            }
+        }
     }
 
     proptest! {

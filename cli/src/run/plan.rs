@@ -336,6 +336,12 @@ impl Plan {
                 args.idle_timeout,
                 args.heartbeat,
                 args.max_future_skew,
+                stamp_granularity(
+                    args.window,
+                    args.mode,
+                    args.allowed_lateness.unwrap_or(Duration::ZERO),
+                    args.late_output.is_some(),
+                ),
             )?,
             lateness: args.allowed_lateness.unwrap_or(Duration::ZERO),
             late_output: args.late_output.filter(|_| late_kafka.is_none()),
@@ -491,13 +497,45 @@ fn stateful_operators(join: bool, window: Option<Window>, mode: Mode) -> Vec<&'s
     ids
 }
 
+/// How coarsely records may be stamped without changing any result
+/// ([`WatermarkStrategy::granularity`]): for aligned windows in append mode, the largest step
+/// that divides the size, the slide and the allowed lateness, so every close time is a multiple
+/// of it. Exact stamps otherwise: sessions end at any millisecond, update and complete mode
+/// emit as each stamp passes, and the late output shows the watermark a record arrived behind.
+fn stamp_granularity(
+    window: Option<Window>,
+    mode: Mode,
+    lateness: Duration,
+    late_output: bool,
+) -> Option<Duration> {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    if mode != Mode::Append || late_output {
+        return None;
+    }
+    let (size, slide) = match window? {
+        Window::Tumbling { size } => (size, size),
+        Window::Sliding { size, slide } => (size, slide),
+        Window::Session { .. } => return None,
+    };
+    let lateness = u64::try_from(lateness.as_millis()).ok()?;
+    let granule = gcd(gcd(size, slide), lateness);
+    (granule > 1).then(|| Duration::from_millis(granule))
+}
+
 /// The watermark strategy of `--watermark-delay`, `--idle-timeout`, `--heartbeat` and
-/// `--max-future-skew`.
+/// `--max-future-skew`, with stamps as coarse as `granularity`.
 fn watermark_strategy(
     delay: Duration,
     idle_timeout: Option<Duration>,
     heartbeat: Option<Duration>,
     max_future_skew: Option<Duration>,
+    granularity: Option<Duration>,
 ) -> Result<WatermarkStrategy, Error> {
     for (flag, value) in [("--idle-timeout", idle_timeout), ("--heartbeat", heartbeat)] {
         if value == Some(Duration::ZERO) {
@@ -509,6 +547,7 @@ fn watermark_strategy(
         idle_timeout,
         heartbeat,
         max_future_skew,
+        granularity,
     })
 }
 

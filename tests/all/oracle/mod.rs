@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Aggregator, Avg, Count, Max, Min, Sum};
 use tideflow::sink::MemorySink;
-use tideflow::source::MemorySource;
+use tideflow::source::{MemorySource, WatermarkStrategy};
 use tideflow::{Config, JobReport, Window, WindowResult};
 
 use crate::support::SplitMix64;

@@ -216,6 +216,69 @@ fn allowed_lateness_and_routed_late_records_match_the_oracle() {
     }
 }
 
+/// Stamps rounded down to a granularity that divides every window's size and slide and the
+/// allowed lateness (`WatermarkStrategy::granularity`, what `tideflow run` uses for aligned
+/// windows in append mode) change nothing: the same rows as the oracle of exact stamps, and the
+/// same number of late records, on 1, 2 and 4 workers.
+#[test]
+fn granular_stamps_give_the_oracle_rows_and_late_counts_of_exact_ones() {
+    let (delay, lateness) = (100, 400);
+    for seed in SEEDS {
+        let events = Arc::new(generate(seed, &LATE_SHAPE));
+        for spec in SPECS {
+            let (size, slide) = match spec {
+                Spec::Tumbling { size } => (size, size),
+                Spec::Sliding { size, slide } => (size, slide),
+                Spec::Session { .. } => continue,
+            };
+            let granule = gcd(gcd(size, slide), lateness);
+            for partitions in [1, 3] {
+                let stamped = stamp_all(&events, partitions, delay);
+                let expected = oracle_with_lateness(&stamped, spec, lateness);
+                let context = format!(
+                    "{} lateness={lateness}ms granularity={granule}ms",
+                    context(seed, spec, 0, partitions, delay)
+                );
+                assert!(expected.late > 0, "{context}: no late records");
+                for workers in WORKERS {
+                    let context = format!("{context} workers={workers}");
+                    let sink = MemorySink::new();
+                    let output = sink.clone();
+                    let events = Arc::clone(&events);
+                    let window = spec.window();
+                    let strategy = WatermarkStrategy::bounded_delay(Duration::from_millis(delay))
+                        .with_granularity(Duration::from_millis(granule));
+                    let report = tideflow::execute(Config::workers(workers), move |flow| {
+                        flow.source(MemorySource::partitioned(Arc::clone(&events), partitions))
+                            .with_event_time(|e: &Ev| e.ts)
+                            .with_watermark(strategy)
+                            .key_by(|e| e.key)
+                            .window(window)
+                            .allowed_lateness(Duration::from_millis(lateness))
+                            .aggregate(stats_aggregator())
+                            .sink(output.clone());
+                        Ok(())
+                    })
+                    .expect("the job runs");
+                    assert_stats_match(&context, &expected, &sink.take());
+                    assert_eq!(
+                        report.late_dropped, expected.late,
+                        "{context}: late records"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Invertible aggregates on sliding windows
 // ---------------------------------------------------------------------------------------------
