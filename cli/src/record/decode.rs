@@ -323,7 +323,7 @@ impl Scalar<'_> {
             Scalar::Int(i) => Key::Int(*i),
             Scalar::UInt(u) => i64::try_from(*u).map_or(Key::Float(*u as f64), Key::Int),
             Scalar::Float(f) => Key::Float(*f),
-            Scalar::Str(s) => Key::Str(s.to_string()),
+            Scalar::Str(s) => Key::Str(s.as_ref().into()),
             Scalar::Composite => {
                 return Err(format!(
                     "{what} '{field}' must be a scalar, got an object or array"
@@ -549,7 +549,7 @@ pub(super) fn csv_scalar(text: &str) -> Key {
     } else if let Ok(f) = java_trim(text).parse::<f64>() {
         Key::Float(f)
     } else {
-        Key::Str(text.to_string())
+        Key::Str(text.into())
     }
 }
 

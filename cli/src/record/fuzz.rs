@@ -78,7 +78,7 @@ fn csv_text(records: &[Record]) -> Vec<u8> {
 
 /// Checks that `row` holds `r`.
 fn check_row(row: &Row, r: &Record) {
-    assert_eq!(row.key, Key::Str(r.k.clone()));
+    assert_eq!(row.key, Key::Str(r.k.as_str().into()));
     assert_eq!(row.time, r.ts);
     assert_eq!(row.values.len(), 1);
     assert_eq!(row.values[0].map(|n| n.as_f64()), Some(r.v as f64));
@@ -123,7 +123,7 @@ proptest! {
             let line = json_line(r);
             check_row(&decode_json(&schema(), &line).expect("decodes"), r);
             let (key, row) = decode_table_json(&table_schema(), &line).expect("decodes");
-            prop_assert_eq!(key, Key::Str(r.k.clone()));
+            prop_assert_eq!(key, Key::Str(r.k.as_str().into()));
             prop_assert_eq!(row.values.len(), 1);
         }
         let rows = decode_csv_text(&csv_text(&records));

@@ -80,8 +80,13 @@ impl Key {
     /// assert_eq!(Key::from_text("1.0"), Key::Str("1.0".into()));
     /// ```
     pub fn from_text(text: &str) -> Key {
+        // A canonical number or boolean starts with a digit, '-', 't', 'f', 'N' or 'I': any
+        // other text is a string, without trying to parse it.
+        match text.as_bytes().first() {
+            Some(b'0'..=b'9' | b'-' | b't' | b'f' | b'N' | b'I') => {}
+            _ => return Key::Str(text.into()),
+        }
         match text {
-            "" => return Key::Str(String::new()),
             "true" => return Key::Bool(true),
             "false" => return Key::Bool(false),
             "NaN" => return Key::Float(f64::NAN),
@@ -104,7 +109,7 @@ impl Key {
                 }
             }
         }
-        Key::Str(text.to_string())
+        Key::Str(text.into())
     }
 
     /// The canonical text of the key (empty for null): what groups and joins compare.
@@ -114,7 +119,7 @@ impl Key {
             Key::Bool(b) => b.to_string(),
             Key::Int(i) => i.to_string(),
             Key::Float(f) => float_text(*f),
-            Key::Str(s) => s.clone(),
+            Key::Str(s) => s.to_string(),
         }
     }
 

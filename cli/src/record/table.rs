@@ -77,7 +77,7 @@ impl TableRow {
 pub fn join_key(key: &Key) -> Key {
     match key {
         Key::Null => Key::Null,
-        other => Key::Str(other.canonical().text()),
+        other => Key::Str(other.canonical().text().into()),
     }
 }
 
@@ -218,7 +218,7 @@ pub fn decode_table_csv(
 ) -> Result<(Key, TableRow), String> {
     let key = match csv_cell(row, columns.key, &schema.key_field)? {
         "" => Key::Null,
-        text => Key::Str(text.to_string()),
+        text => Key::Str(text.into()),
     };
     let mut values = Vec::with_capacity(columns.values.len());
     for (&index, field) in columns.values.iter().zip(&schema.value_fields) {

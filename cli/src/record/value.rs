@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::non_finite::non_finite_text;
@@ -19,8 +20,8 @@ pub enum Key {
     Int(i64),
     /// A floating-point number.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string, inline up to 24 bytes (no heap allocation for the usual key).
+    Str(CompactString),
 }
 
 impl Key {
@@ -57,7 +58,7 @@ impl Key {
             Key::Bool(b) => b.to_string(),
             Key::Int(i) => i.to_string(),
             Key::Float(f) => csv_f64(*f),
-            Key::Str(s) => s.clone(),
+            Key::Str(s) => s.to_string(),
         }
     }
 }

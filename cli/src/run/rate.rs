@@ -210,7 +210,7 @@ impl Field {
     fn scalar(self, record: &RateRecord) -> Key {
         match self {
             Field::Ts => i64::try_from(record.ts).map_or(Key::Float(record.ts as f64), Key::Int),
-            Field::Key => Key::Str(format!("k{}", record.key)),
+            Field::Key => Key::Str(compact_str::format_compact!("k{}", record.key)),
             Field::Value => Key::Int(record.value),
             Field::Missing => Key::Null,
         }
@@ -429,7 +429,7 @@ mod tests {
             let record = generator.record(index);
             assert!(record.ts <= index * 250 && record.ts + 100 >= index * 250);
             let row = fields.row(record);
-            let key = Key::Str(format!("k{}", record.key));
+            let key = Key::Str(compact_str::format_compact!("k{}", record.key));
             assert_eq!(row.key, key);
             assert_eq!(row.time, record.ts);
             let ts = record.ts as i64;
