@@ -21,7 +21,7 @@ use tideflow::sink::{
 use tideflow::source::Source;
 use tideflow::source::{
     Csv, FileFormat, FileSource, JsonLines, KafkaMessage, KafkaSource, OnError, SocketSource,
-    StdinSource, DEFAULT_MAX_RECORD_BYTES,
+    StdinSource, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SPLIT_BYTES,
 };
 use tideflow::Error;
 use tideflow::Stream;
@@ -227,6 +227,12 @@ pub(crate) struct RunArgs {
     /// The longest record accepted, in bytes; a longer one is a bad record (see --on-error).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RECORD_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_record_bytes: u64,
+    /// Cut an input file longer than this many bytes into chunks at line starts, each read by
+    /// its own worker as its own partition (with its own watermark), as Spark splits files; 0
+    /// never splits. CSV files with a double quote anywhere are not split (a quoted field may
+    /// hold a line break). The chunks do not depend on --workers, so neither do the results.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SPLIT_BYTES)]
+    split_size: u64,
     /// An input file (partition) that sends nothing for DUR stops holding the watermark back
     /// until it sends again; its records may then be late depending on timing.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
@@ -363,7 +369,8 @@ impl Plan {
     fn file_source<F: FileFormat>(&self, path: &Path, format: F) -> FileSource<F> {
         let source = FileSource::new(path, format)
             .on_error(self.on_error.clone())
-            .max_record_bytes(self.max_record_bytes);
+            .max_record_bytes(self.max_record_bytes)
+            .split_bytes(self.split_size);
         match self.watch {
             Some(poll_interval) => source.watch(poll_interval),
             None => source,

@@ -38,7 +38,10 @@ use timely::dataflow::Scope;
 pub use crate::context::{PartitionGauge, PartitionGauges};
 pub use crate::position::Position;
 pub use bad_input::{BadRecord, OnError, ReadError, DEFAULT_MAX_RECORD_BYTES};
-pub use file::{input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder};
+pub use file::{
+    input_files, Csv, FileFormat, FileSource, JsonLines, RecordReader, RowDecoder, Splittable,
+    DEFAULT_SPLIT_BYTES,
+};
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka_partitions, KafkaMessage, KafkaSource, PartitionInfo, StartingOffsets};
 pub use memory::MemorySource;

@@ -3,7 +3,8 @@
 //! (`1s` and `1000ms` are one window size), so that resuming a checkpoint with a changed
 //! query is refused, naming the flag, instead of giving wrong answers.
 //!
-//! In it: the input (the resolved path, or the rate parameters), its format, `--time-field`,
+//! In it: the input (the resolved path, or the rate parameters), its format, `--split-size`
+//! (it decides the partitions of a large file), `--time-field`,
 //! `--key-field`, the `--join-static` table, key and type, `--window`, `--agg`, `--mode`,
 //! `--watermark-delay`, `--allowed-lateness`, `--max-future-skew`, `--output` and
 //! `--late-output` (resolved) and the output format: the committed output is in those files.
@@ -58,6 +59,8 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
     JobFingerprint::new()
         .field("--input", input)
         .field("--format", flag_value(plan.format))
+        // It decides the partitions of a large file, which the source parts are kept by.
+        .field("--split-size", plan.split_size.to_string())
         .field("--time-field", plan.schema.time_field.clone())
         .field("--key-field", optional(plan.schema.key_field.clone()))
         .field("--join-static", optional(join))

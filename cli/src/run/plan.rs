@@ -116,6 +116,8 @@ pub struct Plan {
     pub(super) kafka_options: Vec<(String, String)>,
     pub(super) on_error: OnError,
     pub(super) max_record_bytes: usize,
+    /// Input files longer than this are cut into chunks (`--split-size`).
+    pub(super) split_size: u64,
     /// Worker threads in each process.
     pub(super) workers: usize,
     /// --progress and --metrics-addr, checked (opened by `execute`).
@@ -357,6 +359,7 @@ impl Plan {
             kafka_options: args.kafka_options,
             on_error: args.on_error,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
+            split_size: args.split_size,
             workers: usize::from(args.workers),
             progress: ProgressPlan::new(
                 args.progress.as_deref(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use csv::{ByteRecord, Position, ReaderBuilder, Terminator};
 use serde::de::DeserializeOwned;
 
-use super::{FileFormat, RecordReader};
+use super::{FileFormat, RecordReader, Splittable};
 use crate::error::Error;
 use crate::source::{BadRecord, Position as RecordPosition, ReadError};
 
@@ -124,6 +124,9 @@ impl<T: 'static> FileFormat for Csv<T> {
             max_record_bytes,
             rows,
         })
+    }
+    fn splittable(&self) -> Splittable {
+        Splittable::LinesUnlessQuoted
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{FileFormat, RecordReader};
+use super::{FileFormat, RecordReader, Splittable};
 use crate::error::Error;
 use crate::source::{BadRecord, Position, ReadError};
 
@@ -68,6 +68,9 @@ impl<T: 'static> FileFormat for JsonLines<T> {
             max_record_bytes,
             decode: Arc::clone(&self.decode),
         })
+    }
+    fn splittable(&self) -> Splittable {
+        Splittable::Lines
     }
 }
 

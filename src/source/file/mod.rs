@@ -1,10 +1,16 @@
-//! The file source: one file or a directory of files, each file one partition.
+//! The file source: one file or a directory of files, each file one partition, or several
+//! when it is large.
 //!
 //! Files are listed once at start (sorted by name; symbolic links are followed to regular files;
 //! hidden entries are skipped, and other entries that are not files with a warning: see
-//! [`input_files`]) and shared out among workers: file `p` of the list is read by worker `p % workers`. A
-//! worker reads its files side by side, a slice of each in turn, so each file's watermark
-//! advances with its own records. The record format is a [`FileFormat`]: [`JsonLines`] or
+//! [`input_files`]). A file longer than the split size ([`FileSource::split_bytes`], 8 MiB by
+//! default) is cut into chunks at line starts (`split.rs`), each its own partition, so that one
+//! large file is read by every worker. Partitions are numbered file by file, chunk by chunk, and
+//! partition `p` is read by worker `p % workers`. A worker reads its files side by side, a slice
+//! of each in turn, so each file's watermark advances with its own records; the chunks of one
+//! file it reads one after the other, having read the first record of each at the start, so
+//! that a chunk not yet reached holds the watermark at its own first event time (where its
+//! records start) rather than at 0, and windows close as the chunks being read advance. The record format is a [`FileFormat`]: [`JsonLines`] or
 //! [`Csv`], each decoding with serde by default or with a function of yours. A record that
 //! cannot be decoded, or is longer than [`FileSource::max_record_bytes`], is handled by the
 //! source's [`OnError`] policy.
@@ -21,6 +27,7 @@ mod csv;
 mod fuzz;
 mod jsonl;
 mod listing;
+mod split;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -34,6 +41,7 @@ pub use self::csv::{Csv, RowDecoder};
 pub use self::jsonl::JsonLines;
 pub(crate) use self::jsonl::{decode_line, read_line_capped, LineDecoder};
 pub use self::listing::input_files;
+pub use self::split::{Splittable, DEFAULT_SPLIT_BYTES};
 
 use super::bad_input::{BadInputHandler, Handled, DEFAULT_MAX_RECORD_BYTES};
 use super::{OnError, Position, ReadError, Source, SourceBatch, SourceContext, SourceStatus};
@@ -53,6 +61,10 @@ pub trait FileFormat: 'static {
     /// past the limit to find that out).
     fn open(&self, path: &Path, file: File, max_record_bytes: usize)
         -> Result<Self::Reader, Error>;
+    /// Whether a large file may be cut into chunks read by different workers. By default, no.
+    fn splittable(&self) -> Splittable {
+        Splittable::No
+    }
 }
 
 /// Reads the records of one file in order.
@@ -104,6 +116,12 @@ pub struct FileSource<F: FileFormat> {
     readers: Vec<(PathBuf, Option<F::Reader>)>,
     /// Per local partition, where its exhausted file ended (default while it is open).
     ends: Vec<Position>,
+    /// Per local partition, the chunk it reads: its file's number in the listing, and the
+    /// offset where the next chunk starts (`None`: to the end of the file).
+    chunks: Vec<(usize, Option<u64>)>,
+    /// Per local partition, whether a record has been read from it.
+    began: Vec<bool>,
+    split_bytes: u64,
     next: usize,
     watch: Option<Watch>,
 }
@@ -135,6 +153,9 @@ impl<F: FileFormat> FileSource<F> {
             handler: None,
             readers: Vec::new(),
             ends: Vec::new(),
+            chunks: Vec::new(),
+            began: Vec::new(),
+            split_bytes: DEFAULT_SPLIT_BYTES,
             next: 0,
             watch: None,
         }
@@ -170,14 +191,53 @@ impl<F: FileFormat> FileSource<F> {
         self
     }
 
-    /// Opens `path` as this worker's next partition.
-    fn open(&mut self, path: &Path) -> Result<(), Error> {
-        let file = File::open(path)
+    /// Cuts every file longer than `bytes` into chunks at line starts near each multiple of
+    /// `bytes`, each chunk a partition, where the format allows it ([`FileFormat::splittable`]:
+    /// JSON lines always, CSV when the file has no `"`); 0 never splits. By default,
+    /// [`DEFAULT_SPLIT_BYTES`] (8 MiB). A watched directory's files are never split.
+    ///
+    /// The chunks depend on the file and this size only, not on the number of workers, so
+    /// neither do the results. Each chunk has its own watermark: a record is late when it is
+    /// behind its own chunk's watermark (as for one file of a directory), so with records out
+    /// of order by more than the watermark delay, which records are late may differ at the
+    /// cuts from an unsplit file.
+    pub fn split_bytes(mut self, bytes: u64) -> Self {
+        self.split_bytes = bytes;
+        self
+    }
+
+    /// Opens `path` as this worker's next partition: file number `file` of the listing, from
+    /// `start` (the beginning if `None`) up to the byte offset `limit` (the end if `None`).
+    fn open(
+        &mut self,
+        path: &Path,
+        file: usize,
+        start: Option<Position>,
+        limit: Option<u64>,
+    ) -> Result<(), Error> {
+        let handle = File::open(path)
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        let reader = self.format.open(path, file, self.max_record_bytes)?;
+        let mut reader = self.format.open(path, handle, self.max_record_bytes)?;
+        if let Some(start) = start {
+            reader.seek(start)?;
+        }
         self.readers.push((path.to_path_buf(), Some(reader)));
         self.ends.push(Position::default());
+        self.chunks.push((file, limit));
+        self.began.push(false);
         Ok(())
+    }
+
+    /// Whether local partition `partition` may be read now: it has not read a record yet, or
+    /// it is the first open chunk of its file on this worker.
+    fn readable(&self, partition: usize) -> bool {
+        !self.began[partition] || self.leading(partition)
+    }
+
+    /// Whether local partition `partition` is the first open chunk of its file on this worker.
+    fn leading(&self, partition: usize) -> bool {
+        let file = self.chunks[partition].0;
+        (0..partition).all(|p| self.chunks[p].0 != file || self.readers[p].1.is_none())
     }
 
     /// Lists a watched directory again, if its poll interval has passed, and opens this
@@ -200,7 +260,7 @@ impl<F: FileFormat> FileSource<F> {
                 let number = watch.discovered;
                 watch.discovered += 1;
                 if number % watch.context.peers.max(1) == watch.context.worker_index {
-                    mine.push(path);
+                    mine.push((number, path));
                 }
             }
         }
@@ -210,8 +270,8 @@ impl<F: FileFormat> FileSource<F> {
         if let Some(held) = watch.held.take() {
             batch.finish_partition(held);
         }
-        for path in mine {
-            self.open(&path)?;
+        for (file, path) in mine {
+            self.open(&path, file, None, None)?;
             batch.add_partition();
         }
         Ok(())
@@ -273,8 +333,22 @@ impl<F: FileFormat> Source for FileSource<F> {
         }
         let files = listing.files;
         self.handler = Some(BadInputHandler::new(&self.on_error)?);
-        for index in context.local_partitions(files.len()) {
-            self.open(&files[index])?;
+        // Every worker cuts every file the same way, and opens its own share of the chunks.
+        let mut partitions = Vec::new();
+        for (file, path) in files.iter().enumerate() {
+            let starts = match self.watch {
+                Some(_) => Vec::new(),
+                None => split::chunk_starts(path, self.split_bytes, self.format.splittable())?,
+            };
+            let mut start = None;
+            for next in starts.into_iter().map(Some).chain([None]) {
+                partitions.push((file, start, next.map(|p: Position| p.offset)));
+                start = next;
+            }
+        }
+        for index in context.local_partitions(partitions.len()) {
+            let (file, start, limit) = partitions[index];
+            self.open(&files[file], file, start, limit)?;
         }
         if let Some(watch) = self.watch.as_mut() {
             watch.context = *context;
@@ -285,6 +359,8 @@ impl<F: FileFormat> Source for FileSource<F> {
             if self.readers.is_empty() {
                 self.readers.push((PathBuf::new(), None));
                 self.ends.push(Position::default());
+                self.chunks.push((usize::MAX, None));
+                self.began.push(true);
                 watch.held = Some(0);
             }
         }
@@ -301,6 +377,9 @@ impl<F: FileFormat> Source for FileSource<F> {
             return Err(Error::Internal("FileSource::read before on_start".into()));
         };
         let open = self.readers.iter().filter(|(_, r)| r.is_some()).count();
+        let readable = (0..self.readers.len())
+            .filter(|&p| self.readers[p].1.is_some() && self.readable(p))
+            .count();
         if open == 0 {
             handler.flush()?;
             return Ok(match &self.watch {
@@ -312,17 +391,35 @@ impl<F: FileFormat> Source for FileSource<F> {
                 ),
             });
         }
-        let per_file = (BATCH / open).max(1);
+        let per_file = (BATCH / readable.max(1)).max(1);
         for _ in 0..self.readers.len() {
             let partition = self.next;
             self.next = (self.next + 1) % self.readers.len();
-            for _ in 0..per_file {
+            if !self.readable(partition) {
+                continue;
+            }
+            // A chunk not yet reached (a later chunk of a file with an earlier one still open
+            // here) reads up to its first record only.
+            let leading = self.leading(partition);
+            let take = if leading { per_file } else { BATCH };
+            let limit = self.chunks[partition].1;
+            for _ in 0..take {
+                if !leading && self.began[partition] {
+                    break;
+                }
                 let (path, Some(reader)) = &mut self.readers[partition] else {
                     break;
                 };
                 let position = reader.position();
-                match reader.next_record() {
-                    Ok(Some(record)) => batch.push_at(partition, record, position),
+                let next = match limit {
+                    Some(limit) if position.offset >= limit => Ok(None),
+                    _ => reader.next_record(),
+                };
+                match next {
+                    Ok(Some(record)) => {
+                        self.began[partition] = true;
+                        batch.push_at(partition, record, position);
+                    }
                     Ok(None) => {
                         self.ends[partition] = reader.position();
                         self.readers[partition].1 = None;
@@ -489,6 +586,92 @@ mod tests {
         read_all(&mut first, 0, 1, &[]).unwrap();
         assert_eq!(first.position(0).offset, 9);
         check_replay(make, |line: &Line| line.ts, &[2], &[]);
+    }
+
+    /// A file longer than the split size is cut into chunks: 1, 2 and 3 workers read every
+    /// record once, each with its line number; a worker reads the first record of each of its
+    /// chunks first, then its chunks in order; and a chunk resumes at any of its records.
+    #[test]
+    fn a_large_file_is_split_into_chunks_read_by_every_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, header, split) in [
+            ("in.jsonl", "", Splittable::Lines),
+            ("in.csv", "ts,k\n", Splittable::LinesUnlessQuoted),
+        ] {
+            let path = dir.path().join(name);
+            let body: String = (0..200)
+                .map(|n| {
+                    if name.ends_with("csv") {
+                        format!("{n},k{n}\n")
+                    } else {
+                        format!("{n}\n")
+                    }
+                })
+                .collect();
+            std::fs::write(&path, format!("{header}{body}")).unwrap();
+            let starts = split::chunk_starts(&path, 100, split).unwrap();
+            assert!(starts.len() > 4, "{name}: {starts:?}");
+            let first_line = if header.is_empty() { 1 } else { 2 };
+            let read =
+                |worker, peers, seeks: &[(usize, Position)]| -> Vec<(usize, Position, u64)> {
+                    if name.ends_with("csv") {
+                        let mut source =
+                            FileSource::new(&path, Csv::<Line>::serde()).split_bytes(100);
+                        let read = read_all(&mut source, worker, peers, seeks).unwrap();
+                        read.records
+                            .into_iter()
+                            .map(|(p, at, line)| (p, at, line.ts))
+                            .collect()
+                    } else {
+                        let mut source =
+                            FileSource::new(&path, JsonLines::<u64>::serde()).split_bytes(100);
+                        read_all(&mut source, worker, peers, seeks).unwrap().records
+                    }
+                };
+            for peers in 1..=3 {
+                let mut all = Vec::new();
+                for worker in 0..peers {
+                    let records = read(worker, peers, &[]);
+                    // Chunks are read one after the other (past their first records).
+                    let first_of = |c| records.iter().position(|r| r.0 == c).unwrap();
+                    let order: Vec<usize> = records
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, r)| *i != first_of(r.0))
+                        .map(|(_, r)| r.0)
+                        .collect();
+                    assert!(order.is_sorted(), "{name} {worker}/{peers}: {order:?}");
+                    for (_, at, n) in &records {
+                        assert_eq!(at.line, n + first_line, "{name}: line of record {n}");
+                    }
+                    all.extend(records.into_iter().map(|r| r.2));
+                }
+                all.sort_unstable();
+                assert_eq!(
+                    all,
+                    (0..200).collect::<Vec<_>>(),
+                    "{name} on {peers} workers"
+                );
+            }
+            // The first read starts every chunk: each holds the watermark at its own records.
+            let mut source = FileSource::new(&path, JsonLines::<u64>::serde()).split_bytes(100);
+            if name.ends_with("jsonl") {
+                let context = SourceContext {
+                    worker_index: 0,
+                    peers: 1,
+                };
+                source.on_start(&context).unwrap();
+                source.read(&mut SourceBatch::new()).unwrap();
+                assert!(source.began.iter().all(|b| *b), "{:?}", source.began);
+            }
+            // Worker 1 of 2 resumes its second chunk (global chunk 3) at its fifth record.
+            let mine = read(1, 2, &[]);
+            let chunk: Vec<_> = mine.iter().filter(|r| r.0 == 1).collect();
+            let resumed = read(1, 2, &[(1, chunk[4].1)]);
+            let got: Vec<u64> = resumed.iter().filter(|r| r.0 == 1).map(|r| r.2).collect();
+            let want: Vec<u64> = chunk[4..].iter().map(|r| r.2).collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
