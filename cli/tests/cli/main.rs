@@ -29,6 +29,7 @@ mod operating;
 mod output_errors;
 mod paths;
 mod resume;
+mod split;
 mod static_join;
 mod stop;
 mod support;
