@@ -5,8 +5,8 @@
 //! result time (a session's `end - 1`, say), often of one or two rows, and all of them wait in
 //! the channel until the next operator runs: 865,000 sessions closing at the end of the input
 //! held 1.9 GB of mostly empty buffers that way. [`GrowingBuilder`] lets each message's vector
-//! grow as rows arrive (doubling, as `Vec` does) up to the same 8 KiB, so that a message holds
-//! at most twice the bytes of its rows.
+//! grow as rows arrive, doubling from one row (`Vec` would start at four) up to the same 8 KiB,
+//! so that a message holds at most twice the bytes of its rows.
 
 use std::collections::VecDeque;
 
@@ -41,6 +41,10 @@ impl<T> GrowingBuilder<T> {
 impl<T> PushInto<T> for GrowingBuilder<T> {
     #[inline]
     fn push_into(&mut self, item: T) {
+        if self.current.len() == self.current.capacity() {
+            let room = self.current.len().clamp(1, Self::FULL - self.current.len());
+            self.current.reserve_exact(room);
+        }
         self.current.push(item);
         if self.current.len() >= Self::FULL {
             self.pending.push_back(std::mem::take(&mut self.current));
@@ -85,7 +89,7 @@ mod tests {
         builder.push_into(2);
         let message = builder.finish().expect("a message");
         assert_eq!(*message, vec![1, 2]);
-        assert!(message.capacity() < 16, "{}", message.capacity());
+        assert_eq!(message.capacity(), 2);
         message.clear();
         assert!(builder.finish().is_none());
         let full = GrowingBuilder::<u64>::FULL as u64;
