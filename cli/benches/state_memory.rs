@@ -35,7 +35,7 @@ use tideflow_operators::keyed::map_with_state::{MapWithState, StateInput};
 use tideflow_operators::keyed::running::RunningAggregate;
 use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::window::{
-    SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowUpdate,
+    SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowStreams, WindowUpdate,
 };
 use tideflow_operators::Event;
 
@@ -50,23 +50,22 @@ unsafe fn held(ptr: *mut u8) -> isize {
     (libc::malloc_usable_size(ptr.cast()) + 8) as isize
 }
 
+/// Counts the block `ptr` allocated for `layout`, if the allocation succeeded.
+unsafe fn counted(ptr: *mut u8, layout: Layout) -> *mut u8 {
+    if !ptr.is_null() {
+        REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        HELD.fetch_add(held(ptr), Ordering::Relaxed);
+    }
+    ptr
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc(layout);
-        if !ptr.is_null() {
-            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            HELD.fetch_add(held(ptr), Ordering::Relaxed);
-        }
-        ptr
+        counted(System.alloc(layout), layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let ptr = System.alloc_zeroed(layout);
-        if !ptr.is_null() {
-            REQUESTED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-            HELD.fetch_add(held(ptr), Ordering::Relaxed);
-        }
-        ptr
+        counted(System.alloc_zeroed(layout), layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -177,6 +176,23 @@ fn cli_aggregator(aggs: &[&str]) -> RowAggregator {
     RowAggregator::new(&specs, &["value".to_string()], &[])
 }
 
+/// [`per_record`] of the operator `build` makes over `aggregator`.
+fn rows<K, D, A, R>(
+    n: u64,
+    record: impl Fn(u64) -> (K, D),
+    aggregator: A,
+    build: impl FnOnce(StreamVec<'_, u64, Event<(K, D)>>, A) -> StreamVec<'_, u64, Event<R>>,
+) -> (f64, f64)
+where
+    K: ExchangeData + Clone,
+    D: ExchangeData + Clone,
+    R: 'static,
+{
+    per_record(n, record, move |stream, probe| {
+        build(stream, aggregator).probe_with(probe);
+    })
+}
+
 /// One row of the table.
 struct Measured {
     operator: &'static str,
@@ -206,55 +222,24 @@ where
         figures,
     };
     let none = StateConfig::none;
-    let tumbling = {
-        let aggregator = aggregator();
-        per_record(n, record, move |stream, probe| {
-            let rows = stream.tumbling_window_rows::<_, WindowResult<K, A::Output>>(
-                SIZE,
-                0,
-                aggregator,
-                none(),
-            );
-            rows.results.probe_with(probe);
-        })
-    };
-    let tumbling_updates = {
-        let aggregator = aggregator();
-        per_record(n, record, move |stream, probe| {
-            let rows = stream.tumbling_window_rows::<_, WindowUpdate<K, A::Output>>(
-                SIZE,
-                0,
-                aggregator,
-                none(),
-            );
-            rows.results.probe_with(probe);
-        })
-    };
-    let sliding = {
-        let aggregator = aggregator();
-        per_record(n, record, move |stream, probe| {
-            let rows = stream.sliding_window_rows::<_, WindowResult<K, A::Output>>(
-                SIZE,
-                SLIDE,
-                0,
-                aggregator,
-                none(),
-            );
-            rows.results.probe_with(probe);
-        })
-    };
-    let session = {
-        let aggregator = aggregator();
-        per_record(n, record, move |stream, probe| {
-            let rows = stream.session_window_rows::<_, WindowResult<K, A::Output>>(
-                GAP,
-                0,
-                aggregator,
-                none(),
-            );
-            rows.results.probe_with(probe);
-        })
-    };
+    type Append<K, O> = WindowResult<K, O>;
+    type Update<K, O> = WindowUpdate<K, O>;
+    let tumbling = rows(n, record, aggregator(), |stream, aggregator| {
+        (stream.tumbling_window_rows::<_, Append<K, A::Output>>(SIZE, 0, aggregator, none()))
+            .results
+    });
+    let tumbling_updates = rows(n, record, aggregator(), |stream, aggregator| {
+        (stream.tumbling_window_rows::<_, Update<K, A::Output>>(SIZE, 0, aggregator, none()))
+            .results
+    });
+    let sliding = rows(n, record, aggregator(), |stream, aggregator| {
+        let rows: WindowStreams<'_, K, D, Append<K, A::Output>> =
+            stream.sliding_window_rows(SIZE, SLIDE, 0, aggregator, none());
+        rows.results
+    });
+    let session = rows(n, record, aggregator(), |stream, aggregator| {
+        (stream.session_window_rows::<_, Append<K, A::Output>>(GAP, 0, aggregator, none())).results
+    });
     let running = {
         let aggregator = aggregator();
         per_record(n, record, move |stream, probe| {
