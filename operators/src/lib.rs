@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregate;
+mod container;
 pub mod event;
 pub mod keyed;
 pub mod snapshot;

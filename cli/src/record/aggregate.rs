@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use tideflow::aggregate::{Aggregator, ExactSum};
 
 use super::value::{csv_f64, write_json_f64};
@@ -234,7 +235,8 @@ impl PartialEq for AggValue {
 
 impl Eq for AggValue {}
 
-/// Accumulator of one aggregate.
+/// Accumulator of one aggregate: 32 bytes (what is rarely needed is boxed), so that the
+/// accumulators of one or two aggregates sit inline in a [`RowAcc`].
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum AccSlot {
     /// Rows counted.
@@ -244,61 +246,110 @@ pub enum AccSlot {
     /// The extreme so far (`min`, `max`).
     Extreme(Option<Num>),
     /// The value with its event time (`first`, `last`).
-    Timed(Option<(u64, Key)>),
+    Timed(Option<Box<(u64, Key)>>),
     /// The distinct values seen.
-    Distinct(FxHashSet<Key>),
+    Distinct(Box<FxHashSet<Key>>),
 }
 
-/// A sum kept exactly: integers in an `i128`, floats in an [`ExactSum`], with how many values
-/// (and how many floats) went in. Values add, merge and retract without rounding, in any order,
-/// so the result is the same bits for any `--workers` and arrival order; it is rounded once,
-/// when read. A sum of integers stays an integer.
+/// A sum kept exactly: integers in an `i64` while their sum fits, and beyond that, with floats
+/// (in an [`ExactSum`]), in a [`WideSum`] allocated when first needed; with how many values
+/// went in. Values add, merge and retract without rounding, in any order, so the result is
+/// the same bits for any `--workers` and arrival order; it is rounded once, when read. A sum
+/// of integers stays an integer. Without floats or an `i64` overflow it is 24 bytes and
+/// allocates nothing.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SumAcc {
+    /// Integers, while their sum fits; the rest of the sum is in `wide`.
+    int: i64,
+    values: u64,
+    wide: Option<Box<WideSum>>,
+}
+
+/// The part of a [`SumAcc`] that plain integer sums never need.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct WideSum {
+    /// Integers that did not fit beside `SumAcc::int`.
     int: i128,
     float: ExactSum,
     floats: u64,
-    values: u64,
 }
 
 impl SumAcc {
+    fn wide(&mut self) -> &mut WideSum {
+        self.wide.get_or_insert_with(Box::default)
+    }
+
+    /// Adds the integer `value` (`sign` 1) or removes it (`sign` -1).
+    fn add_int(&mut self, value: i64, sign: i64) {
+        let sum = match sign {
+            1 => self.int.checked_add(value),
+            _ => self.int.checked_sub(value),
+        };
+        match sum {
+            Some(sum) => self.int = sum,
+            None => self.wide().int += i128::from(sign) * i128::from(value),
+        }
+    }
+
     fn add(&mut self, value: Num) {
         self.values += 1;
         match value {
-            Num::Int(i) => self.int += i128::from(i),
+            Num::Int(i) => self.add_int(i, 1),
             Num::Float(f) => {
-                self.float.add(f);
-                self.floats += 1;
+                let wide = self.wide();
+                wide.float.add(f);
+                wide.floats += 1;
             }
         }
     }
 
     fn merge(&mut self, other: &SumAcc) {
-        self.int += other.int;
-        self.float.merge(&other.float);
-        self.floats += other.floats;
+        self.add_int(other.int, 1);
         self.values += other.values;
+        if let Some(other) = &other.wide {
+            let wide = self.wide();
+            wide.int += other.int;
+            wide.float.merge(&other.float);
+            wide.floats += other.floats;
+        }
     }
 
     fn retract(&mut self, other: &SumAcc) {
-        self.int -= other.int;
-        self.float.retract(&other.float);
-        self.floats -= other.floats;
+        self.add_int(other.int, -1);
         self.values -= other.values;
+        if let Some(other) = &other.wide {
+            let wide = self.wide();
+            wide.int -= other.int;
+            wide.float.retract(&other.float);
+            wide.floats -= other.floats;
+        }
+    }
+
+    /// The integers' sum.
+    fn int(&self) -> i128 {
+        i128::from(self.int) + self.wide.as_ref().map_or(0, |wide| wide.int)
+    }
+
+    /// The floats added.
+    fn floats(&self) -> u64 {
+        self.wide.as_ref().map_or(0, |wide| wide.floats)
     }
 
     /// The exact sum of integers and floats.
     fn exact(&self) -> ExactSum {
-        let mut sum = self.float.clone();
-        sum.add_integer(self.int);
+        let mut sum = match &self.wide {
+            Some(wide) => wide.float.clone(),
+            None => ExactSum::default(),
+        };
+        sum.add_integer(self.int());
         sum
     }
 
     /// The sum: null without values, an integer while every value was one.
     fn total(&self) -> AggValue {
-        match (self.values, self.floats) {
+        match (self.values, self.floats()) {
             (0, _) => AggValue::Null,
-            (_, 0) => AggValue::Int(self.int),
+            (_, 0) => AggValue::Int(self.int()),
             _ => AggValue::Float(self.exact().to_f64()),
         }
     }
@@ -312,11 +363,12 @@ impl SumAcc {
     }
 }
 
-/// The accumulators of one key group: one per aggregate, and how many records wrote the key
-/// each [`KeyKind`] way (counts, so that sliding windows can retract them).
+/// The accumulators of one key group: one per aggregate (inline for up to two), and how many
+/// records wrote the key each [`KeyKind`] way (counts, so that sliding windows can retract
+/// them). 96 bytes with up to two aggregates of 32 bytes ([`AccSlot`]).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RowAcc {
-    slots: Vec<AccSlot>,
+    slots: SmallVec<[AccSlot; 2]>,
     key_kinds: [u64; 3],
 }
 
@@ -374,7 +426,7 @@ fn keep(acc: &mut Option<Num>, value: Num, wanted: Ordering) {
 }
 
 /// Keeps `(time, value)` in `acc` when it comes before (`first`) or after (`last`) the current.
-fn keep_timed(acc: &mut Option<(u64, Key)>, candidate: (u64, Key), first: bool) {
+fn keep_timed(acc: &mut Option<Box<(u64, Key)>>, candidate: (u64, Key), first: bool) {
     let replace = match acc {
         None => true,
         Some(current) => {
@@ -391,7 +443,10 @@ fn keep_timed(acc: &mut Option<(u64, Key)>, candidate: (u64, Key), first: bool) 
         }
     };
     if replace {
-        *acc = Some(candidate);
+        match acc {
+            Some(current) => **current = candidate,
+            None => *acc = Some(Box::new(candidate)),
+        }
     }
 }
 
@@ -408,7 +463,7 @@ impl Aggregator<Row> for RowAggregator {
                 AggKind::Sum | AggKind::Avg => AccSlot::Sum(SumAcc::default()),
                 AggKind::Min | AggKind::Max => AccSlot::Extreme(None),
                 AggKind::First | AggKind::Last => AccSlot::Timed(None),
-                AggKind::CountDistinct => AccSlot::Distinct(FxHashSet::default()),
+                AggKind::CountDistinct => AccSlot::Distinct(Box::default()),
             })
             .collect();
         RowAcc {
@@ -473,9 +528,9 @@ impl Aggregator<Row> for RowAggregator {
                     keep(extreme, value, wanted);
                 }
                 (AccSlot::Timed(timed), AccSlot::Timed(Some(candidate))) => {
-                    keep_timed(timed, candidate, *kind == AggKind::First);
+                    keep_timed(timed, *candidate, *kind == AggKind::First);
                 }
-                (AccSlot::Distinct(seen), AccSlot::Distinct(other)) => seen.extend(other),
+                (AccSlot::Distinct(seen), AccSlot::Distinct(other)) => seen.extend(*other),
                 _ => {}
             }
         }
@@ -498,7 +553,7 @@ impl Aggregator<Row> for RowAggregator {
                 AccSlot::Extreme(value) => value.map_or(AggValue::Null, AggValue::from),
                 AccSlot::Timed(timed) => timed
                     .as_ref()
-                    .map_or(AggValue::Null, |(_, v)| AggValue::Scalar(v.clone())),
+                    .map_or(AggValue::Null, |timed| AggValue::Scalar(timed.1.clone())),
                 AccSlot::Distinct(seen) => AggValue::Int(seen.len() as i128),
             })
             .collect();
@@ -611,6 +666,28 @@ mod tests {
             agg.finish(&total).values,
             vec![AggValue::Int(1), AggValue::Int(4), AggValue::Float(4.0)]
         );
+    }
+
+    #[test]
+    fn accumulators_are_small_and_integer_sums_past_i64_stay_exact() {
+        assert_eq!(std::mem::size_of::<AccSlot>(), 32);
+        assert_eq!(std::mem::size_of::<RowAcc>(), 96);
+        let agg = RowAggregator::new(&specs(&["sum:a"]), &["a".to_string()], &[]);
+        let int = |v: i64| row(0, vec![Some(Num::Int(v))], vec![]);
+        let (mut total, mut part) = (agg.init(), agg.init());
+        for v in [i64::MAX, i64::MAX, -5] {
+            agg.add(&mut total, &int(v));
+        }
+        agg.add(&mut part, &int(i64::MAX));
+        agg.merge(&mut total, part.clone());
+        let max = i128::from(i64::MAX);
+        assert_eq!(agg.finish(&total).values, vec![AggValue::Int(3 * max - 5)]);
+        agg.retract(&mut total, &part);
+        agg.retract(&mut total, &part);
+        assert_eq!(agg.finish(&total).values, vec![AggValue::Int(max - 5)]);
+        agg.add(&mut total, &int(i64::MIN));
+        agg.add(&mut total, &int(i64::MIN));
+        assert_eq!(agg.finish(&total).values, vec![AggValue::Int(-max - 7)]);
     }
 
     #[test]

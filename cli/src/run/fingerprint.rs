@@ -13,6 +13,10 @@
 //! `--snapshot-interval`, `--keep-snapshots`, `--on-error`, `--max-record-bytes` (how bad
 //! records are handled) and the progress flags. `--watch`, complete mode, `--idle-timeout`,
 //! `--heartbeat` and clusters are refused with a checkpoint directory.
+//!
+//! Beside the flags, the `state encoding` field names the encoding of the saved state
+//! ([`STATE_ENCODING`]), so that a snapshot saved in an older encoding is refused with that
+//! field named rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +27,11 @@ use super::paths::resolve;
 use super::plan::{Input, Plan};
 use super::rate::RateInput;
 use tideflow::{JobFingerprint, Window};
+
+/// The encoding of `run`'s saved window state, raised when it changes: `2`, accumulators
+/// with the rare parts of a sum boxed (`cli/src/record/aggregate.rs`); snapshots from before
+/// have no such field and are refused.
+pub(super) const STATE_ENCODING: &str = "2";
 
 /// The fingerprint of `plan`'s job.
 pub(super) fn of(plan: &Plan) -> JobFingerprint {
@@ -57,6 +66,7 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
         (None, None) => "-".to_string(),
     };
     JobFingerprint::new()
+        .field("state encoding", STATE_ENCODING)
         .field("--input", input)
         .field("--format", flag_value(plan.format))
         // It decides the partitions of a large file, which the source parts are kept by.

@@ -152,7 +152,9 @@ where
                             state.apply(batches.into_iter().flatten(), &mut kept);
                             most = most.max(state.rows());
                             if !kept.is_empty() {
-                                results.session(&capability).give_container(&mut kept);
+                                results
+                                    .session_with_builder(&capability)
+                                    .give_container(&mut kept);
                                 kept.clear();
                             }
                         }

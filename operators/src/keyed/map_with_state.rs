@@ -68,13 +68,13 @@ use std::rc::Rc;
 use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
+use crate::container::GrowingBuilder;
 use crate::event::Event;
 use crate::snapshot::key_group;
 use crate::stateful::{EventStash, Harness, StampStash, StateConfig};
@@ -300,7 +300,7 @@ where
         let mut emitted: Vec<Event<O>> = Vec::new();
         let scope = self.scope();
 
-        let output = self.unary_frontier::<CapacityContainerBuilder<Vec<Event<O>>>, _, _, _>(
+        let output = self.unary_frontier::<GrowingBuilder<Event<O>>, _, _, _>(
             Exchange::new(route),
             "MapWithState",
             move |initial, info| {
@@ -471,7 +471,9 @@ fn send<O: 'static>(
     let now = *capability.time();
     if emitted.iter().all(|event| event.time <= now) {
         if !emitted.is_empty() {
-            output.session(capability).give_iterator(emitted.drain(..));
+            output
+                .session_with_builder(capability)
+                .give_iterator(emitted.drain(..));
         }
         return;
     }
@@ -480,7 +482,7 @@ fn send<O: 'static>(
     while let Some(first) = events.next() {
         let at = first.time.max(now);
         let delayed = capability.delayed(&at);
-        let mut session = output.session(&delayed);
+        let mut session = output.session_with_builder(&delayed);
         session.give(first);
         while let Some(event) = events.next_if(|event| event.time.max(now) == at) {
             session.give(event);
@@ -803,7 +805,7 @@ mod tests {
         use timely::dataflow::{InputHandle, ProbeHandle};
 
         timely::execute_directly(|worker| {
-            type Builder = CapacityContainerBuilder<Vec<Event<(u32, u64)>>>;
+            type Builder = timely::container::CapacityContainerBuilder<Vec<Event<(u32, u64)>>>;
             let mut input = InputHandle::<u64, Builder>::new();
             let probe = ProbeHandle::new();
             let seen = Rc::new(RefCell::new(Vec::new()));

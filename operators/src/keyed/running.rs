@@ -16,13 +16,13 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 use timely::ExchangeData;
 
 use crate::aggregate::Aggregator;
+use crate::container::GrowingBuilder;
 use crate::event::Event;
 use crate::snapshot::key_group;
 use crate::state::StateRows;
@@ -168,77 +168,85 @@ where
         let shared = Rc::clone(&handle.keys);
         let mut dirty: Vec<K> = Vec::new();
         let mut harness = Harness::new(config);
-        let changes = self.unary_frontier::<CapacityContainerBuilder<Vec<Event<KeyedChange<K, A::Output>>>>, _, _, _>(
-            Exchange::new(route),
-            "RunningAggregate",
-            move |initial, _info| {
-                drop(initial);
-                if let Some(saved) = harness.restore::<(K, A::Acc, Option<A::Output>)>() {
-                    let mut keys = shared.borrow_mut();
-                    for (key, acc, emitted) in saved {
-                        keys.insert(key, KeyState { acc, emitted, dirty: false });
+        let changes = self
+            .unary_frontier::<GrowingBuilder<Event<KeyedChange<K, A::Output>>>, _, _, _>(
+                Exchange::new(route),
+                "RunningAggregate",
+                move |initial, _info| {
+                    drop(initial);
+                    if let Some(saved) = harness.restore::<(K, A::Acc, Option<A::Output>)>() {
+                        let mut keys = shared.borrow_mut();
+                        for (key, acc, emitted) in saved {
+                            keys.insert(
+                                key,
+                                KeyState {
+                                    acc,
+                                    emitted,
+                                    dirty: false,
+                                },
+                            );
+                        }
                     }
-                }
-                move |(input, frontier), output| {
-                    let mut keys = shared.borrow_mut();
-                    input.for_each_time(|capability, containers| {
-                        stash.stash(&capability, 0, containers);
-                    });
-                    // Up to a snapshot's epoch first (its part is saved there), then the frontier.
-                    for step in harness.steps(frontier.frontier().first().copied()) {
-                        while let Some((stamp, capability, batches)) = stash.pop_passed(&step) {
-                            for event in batches.into_iter().flatten() {
-                                let (key, data) = event.data;
-                                let slot = match keys.get_mut(&key) {
-                                    Some(slot) => slot,
-                                    None => keys.entry(key.clone()).or_insert(KeyState {
-                                        acc: aggregator.init(),
-                                        emitted: None,
-                                        dirty: false,
-                                    }),
-                                };
-                                aggregator.add(&mut slot.acc, &data);
-                                if !slot.dirty {
-                                    slot.dirty = true;
-                                    dirty.push(key);
-                                }
-                            }
-                            // The changes of the records stamped `stamp`, at `stamp`.
-                            let mut session = output.session(&capability);
-                            for key in dirty.drain(..) {
-                                let slot = keys.get_mut(&key).expect("a dirty key has state");
-                                slot.dirty = false;
-                                let value = aggregator.finish(&slot.acc);
-                                if slot.emitted.as_ref() == Some(&value) {
-                                    continue;
-                                }
-                                if let Some(old) = slot.emitted.replace(value.clone()) {
-                                    let retract = KeyedChange {
-                                        key: key.clone(),
-                                        value: old,
-                                        change: Change::Retract,
+                    move |(input, frontier), output| {
+                        let mut keys = shared.borrow_mut();
+                        input.for_each_time(|capability, containers| {
+                            stash.stash(&capability, 0, containers);
+                        });
+                        // Up to a snapshot's epoch first (its part is saved there), then the frontier.
+                        for step in harness.steps(frontier.frontier().first().copied()) {
+                            while let Some((stamp, capability, batches)) = stash.pop_passed(&step) {
+                                for event in batches.into_iter().flatten() {
+                                    let (key, data) = event.data;
+                                    let slot = match keys.get_mut(&key) {
+                                        Some(slot) => slot,
+                                        None => keys.entry(key.clone()).or_insert(KeyState {
+                                            acc: aggregator.init(),
+                                            emitted: None,
+                                            dirty: false,
+                                        }),
                                     };
-                                    session.give(Event::new(stamp, retract));
+                                    aggregator.add(&mut slot.acc, &data);
+                                    if !slot.dirty {
+                                        slot.dirty = true;
+                                        dirty.push(key);
+                                    }
                                 }
-                                let insert = KeyedChange {
-                                    key,
-                                    value,
-                                    change: Change::Insert,
-                                };
-                                session.give(Event::new(stamp, insert));
+                                // The changes of the records stamped `stamp`, at `stamp`.
+                                let mut session = output.session_with_builder(&capability);
+                                for key in dirty.drain(..) {
+                                    let slot = keys.get_mut(&key).expect("a dirty key has state");
+                                    slot.dirty = false;
+                                    let value = aggregator.finish(&slot.acc);
+                                    if slot.emitted.as_ref() == Some(&value) {
+                                        continue;
+                                    }
+                                    if let Some(old) = slot.emitted.replace(value.clone()) {
+                                        let retract = KeyedChange {
+                                            key: key.clone(),
+                                            value: old,
+                                            change: Change::Retract,
+                                        };
+                                        session.give(Event::new(stamp, retract));
+                                    }
+                                    let insert = KeyedChange {
+                                        key,
+                                        value,
+                                        change: Change::Insert,
+                                    };
+                                    session.give(Event::new(stamp, insert));
+                                }
+                            }
+                            if let Some(epoch) = step.save {
+                                let entries = keys.iter().map(|(key, slot)| {
+                                    (key_group(key), (key, &slot.acc, &slot.emitted))
+                                });
+                                harness.save(epoch, entries);
                             }
                         }
-                        if let Some(epoch) = step.save {
-                            let entries = keys
-                                .iter()
-                                .map(|(key, slot)| (key_group(key), (key, &slot.acc, &slot.emitted)));
-                            harness.save(epoch, entries);
-                        }
+                        harness.settle(keys.len() as u64, frontier.is_empty());
                     }
-                    harness.settle(keys.len() as u64, frontier.is_empty());
-                }
-            },
-        );
+                },
+            );
         RunningStreams {
             changes,
             state: handle,

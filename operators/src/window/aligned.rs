@@ -3,7 +3,12 @@
 //! window's current value must be at hand for its early rows). The operator is the
 //! arrival-order driver's (`window/arrival.rs`).
 //!
-//! In update mode each accumulator carries a dirty flag and each window a list of the keys
+//! A window keeps its accumulators densely, in a vector in the order their keys arrived, and
+//! maps each key to its position: a hash table's entries are paid for about twice over (it
+//! doubles when 7/8 full), so they hold the key and a 4-byte position only, not the
+//! accumulator (a window's accumulators are freed together, when it closes).
+//!
+//! In update mode each accumulator has a dirty flag and each window a list of the keys
 //! whose accumulator changed since the last early rows. Each time the frontier moves, the
 //! operator emits an early row for every dirty (key, window) that is still open, showing every
 //! record received so far; a window's final row leaves when it closes.
@@ -47,14 +52,30 @@ pub(crate) struct AlignedWindows<K, Acc, O, R> {
 
 struct OpenWindow<K, Acc> {
     capability: Capability<u64>,
-    accumulators: FxHashMap<K, Slot<Acc>>,
+    /// Per key, the position of its accumulator in `accumulators`.
+    positions: FxHashMap<K, u32>,
+    accumulators: Vec<Acc>,
+    /// Update mode: per accumulator, whether it changed since its key's last early row.
+    changed: Vec<bool>,
     /// Update mode: the keys whose accumulator changed since their last early row.
     dirty: Vec<K>,
 }
 
-struct Slot<Acc> {
-    acc: Acc,
-    dirty: bool,
+impl<K: Hash + Eq, Acc> OpenWindow<K, Acc> {
+    fn new(capability: Capability<u64>) -> Self {
+        OpenWindow {
+            capability,
+            positions: FxHashMap::default(),
+            accumulators: Vec::new(),
+            changed: Vec::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// The keys and their accumulators.
+    fn iter(&self) -> impl Iterator<Item = (&K, &Acc)> + '_ {
+        (self.positions.iter()).map(|(key, &at)| (key, &self.accumulators[at as usize]))
+    }
 }
 
 impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<K, Acc, O, R> {
@@ -138,29 +159,29 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         self.open.iter().flat_map(|(&end, window)| {
             let at = *window.capability.time();
             window
-                .accumulators
                 .iter()
-                .map(move |(key, slot)| (key_group(key), (end, at, key, &slot.acc)))
+                .map(move |(key, acc)| (key_group(key), (end, at, key, acc)))
         })
     }
 
     /// Restores saved entries, minting their windows' capabilities from `initial`.
     pub(super) fn restore(&mut self, entries: Vec<SavedWindow<K, Acc>>, initial: &Capability<u64>) {
         for (end, at, key, acc) in entries {
-            let window = self.open.entry(end).or_insert_with(|| OpenWindow {
-                capability: initial.delayed(&at),
-                accumulators: FxHashMap::default(),
-                dirty: Vec::new(),
-            });
+            let window =
+                (self.open.entry(end)).or_insert_with(|| OpenWindow::new(initial.delayed(&at)));
             if *window.capability.time() > at {
                 window.capability = initial.delayed(&at);
             }
-            if window
-                .accumulators
-                .insert(key, Slot { acc, dirty: false })
-                .is_none()
-            {
-                self.held += 1;
+            match window.positions.entry(key) {
+                Entry::Occupied(entry) => window.accumulators[*entry.get() as usize] = acc,
+                Entry::Vacant(entry) => {
+                    entry.insert(to_position(window.accumulators.len()));
+                    window.accumulators.push(acc);
+                    if Self::UPDATES {
+                        window.changed.push(false);
+                    }
+                    self.held += 1;
+                }
             }
         }
     }
@@ -178,41 +199,31 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         init: impl FnOnce() -> Acc,
     ) -> &mut Acc {
         let at = (end - 1).max(capability.time());
-        let window = self.open.entry(end).or_insert_with(|| OpenWindow {
-            capability: capability.result_at(at, output_port),
-            accumulators: FxHashMap::default(),
-            dirty: Vec::new(),
-        });
+        let window = (self.open.entry(end))
+            .or_insert_with(|| OpenWindow::new(capability.result_at(at, output_port)));
         hold_earliest(&mut window.capability, capability, at, output_port);
-        if !Self::UPDATES {
-            let held = &mut self.held;
-            let slot = window.accumulators.entry(key).or_insert_with(|| {
-                *held += 1;
-                Slot {
-                    acc: init(),
-                    dirty: false,
-                }
-            });
-            return &mut slot.acc;
-        }
-        let slot = match window.accumulators.entry(key) {
+        let position = match window.positions.entry(key) {
             Entry::Occupied(entry) => {
-                if !entry.get().dirty {
+                let position = *entry.get() as usize;
+                if Self::UPDATES && !window.changed[position] {
+                    window.changed[position] = true;
                     window.dirty.push(entry.key().clone());
                 }
-                entry.into_mut()
+                position
             }
             Entry::Vacant(entry) => {
-                window.dirty.push(entry.key().clone());
+                let position = window.accumulators.len();
+                if Self::UPDATES {
+                    window.dirty.push(entry.key().clone());
+                    window.changed.push(true);
+                }
+                entry.insert(to_position(position));
+                window.accumulators.push(init());
                 self.held += 1;
-                entry.insert(Slot {
-                    acc: init(),
-                    dirty: false,
-                })
+                position
             }
         };
-        slot.dirty = true;
-        &mut slot.acc
+        &mut window.accumulators[position]
     }
 
     /// Emits and frees, oldest first, every window whose close time has `passed` (the
@@ -230,9 +241,9 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
             let window = self.open.remove(&end).expect("first window exists");
             self.held -= window.accumulators.len() as u64;
             let start = end - self.size;
-            let mut session = results.session(&window.capability);
-            for (key, slot) in window.accumulators {
-                let value = finish(&slot.acc);
+            let mut session = results.session_with_builder(&window.capability);
+            for (key, at) in window.positions {
+                let value = finish(&window.accumulators[at as usize]);
                 let result = WindowResult {
                     key,
                     start,
@@ -269,16 +280,13 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
         let at = (now - 1).max(*early.time());
         let capability = early.delayed(&at);
         self.early = None;
-        let mut session = results.session(&capability);
+        let mut session = results.session_with_builder(&capability);
         for (&end, window) in &mut self.open {
             let start = end - self.size;
             for key in window.dirty.drain(..) {
-                let slot = window
-                    .accumulators
-                    .get_mut(&key)
-                    .expect("a dirty key has an accumulator");
-                slot.dirty = false;
-                let value = finish(&slot.acc);
+                let position = window.positions[&key] as usize;
+                window.changed[position] = false;
+                let value = finish(&window.accumulators[position]);
                 let result = WindowResult {
                     key,
                     start,
@@ -289,4 +297,10 @@ impl<K: Hash + Eq + Clone + 'static, Acc, O, R: WindowRow<K, O>> AlignedWindows<
             }
         }
     }
+}
+
+/// The position of the `at`th accumulator of a window.
+#[inline]
+fn to_position(at: usize) -> u32 {
+    u32::try_from(at).expect("a window holds fewer than 2^32 keys per worker")
 }

@@ -129,6 +129,11 @@ impl<Acc> Sessions<Acc> {
         let first = self.list.partition_point(|s| s.end < start);
         let last = first + self.list[first..].partition_point(|s| s.start <= end);
         if first == last {
+            if self.list.capacity() == 0 {
+                // Most keys have one open session: room for one, not the four `Vec` starts
+                // with (it doubles from there).
+                self.list.reserve_exact(1);
+            }
             self.list.insert(
                 first,
                 Session {

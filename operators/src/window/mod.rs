@@ -32,7 +32,6 @@ use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 use timely::communication::Pull;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, LogPuller};
 use timely::dataflow::channels::Message;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -46,6 +45,7 @@ pub use session::SessionWindow;
 pub use sliding::SlidingWindow;
 pub use tumbling::TumblingWindow;
 
+use crate::container::GrowingBuilder;
 use crate::event::Event;
 use crate::snapshot::key_group;
 
@@ -158,8 +158,7 @@ pub(crate) type KeyedInput<K, D> = InputHandleCore<
     LogPuller<Box<dyn Pull<Message<u64, Vec<Event<(K, D)>>>>>>,
 >;
 /// An output handle for events of type `R`.
-pub(crate) type EventOutput<'a, R> =
-    OutputBuilderSession<'a, u64, CapacityContainerBuilder<Vec<Event<R>>>>;
+pub(crate) type EventOutput<'a, R> = OutputBuilderSession<'a, u64, GrowingBuilder<Event<R>>>;
 
 /// Builds a keyed operator with a result output (port 0) and a late output (port 1), its input
 /// exchanged by the key's group. `constructor` gets the initial capability of the result
@@ -187,9 +186,8 @@ where
     let mut input = builder.new_input(stream, Exchange::new(route));
     let (results, results_stream) = builder.new_output();
     let (late, late_stream) = builder.new_output();
-    let mut results = OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<R>>>>::from(results);
-    let mut late =
-        OutputBuilder::<u64, CapacityContainerBuilder<Vec<Event<LateRecord<K, D>>>>>::from(late);
+    let mut results = OutputBuilder::<u64, GrowingBuilder<Event<R>>>::from(results);
+    let mut late = OutputBuilder::<u64, GrowingBuilder<Event<LateRecord<K, D>>>>::from(late);
     builder.build(move |initial_capabilities| {
         // Every output capability is minted from input capabilities, or from this one when
         // windows are restored.
@@ -259,8 +257,8 @@ pub(crate) fn emit_late<K: 'static, D: 'static>(
         },
     );
     match capability {
-        StampCaps::Input(capability) => late.session(*capability).give(record),
-        StampCaps::Held { late: held, .. } => late.session(*held).give(record),
+        StampCaps::Input(capability) => late.session_with_builder(*capability).give(record),
+        StampCaps::Held { late: held, .. } => late.session_with_builder(*held).give(record),
     }
 }
 

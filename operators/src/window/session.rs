@@ -158,7 +158,7 @@ impl<K: Hash + Eq + Clone + 'static, O: Clone + 'static> Updates<K, O> {
         // Every applied record is stamped below the frontier; at the end of input, anywhere.
         let at = frontier.map_or(*early.time(), |now| now - 1);
         let capability = early.delayed(&at);
-        let mut output = results.session(&capability);
+        let mut output = results.session_with_builder(&capability);
         for key in self.dirty.drain() {
             let open = sessions.get(&key);
             let is_open = |start: u64, end: u64| {
@@ -213,7 +213,8 @@ fn register<K>(timers: &mut BTreeMap<u64, Timer<K>>, end: u64, key: K, from: &Ca
     let at = (end - 1).max(*from.time());
     let timer = timers.entry(end).or_insert_with(|| Timer {
         capability: from.delayed(&at),
-        keys: Vec::new(),
+        // Most ends are one key's: room for one, not the four `Vec` starts with.
+        keys: Vec::with_capacity(1),
     });
     if *timer.capability.time() > at {
         timer.capability = from.delayed(&at);
@@ -325,7 +326,7 @@ where
                         };
                         if close_first {
                             let (end, timer) = timers.pop_first().expect("a timer is due");
-                            let mut output = results.session(&timer.capability);
+                            let mut output = results.session_with_builder(&timer.capability);
                             for key in timer.keys {
                                 let Some(open) = sessions.get_mut(&key) else {
                                     continue;

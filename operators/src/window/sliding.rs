@@ -381,7 +381,7 @@ impl<K: Hash + Eq + Clone + 'static, Acc: Clone + 'static> SlidingState<K, Acc> 
             }
         }
         let start = end - self.grid.size;
-        let mut output = results.session(&capability);
+        let mut output = results.session_with_builder(&capability);
         self.active.retain(|key, active| {
             let expired = active.parts.partition_point(|(exit, _)| *exit < end);
             for (_, acc) in active.parts.drain(..expired) {
