@@ -1,0 +1,72 @@
+"""Flink SQL (PyFlink, apache-flink from PyPI, on the machine's Java 17).
+
+The job, in streaming mode, parallelism 1: a filesystem source table over the dataset's
+directory (ts BIGINT, key STRING, value INT, rt, WATERMARK FOR rt AS rt), a TUMBLE(TABLE src, DESCRIPTOR(rt), INTERVAL '1' SECOND) count per key, inserted into a
+filesystem sink table (JSON). Flink's CSV format has no header option: with
+'csv.ignore-parse-errors' the header line is read as a row of nulls, which gets event time 0
+(rt is TO_TIMESTAMP_LTZ(COALESCE(ts, 0), 3): a null rowtime fails the job) and is dropped
+after the window by WHERE ts IS NOT NULL. The bounded source ends with the final
+watermark, so every window is written.
+
+Run by the driver as: VENV_PYTHON peer_flink.py INPUT_DIR FORMAT OUT_DIR
+"""
+
+import sys
+
+from engine import HERE, Job, installed_version, peer_env, peer_python
+
+NAME = "flink"
+REQUIREMENT = "apache-flink==2.3.0"
+
+
+def python(ctx):
+    return peer_python(ctx, NAME, REQUIREMENT, "pyflink")
+
+
+def version(ctx):
+    return f"apache-flink {installed_version(python(ctx), 'apache-flink')} (Flink SQL), parallelism 1"
+
+
+class Flink(Job):
+    def command(self, ctx, data, out):
+        return [str(python(ctx)), str(HERE / "peer_flink.py"), str(data.files[self.fmt].parent), self.fmt,
+                str(out)], peer_env({})
+
+    def rows_path(self, out):
+        return out / "rows"
+
+
+def jobs(ctx):
+    python(ctx)
+    return [Flink(NAME, f"Flink SQL, {Job.FORMAT_NAMES[f]}, parallelism 1", f, 1) for f in ctx.formats]
+
+
+def job(input_dir, fmt, out_dir):
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    config = env.get_config()
+    config.set("parallelism.default", "1")
+    config.set("table.local-time-zone", "UTC")
+    config.set("pipeline.name", "compare")
+    source_format = ("'format' = 'csv', 'csv.ignore-parse-errors' = 'true'" if fmt == "csv"
+                     else "'format' = 'json'")
+    env.execute_sql(f"""
+        CREATE TABLE src (
+            ts BIGINT, `key` STRING, `value` INT,
+            rt AS TO_TIMESTAMP_LTZ(COALESCE(ts, 0), 3),
+            WATERMARK FOR rt AS rt
+        ) WITH ('connector' = 'filesystem', 'path' = '{input_dir}', {source_format})""")
+    env.execute_sql(f"""
+        CREATE TABLE sink (window_start TIMESTAMP(3), `key` STRING, `count` BIGINT)
+        WITH ('connector' = 'filesystem', 'path' = '{out_dir}/rows', 'format' = 'json')""")
+    env.execute_sql("""
+        INSERT INTO sink
+        SELECT window_start, `key`, COUNT(*)
+        FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(rt), INTERVAL '1' SECOND))
+        WHERE ts IS NOT NULL
+        GROUP BY window_start, window_end, `key`""").wait()
+
+
+if __name__ == "__main__":
+    job(*sys.argv[1:])
