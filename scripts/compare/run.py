@@ -177,7 +177,7 @@ def mega(value):
 
 
 def table(rows_done):
-    lines = ["| engine | records | events/s per core (wall) | events per CPU-second | wall s (start-up s) "
+    lines = ["| engine | records | events/s per core (wall) | events per CPU-second | wall s, less start-up (start-up) "
              "| CPU s, less start-up (start-up) | rows checked |", "|---|---:|---:|---:|---:|---:|---|"]
     for row in rows_done:
         if row.problem:
