@@ -57,7 +57,7 @@ class Raw(Job):
         if len(lines) != runs or any(int(m.group(2)) != windows * 1_000 for m in lines):
             raise NotRunnable(f"expected {runs} runs of {windows * 1_000} rows in {logs / 'runs.log'}")
         walls = [float(m.group(3)) / 1e3 for m in lines]
-        return walls, (timed.cpu - baseline.cpu) / runs, f"{windows * 1_000} rows per run (own data)"
+        return walls, (timed.cpu - baseline.cpu) / runs, f"{windows * 1_000:,} rows in every run (its own data)"
 
 
 def jobs(ctx):

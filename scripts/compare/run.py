@@ -183,9 +183,9 @@ def table(rows_done):
         if row.problem:
             lines.append(f"| {row.label} | {row.n:,} | {row.problem} | | | | |")
             continue
-        startup = lambda v: "" if v is None else f" ({v:.2f})"  # noqa: E731
+        startup = lambda v: "" if v is None else f" ({v:.3f})"  # noqa: E731
         lines.append(f"| {row.label} | {row.n:,} | {mega(row.per_core())} | {mega(row.per_cpu_s())} "
-                     f"| {row.wall:.2f}{startup(row.startup_wall)} | {row.cpu:.2f}{startup(row.startup_cpu)} "
+                     f"| {row.wall:.3f}{startup(row.startup_wall)} | {row.cpu:.3f}{startup(row.startup_cpu)} "
                      f"| {row.checked} |")
     return "\n".join(lines)
 
