@@ -2,8 +2,13 @@
 
 An engine's file has NAME, version(ctx) and jobs(ctx), the list of Job configurations to
 measure (raising NotRunnable, with one line saying why, when the engine cannot run here). A
-Job's command(ctx, data, out) gives the argv (and environment additions, or None) that reads
-the dataset's file in the job's format and writes its rows under the directory `out`.
+Job's command(ctx, data, out) gives the argv and environment (or None: the driver's) that read
+the dataset's file in the job's format and write its rows under the directory `out`.
+
+A Python peer's file defines PEER = Peer(...) and its job(input, fmt, out) function, run in
+the peer's venv as `VENV_PYTHON peer_X.py INPUT FMT OUT` (INPUT: the dataset's file, or its
+directory for engines whose file sources read directories); the job writes its rows to
+OUT/rows, a file or a directory of part files.
 """
 
 import os
@@ -34,6 +39,43 @@ class Job:
     def rows_path(self, out):
         """Where under `out` the job's rows are (by default, all of it)."""
         return out
+
+
+class Peer:
+    """A peer engine from PyPI: how to install it, what its table rows are called."""
+
+    def __init__(self, name, requirement, module, script, describe, label, reads_directory=False,
+                 check=Job.CHECK_ALL, env=None):
+        self.name, self.requirement, self.module, self.script = name, requirement, module, script
+        self.describe, self.label, self.reads_directory, self.check = describe, label, reads_directory, check
+        # Extra environment for a run, from the venv's python.
+        self.env = env or (lambda python: {})
+
+    def python(self, ctx):
+        return peer_python(ctx, self.name, self.requirement, self.module)
+
+    def version(self, ctx):
+        distribution = self.requirement.split("==")[0]
+        return f"{distribution} {installed_version(self.python(ctx), distribution)} ({self.describe})"
+
+    def jobs(self, ctx):
+        self.python(ctx)
+        return [PeerJob(self, self.label.format(format=Job.FORMAT_NAMES[f]), f) for f in ctx.formats]
+
+
+class PeerJob(Job):
+    def __init__(self, peer, label, fmt):
+        super().__init__(peer.name, label, fmt, 1, peer.check)
+        self.peer = peer
+
+    def command(self, ctx, data, out):
+        python = self.peer.python(ctx)
+        source = data.files[self.fmt].parent if self.peer.reads_directory else data.files[self.fmt]
+        return [str(python), str(HERE / self.peer.script), str(source), self.fmt, str(out)], \
+            peer_env(self.peer.env(python))
+
+    def rows_path(self, out):
+        return out / "rows"
 
 
 def peer_python(ctx, name, requirement, module):

@@ -7,37 +7,18 @@ the epoch (so window id i starts at i * 1000 ms), count_window keyed by key, eac
 count) written as a JSON line by a FileSink (which takes (key, line) pairs); run with bytewax.run.cli_main on one worker. At the
 end of its input Bytewax closes every window.
 
-Run by the driver as: VENV_PYTHON peer_bytewax.py INPUT_FILE FORMAT OUT_DIR
+Run by the driver as: VENV_PYTHON peer_bytewax.py INPUT_FILE FORMAT OUT_DIR (rows in OUT_DIR/rows)
 """
 
 import sys
 
-from engine import HERE, Job, installed_version, peer_env, peer_python
+from engine import Peer
 
-NAME = "bytewax"
-REQUIREMENT = "bytewax==0.21.1"
-
-
-def python(ctx):
-    return peer_python(ctx, NAME, REQUIREMENT, "bytewax")
+PEER = Peer("bytewax", "bytewax==0.21.1", "bytewax", "peer_bytewax.py", "1 worker", "Bytewax, {format}, 1 worker")
+NAME, version, jobs = PEER.name, PEER.version, PEER.jobs
 
 
-def version(ctx):
-    return f"bytewax {installed_version(python(ctx), 'bytewax')}, 1 worker"
-
-
-class Bytewax(Job):
-    def command(self, ctx, data, out):
-        return [str(python(ctx)), str(HERE / "peer_bytewax.py"), str(data.files[self.fmt]), self.fmt,
-                str(out / "rows.jsonl")], peer_env({})
-
-
-def jobs(ctx):
-    python(ctx)
-    return [Bytewax(NAME, f"Bytewax, {Job.FORMAT_NAMES[f]}, 1 worker", f, 1) for f in ctx.formats]
-
-
-def job(input_file, fmt, out_file):
+def job(input_file, fmt, out_dir):
     import json
     from datetime import datetime, timedelta, timezone
     from pathlib import Path
@@ -61,7 +42,7 @@ def job(input_file, fmt, out_file):
     windows = count_window("count", events, clock, TumblingWindower(timedelta(seconds=1), epoch), lambda e: e["key"])
     lines = op.map("encode", windows.down,
                    lambda kv: (kv[0], json.dumps({"window_start": kv[1][0] * 1000, "key": kv[0], "count": kv[1][1]})))
-    op.output("write", lines, FileSink(Path(out_file)))
+    op.output("write", lines, FileSink(Path(out_dir) / "rows"))
     cli_main(flow, workers_per_process=1)
 
 

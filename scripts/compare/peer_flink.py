@@ -14,37 +14,16 @@ the periodic watermark is emitted between two of them (seen: 9 records lost in o
 after the window by WHERE ts IS NOT NULL. The bounded source ends with the final
 watermark, so every window is written.
 
-Run by the driver as: VENV_PYTHON peer_flink.py INPUT_DIR FORMAT OUT_DIR
+Run by the driver as: VENV_PYTHON peer_flink.py INPUT_DIR FORMAT OUT_DIR (rows in OUT_DIR/rows)
 """
 
 import sys
 
-from engine import HERE, Job, installed_version, peer_env, peer_python
+from engine import Peer
 
-NAME = "flink"
-REQUIREMENT = "apache-flink==2.3.0"
-
-
-def python(ctx):
-    return peer_python(ctx, NAME, REQUIREMENT, "pyflink")
-
-
-def version(ctx):
-    return f"apache-flink {installed_version(python(ctx), 'apache-flink')} (Flink SQL), parallelism 1"
-
-
-class Flink(Job):
-    def command(self, ctx, data, out):
-        return [str(python(ctx)), str(HERE / "peer_flink.py"), str(data.files[self.fmt].parent), self.fmt,
-                str(out)], peer_env({})
-
-    def rows_path(self, out):
-        return out / "rows"
-
-
-def jobs(ctx):
-    python(ctx)
-    return [Flink(NAME, f"Flink SQL, {Job.FORMAT_NAMES[f]}, parallelism 1", f, 1) for f in ctx.formats]
+PEER = Peer("flink", "apache-flink==2.3.0", "pyflink", "peer_flink.py", "Flink SQL, parallelism 1",
+            "Flink SQL, {format}, parallelism 1", reads_directory=True)
+NAME, version, jobs = PEER.name, PEER.version, PEER.jobs
 
 
 def job(input_dir, fmt, out_dir):

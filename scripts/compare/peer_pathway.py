@@ -6,37 +6,19 @@ static mode (the whole file, then the end), windowby(ts, window=pw.temporal.tumb
 the event time passes its end) reduced to (window_start, key, count), written with
 pw.io.jsonlines.write; monitoring off, one process, PATHWAY_THREADS=1.
 
-Run by the driver as: VENV_PYTHON peer_pathway.py INPUT_FILE FORMAT OUT_DIR
+Run by the driver as: VENV_PYTHON peer_pathway.py INPUT_FILE FORMAT OUT_DIR (rows in OUT_DIR/rows)
 """
 
 import sys
 
-from engine import HERE, Job, installed_version, peer_env, peer_python
+from engine import Peer
 
-NAME = "pathway"
-REQUIREMENT = "pathway==0.33.0"
-
-
-def python(ctx):
-    return peer_python(ctx, NAME, REQUIREMENT, "pathway")
+PEER = Peer("pathway", "pathway==0.33.0", "pathway", "peer_pathway.py", "1 thread", "Pathway, {format}, 1 thread",
+            env=lambda python: {"PATHWAY_THREADS": "1"})
+NAME, version, jobs = PEER.name, PEER.version, PEER.jobs
 
 
-def version(ctx):
-    return f"pathway {installed_version(python(ctx), 'pathway')}, 1 thread"
-
-
-class Pathway(Job):
-    def command(self, ctx, data, out):
-        return [str(python(ctx)), str(HERE / "peer_pathway.py"), str(data.files[self.fmt]), self.fmt,
-                str(out / "rows.jsonl")], peer_env({"PATHWAY_THREADS": "1"})
-
-
-def jobs(ctx):
-    python(ctx)
-    return [Pathway(NAME, f"Pathway, {Job.FORMAT_NAMES[f]}, 1 thread", f, 1) for f in ctx.formats]
-
-
-def job(input_file, fmt, out_file):
+def job(input_file, fmt, out_dir):
     import pathway as pw
 
     class Event(pw.Schema):
@@ -52,7 +34,7 @@ def job(input_file, fmt, out_file):
         events.ts, window=pw.temporal.tumbling(duration=1000), instance=events.key,
         behavior=pw.temporal.exactly_once_behavior(),
     ).reduce(window_start=pw.this._pw_window_start, key=pw.this._pw_instance, count=pw.reducers.count())
-    pw.io.jsonlines.write(counts, out_file)
+    pw.io.jsonlines.write(counts, f"{out_dir}/rows")
     pw.run(monitoring_level=pw.MonitoringLevel.NONE)
 
 

@@ -8,39 +8,17 @@ windows at the end of the input, so the last window (the one holding the last ev
 written: its rows are checked against the expected rows of the windows a watermark at the last
 event time has closed.
 
-Run by the driver as: VENV_PYTHON peer_spark.py INPUT_DIR FORMAT OUT_DIR
+Run by the driver as: VENV_PYTHON peer_spark.py INPUT_DIR FORMAT OUT_DIR (rows in OUT_DIR/rows)
 """
 
 import sys
 
-from engine import HERE, Job, installed_version, peer_env, peer_python
+from engine import Job, Peer
 
-NAME = "spark"
-REQUIREMENT = "pyspark==4.3.0"
-
-
-def python(ctx):
-    return peer_python(ctx, NAME, REQUIREMENT, "pyspark")
-
-
-def version(ctx):
-    return f"pyspark {installed_version(python(ctx), 'pyspark')} (Spark Structured Streaming), local[1]"
-
-
-class Spark(Job):
-    def command(self, ctx, data, out):
-        env = peer_env({"PYSPARK_PYTHON": str(python(ctx)), "SPARK_LOCAL_IP": "127.0.0.1"})
-        return [str(python(ctx)), str(HERE / "peer_spark.py"), str(data.files[self.fmt].parent), self.fmt,
-                str(out)], env
-
-    def rows_path(self, out):
-        return out / "rows"
-
-
-def jobs(ctx):
-    python(ctx)
-    return [Spark(NAME, f"Spark Structured Streaming, {Job.FORMAT_NAMES[f]}, local[1]", f, 1, Job.CHECK_CLOSED)
-            for f in ctx.formats]
+PEER = Peer("spark", "pyspark==4.3.0", "pyspark", "peer_spark.py", "Spark Structured Streaming, local[1]",
+            "Spark Structured Streaming, {format}, local[1]", reads_directory=True, check=Job.CHECK_CLOSED,
+            env=lambda python: {"PYSPARK_PYTHON": str(python), "SPARK_LOCAL_IP": "127.0.0.1"})
+NAME, version, jobs = PEER.name, PEER.version, PEER.jobs
 
 
 def job(input_dir, fmt, out_dir):
