@@ -152,7 +152,7 @@ where
 
 /// The command line's key of record `i`: a string, as CSV keys are.
 fn cli_key(i: u64) -> Key {
-    Key::Str(format!("user{i:07}"))
+    Key::Str(compact_str::format_compact!("user{i:07}"))
 }
 
 /// The command line's row of record `i`, with `value` as its one numeric field.
