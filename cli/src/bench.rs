@@ -15,12 +15,15 @@
 //!   intervals, side by side, and can plot their latency CDFs.
 //! - `bench throughput` searches for the highest rate whose p99 window-close latency stays
 //!   under a target while the generator keeps to its schedule.
+//! - `bench nexmark` runs a NEXMark query on events generated beforehand and reports its
+//!   throughput (`bench/nexmark/`).
 //!
 //! When the workload is the one of the targets (1,000,000 events/s, 1,000 keys, 1 s
 //! windows), each command checks the targets and says which it missed. Run it with, e.g.,
 //! `cargo run --release -- bench latency --workers 2` or `scripts/benchmarks.sh`.
 
 mod measure;
+mod nexmark;
 mod plot;
 mod report;
 mod search;
@@ -58,6 +61,8 @@ enum BenchCommand {
     Compare(CompareArgs),
     /// Find the highest rate sustained with p99 window-close latency under a target.
     Throughput(ThroughputArgs),
+    /// Run a NEXMark query on pre-generated events and report its throughput.
+    Nexmark(nexmark::NexmarkArgs),
 }
 
 /// The workload flags of `bench latency` and `bench compare`.
@@ -168,6 +173,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Error> {
         BenchCommand::Latency(args) => latency(args),
         BenchCommand::Compare(args) => compare(args),
         BenchCommand::Throughput(args) => throughput(args),
+        BenchCommand::Nexmark(args) => nexmark::nexmark(args),
     }
 }
 

@@ -1,0 +1,302 @@
+//! `tideflow bench nexmark`: the NEXMark queries q0, q1, q2, q3, q4, q5, q7, q8 and q11, as
+//! Flink's suite defines them (the nexmark/nexmark repository's
+//! `nexmark-flink/src/main/resources/queries/qN.sql`), written with Tideflow's Rust API and
+//! timed on events generated beforehand.
+//!
+//! The events come from the `nexmark` crate ([`event`]), generated into memory before the clock
+//! starts, and are read by a [`MemorySource`] with one partition per worker. Event times are
+//! `1 / --rate` seconds apart (Flink's suite: 10 M/s) and never decrease, so each partition is
+//! in order and the watermark follows the event times with no delay: no event is late (each
+//! run checks it), and every window closes as Flink's would with its 4 s watermark delay, only
+//! sooner. Rows go to a sink that counts and drops them (Flink's suite writes to its
+//! `blackhole` connector).
+//!
+//! The queries are in [`stateless`] (q0, q1, q2), [`joins`] (q3, q4, q8) and [`windows`] (q5,
+//! q7, q11); their module docs say how Tideflow expresses Flink's regular joins and updating
+//! aggregates. Each query's rows are checked against a from-scratch oracle in `tests.rs`.
+//! Run it with, e.g., `cargo run --release -- bench nexmark --query q5 --events 10000000`.
+
+mod event;
+mod joins;
+#[cfg(test)]
+mod oracle;
+mod stateless;
+#[cfg(test)]
+mod tests;
+mod windows;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tideflow::sink::Sink;
+use tideflow::source::MemorySource;
+use tideflow::{Config, Error, JobReport, Stream};
+use timely::ExchangeData;
+
+use self::event::{Event, Events};
+use super::report::{print, print_json};
+
+/// The 10 s of q5's, q7's, q8's and q11's windows and sessions.
+const TEN_SECONDS: Duration = Duration::from_secs(10);
+
+/// Arguments of `tideflow bench nexmark`.
+#[derive(Debug, Args)]
+pub(crate) struct NexmarkArgs {
+    /// The query.
+    #[arg(long, value_enum)]
+    query: Query,
+    /// How many events to generate (people, auctions and bids, 1 : 3 : 46) before the clock
+    /// starts.
+    #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    events: u64,
+    /// Worker threads.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
+    /// Events per second of event time: how far apart the generator spaces event times (not a
+    /// pace; the events are read as fast as the job goes). Flink's suite uses 10,000,000.
+    #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    rate: u64,
+    /// How many times to run the query on the same events; the report gives each run and the
+    /// median.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A NEXMark query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Query {
+    Q0,
+    Q1,
+    Q2,
+    Q3,
+    Q4,
+    Q5,
+    Q7,
+    Q8,
+    Q11,
+}
+
+impl Query {
+    /// Flink's throughput per core on this query in the nexmark/nexmark suite's published
+    /// results (GUIDE_V1.md: 100 M events at 10 M/s, 8 task managers), in events/s.
+    fn flink_per_core(self) -> f64 {
+        match self {
+            Query::Q0 => 155_020.0,
+            Query::Q1 => 157_940.0,
+            Query::Q2 => 175_210.0,
+            Query::Q3 => 152_120.0,
+            Query::Q4 => 34_330.0,
+            Query::Q5 => 22_140.0,
+            Query::Q7 => 12_330.0,
+            Query::Q8 => 146_140.0,
+            Query::Q11 => 39_700.0,
+        }
+    }
+}
+
+/// One timed run of a query.
+#[derive(Clone, Debug, Serialize)]
+struct NexmarkRun {
+    wall_s: f64,
+    cpu_s: f64,
+    events_per_s: f64,
+    events_per_s_per_worker: f64,
+    /// Events per second of CPU time of the whole process: Flink's "throughput per core"
+    /// (events over cores used times time).
+    events_per_cpu_s: f64,
+    rows: u64,
+}
+
+/// What `bench nexmark --json` prints.
+#[derive(Debug, Serialize)]
+struct NexmarkReport {
+    query: Query,
+    events: u64,
+    workers: u16,
+    rate: u64,
+    generate_s: f64,
+    field_bytes: u64,
+    runs: Vec<NexmarkRun>,
+    /// The run of median wall time.
+    median: NexmarkRun,
+    flink_per_core: f64,
+    /// The median's events per CPU-second over Flink's per core (the issue's target: 10).
+    times_flink_per_core: f64,
+}
+
+/// Runs `tideflow bench nexmark`.
+pub(crate) fn nexmark(args: NexmarkArgs) -> Result<(), Error> {
+    let count = usize::try_from(args.events)
+        .map_err(|_| Error::Config(format!("--events: {} is too many", args.events)))?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    let events = Events::generate(count, args.rate as usize, threads);
+    let generate_s = started.elapsed().as_secs_f64();
+    let field_bytes = events.field_bytes();
+    let workers = usize::from(args.workers);
+    if !args.json {
+        outln!(
+            "tideflow bench nexmark: {:?} on {} events ({:.0} MB of fields; event time {} \
+             events/s), {} worker(s); generated in {:.1} s, before the clock starts",
+            args.query,
+            args.events,
+            field_bytes as f64 / 1e6,
+            args.rate,
+            workers,
+            generate_s
+        )?;
+        outln!(
+            "{:>4} {:>8} {:>8} {:>12} {:>16} {:>16} {:>10}",
+            "run",
+            "wall s",
+            "cpu s",
+            "events/s",
+            "events/s/worker",
+            "events/cpu-s",
+            "rows"
+        )?;
+    }
+    let mut runs = Vec::new();
+    for run in 1..=args.runs {
+        let cpu = cpu_time();
+        let report = run_query(&events.events, workers, args.query)?;
+        let cpu_s = (cpu_time().saturating_sub(cpu)).as_secs_f64();
+        if report.late_dropped > 0 {
+            return Err(Error::Internal(format!(
+                "{} events were late: the generated stream should be in event-time order",
+                report.late_dropped
+            )));
+        }
+        let wall_s = report.elapsed.as_secs_f64();
+        let events_per_s = args.events as f64 / wall_s;
+        let measured = NexmarkRun {
+            wall_s,
+            cpu_s,
+            events_per_s,
+            events_per_s_per_worker: events_per_s / workers as f64,
+            events_per_cpu_s: args.events as f64 / cpu_s.max(1e-9),
+            rows: report.records_out,
+        };
+        if !args.json {
+            outln!("{:>4} {}", run, row(&measured))?;
+        }
+        runs.push(measured);
+    }
+    let mut by_wall = runs.clone();
+    by_wall.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    let median = by_wall[by_wall.len() / 2].clone();
+    let flink = args.query.flink_per_core();
+    let times_flink = median.events_per_cpu_s / flink;
+    if args.json {
+        return print_json(&NexmarkReport {
+            query: args.query,
+            events: args.events,
+            workers: args.workers,
+            rate: args.rate,
+            generate_s,
+            field_bytes,
+            runs,
+            median,
+            flink_per_core: flink,
+            times_flink_per_core: times_flink,
+        });
+    }
+    let mut out = String::new();
+    if args.runs > 1 {
+        let _ = writeln!(out, "{:>4} {}", "med", row(&median));
+    }
+    let _ = writeln!(
+        out,
+        "per core: {:.0} events per CPU-second, {:.1}x Flink's published {:.0} (target 10x: {})",
+        median.events_per_cpu_s,
+        times_flink,
+        flink,
+        if times_flink >= 10.0 { "met" } else { "MISSED" }
+    );
+    print(&out)
+}
+
+/// A run's figures as a table row.
+fn row(run: &NexmarkRun) -> String {
+    format!(
+        "{:>8.3} {:>8.3} {:>12.0} {:>16.0} {:>16.0} {:>10}",
+        run.wall_s,
+        run.cpu_s,
+        run.events_per_s,
+        run.events_per_s_per_worker,
+        run.events_per_cpu_s,
+        run.rows
+    )
+}
+
+/// Runs `query` once over `events` on `workers` workers, its rows counted and dropped.
+fn run_query(events: &Arc<Vec<Event>>, workers: usize, query: Query) -> Result<JobReport, Error> {
+    let events = Arc::clone(events);
+    match query {
+        Query::Q0 => execute_query(events, workers, stateless::q0, Discard),
+        Query::Q1 => execute_query(events, workers, stateless::q1, Discard),
+        Query::Q2 => execute_query(events, workers, stateless::q2, Discard),
+        Query::Q3 => execute_query(events, workers, joins::q3, Discard),
+        Query::Q4 => execute_query(events, workers, joins::q4, Discard),
+        Query::Q5 => execute_query(events, workers, windows::q5, Discard),
+        Query::Q7 => execute_query(events, workers, windows::q7, Discard),
+        Query::Q8 => execute_query(events, workers, joins::q8, Discard),
+        Query::Q11 => execute_query(events, workers, windows::q11, Discard),
+    }
+}
+
+/// Runs the dataflow `query` builds over `events` (one memory partition per worker, event time
+/// `date_time`, no watermark delay) into `sink`.
+fn execute_query<R, S>(
+    events: Arc<Vec<Event>>,
+    workers: usize,
+    query: for<'scope> fn(Stream<'scope, Event>) -> Result<Stream<'scope, R>, Error>,
+    sink: S,
+) -> Result<JobReport, Error>
+where
+    R: ExchangeData,
+    S: Sink<R> + Clone + Send + Sync,
+{
+    let source = MemorySource::partitioned(events, workers);
+    tideflow::execute(Config::workers(workers), move |flow| {
+        let events = flow
+            .source(source.clone())
+            .with_event_time(Event::date_time)
+            .with_watermark(Duration::ZERO);
+        query(events)?.sink(sink.clone());
+        Ok(())
+    })
+}
+
+/// A sink that drops every row (the sink driver counts them), as Flink's `blackhole`.
+#[derive(Clone, Copy)]
+struct Discard;
+
+impl<D: 'static> Sink<D> for Discard {
+    fn write(&mut self, batch: &mut Vec<tideflow::Event<D>>) -> Result<(), Error> {
+        batch.clear();
+        Ok(())
+    }
+}
+
+/// The CPU time this process has used so far, all threads.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes a whole `rusage` into the pointer it is given, which points
+    // at one; on failure (impossible for RUSAGE_SELF) the zeroed value stays.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
