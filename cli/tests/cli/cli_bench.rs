@@ -212,9 +212,66 @@ fn bad_bench_flags_fail_on_one_line_naming_the_flag() {
             2,
             "--max-rate",
         ),
+        (vec!["nexmark", "--query", "q6"], 2, "--query"),
+        (vec!["nexmark", "--events", "100"], 2, "--query"),
+        (
+            vec!["nexmark", "--query", "q0", "--events", "0"],
+            2,
+            "--events",
+        ),
+        (
+            vec!["nexmark", "--query", "q0", "--workers", "0"],
+            2,
+            "--workers",
+        ),
+        (vec!["nexmark", "--query", "q0", "--runs", "0"], 2, "--runs"),
+        (vec!["nexmark", "--query", "q0", "--rate", "0"], 2, "--rate"),
     ] {
         let args = [&["bench"], &args[..]].concat();
         let message = fails(&args, code);
         assert!(message.contains(expected), "{args:?}: {message}");
+    }
+}
+
+#[test]
+fn nexmark_runs_each_query_and_reports_its_throughput() {
+    for query in ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11"] {
+        // 3,000 events at 1,000 events/s: 3 s of event time, 60 of each 50 kinds of event.
+        let report = bench_json(&[
+            "nexmark",
+            "--query",
+            query,
+            "--events",
+            "3000",
+            "--rate",
+            "1000",
+            "--workers",
+            "2",
+            "--runs",
+            "2",
+            "--json",
+        ]);
+        assert_eq!(report["query"], query, "{report}");
+        let runs = report["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{report}");
+        // The same events give the same rows every run.
+        assert_eq!(runs[0]["rows"], runs[1]["rows"], "{report}");
+        let median = &report["median"];
+        for figure in [
+            "wall_s",
+            "events_per_s",
+            "events_per_s_per_worker",
+            "events_per_cpu_s",
+        ] {
+            assert!(median[figure].as_f64().unwrap() > 0.0, "{figure}: {report}");
+        }
+        let per_worker = median["events_per_s_per_worker"].as_f64().unwrap();
+        let total = median["events_per_s"].as_f64().unwrap();
+        assert!((total - 2.0 * per_worker).abs() <= 1e-9 * total, "{report}");
+        assert!(report["flink_per_core"].as_f64().unwrap() > 0.0, "{report}");
+        if query == "q0" {
+            // 46 bids in every 50 events.
+            assert_eq!(median["rows"], 2_760, "{report}");
+        }
     }
 }
