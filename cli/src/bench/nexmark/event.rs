@@ -309,6 +309,12 @@ mod tests {
                 events.events.iter().map(|e| back(&events, e)).collect();
             assert_eq!(read, expected, "{threads} threads");
         }
+        // The queries' granularity relies on it: each partition is in event-time order.
+        let events = Events::generate(20_000, 10_000_000, 2);
+        assert!(events
+            .events
+            .windows(2)
+            .all(|pair| pair[0].date_time() <= pair[1].date_time()));
         assert_eq!(std::mem::size_of::<Event>(), 64);
     }
 }
