@@ -2,9 +2,11 @@
 //! RisingWave port of the Java generator Flink's suite uses), run before the clock starts, its
 //! events kept in memory in a compact form.
 //!
-//! The form keeps every field of every event. People and auctions (8% of the events) are boxed,
-//! so that an event is 64 bytes plus its strings; a bid's channel and URL, which the generator
-//! draws from a fixed table of about 10,000 pairs, are one index into [`Events::channels`].
+//! The form keeps every field of every event. Strings are shared (`Arc<str>`) and people and
+//! auctions (8% of the events) are behind an `Arc`, so that an event is 64 bytes plus its
+//! strings and reading one out of memory (a clone) costs reference counts, not allocations; a
+//! bid's channel and URL, which the generator draws from a fixed table of about 10,000 pairs,
+//! are one index into [`Events::channels`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,9 +24,9 @@ pub(crate) const BASE_TIME: u64 = 1_436_918_400_000;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Event {
     /// A new person (2% of the events).
-    Person(Box<Person>),
+    Person(Arc<Person>),
     /// A new auction (6%).
-    Auction(Box<Auction>),
+    Auction(Arc<Auction>),
     /// A bid (92%).
     Bid(Bid),
 }
@@ -44,22 +46,22 @@ impl Event {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct Person {
     pub(crate) id: u64,
-    pub(crate) name: String,
-    pub(crate) email_address: String,
-    pub(crate) credit_card: String,
-    pub(crate) city: String,
+    pub(crate) name: Arc<str>,
+    pub(crate) email_address: Arc<str>,
+    pub(crate) credit_card: Arc<str>,
+    pub(crate) city: Arc<str>,
     /// A US state as the generator writes it: two lower-case letters (`or`).
-    pub(crate) state: String,
+    pub(crate) state: Arc<str>,
     pub(crate) date_time: u64,
-    pub(crate) extra: String,
+    pub(crate) extra: Arc<str>,
 }
 
 /// An item put up for auction.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct Auction {
     pub(crate) id: u64,
-    pub(crate) item_name: String,
-    pub(crate) description: String,
+    pub(crate) item_name: Arc<str>,
+    pub(crate) description: Arc<str>,
     pub(crate) initial_bid: u64,
     pub(crate) reserve: u64,
     pub(crate) date_time: u64,
@@ -68,7 +70,7 @@ pub(crate) struct Auction {
     /// The person who sells.
     pub(crate) seller: u64,
     pub(crate) category: u64,
-    pub(crate) extra: String,
+    pub(crate) extra: Arc<str>,
 }
 
 /// A bid on an auction.
@@ -81,7 +83,7 @@ pub(crate) struct Bid {
     /// The (channel, URL) pair: an index into [`Events::channels`].
     pub(crate) channel: u32,
     pub(crate) date_time: u64,
-    pub(crate) extra: Box<str>,
+    pub(crate) extra: Arc<str>,
 }
 
 /// Events generated before a run, shared by its workers, and the table of bid channels.
@@ -184,10 +186,10 @@ impl Events {
                             &p.extra,
                         ])
                 }
-                Event::Auction(a) => 8 * 7 + strings(&[&a.item_name, &a.description, &a.extra]),
+                Event::Auction(a) => 8 * 7 + strings(&[&*a.item_name, &*a.description, &*a.extra]),
                 Event::Bid(b) => {
                     let (channel, url) = &self.channels[b.channel as usize];
-                    8 * 4 + strings(&[channel, url, &b.extra])
+                    8 * 4 + strings(&[channel, url, &*b.extra])
                 }
             })
             .sum()
@@ -217,27 +219,27 @@ impl Channels {
 /// The compact form of a generated event.
 fn convert(event: generated::Event, channels: &mut Channels) -> Event {
     match event {
-        generated::Event::Person(p) => Event::Person(Box::new(Person {
+        generated::Event::Person(p) => Event::Person(Arc::new(Person {
             id: p.id as u64,
-            name: p.name,
-            email_address: p.email_address,
-            credit_card: p.credit_card,
-            city: p.city,
-            state: p.state,
+            name: p.name.into(),
+            email_address: p.email_address.into(),
+            credit_card: p.credit_card.into(),
+            city: p.city.into(),
+            state: p.state.into(),
             date_time: p.date_time,
-            extra: p.extra,
+            extra: p.extra.into(),
         })),
-        generated::Event::Auction(a) => Event::Auction(Box::new(Auction {
+        generated::Event::Auction(a) => Event::Auction(Arc::new(Auction {
             id: a.id as u64,
-            item_name: a.item_name,
-            description: a.description,
+            item_name: a.item_name.into(),
+            description: a.description.into(),
             initial_bid: a.initial_bid as u64,
             reserve: a.reserve as u64,
             date_time: a.date_time,
             expires: a.expires,
             seller: a.seller as u64,
             category: a.category as u64,
-            extra: a.extra,
+            extra: a.extra.into(),
         })),
         generated::Event::Bid(b) => Event::Bid(Bid {
             auction: b.auction as u64,
@@ -245,7 +247,7 @@ fn convert(event: generated::Event, channels: &mut Channels) -> Event {
             price: b.price as u64,
             channel: channels.index(b.channel, b.url),
             date_time: b.date_time,
-            extra: b.extra.into_boxed_str(),
+            extra: b.extra.into(),
         }),
     }
 }
@@ -259,25 +261,25 @@ mod tests {
         match event.clone() {
             Event::Person(p) => generated::Event::Person(generated::Person {
                 id: p.id as usize,
-                name: p.name,
-                email_address: p.email_address,
-                credit_card: p.credit_card,
-                city: p.city,
-                state: p.state,
+                name: p.name.to_string(),
+                email_address: p.email_address.to_string(),
+                credit_card: p.credit_card.to_string(),
+                city: p.city.to_string(),
+                state: p.state.to_string(),
                 date_time: p.date_time,
-                extra: p.extra,
+                extra: p.extra.to_string(),
             }),
             Event::Auction(a) => generated::Event::Auction(generated::Auction {
                 id: a.id as usize,
-                item_name: a.item_name,
-                description: a.description,
+                item_name: a.item_name.to_string(),
+                description: a.description.to_string(),
                 initial_bid: a.initial_bid as usize,
                 reserve: a.reserve as usize,
                 date_time: a.date_time,
                 expires: a.expires,
                 seller: a.seller as usize,
                 category: a.category as usize,
-                extra: a.extra,
+                extra: a.extra.to_string(),
             }),
             Event::Bid(b) => {
                 let (channel, url) = events.channels[b.channel as usize].clone();
@@ -288,7 +290,7 @@ mod tests {
                     channel,
                     url,
                     date_time: b.date_time,
-                    extra: b.extra.into(),
+                    extra: b.extra.to_string(),
                 })
             }
         }

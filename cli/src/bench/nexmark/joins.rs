@@ -16,19 +16,21 @@
 //! - q8 is a window join: both sides are 10 s tumbling windows grouped by the join key, so
 //!   one window aggregate over their union, keyed by person id, holds both.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tideflow::aggregate::{Aggregator, Count, Sum};
 use tideflow::{Change, Error, StateInput, Stream, Window};
 
-use super::event::{Event, Person};
+use super::event::Event;
 use super::TEN_SECONDS;
 
 /// A row of q3: a seller and one of the auctions they opened.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct LocalItem {
-    pub(crate) name: String,
-    pub(crate) city: String,
-    pub(crate) state: String,
+    pub(crate) name: Arc<str>,
+    pub(crate) city: Arc<str>,
+    pub(crate) state: Arc<str>,
     pub(crate) id: u64,
 }
 
@@ -45,7 +47,7 @@ pub(crate) struct CategoryPrice {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct NewSeller {
     pub(crate) id: u64,
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     /// The window's start, ms since the epoch.
     pub(crate) start_time: u64,
 }
@@ -60,9 +62,9 @@ enum SellerSide {
 /// The columns q3 keeps of a person.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 struct Seller {
-    name: String,
-    city: String,
-    state: String,
+    name: Arc<str>,
+    city: Arc<str>,
+    state: Arc<str>,
 }
 
 /// One seller's side of q3's join: every person and auction with its id so far.
@@ -86,15 +88,13 @@ struct SellerJoin {
 pub(crate) fn q3(events: Stream<'_, Event>) -> Result<Stream<'_, LocalItem>, Error> {
     let rows = events
         .flat_map(|event| match event {
-            Event::Person(person) if matches!(person.state.as_str(), "or" | "id" | "ca") => {
-                let Person {
-                    id,
-                    name,
-                    city,
-                    state,
-                    ..
-                } = *person;
-                Some((id, SellerSide::Person(Seller { name, city, state })))
+            Event::Person(person) if matches!(&*person.state, "or" | "id" | "ca") => {
+                let seller = Seller {
+                    name: Arc::clone(&person.name),
+                    city: Arc::clone(&person.city),
+                    state: Arc::clone(&person.state),
+                };
+                Some((person.id, SellerSide::Person(seller)))
             }
             Event::Auction(auction) if auction.category == 10 => {
                 Some((auction.seller, SellerSide::Auction(auction.id)))
@@ -129,9 +129,9 @@ pub(crate) fn q3(events: Stream<'_, Event>) -> Result<Stream<'_, LocalItem>, Err
 
 fn local_item(person: &Seller, id: u64) -> LocalItem {
     LocalItem {
-        name: person.name.clone(),
-        city: person.city.clone(),
-        state: person.state.clone(),
+        name: Arc::clone(&person.name),
+        city: Arc::clone(&person.city),
+        state: Arc::clone(&person.state),
         id,
     }
 }
@@ -237,7 +237,7 @@ pub(crate) fn q4(events: Stream<'_, Event>) -> Result<Stream<'_, CategoryPrice>,
 /// The two inputs of q8's window join, keyed by the person's id.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum SellerWindowSide {
-    Person { name: String },
+    Person { name: Arc<str> },
     Auction,
 }
 
@@ -248,9 +248,9 @@ struct NewSellers;
 
 impl Aggregator<SellerWindowSide> for NewSellers {
     /// The names, sorted and distinct, and whether an auction came.
-    type Acc = (Vec<String>, bool);
+    type Acc = (Vec<Arc<str>>, bool);
     /// The names that join: none unless an auction came.
-    type Output = Vec<String>;
+    type Output = Vec<Arc<str>>;
 
     fn init(&self) -> Self::Acc {
         (Vec::new(), false)
@@ -260,7 +260,7 @@ impl Aggregator<SellerWindowSide> for NewSellers {
         match input {
             SellerWindowSide::Person { name } => {
                 if let Err(position) = acc.0.binary_search(name) {
-                    acc.0.insert(position, name.clone());
+                    acc.0.insert(position, Arc::clone(name));
                 }
             }
             SellerWindowSide::Auction => acc.1 = true,
@@ -274,7 +274,7 @@ impl Aggregator<SellerWindowSide> for NewSellers {
         acc.1 |= other.1;
     }
 
-    fn finish(&self, acc: &Self::Acc) -> Vec<String> {
+    fn finish(&self, acc: &Self::Acc) -> Vec<Arc<str>> {
         match acc.1 {
             true => acc.0.clone(),
             false => Vec::new(),
@@ -302,8 +302,8 @@ pub(crate) fn q8(events: Stream<'_, Event>) -> Result<Stream<'_, NewSeller>, Err
     let rows = events
         .flat_map(|event| match event {
             Event::Person(person) => {
-                let Person { id, name, .. } = *person;
-                Some((id, SellerWindowSide::Person { name }))
+                let name = Arc::clone(&person.name);
+                Some((person.id, SellerWindowSide::Person { name }))
             }
             Event::Auction(auction) => Some((auction.seller, SellerWindowSide::Auction)),
             Event::Bid(_) => None,

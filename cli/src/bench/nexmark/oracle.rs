@@ -56,7 +56,7 @@ pub(super) fn q3(events: &[Event]) -> Vec<LocalItem> {
     }) {
         for event in events {
             if let Event::Person(person) = event {
-                let state = person.state.as_str();
+                let state = &*person.state;
                 if person.id == auction.seller && (state == "or" || state == "id" || state == "ca")
                 {
                     rows.push(LocalItem {

@@ -1,6 +1,8 @@
 //! The stateless NEXMark queries: q0 (pass-through), q1 (currency conversion) and q2
 //! (selection), each a `flat_map` over the event stream that keeps the bids it selects.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tideflow::{Error, Stream};
 
@@ -14,7 +16,7 @@ pub(crate) struct BidRow {
     pub(crate) bidder: u64,
     pub(crate) price: u64,
     pub(crate) date_time: u64,
-    pub(crate) extra: Box<str>,
+    pub(crate) extra: Arc<str>,
 }
 
 /// A row of q2.

@@ -177,17 +177,17 @@ fn bid(time: u64, auction: u64, price: u64) -> Event {
 }
 
 fn auction(time: u64, id: u64, category: u64, expires: u64) -> Event {
-    Event::Auction(Box::new(Auction {
+    Event::Auction(Arc::new(Auction {
         id,
-        item_name: String::new(),
-        description: String::new(),
+        item_name: "".into(),
+        description: "".into(),
         initial_bid: 1,
         reserve: 2,
         date_time: BASE_TIME + time,
         expires: BASE_TIME + expires,
         seller: 1_000,
         category,
-        extra: String::new(),
+        extra: "".into(),
     }))
 }
 

@@ -15,6 +15,7 @@
 //!   stages: 128 shards by price, then one per window); a `map_with_state` over the windows in
 //!   order pairs the bids at a window's start with the previous window's maximum.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -38,7 +39,7 @@ pub(crate) struct HighestBid {
     pub(crate) price: u64,
     pub(crate) bidder: u64,
     pub(crate) date_time: u64,
-    pub(crate) extra: Box<str>,
+    pub(crate) extra: Arc<str>,
 }
 
 /// A row of q11: one bidder's session and its bids.
