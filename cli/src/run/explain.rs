@@ -164,7 +164,7 @@ fn source(plan: &Plan, workers: usize) -> String {
         Input::Stdin => format!(
             "standard input ({format}), read on worker 0 only (one partition, not replayable) until end of file"
         ),
-        Input::Path(path) => path_source(path, format, plan.watch, workers),
+        Input::Path(path) => path_source(path, format, plan.watch, plan.split_size, workers),
         Input::Kafka(address) => kafka_source(plan, address, format, workers),
     };
     let watermark = &plan.watermark;
@@ -295,9 +295,26 @@ fn starting_offsets(offsets: &StartingOffsets) -> String {
 }
 
 /// A file or directory input, as it is now.
-fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usize) -> String {
+fn path_source(
+    path: &Path,
+    format: &str,
+    watch: Option<Duration>,
+    split: u64,
+    workers: usize,
+) -> String {
     let shown = path.display();
-    let files = placement("file n", "n", workers);
+    let files = placement("partition n", "n", workers);
+    let quoted = if format.starts_with("CSV") {
+        " (a CSV file with a '\"' is read whole)"
+    } else {
+        ""
+    };
+    let cut = match (split, watch) {
+        (0, _) | (_, Some(_)) => String::new(),
+        (split, None) => format!(
+            ", a file longer than {split} bytes one per chunk of about {split} bytes cut at line starts{quoted}"
+        ),
+    };
     match std::fs::metadata(path) {
         Ok(metadata) if metadata.is_dir() => {
             let now = tideflow::source::input_files(path).map(|files| files.len());
@@ -308,7 +325,7 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
             };
             match watch {
                 None => format!(
-                    "directory {shown} ({format}; {now}; each visible file one partition, in name order, replayable; {files})"
+                    "directory {shown} ({format}; {now}; each visible file one partition{cut}, in name order, replayable; {files})"
                 ),
                 Some(interval) => format!(
                     "watched directory {shown} ({format}; {now}; each visible file one partition, in name order; re-listed every {}, each new file a new partition; {files}; not replayable, runs until stopped)",
@@ -316,6 +333,11 @@ fn path_source(path: &Path, format: &str, watch: Option<Duration>, workers: usiz
                 ),
             }
         }
+        Ok(metadata) if split > 0 && metadata.len() > split => format!(
+            "file {shown} ({format}; {} bytes, cut at line starts into about {} chunks of {split} bytes, each a partition{quoted}, replayable; {files})",
+            metadata.len(),
+            metadata.len().div_ceil(split)
+        ),
         Ok(_) => format!("file {shown} ({format}; one partition, on worker 0, replayable)"),
         Err(_) => format!(
             "file or directory {shown} ({format}; not found now: run stops with \"input {shown} does not exist\")"

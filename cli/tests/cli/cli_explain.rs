@@ -377,7 +377,8 @@ fn explain_sliding_windows_by_mode() {
         &[
             "directory",
             "2 files now",
-            "file n on worker n % 2",
+            "each visible file one partition, a file longer than 8388608 bytes one per chunk",
+            "partition n on worker n % 2",
             "idle timeout 3s, heartbeat 1s",
             "bad records written to",
         ],
@@ -643,4 +644,43 @@ fn run_and_explain_check_the_progress_flags_alike_and_open_nothing_before_every_
             "args {case:?}: the progress file was created"
         );
     }
+}
+
+/// A file longer than `--split-size` is shown cut into chunks, each a partition on worker
+/// `n % workers`; with `--split-size 0`, one partition.
+#[test]
+fn explain_shows_a_large_file_cut_into_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..100).map(|n| format!("{n},k{n}\n")).collect();
+    let input = crate::support::write(dir.path(), "in.csv", &format!("ts,k\n{body}"));
+    let args = |split: &'static str| {
+        let query = [
+            "--window",
+            "tumbling:1s",
+            "--agg",
+            "count",
+            "--workers",
+            "3",
+        ];
+        let mut args = crate::support::query_args(&input, &query);
+        args.extend(["--split-size", split]);
+        // Without query_args' leading "run".
+        args.into_iter().skip(1).map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |split| {
+        let owned = args(split);
+        let borrowed: Vec<&str> = owned.iter().map(String::as_str).collect();
+        explain(&borrowed).1
+    };
+    let cut = run("300");
+    assert_contains(
+        line(&cut, "source", 0),
+        &[
+            "cut at line starts into about 3 chunks of 300 bytes, each a partition",
+            "a CSV file with a '\"' is read whole",
+            "partition n on worker n % 3",
+        ],
+    );
+    let whole = run("0");
+    assert_contains(line(&whole, "source", 0), &["one partition, on worker 0"]);
 }
