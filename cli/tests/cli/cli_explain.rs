@@ -665,7 +665,10 @@ fn explain_shows_a_large_file_cut_into_chunks() {
         let mut args = crate::support::query_args(&input, &query);
         args.extend(["--split-size", split]);
         // Without query_args' leading "run".
-        args.into_iter().skip(1).map(str::to_string).collect::<Vec<_>>()
+        args.into_iter()
+            .skip(1)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
     };
     let run = |split| {
         let owned = args(split);
