@@ -228,16 +228,19 @@ impl<F: FileFormat> FileSource<F> {
         Ok(())
     }
 
-    /// Whether local partition `partition` may be read now: it has not read a record yet, or
-    /// it is the first open chunk of its file on this worker.
-    fn readable(&self, partition: usize) -> bool {
-        !self.began[partition] || self.leading(partition)
-    }
-
-    /// Whether local partition `partition` is the first open chunk of its file on this worker.
-    fn leading(&self, partition: usize) -> bool {
-        let file = self.chunks[partition].0;
-        (0..partition).all(|p| self.chunks[p].0 != file || self.readers[p].1.is_none())
+    /// Per local partition, whether it is the first open chunk of its file on this worker (a
+    /// file's local partitions are next to each other: partitions are numbered file by file).
+    fn leading(&self) -> Vec<bool> {
+        let mut leading = Vec::with_capacity(self.readers.len());
+        let mut open_seen: Option<usize> = None;
+        for (partition, (_, reader)) in self.readers.iter().enumerate() {
+            let file = self.chunks[partition].0;
+            leading.push(reader.is_some() && open_seen != Some(file));
+            if reader.is_some() {
+                open_seen = Some(file);
+            }
+        }
+        leading
     }
 
     /// Lists a watched directory again, if its poll interval has passed, and opens this
@@ -377,8 +380,11 @@ impl<F: FileFormat> Source for FileSource<F> {
             return Err(Error::Internal("FileSource::read before on_start".into()));
         };
         let open = self.readers.iter().filter(|(_, r)| r.is_some()).count();
+        // A partition may be read now if it has not read a record yet, or if it is the first
+        // open chunk of its file here.
+        let leading = self.leading();
         let readable = (0..self.readers.len())
-            .filter(|&p| self.readers[p].1.is_some() && self.readable(p))
+            .filter(|&p| self.readers[p].1.is_some() && (leading[p] || !self.began[p]))
             .count();
         if open == 0 {
             handler.flush()?;
@@ -395,12 +401,12 @@ impl<F: FileFormat> Source for FileSource<F> {
         for _ in 0..self.readers.len() {
             let partition = self.next;
             self.next = (self.next + 1) % self.readers.len();
-            if !self.readable(partition) {
+            let leading = leading[partition];
+            if !leading && self.began[partition] {
                 continue;
             }
             // A chunk not yet reached (a later chunk of a file with an earlier one still open
             // here) reads up to its first record only.
-            let leading = self.leading(partition);
             let take = if leading { per_file } else { BATCH };
             let limit = self.chunks[partition].1;
             for _ in 0..take {
