@@ -649,7 +649,8 @@ fn ms(ms: u64) -> String {
     format!("{ms}ms")
 }
 
-fn gcd(a: u64, b: u64) -> u64 {
+/// The greatest common divisor (sliding panes here; the stamp granularity in `plan.rs`).
+pub(super) fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a
     } else {

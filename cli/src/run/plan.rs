@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::explain::gcd;
 use super::fingerprint;
 use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 use super::kafka::{KafkaAddress, KAFKA_PREFIX};
@@ -511,13 +512,6 @@ fn stamp_granularity(
     lateness: Duration,
     late_output: bool,
 ) -> Option<Duration> {
-    fn gcd(a: u64, b: u64) -> u64 {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
-        }
-    }
     if mode != Mode::Append || late_output {
         return None;
     }
