@@ -35,6 +35,7 @@ macro_rules! errln {
 
 mod bench;
 mod cluster;
+mod columns;
 mod demo;
 mod flags;
 mod output;

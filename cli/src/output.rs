@@ -26,10 +26,10 @@ pub struct RowEncoder {
 /// aggregate values.
 #[derive(Clone, Copy)]
 pub(crate) struct RowView<'a> {
-    key: &'a Key,
-    key_kind: KeyKind,
-    window: Option<(u64, u64)>,
-    values: &'a [AggValue],
+    pub(crate) key: &'a Key,
+    pub(crate) key_kind: KeyKind,
+    pub(crate) window: Option<(u64, u64)>,
+    pub(crate) values: &'a [AggValue],
 }
 
 impl<'a> RowView<'a> {
@@ -58,9 +58,9 @@ impl<'a> From<&'a WindowResult<Key, Aggregates>> for RowView<'a> {
 /// The extra columns of one output mode's rows.
 #[derive(Clone, Copy)]
 pub(crate) struct Extra {
-    batch: Option<u64>,
-    is_final: Option<bool>,
-    retract: Option<bool>,
+    pub(crate) batch: Option<u64>,
+    pub(crate) is_final: Option<bool>,
+    pub(crate) retract: Option<bool>,
 }
 
 impl RowEncoder {

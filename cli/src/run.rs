@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use timely::ExchangeData;
 
+use super::columns::{ColumnEncoder, ColumnTypeArg};
 use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
@@ -16,7 +17,8 @@ use crate::record::{
 };
 use crate::signals::{self, SignalStop};
 use tideflow::sink::{
-    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, TableChange,
+    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink,
+    TableChange,
 };
 use tideflow::source::Source;
 use tideflow::source::{
@@ -49,6 +51,8 @@ pub(crate) enum Format {
     Jsonl,
     /// Comma-separated values with a header row.
     Csv,
+    /// Apache Parquet: as --output, a directory of Parquet files with a commit log.
+    Parquet,
 }
 
 impl Format {
@@ -57,6 +61,7 @@ impl Format {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
             "csv" => Some(Format::Csv),
+            "parquet" => Some(Format::Parquet),
             _ => None,
         }
     }
@@ -97,6 +102,17 @@ impl Format {
             ))
         })
     }
+}
+
+/// How a Parquet output compresses its column chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ParquetCodec {
+    /// Snappy: fast, moderate ratio (Spark's default).
+    Snappy,
+    /// Zstandard, level 3: smaller files, slower to write.
+    Zstd,
+    /// Not compressed.
+    None,
 }
 
 /// Which rows `tideflow run` writes (DESIGN.md "Output modes").
@@ -205,9 +221,23 @@ pub(crate) struct RunArgs {
     /// with --checkpoint-dir, in one Kafka transaction per snapshot, else at-least-once).
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
-    /// Output format. By default, from the output's extension, else JSON lines.
+    /// Output format. By default, from the output's extension, else JSON lines. parquet
+    /// writes typed columns into the --output directory: one Parquet file per snapshot with
+    /// --checkpoint-dir (exactly-once), listed in its commit log _tideflow_log/ when committed.
     #[arg(long, value_enum)]
     output_format: Option<Format>,
+    /// With --output-format parquet: the type of the key or of a sum, min, max, first or last
+    /// column, COLUMN=TYPE with TYPE int64, float64, string or bool (by default float64 for
+    /// sum, min and max, string for the key, first and last); repeat for several. A value the
+    /// type cannot hold stops the job.
+    #[arg(long = "column-type", value_name = "COLUMN=TYPE", value_parser = spec_arg::<ColumnTypeArg>)]
+    column_types: Vec<ColumnTypeArg>,
+    /// With --output-format parquet: how column chunks are compressed. Default snappy.
+    #[arg(long, value_enum)]
+    parquet_compression: Option<ParquetCodec>,
+    /// With --output-format parquet: the most rows in a row group. Default 1048576.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    parquet_row_group_rows: Option<u64>,
     /// When results leave: continuous (as soon as the watermark passes them), interval:DUR
     /// (micro-batches: the watermark advances every DUR), available-now (read the input there
     /// is at start, in batches, then stop) or once (all of it as one batch, then stop). The
@@ -483,14 +513,14 @@ impl Plan {
                 let source = StdinSource::csv(csv());
                 self.timed(flow, source.on_error(on_error).max_record_bytes(max))
             }
-            (Input::Kafka(address), format) => {
+            (Input::Kafka(address), format @ (Format::Jsonl | Format::Csv)) => {
                 let schema = self.schema.clone();
                 match format {
                     Format::Jsonl => {
                         let decode = kafka::json_decoder(schema, keep_original);
                         self.timed(flow, self.kafka_source(address, decode))
                     }
-                    Format::Csv => {
+                    _ => {
                         let decode = kafka::csv_decoder(schema, &self.csv_header, keep_original)?;
                         self.timed(flow, self.kafka_source(address, decode))
                     }
@@ -498,6 +528,7 @@ impl Plan {
             }
             (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
             (Input::Path(path), Format::Csv) => self.timed(flow, self.file_source(path, csv())),
+            (_, Format::Parquet) => return Err(plan::parquet_input_refused()),
         })
     }
 
@@ -515,9 +546,24 @@ impl Plan {
     fn encoder(&self) -> RowEncoder {
         let columns = self.aggs.iter().map(AggSpec::column).collect();
         match self.output_format {
-            Format::Jsonl => RowEncoder::json(columns),
+            // A Parquet output writes through `parquet_sink`; standard output and Kafka
+            // outputs are refused with it (plan.rs).
+            Format::Jsonl | Format::Parquet => RowEncoder::json(columns),
             Format::Csv => RowEncoder::csv(columns),
         }
+    }
+
+    /// The sink of a Parquet --output directory.
+    fn parquet_sink<R: OutputRow>(
+        &self,
+        dir: &Path,
+        parquet: &plan::ParquetPlan,
+    ) -> ParquetSink<R, ColumnEncoder> {
+        let names = self.aggs.iter().map(AggSpec::column).collect();
+        let encoder = ColumnEncoder::new(names, parquet.key, parquet.types.clone());
+        ParquetSink::new(dir, encoder)
+            .compression(parquet.compression)
+            .row_group_rows(parquet.row_group_rows)
     }
 
     /// Writes update-mode rows as they come (the rows of one window or key come from one
@@ -549,7 +595,10 @@ impl Plan {
                 FileSink::new(path, self.encoder()).replace_on_write(),
             )),
             (None, _) => changes.sink(ConsoleSink::new(self.encoder())),
-            (Some(path), _) => changes.sink(FileSink::new(path, self.encoder())),
+            (Some(path), _) => match &self.parquet {
+                Some(parquet) => changes.sink(self.parquet_sink(path, parquet)),
+                None => changes.sink(FileSink::new(path, self.encoder())),
+            },
         }
     }
 
@@ -600,9 +649,12 @@ impl Plan {
                     results.sink(OrderedSink::new(self.kafka_sink(address)));
                     return Ok(());
                 }
-                match &self.output {
-                    None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                    Some(path) => {
+                match (&self.output, &self.parquet) {
+                    (None, _) => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                    (Some(path), Some(parquet)) => {
+                        results.sink(OrderedSink::new(self.parquet_sink(path, parquet)))
+                    }
+                    (Some(path), None) => {
                         results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
                     }
                 }

@@ -17,6 +17,8 @@ mod foreach;
 pub(crate) mod kafka;
 mod memory;
 mod ordered;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 
 use std::fmt::Debug;
 use std::io::Write;
@@ -34,11 +36,13 @@ pub use foreach::ForeachSink;
 pub use kafka::KafkaSink;
 pub use memory::MemorySink;
 pub use ordered::OrderedSink;
+#[cfg(feature = "parquet")]
+pub use parquet::{ArrowEncoder, ParquetCompression, ParquetSink};
 
 pub(crate) use driver::{drive, SinkDriver};
 
 /// The committer of a sink reopened from its manifest entry (a file sink's output file, a
-/// Kafka sink's topic and transactional id), for the checkpoint's recovery before the job is
+/// Kafka sink's topic and transactional id, a Parquet sink's directory), for the checkpoint's recovery before the job is
 /// built.
 pub(crate) fn reopen_committer(target: &CommitTarget) -> Result<Box<dyn Committer>, Error> {
     match target {
@@ -49,6 +53,10 @@ pub(crate) fn reopen_committer(target: &CommitTarget) -> Result<Box<dyn Committe
         #[cfg(feature = "kafka")]
         CommitTarget::Reopen { kind, spec } if kind == kafka::KIND => {
             Ok(Box::new(kafka::commit::KafkaCommitter::reopen(spec)?))
+        }
+        #[cfg(feature = "parquet")]
+        CommitTarget::Reopen { kind, spec } if kind == parquet::commit::KIND => {
+            Ok(Box::new(parquet::commit::ParquetCommitter::reopen(spec)))
         }
         CommitTarget::Reopen { kind, .. } => Err(Error::Snapshot(format!(
             "the snapshot names a sink of kind {kind:?} that this tideflow cannot commit (built without it?)"

@@ -219,7 +219,7 @@ fn kafka_source(plan: &Plan, address: &KafkaAddress, format: &str, workers: usiz
             "{format} values of the columns {}",
             plan.csv_header.join(",")
         ),
-        Format::Jsonl => format!("{format} values"),
+        Format::Jsonl | Format::Parquet => format!("{format} values"),
     };
     let mut line = format!(
         "Kafka topic {} at {} ({format}; {}, each with its own watermark; replayable from offsets), from {}",
@@ -603,6 +603,7 @@ fn input_format(format: Format) -> &'static str {
     match format {
         Format::Jsonl => "JSON lines",
         Format::Csv => "CSV with a header row",
+        Format::Parquet => "Parquet",
     }
 }
 
@@ -610,6 +611,7 @@ fn output_format(format: Format) -> &'static str {
     match format {
         Format::Jsonl => "JSON lines",
         Format::Csv => "CSV",
+        Format::Parquet => "Parquet files with a commit log",
     }
 }
 

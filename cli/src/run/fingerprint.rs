@@ -85,12 +85,25 @@ pub(super) fn of(plan: &Plan) -> JobFingerprint {
         )
         .field("--output", output)
         .field("--output-format", flag_value(plan.output_format))
+        .field("--column-type", column_types(plan))
         .field(
             "--late-output",
             optional((plan.late_output.as_deref().map(resolved)).or_else(|| {
                 (plan.late_kafka.as_ref()).map(|address| format!("kafka topic {}", address.topic))
             })),
         )
+}
+
+/// A Parquet output's --column-type flags (the files' schema), `none` without.
+fn column_types(plan: &Plan) -> String {
+    let declared = plan.parquet.iter().flat_map(|parquet| &parquet.declared);
+    let flags: Vec<String> = declared
+        .map(|arg| format!("{}={}", arg.column, arg.kind.name()))
+        .collect();
+    match flags.is_empty() {
+        true => "none".into(),
+        false => flags.join(" "),
+    }
 }
 
 /// `path` absolute with links resolved (as the output checks compare paths), else as given.

@@ -50,7 +50,9 @@ impl TableJoin {
         value_fields: &[String],
         scalar_fields: &[String],
     ) -> Result<Self, Error> {
-        let format = Format::from_extension(&path).ok_or_else(|| {
+        let format = Format::from_extension(&path)
+            .filter(|format| *format != Format::Parquet)
+            .ok_or_else(|| {
             Error::Config(format!(
                 "--join-static: cannot tell the format of {} from its name; name it .jsonl, .ndjson, .json or .csv",
                 path.display()
@@ -117,7 +119,8 @@ impl TableJoin {
                 let source = FileSource::new(&self.path, format).max_record_bytes(max_record_bytes);
                 flow.static_table_core(source, keyed)
             }
-            Format::Csv => {
+            // A .parquet table is refused by `new`.
+            Format::Csv | Format::Parquet => {
                 let format = Csv::with_decoder(move |header| {
                     let schema = schema.clone();
                     let columns = TableColumns::new(&schema, header)?;

@@ -2,7 +2,7 @@
 //! with nothing opened. `run` executes it (`super::Plan::execute`) and `explain` prints it.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::explain::gcd;
@@ -11,9 +11,11 @@ use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 use super::kafka::{KafkaAddress, KAFKA_PREFIX};
 use super::paths::{check_outputs, FlagPath};
 use super::rate::{RateInput, RATE_PREFIX};
-use super::{Format, Mode, RunArgs};
+use super::{Format, Mode, ParquetCodec, RunArgs};
+use crate::columns::{column_types, ColumnType, ColumnTypeArg};
 use crate::progress::ProgressPlan;
 use crate::record::{AggSpec, Schema};
+use tideflow::sink::ParquetCompression;
 use tideflow::source::{OnError, StartingOffsets, WatermarkStrategy};
 use tideflow::{Checkpoint, Cluster, Error, Trigger, Window};
 
@@ -109,6 +111,8 @@ pub struct Plan {
     /// The --output Kafka topic.
     pub(super) kafka_output: Option<KafkaAddress>,
     pub(super) output_format: Format,
+    /// A Parquet --output's column types and writer settings.
+    pub(super) parquet: Option<ParquetPlan>,
     /// The column names of a Kafka input's CSV values (--csv-header).
     pub(super) csv_header: Vec<String>,
     /// Where a Kafka input starts without a snapshot (--starting-offsets).
@@ -133,6 +137,72 @@ pub struct Plan {
     pub(super) cluster: Option<Cluster>,
 }
 
+/// A Parquet --output directory's column types (`columns.rs`) and writer settings.
+pub(super) struct ParquetPlan {
+    /// The key column's type.
+    pub(super) key: ColumnType,
+    /// Each aggregate column's type, in --agg order.
+    pub(super) types: Vec<ColumnType>,
+    /// The --column-type flags, as given (for the job's fingerprint).
+    pub(super) declared: Vec<ColumnTypeArg>,
+    pub(super) compression: ParquetCompression,
+    pub(super) row_group_rows: usize,
+}
+
+/// The error of a Parquet input, which `run` does not read.
+pub(super) fn parquet_input_refused() -> Error {
+    Error::Config(
+        "--format: parquet is an output format only (--output-format parquet); pass --format jsonl or --format csv".into(),
+    )
+}
+
+/// Checks the Parquet output flags against the output and mode, and plans the output.
+fn parquet_plan(
+    args: &RunArgs,
+    output_format: Format,
+    output: Option<&Path>,
+) -> Result<Option<ParquetPlan>, Error> {
+    if output_format != Format::Parquet {
+        let flag = [
+            ("--column-type", !args.column_types.is_empty()),
+            ("--parquet-compression", args.parquet_compression.is_some()),
+            ("--parquet-row-group-rows", args.parquet_row_group_rows.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given);
+        if let Some((flag, _)) = flag {
+            return Err(Error::Config(format!(
+                "{flag}: only with --output-format parquet"
+            )));
+        }
+        return Ok(None);
+    }
+    if output.is_none() {
+        return Err(Error::Config(
+            "--output-format: parquet writes into a directory: pass --output DIR (not standard output or a Kafka topic)".into(),
+        ));
+    }
+    if args.mode == Mode::Complete {
+        return Err(Error::Config(
+            "--mode: a parquet --output takes append or update mode (complete mode rewrites its whole table each time: use a JSON lines or CSV --output)".into(),
+        ));
+    }
+    let (key, types) = column_types(&args.aggs, &args.column_types)?;
+    Ok(Some(ParquetPlan {
+        key,
+        types,
+        declared: args.column_types.clone(),
+        compression: match args.parquet_compression.unwrap_or(ParquetCodec::Snappy) {
+            ParquetCodec::Snappy => ParquetCompression::Snappy,
+            ParquetCodec::Zstd => ParquetCompression::Zstd(3),
+            ParquetCodec::None => ParquetCompression::None,
+        },
+        row_group_rows: args
+            .parquet_row_group_rows
+            .map_or(1 << 20, |rows| usize::try_from(rows).unwrap_or(usize::MAX)),
+    }))
+}
+
 impl Plan {
     /// Checks the flags of `run` (and `explain`) and plans the job.
     pub(crate) fn new(args: RunArgs) -> Result<Self, Error> {
@@ -150,6 +220,9 @@ impl Plan {
                 Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
             })?,
         };
+        if format == Format::Parquet {
+            return Err(parquet_input_refused());
+        }
         if args.trigger.finishes_when_idle() && matches!(input, Input::Tcp(_) | Input::Stdin) {
             return Err(Error::Config(
                 "--trigger: available-now and once read the input there is at start, which a tcp:// or - input does not have; use continuous or interval:DUR".into(),
@@ -249,6 +322,13 @@ impl Plan {
                 )));
             }
         }
+        let output =
+            (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output));
+        let output_format = args
+            .output_format
+            .or_else(|| output.as_deref().and_then(Format::from_extension))
+            .unwrap_or(Format::Jsonl);
+        let parquet = parquet_plan(&args, output_format, output.as_deref())?;
         let join = match (args.join_static, args.join_key) {
             (Some(path), Some(join_key)) => {
                 if args.key_field.is_none() {
@@ -312,12 +392,6 @@ impl Plan {
             }
         };
         let cluster = args.cluster.cluster()?;
-        let output =
-            (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output));
-        let output_format = args
-            .output_format
-            .or_else(|| output.as_deref().and_then(Format::from_extension))
-            .unwrap_or(Format::Jsonl);
         let stateful = stateful_operators(join.is_some(), args.window, args.mode);
         let mut plan = Plan {
             input,
@@ -355,6 +429,7 @@ impl Plan {
             output,
             kafka_output,
             output_format,
+            parquet,
             csv_header: args.csv_header,
             starting_offsets,
             kafka_options: args.kafka_options,
