@@ -17,8 +17,7 @@ use crate::record::{
 };
 use crate::signals::{self, SignalStop};
 use tideflow::sink::{
-    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink,
-    TableChange,
+    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink, TableChange,
 };
 use tideflow::source::Source;
 use tideflow::source::{

@@ -166,7 +166,10 @@ fn parquet_plan(
         let flag = [
             ("--column-type", !args.column_types.is_empty()),
             ("--parquet-compression", args.parquet_compression.is_some()),
-            ("--parquet-row-group-rows", args.parquet_row_group_rows.is_some()),
+            (
+                "--parquet-row-group-rows",
+                args.parquet_row_group_rows.is_some(),
+            ),
         ]
         .into_iter()
         .find(|(_, given)| *given);

@@ -20,6 +20,7 @@ mod damaged_output;
 mod kafka;
 #[path = "../../../tests/all/kafka_broker.rs"]
 mod kafka_broker;
+mod lake;
 mod late_output;
 mod live_csv;
 mod live_sources;
@@ -27,6 +28,7 @@ mod metrics;
 mod netns;
 mod operating;
 mod output_errors;
+mod parquet;
 mod paths;
 mod resume;
 mod split;

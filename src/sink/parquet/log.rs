@@ -197,7 +197,11 @@ impl OutputDir {
     /// Publishes `entry`: renames its staged files into the directory (a file already renamed
     /// by an interrupted commit stays), syncs the directory, calls `before_log` (fault
     /// injection), then writes the log entry. Idempotent up to the entry.
-    pub(crate) fn publish(&mut self, entry: LogEntry, before_log: impl FnOnce()) -> Result<(), Error> {
+    pub(crate) fn publish(
+        &mut self,
+        entry: LogEntry,
+        before_log: impl FnOnce(),
+    ) -> Result<(), Error> {
         for file in &entry.files {
             let staged = Self::staged(&self.dir, &file.name);
             let visible = self.dir.join(&file.name);
@@ -298,7 +302,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut out = OutputDir::open(dir.path()).unwrap();
         fs::write(OutputDir::staged(dir.path(), "part-00000-a.parquet"), b"x").unwrap();
-        out.publish(entry(5, &["part-00000-a.parquet"]), || {}).unwrap();
+        out.publish(entry(5, &["part-00000-a.parquet"]), || {})
+            .unwrap();
         // Published again after a crash before the entry: the renamed file stays.
         fs::write(OutputDir::staged(dir.path(), "part-00001-a.parquet"), b"y").unwrap();
         let mut again = OutputDir::open(dir.path()).unwrap();
@@ -346,7 +351,10 @@ mod tests {
         // A logged file deleted since: refused, naming it.
         fs::remove_file(dir.path().join("part-00000-a.parquet")).unwrap();
         let message = out.check_files().unwrap_err().to_string();
-        assert!(message.contains("part-00000-a.parquet is missing"), "{message}");
+        assert!(
+            message.contains("part-00000-a.parquet is missing"),
+            "{message}"
+        );
 
         // Clearing removes the logged files and the log, nothing else.
         let mut out = OutputDir::open(dir.path()).unwrap();

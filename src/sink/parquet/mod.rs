@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use arrow_array;
-pub use arrow_schema;
 use arrow_array::RecordBatch;
+pub use arrow_schema;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -354,7 +354,10 @@ fn run_token() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-    format!("{:08x}", (nanos ^ u64::from(std::process::id()).rotate_left(32)) as u32)
+    format!(
+        "{:08x}",
+        (nanos ^ u64::from(std::process::id()).rotate_left(32)) as u32
+    )
 }
 
 /// A Parquet or Arrow error writing `path` (most often an I/O error underneath).

@@ -1,0 +1,97 @@
+//! Reading Parquet outputs (and Delta tables) with the real readers, pyarrow and deltalake,
+//! through `scripts/lake-tools.sh read` (which installs them from PyPI into a cache on first
+//! use), for the Parquet tests.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// What a reader saw: the schema as `(name, pyarrow type, nullable)` and the rows.
+pub struct Table {
+    pub schema: Vec<(String, String, bool)>,
+    pub rows: Vec<serde_json::Map<String, Value>>,
+}
+
+/// Reads `dir` as `kind` (`parquet`: the files its commit log lists; `delta`: the table at its
+/// latest version). Fails the test with one line if the readers cannot be installed.
+pub fn read(kind: &str, dir: &Path) -> Table {
+    let script = Path::new(crate::support::ROOT).join("scripts/lake-tools.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(["read", kind])
+        .arg(dir)
+        .output()
+        .expect("cannot run scripts/lake-tools.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        panic!(
+            "the Parquet/Delta tests read their outputs with pyarrow and deltalake, and {} could not be read: {}",
+            dir.display(),
+            stderr.trim()
+        );
+    }
+    let text = String::from_utf8(out.stdout).expect("UTF-8 from read_lake.py");
+    let mut lines = text.lines();
+    let schema: Vec<(String, String, bool)> =
+        serde_json::from_str(lines.next().expect("a schema line")).expect("the schema");
+    let rows = lines
+        .map(|line| serde_json::from_str(line).expect("a row"))
+        .collect();
+    Table { schema, rows }
+}
+
+/// The rows of a JSON lines file.
+pub fn json_rows(path: &Path) -> Vec<serde_json::Map<String, Value>> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON row"))
+        .collect()
+}
+
+/// Whether the JSON lines output's `json` and a reader's `typed` value, of the pyarrow type
+/// `kind`, are the same value: equal numbers for `double` (a JSON integer is the float), the
+/// JSON value's text for `string` (a number or boolean as the CSV output writes it).
+pub fn same_value(json: &Value, typed: &Value, kind: &str) -> bool {
+    match (json, typed, kind) {
+        (Value::Null, Value::Null, _) => true,
+        (Value::Number(a), Value::Number(b), "double") => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b), "double") => a == b, // NaN, Infinity
+        (Value::String(a), Value::String(b), "string") => a == b,
+        (Value::Number(a), Value::String(b), "string") => a.to_string() == *b,
+        (Value::Bool(a), Value::String(b), "string") => a.to_string() == *b,
+        (a, b, _) => a == b,
+    }
+}
+
+/// Asserts the reader's rows are the JSON lines rows, in order, column by column.
+pub fn assert_same_rows(json: &[serde_json::Map<String, Value>], table: &Table, what: &str) {
+    assert_eq!(
+        json.len(),
+        table.rows.len(),
+        "{what}: {} JSON rows, {} read",
+        json.len(),
+        table.rows.len()
+    );
+    for (index, (want, got)) in json.iter().zip(&table.rows).enumerate() {
+        for (name, kind, _) in &table.schema {
+            let wanted = want.get(name).unwrap_or(&Value::Null);
+            let read = got.get(name).unwrap_or(&Value::Null);
+            // The JSON output writes `retract` only when it is true.
+            let wanted = match (name.as_str(), wanted) {
+                ("retract", Value::Null) => &Value::Bool(false),
+                _ => wanted,
+            };
+            assert!(
+                same_value(wanted, read, kind),
+                "{what}: row {index}, column {name} ({kind}): JSON {wanted}, read {read}\nJSON row {want:?}\nread row {got:?}"
+            );
+        }
+        let extra: Vec<&String> = want
+            .keys()
+            .filter(|k| !table.schema.iter().any(|(name, _, _)| name == *k))
+            .collect();
+        assert!(extra.is_empty(), "{what}: JSON columns not read: {extra:?}");
+    }
+}
