@@ -4,6 +4,9 @@ lines output of the same job. Run through scripts/lake-tools.sh, which installs 
 
     scripts/lake-tools.sh read parquet DIR     the files _tideflow_log/ lists, read with pyarrow
     scripts/lake-tools.sh read delta DIR       the Delta table at its latest version (deltalake)
+    scripts/lake-tools.sh read write-parquet IN.jsonl OUT.parquet ROWS
+                                               IN's rows as a Parquet file written by pyarrow
+                                               (types inferred), in row groups of ROWS rows
 
 Prints one JSON line with the schema, [[name, type, nullable], ...] (pyarrow's type names:
 int64, double, string, bool, timestamp[ms, tz=UTC]), then one JSON object per row. Timestamps
@@ -60,7 +63,16 @@ def value(v):
     return v
 
 
+def write_parquet(source, target, rows):
+    import pyarrow.json
+    import pyarrow.parquet as pq
+
+    pq.write_table(pyarrow.json.read_json(source), target, row_group_size=int(rows))
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "write-parquet":
+        return write_parquet(*sys.argv[2:])
     if len(sys.argv) != 3 or sys.argv[1] not in ("parquet", "delta"):
         sys.exit(__doc__)
     kind, directory = sys.argv[1], sys.argv[2]

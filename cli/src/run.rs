@@ -13,7 +13,7 @@ use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{
-    decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
+    decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator, Schema,
 };
 use crate::signals::{self, SignalStop};
 use tideflow::sink::{
@@ -21,8 +21,8 @@ use tideflow::sink::{
 };
 use tideflow::source::Source;
 use tideflow::source::{
-    Csv, FileFormat, FileSource, JsonLines, KafkaMessage, KafkaSource, OnError, SocketSource,
-    StdinSource, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SPLIT_BYTES,
+    Csv, FileFormat, FileSource, JsonLines, KafkaMessage, KafkaSource, OnError, Parquet,
+    SocketSource, StdinSource, DEFAULT_MAX_RECORD_BYTES, DEFAULT_SPLIT_BYTES,
 };
 use tideflow::Error;
 use tideflow::Stream;
@@ -50,7 +50,9 @@ pub(crate) enum Format {
     Jsonl,
     /// Comma-separated values with a header row.
     Csv,
-    /// Apache Parquet: as --output, a directory of Parquet files with a commit log.
+    /// Apache Parquet: as --input, a .parquet file or a directory of them (each file a
+    /// partition; nested columns cannot be read); as --output, a directory of Parquet files
+    /// with a commit log.
     Parquet,
 }
 
@@ -527,6 +529,10 @@ impl Plan {
             }
             (Input::Path(path), Format::Jsonl) => self.timed(flow, self.file_source(path, json())),
             (Input::Path(path), Format::Csv) => self.timed(flow, self.file_source(path, csv())),
+            (Input::Path(path), Format::Parquet) => {
+                let parquet = parquet_rows(self.schema.clone(), keep_original);
+                self.timed(flow, self.file_source(path, parquet))
+            }
             (_, Format::Parquet) => return Err(plan::parquet_input_refused()),
         })
     }
@@ -671,6 +677,22 @@ impl Plan {
             Ok(())
         })
     }
+}
+
+/// Parquet rows decoded as the JSON object of the fields the query reads (so with the rules
+/// of a JSON lines input: keys, numbers, times), keeping it as the record for `--late-output`
+/// if `keep_original`.
+fn parquet_rows(schema: Schema, keep_original: bool) -> Parquet<Row> {
+    Parquet::with_decoder(move |row| {
+        let mut json = Vec::new();
+        row.write_json(|name| schema.reads(name), &mut json)?;
+        let line = String::from_utf8(json).map_err(|e| e.to_string())?;
+        let mut decoded = decode_json(&schema, &line)?;
+        if keep_original {
+            decoded.original = Some(line.into());
+        }
+        Ok(decoded)
+    })
 }
 
 /// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).

@@ -25,6 +25,8 @@ mod file;
 mod kafka;
 mod lines;
 mod memory;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod rate;
 mod socket;
 mod stdin;
@@ -45,6 +47,8 @@ pub use file::{
 #[cfg(feature = "kafka")]
 pub use kafka::{kafka_partitions, KafkaMessage, KafkaSource, PartitionInfo, StartingOffsets};
 pub use memory::MemorySource;
+#[cfg(feature = "parquet")]
+pub use parquet::{Parquet, ParquetReader, ParquetRow, ParquetValue};
 pub use rate::{RateRecord, RateSource};
 pub use socket::SocketSource;
 pub use stdin::StdinSource;

@@ -149,10 +149,10 @@ pub(super) struct ParquetPlan {
     pub(super) row_group_rows: usize,
 }
 
-/// The error of a Parquet input, which `run` does not read.
+/// The error of a Parquet input that is not a file or directory.
 pub(super) fn parquet_input_refused() -> Error {
     Error::Config(
-        "--format: parquet is an output format only (--output-format parquet); pass --format jsonl or --format csv".into(),
+        "--format: parquet is read from a file or directory --input only (not tcp://, - or kafka://); pass --format jsonl or --format csv".into(),
     )
 }
 
@@ -223,7 +223,7 @@ impl Plan {
                 Error::Config("--format: required with a tcp:// or - input; pass --format jsonl or --format csv".into())
             })?,
         };
-        if format == Format::Parquet {
+        if format == Format::Parquet && !matches!(input, Input::Path(_)) {
             return Err(parquet_input_refused());
         }
         if args.trigger.finishes_when_idle() && matches!(input, Input::Tcp(_) | Input::Stdin) {

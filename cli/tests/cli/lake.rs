@@ -13,25 +13,29 @@ pub struct Table {
     pub rows: Vec<serde_json::Map<String, Value>>,
 }
 
-/// Reads `dir` as `kind` (`parquet`: the files its commit log lists; `delta`: the table at its
-/// latest version). Fails the test with one line if the readers cannot be installed.
-pub fn read(kind: &str, dir: &Path) -> Table {
+/// Runs `scripts/lake-tools.sh read ARGS` and returns its standard output. Fails the test
+/// with one line if the readers cannot be installed or fail.
+fn lake_tools(args: &[&std::ffi::OsStr]) -> String {
     let script = Path::new(crate::support::ROOT).join("scripts/lake-tools.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .args(["read", kind])
-        .arg(dir)
+        .arg("read")
+        .args(args)
         .output()
         .expect("cannot run scripts/lake-tools.sh");
-    let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         panic!(
-            "the Parquet/Delta tests read their outputs with pyarrow and deltalake, and {} could not be read: {}",
-            dir.display(),
-            stderr.trim()
+            "the Parquet/Delta tests use pyarrow and deltalake (scripts/lake-tools.sh), and {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let text = String::from_utf8(out.stdout).expect("UTF-8 from read_lake.py");
+    String::from_utf8(out.stdout).expect("UTF-8 from read_lake.py")
+}
+
+/// Reads `dir` as `kind` (`parquet`: the files its commit log lists; `delta`: the table at its
+/// latest version).
+pub fn read(kind: &str, dir: &Path) -> Table {
+    let text = lake_tools(&[kind.as_ref(), dir.as_os_str()]);
     let mut lines = text.lines();
     let schema: Vec<(String, String, bool)> =
         serde_json::from_str(lines.next().expect("a schema line")).expect("the schema");
@@ -39,6 +43,18 @@ pub fn read(kind: &str, dir: &Path) -> Table {
         .map(|line| serde_json::from_str(line).expect("a row"))
         .collect();
     Table { schema, rows }
+}
+
+/// Writes the JSON lines file `source` as the Parquet file `target` with pyarrow (types
+/// inferred), in row groups of `rows` rows.
+pub fn write_parquet(source: &Path, target: &Path, rows: usize) {
+    let rows = rows.to_string();
+    lake_tools(&[
+        "write-parquet".as_ref(),
+        source.as_os_str(),
+        target.as_os_str(),
+        rows.as_ref(),
+    ]);
 }
 
 /// The rows of a JSON lines file.

@@ -29,6 +29,7 @@ mod netns;
 mod operating;
 mod output_errors;
 mod parquet;
+mod parquet_input;
 mod paths;
 mod resume;
 mod split;

@@ -1,6 +1,7 @@
 //! Listing a file source's input: the file itself, or the regular files of a directory, in
 //! name order. Symbolic links are followed to the regular files they name, as Spark's file
-//! source does; a hidden entry (a name starting with `.`) is skipped silently; any other entry
+//! source does; a hidden entry (a name starting with `.`) and a subdirectory whose name starts
+//! with `_` (a table's metadata) are skipped silently; any other entry
 //! (a subdirectory, a FIFO, a socket, a device, a link to a directory or a dangling link) is
 //! skipped with a warning on standard error, once per path.
 
@@ -91,6 +92,10 @@ pub(crate) fn list(path: &Path) -> Result<Listing, Error> {
             }
         } else if kind.is_file() {
             files.push(path);
+            continue;
+        } else if kind.is_dir() && entry.file_name().to_string_lossy().starts_with('_') {
+            // A table's metadata (`_tideflow_log`, `_delta_log`, `_spark_metadata`), as Spark
+            // skips it.
             continue;
         } else {
             describe(kind)
