@@ -15,14 +15,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use tideflow::sink::parquet::arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use tideflow::sink::parquet::arrow_array::{ArrayRef, RecordBatch};
 use tideflow::sink::parquet::arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use tideflow::sink::ArrowEncoder;
 use tideflow::Error;
 
-use crate::output::{Extra, OutputRow, RowView};
+use crate::output::OutputRow;
 use crate::record::{AggKind, AggSpec, AggValue, Key};
 
 /// A column type `--column-type` can declare.
@@ -152,7 +153,8 @@ enum Column {
     Float64(Float64Builder),
     String(StringBuilder),
     Bool(BooleanBuilder),
-    Timestamp(TimestampMillisecondBuilder),
+    Millis(TimestampMillisecondBuilder),
+    Micros(TimestampMicrosecondBuilder),
 }
 
 impl Column {
@@ -165,8 +167,14 @@ impl Column {
         }
     }
 
-    fn timestamp() -> Self {
-        Column::Timestamp(TimestampMillisecondBuilder::new().with_timezone("UTC"))
+    /// A timestamp column in `unit` (milliseconds or microseconds), UTC.
+    fn timestamp(unit: TimeUnit) -> Self {
+        match unit {
+            TimeUnit::Microsecond => {
+                Column::Micros(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+            _ => Column::Millis(TimestampMillisecondBuilder::new().with_timezone("UTC")),
+        }
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -175,17 +183,28 @@ impl Column {
             Column::Float64(builder) => Arc::new(builder.finish()),
             Column::String(builder) => Arc::new(builder.finish()),
             Column::Bool(builder) => Arc::new(builder.finish()),
-            Column::Timestamp(builder) => Arc::new(builder.finish()),
+            Column::Millis(builder) => Arc::new(builder.finish()),
+            Column::Micros(builder) => Arc::new(builder.finish()),
         }
     }
 
-    /// Appends to an int64 or timestamp column (a batch number, a window bound).
+    /// Appends to an int64 column (a batch number).
     fn append_int(&mut self, value: u64) {
-        let value = i64::try_from(value).unwrap_or(i64::MAX);
         match self {
-            Column::Int64(builder) => builder.append_value(value),
-            Column::Timestamp(builder) => builder.append_value(value),
-            _ => unreachable!("a batch or window column is int64 or a timestamp"),
+            Column::Int64(builder) => {
+                builder.append_value(i64::try_from(value).unwrap_or(i64::MAX))
+            }
+            _ => unreachable!("a batch column is int64"),
+        }
+    }
+
+    /// Appends `ms` milliseconds since the epoch to a timestamp column (a window bound).
+    fn append_time(&mut self, ms: u64) {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        match self {
+            Column::Millis(builder) => builder.append_value(ms),
+            Column::Micros(builder) => builder.append_value(ms.saturating_mul(1000)),
+            _ => unreachable!("a window column is a timestamp"),
         }
     }
 
@@ -203,7 +222,8 @@ impl Column {
             Column::Float64(builder) => builder.append_null(),
             Column::String(builder) => builder.append_null(),
             Column::Bool(builder) => builder.append_null(),
-            Column::Timestamp(builder) => builder.append_null(),
+            Column::Millis(builder) => builder.append_null(),
+            Column::Micros(builder) => builder.append_null(),
         }
     }
 
@@ -239,70 +259,87 @@ impl Column {
     }
 }
 
-/// Encodes `tideflow run`'s rows as Arrow columns (module docs). The columns of the mode
-/// (`batch`, the window, `final`, `retract`) are those of the first row: every row of a job
-/// has the same ones.
-pub struct ColumnEncoder {
-    names: Vec<String>,
-    key: ColumnType,
-    types: Vec<ColumnType>,
-    /// Set by the first row.
-    layout: Option<Layout>,
+/// Which of the mode's columns a job's rows have, besides the key and the aggregates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowShape {
+    /// `batch` (complete mode).
+    pub(crate) batch: bool,
+    /// `window_start` and `window_end` (windowed jobs).
+    pub(crate) window: bool,
+    /// `final` (windowed update and complete modes).
+    pub(crate) is_final: bool,
+    /// `retract` (windowed update mode).
+    pub(crate) retract: bool,
 }
 
-/// The columns of a job's rows, known from the first.
-struct Layout {
+impl RowShape {
+    /// The columns of a job in `mode` (`append`, `update`, `complete`), windowed or not.
+    pub(crate) fn of(mode: &str, windowed: bool) -> Self {
+        RowShape {
+            batch: mode == "complete",
+            window: windowed,
+            is_final: windowed && mode != "append",
+            retract: windowed && mode == "update",
+        }
+    }
+}
+
+/// Encodes `tideflow run`'s rows as Arrow columns (module docs).
+pub struct ColumnEncoder {
+    names: Vec<String>,
+    key_type: ColumnType,
+    types: Vec<ColumnType>,
+    shape: RowShape,
     schema: SchemaRef,
-    batch: Option<Column>,
+    batch: Column,
     key: Column,
-    window: Option<(Column, Column)>,
+    window: (Column, Column),
     values: Vec<Column>,
-    is_final: Option<Column>,
-    retract: Option<Column>,
+    is_final: Column,
+    retract: Column,
 }
 
 impl ColumnEncoder {
-    /// Encodes rows whose aggregate columns are `names`, of `types`, with a key of type `key`
-    /// ([`column_types`]).
-    pub(crate) fn new(names: Vec<String>, key: ColumnType, types: Vec<ColumnType>) -> Self {
-        ColumnEncoder {
-            names,
-            key,
-            types,
-            layout: None,
-        }
-    }
-
-    fn layout(&self, view: &RowView<'_>, extra: &Extra) -> Layout {
+    /// Encodes rows of `shape` whose aggregate columns are `names`, of `types`, with a key of
+    /// type `key` ([`column_types`]), and window bounds as timestamps in `unit` (UTC).
+    pub(crate) fn new(
+        names: Vec<String>,
+        key: ColumnType,
+        types: Vec<ColumnType>,
+        shape: RowShape,
+        unit: TimeUnit,
+    ) -> Self {
         let mut fields = Vec::new();
-        let timestamp = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
-        if extra.batch.is_some() {
+        let timestamp = DataType::Timestamp(unit, Some("UTC".into()));
+        if shape.batch {
             fields.push(Field::new("batch", DataType::Int64, false));
         }
-        fields.push(Field::new("key", self.key.arrow(), true));
-        if view.window.is_some() {
+        fields.push(Field::new("key", key.arrow(), true));
+        if shape.window {
             fields.push(Field::new("window_start", timestamp.clone(), false));
             fields.push(Field::new("window_end", timestamp, false));
         }
-        for (name, kind) in self.names.iter().zip(&self.types) {
+        for (name, kind) in names.iter().zip(&types) {
             fields.push(Field::new(name, kind.arrow(), !is_count(name)));
         }
-        if extra.is_final.is_some() {
+        if shape.is_final {
             fields.push(Field::new("final", DataType::Boolean, false));
         }
-        if extra.retract.is_some() {
+        if shape.retract {
             fields.push(Field::new("retract", DataType::Boolean, false));
         }
-        Layout {
+        ColumnEncoder {
             schema: Arc::new(Schema::new(fields)),
-            batch: extra.batch.map(|_| Column::new(ColumnType::Int64)),
-            key: Column::new(self.key),
-            window: view
-                .window
-                .map(|_| (Column::timestamp(), Column::timestamp())),
-            values: self.types.iter().map(|kind| Column::new(*kind)).collect(),
-            is_final: extra.is_final.map(|_| Column::new(ColumnType::Bool)),
-            retract: extra.retract.map(|_| Column::new(ColumnType::Bool)),
+            batch: Column::new(ColumnType::Int64),
+            key: Column::new(key),
+            window: (Column::timestamp(unit), Column::timestamp(unit)),
+            values: types.iter().map(|kind| Column::new(*kind)).collect(),
+            is_final: Column::new(ColumnType::Bool),
+            retract: Column::new(ColumnType::Bool),
+            names,
+            key_type: key,
+            types,
+            shape,
         }
     }
 }
@@ -322,58 +359,66 @@ fn does_not_fit(column: &str, kind: ColumnType, value: &str) -> Error {
 
 impl<R: OutputRow> ArrowEncoder<R> for ColumnEncoder {
     fn schema(&self) -> SchemaRef {
-        match &self.layout {
-            Some(layout) => layout.schema.clone(),
-            None => Arc::new(Schema::empty()),
-        }
+        self.schema.clone()
     }
 
     fn append(&mut self, row: &R) -> Result<(), Error> {
         let (view, extra) = row.parts();
-        if self.layout.is_none() {
-            self.layout = Some(self.layout(&view, &extra));
+        let shape = RowShape {
+            batch: extra.batch.is_some(),
+            window: view.window.is_some(),
+            is_final: extra.is_final.is_some(),
+            retract: extra.retract.is_some(),
+        };
+        if shape != self.shape {
+            return Err(Error::Internal(format!(
+                "a row of shape {shape:?} reached a Parquet encoder of rows of shape {:?}",
+                self.shape
+            )));
         }
-        let layout = self.layout.as_mut().expect("set above");
-        if let (Some(column), Some(batch)) = (&mut layout.batch, extra.batch) {
-            column.append_int(batch);
+        if let Some(batch) = extra.batch {
+            self.batch.append_int(batch);
         }
-        layout
-            .key
+        self.key
             .append_scalar(view.key, || view.key.csv_text_as(view.key_kind))
-            .map_err(|value| does_not_fit("key", self.key, &value))?;
-        if let (Some((start, end)), Some((from, to))) = (&mut layout.window, view.window) {
-            start.append_int(from);
-            end.append_int(to);
+            .map_err(|value| does_not_fit("key", self.key_type, &value))?;
+        if let Some((from, to)) = view.window {
+            self.window.0.append_time(from);
+            self.window.1.append_time(to);
         }
-        for (i, (column, value)) in layout.values.iter_mut().zip(view.values).enumerate() {
+        for (i, (column, value)) in self.values.iter_mut().zip(view.values).enumerate() {
             column
                 .append_value(value)
                 .map_err(|value| does_not_fit(&self.names[i], self.types[i], &value))?;
         }
-        if let (Some(column), Some(is_final)) = (&mut layout.is_final, extra.is_final) {
-            column.append_bool(is_final);
+        if let Some(is_final) = extra.is_final {
+            self.is_final.append_bool(is_final);
         }
-        if let (Some(column), Some(retract)) = (&mut layout.retract, extra.retract) {
-            column.append_bool(retract);
+        if let Some(retract) = extra.retract {
+            self.retract.append_bool(retract);
         }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<RecordBatch, Error> {
-        let Some(layout) = self.layout.as_mut() else {
-            return Ok(RecordBatch::new_empty(Arc::new(Schema::empty())));
-        };
+        let shape = self.shape;
         let mut columns: Vec<ArrayRef> = Vec::new();
-        columns.extend(layout.batch.as_mut().map(Column::finish));
-        columns.push(layout.key.finish());
-        if let Some((start, end)) = layout.window.as_mut() {
-            columns.push(start.finish());
-            columns.push(end.finish());
+        if shape.batch {
+            columns.push(self.batch.finish());
         }
-        columns.extend(layout.values.iter_mut().map(Column::finish));
-        columns.extend(layout.is_final.as_mut().map(Column::finish));
-        columns.extend(layout.retract.as_mut().map(Column::finish));
-        RecordBatch::try_new(layout.schema.clone(), columns)
+        columns.push(self.key.finish());
+        if shape.window {
+            columns.push(self.window.0.finish());
+            columns.push(self.window.1.finish());
+        }
+        columns.extend(self.values.iter_mut().map(Column::finish));
+        if shape.is_final {
+            columns.push(self.is_final.finish());
+        }
+        if shape.retract {
+            columns.push(self.retract.finish());
+        }
+        RecordBatch::try_new(self.schema.clone(), columns)
             .map_err(|e| Error::Internal(format!("cannot make a batch of Parquet rows: {e}")))
     }
 }
@@ -399,7 +444,8 @@ mod tests {
             [ColumnType::Int64, ColumnType::Int64, ColumnType::String]
         );
         let names = specs.iter().map(AggSpec::column).collect();
-        let mut encoder = ColumnEncoder::new(names, key, types);
+        let shape = RowShape::of("append", true);
+        let mut encoder = ColumnEncoder::new(names, key, types, shape, TimeUnit::Millisecond);
         let row = |values: Vec<AggValue>| WindowResult {
             key: Key::Int(7),
             start: 0,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use timely::ExchangeData;
 
-use super::columns::{ColumnEncoder, ColumnTypeArg};
+use super::columns::{ColumnEncoder, ColumnTypeArg, RowShape};
 use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
@@ -16,8 +16,10 @@ use crate::record::{
     decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator, Schema,
 };
 use crate::signals::{self, SignalStop};
+use tideflow::sink::parquet::arrow_schema::TimeUnit;
 use tideflow::sink::{
-    CompleteSink, ConsoleSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink, TableChange,
+    CompleteSink, ConsoleSink, DeltaSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink,
+    TableChange,
 };
 use tideflow::source::Source;
 use tideflow::source::{
@@ -217,9 +219,12 @@ pub(crate) struct RunArgs {
     /// Default 1s.
     #[arg(long, value_name = "DUR", value_parser = duration_arg)]
     complete_interval: Option<Duration>,
-    /// Where results go: a file path, - for standard output, or kafka://HOST:PORT[,...]/TOPIC
+    /// Where results go: a file path, - for standard output, kafka://HOST:PORT[,...]/TOPIC
     /// for a Kafka topic (an existing one; JSON values keyed by the row's key; exactly-once
-    /// with --checkpoint-dir, in one Kafka transaction per snapshot, else at-least-once).
+    /// with --checkpoint-dir, in one Kafka transaction per snapshot, else at-least-once), or
+    /// delta:PATH for a Delta Lake table (created if missing; append mode adds one table
+    /// version per snapshot, exactly-once with --checkpoint-dir; complete mode overwrites the
+    /// table each time; update mode is refused).
     #[arg(long, value_name = "PATH", default_value = "-")]
     output: String,
     /// Output format. By default, from the output's extension, else JSON lines. parquet
@@ -558,15 +563,35 @@ impl Plan {
         }
     }
 
+    /// The encoder of the Parquet files of a Parquet or Delta output, window bounds in `unit`.
+    fn column_encoder(&self, parquet: &plan::ParquetPlan, unit: TimeUnit) -> ColumnEncoder {
+        let names = self.aggs.iter().map(AggSpec::column).collect();
+        let mode = self
+            .mode
+            .to_possible_value()
+            .map(|v| v.get_name().to_string());
+        let shape = RowShape::of(mode.as_deref().unwrap_or("append"), self.window.is_some());
+        ColumnEncoder::new(names, parquet.key, parquet.types.clone(), shape, unit)
+    }
+
+    /// The sink of a delta:PATH --output table.
+    fn delta_sink<R: OutputRow>(
+        &self,
+        dir: &Path,
+        parquet: &plan::ParquetPlan,
+    ) -> DeltaSink<R, ColumnEncoder> {
+        DeltaSink::new(dir, self.column_encoder(parquet, TimeUnit::Microsecond))
+            .compression(parquet.compression)
+            .row_group_rows(parquet.row_group_rows)
+    }
+
     /// The sink of a Parquet --output directory.
     fn parquet_sink<R: OutputRow>(
         &self,
         dir: &Path,
         parquet: &plan::ParquetPlan,
     ) -> ParquetSink<R, ColumnEncoder> {
-        let names = self.aggs.iter().map(AggSpec::column).collect();
-        let encoder = ColumnEncoder::new(names, parquet.key, parquet.types.clone());
-        ParquetSink::new(dir, encoder)
+        ParquetSink::new(dir, self.column_encoder(parquet, TimeUnit::Millisecond))
             .compression(parquet.compression)
             .row_group_rows(parquet.row_group_rows)
     }
@@ -595,10 +620,16 @@ impl Plan {
                 interval,
                 ConsoleSink::new(self.encoder()),
             )),
-            (Some(path), Mode::Complete) => changes.sink(CompleteSink::new(
-                interval,
-                FileSink::new(path, self.encoder()).replace_on_write(),
-            )),
+            (Some(path), Mode::Complete) => match &self.parquet {
+                Some(delta) => changes.sink(CompleteSink::new(
+                    interval,
+                    self.delta_sink(path, delta).overwrite_on_write(),
+                )),
+                None => changes.sink(CompleteSink::new(
+                    interval,
+                    FileSink::new(path, self.encoder()).replace_on_write(),
+                )),
+            },
             (None, _) => changes.sink(ConsoleSink::new(self.encoder())),
             (Some(path), _) => match &self.parquet {
                 Some(parquet) => changes.sink(self.parquet_sink(path, parquet)),
@@ -656,6 +687,9 @@ impl Plan {
                 }
                 match (&self.output, &self.parquet) {
                     (None, _) => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
+                    (Some(path), Some(delta)) if delta.delta => {
+                        results.sink(OrderedSink::new(self.delta_sink(path, delta)))
+                    }
                     (Some(path), Some(parquet)) => {
                         results.sink(OrderedSink::new(self.parquet_sink(path, parquet)))
                     }

@@ -10,6 +10,8 @@
 pub use crate::checkpoint::commit;
 mod complete;
 mod console;
+#[cfg(feature = "parquet")]
+mod delta;
 mod driver;
 pub(crate) mod file;
 mod foreach;
@@ -30,6 +32,8 @@ use tideflow_operators::Event;
 pub use commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 pub use complete::{CompleteSink, KeyTableRow, TableChange, TableRow};
 pub use console::{stdout_is_open, ConsoleSink};
+#[cfg(feature = "parquet")]
+pub use delta::DeltaSink;
 pub use file::FileSink;
 pub use foreach::ForeachSink;
 #[cfg(feature = "kafka")]
@@ -57,6 +61,10 @@ pub(crate) fn reopen_committer(target: &CommitTarget) -> Result<Box<dyn Committe
         #[cfg(feature = "parquet")]
         CommitTarget::Reopen { kind, spec } if kind == parquet::commit::KIND => {
             Ok(Box::new(parquet::commit::ParquetCommitter::reopen(spec)))
+        }
+        #[cfg(feature = "parquet")]
+        CommitTarget::Reopen { kind, spec } if kind == delta::commit::KIND => {
+            Ok(Box::new(delta::commit::DeltaCommitter::reopen(spec)))
         }
         CommitTarget::Reopen { kind, .. } => Err(Error::Snapshot(format!(
             "the snapshot names a sink of kind {kind:?} that this tideflow cannot commit (built without it?)"

@@ -139,6 +139,8 @@ pub struct Plan {
 
 /// A Parquet --output directory's column types (`columns.rs`) and writer settings.
 pub(super) struct ParquetPlan {
+    /// Whether the output is a Delta table (`delta:PATH`).
+    pub(super) delta: bool,
     /// The key column's type.
     pub(super) key: ColumnType,
     /// Each aggregate column's type, in --agg order.
@@ -156,11 +158,16 @@ pub(super) fn parquet_input_refused() -> Error {
     )
 }
 
-/// Checks the Parquet output flags against the output and mode, and plans the output.
+/// The prefix of a Delta Lake table --output.
+pub(super) const DELTA_PREFIX: &str = "delta:";
+
+/// Checks the Parquet output flags against the output (a Delta table's folder if `delta`) and
+/// mode, and plans the output.
 fn parquet_plan(
     args: &RunArgs,
     output_format: Format,
     output: Option<&Path>,
+    delta: bool,
 ) -> Result<Option<ParquetPlan>, Error> {
     if output_format != Format::Parquet {
         let flag = [
@@ -185,13 +192,19 @@ fn parquet_plan(
             "--output-format: parquet writes into a directory: pass --output DIR (not standard output or a Kafka topic)".into(),
         ));
     }
-    if args.mode == Mode::Complete {
+    if delta && args.mode == Mode::Update {
+        return Err(Error::Config(
+            "--mode: a delta: --output takes append or complete mode; update rows would need a MERGE on (key, window), which tideflow does not do (write them to JSON lines, Parquet or Kafka)".into(),
+        ));
+    }
+    if args.mode == Mode::Complete && !delta {
         return Err(Error::Config(
             "--mode: a parquet --output takes append or update mode (complete mode rewrites its whole table each time: use a JSON lines or CSV --output)".into(),
         ));
     }
     let (key, types) = column_types(&args.aggs, &args.column_types)?;
     Ok(Some(ParquetPlan {
+        delta,
         key,
         types,
         declared: args.column_types.clone(),
@@ -325,13 +338,32 @@ impl Plan {
                 )));
             }
         }
-        let output =
-            (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output));
+        let delta = args.output.strip_prefix(DELTA_PREFIX).map(PathBuf::from);
+        if delta
+            .as_ref()
+            .is_some_and(|path| path.as_os_str().is_empty())
+        {
+            return Err(Error::Config(
+                "--output: delta: needs the table's folder, e.g. delta:lake/clicks".into(),
+            ));
+        }
+        if delta.is_some() && args.output_format.is_some_and(|f| f != Format::Parquet) {
+            return Err(Error::Config(
+                "--output-format: a delta: --output writes Parquet files; leave --output-format out".into(),
+            ));
+        }
+        let output = match &delta {
+            Some(path) => Some(path.clone()),
+            None => {
+                (args.output != "-" && kafka_output.is_none()).then(|| PathBuf::from(&args.output))
+            }
+        };
         let output_format = args
             .output_format
+            .or_else(|| delta.as_ref().map(|_| Format::Parquet))
             .or_else(|| output.as_deref().and_then(Format::from_extension))
             .unwrap_or(Format::Jsonl);
-        let parquet = parquet_plan(&args, output_format, output.as_deref())?;
+        let parquet = parquet_plan(&args, output_format, output.as_deref(), delta.is_some())?;
         let join = match (args.join_static, args.join_key) {
             (Some(path), Some(join_key)) => {
                 if args.key_field.is_none() {
@@ -489,7 +521,11 @@ fn paths_of(args: &RunArgs) -> (Vec<FlagPath>, Vec<FlagPath>) {
     }
     let mut writes = Vec::new();
     if args.output != "-" && !args.output.starts_with(KAFKA_PREFIX) {
-        writes.push(("--output", PathBuf::from(&args.output)));
+        let path = args
+            .output
+            .strip_prefix(DELTA_PREFIX)
+            .unwrap_or(&args.output);
+        writes.push(("--output", PathBuf::from(path)));
     }
     if let Some(late) = args
         .late_output

@@ -17,6 +17,7 @@ mod cluster_strangers;
 mod crash;
 mod csv_rules;
 mod damaged_output;
+mod delta;
 mod kafka;
 #[path = "../../../tests/all/kafka_broker.rs"]
 mod kafka_broker;

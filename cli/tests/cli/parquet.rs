@@ -241,7 +241,7 @@ fn watch_log(dir: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<BTr
 }
 
 /// Sorted rows, as JSON text.
-fn sorted(table: &lake::Table) -> Vec<String> {
+pub(crate) fn sorted(table: &lake::Table) -> Vec<String> {
     let mut rows: Vec<String> = table
         .rows
         .iter()
@@ -252,7 +252,7 @@ fn sorted(table: &lake::Table) -> Vec<String> {
 }
 
 /// The crash tests' job on `count` records of the rate input, writing Parquet on 2 workers.
-fn crash_query(count: u64) -> Vec<String> {
+pub(crate) fn crash_query(count: u64) -> Vec<String> {
     [
         "run",
         "--input",

@@ -37,7 +37,8 @@ impl Staged {
             .map_err(|e| Error::Internal(format!("cannot encode a Parquet sink's part: {e}")))
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, Error> {
+    /// The files a part lists.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.is_empty() {
             return Ok(Staged::default());
         }

@@ -202,25 +202,7 @@ impl OutputDir {
         entry: LogEntry,
         before_log: impl FnOnce(),
     ) -> Result<(), Error> {
-        for file in &entry.files {
-            let staged = Self::staged(&self.dir, &file.name);
-            let visible = self.dir.join(&file.name);
-            match fs::rename(&staged, &visible) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound && visible.exists() => {}
-                Err(e) => {
-                    return Err(Error::io(
-                        format!(
-                            "cannot commit Parquet file {} to {}",
-                            staged.display(),
-                            visible.display()
-                        ),
-                        e,
-                    ))
-                }
-            }
-        }
-        sync_dir(&self.dir)?;
+        rename_staged(&self.dir, &entry.files)?;
         before_log();
         let log = self.dir.join(LOG_DIR);
         fs::create_dir_all(&log)
@@ -240,6 +222,41 @@ impl OutputDir {
         self.next += 1;
         Ok(())
     }
+}
+
+/// Renames the staged `files` into `dir` (a file renamed already by an interrupted commit
+/// stays) and syncs `dir`.
+pub(crate) fn rename_staged(dir: &Path, files: &[LoggedFile]) -> Result<(), Error> {
+    for file in files {
+        let staged = OutputDir::staged(dir, &file.name);
+        let visible = dir.join(&file.name);
+        match fs::rename(&staged, &visible) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound && visible.exists() => {}
+            Err(e) => {
+                return Err(Error::io(
+                    format!(
+                        "cannot commit Parquet file {} to {}",
+                        staged.display(),
+                        visible.display()
+                    ),
+                    e,
+                ))
+            }
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Creates `dir`'s staging folder, removing what an earlier run left in it.
+pub(crate) fn clear_staging(dir: &Path) -> Result<(), Error> {
+    let staging = dir.join(STAGING_DIR);
+    fs::create_dir_all(&staging)
+        .map_err(|e| Error::io(format!("cannot create {}", staging.display()), e))?;
+    if remove_where(&staging, |_| true)? {
+        sync_dir(&staging)?;
+    }
+    Ok(())
 }
 
 /// Removes the files of `folder` (if it exists) whose names `matches`; returns whether it
