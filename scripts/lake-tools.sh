@@ -22,6 +22,12 @@ install() {
     fi
     command -v python3 >/dev/null || die "python3 is needed to read Parquet and Delta outputs (install python3 and pip)"
     mkdir -p "$CACHE"
+    # Tests call this in parallel: one installs, the others wait for it.
+    exec 9>"$CACHE/install.lock"
+    flock 9
+    if [[ -f "$PACKAGES/installed.txt" && "$(cat "$PACKAGES/installed.txt")" == "${REQUIREMENTS[*]}" ]]; then
+        return
+    fi
     local tmp="$CACHE/packages.tmp.$$"
     rm -rf "$tmp"
     if ! python3 -m pip install --quiet --disable-pip-version-check --no-input --target "$tmp" \

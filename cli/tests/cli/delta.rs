@@ -4,27 +4,15 @@
 //! version adds is whole when the version appears; a table of another schema and update
 //! mode are refused with one line.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::crash::harness::{describe, path_arg, Proc};
 use crate::crash::{crash_seed, SEED_VAR};
 use crate::lake::{self, assert_same_rows, json_rows};
 use crate::parquet::{crash_query, sorted};
-use crate::support::{fails, tideflow, SplitMix64};
-
-fn run(args: &[String]) {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tideflow(&args);
-    assert!(
-        out.status.success(),
-        "tideflow {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::{fails, SplitMix64};
 
 /// The rate query of the crash tests, with `extra` (its output).
 fn query(count: u64, extra: &[String]) -> Vec<String> {
@@ -59,8 +47,8 @@ fn a_delta_table_holds_the_json_lines_rows_and_complete_mode_overwrites_it() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("rows.jsonl");
     let table = dir.path().join("lake/table");
-    run(&json_query(20_000, &json, &[]));
-    run(&query(20_000, &["--output".into(), delta(&table)]));
+    lake::run_ok(&json_query(20_000, &json, &[]));
+    lake::run_ok(&query(20_000, &["--output".into(), delta(&table)]));
     let read = lake::read("delta", &table);
     let timestamp = "timestamp[us, tz=UTC]";
     let want: Vec<(String, String, bool)> = [
@@ -91,12 +79,12 @@ fn a_delta_table_holds_the_json_lines_rows_and_complete_mode_overwrites_it() {
     // Complete mode: the table holds the last table written, as the JSON lines file does.
     let complete = ["--mode".to_string(), "complete".to_string()];
     let json = dir.path().join("complete.jsonl");
-    run(&json_query(20_000, &json, &complete));
+    lake::run_ok(&json_query(20_000, &json, &complete));
     let table = dir.path().join("complete");
     let mut args = query(20_000, &complete);
     args.extend(["--output".into(), delta(&table)]);
-    run(&args);
-    run(&args);
+    lake::run_ok(&args);
+    lake::run_ok(&args);
     let read = lake::read("delta", &table);
     let strip = |rows: Vec<serde_json::Map<String, serde_json::Value>>| {
         let mut rows: Vec<String> = rows
@@ -118,7 +106,7 @@ fn a_delta_table_holds_the_json_lines_rows_and_complete_mode_overwrites_it() {
 fn a_delta_table_of_another_schema_and_update_mode_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("t");
-    run(&query(2_000, &["--output".into(), delta(&table)]));
+    lake::run_ok(&query(2_000, &["--output".into(), delta(&table)]));
     let mut other = query(2_000, &["--output".into(), delta(&table)]);
     let at = other.iter().position(|a| a == "sum_value=int64").unwrap();
     other[at] = "sum_value=float64".into();
@@ -138,48 +126,16 @@ fn a_delta_table_of_another_schema_and_update_mode_are_refused_in_one_line() {
     );
 }
 
-/// Watches the Delta log of `table` while runs go on: every file a version adds is there
-/// whole (its size, Parquet's magic at both ends) and stays.
-fn watch_table(table: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<BTreeSet<String>> {
-    std::thread::spawn(move || {
-        let mut seen = BTreeSet::new();
-        loop {
-            let done = stop.load(Ordering::SeqCst);
-            let log = table.join("_delta_log");
-            let versions: Vec<PathBuf> = std::fs::read_dir(&log)
-                .map(|listing| listing.map(|item| item.unwrap().path()).collect())
-                .unwrap_or_default();
-            for version in versions.iter().filter(|p| {
-                let name = p.file_name().unwrap().to_string_lossy();
-                name.ends_with(".json") && !name.starts_with('.')
-            }) {
-                let text = std::fs::read_to_string(version).unwrap();
-                for line in text.lines() {
-                    let action: serde_json::Value = serde_json::from_str(line).expect("an action");
-                    let Some(add) = action.get("add") else {
-                        continue;
-                    };
-                    let name = add["path"].as_str().unwrap().to_string();
-                    let bytes = std::fs::read(table.join(&name)).unwrap_or_else(|e| {
-                        panic!(
-                            "{name}, added by {}, cannot be read: {e}",
-                            version.display()
-                        )
-                    });
-                    assert_eq!(bytes.len() as u64, add["size"].as_u64().unwrap(), "{name}");
-                    assert!(
-                        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
-                        "{name}"
-                    );
-                    seen.insert(name);
-                }
-            }
-            if done {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        }
-    })
+/// The files a Delta commit adds, with their sizes.
+fn added_files(commit: &str) -> Vec<(String, u64)> {
+    commit
+        .lines()
+        .filter_map(|line| {
+            let action: serde_json::Value = serde_json::from_str(line).expect("an action");
+            let add = action.get("add")?;
+            Some((add["path"].as_str()?.to_string(), add["size"].as_u64()?))
+        })
+        .collect()
 }
 
 /// Asserts the table at `table` holds the rows of the uninterrupted run's table `reference`.
@@ -221,32 +177,12 @@ fn delta_crash_recovery_commits_each_epoch_once() {
     );
     eprintln!("{}", describe(&args, None));
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_table(table.clone(), stop.clone());
-    let mut runs = Vec::new();
-    for kill in 0..5 {
-        let delay = Duration::from_millis(100 + rng.below(1101));
-        let mut process = Proc::start(&args, None);
-        if kill == 0 {
-            process.wait_for_snapshots(&ck, 1);
-        }
-        let (ran, killed) = process.kill_after(delay);
-        if !killed {
-            eprintln!("run {} completed after {kill} kills", runs.len() + 1);
-            runs.push(ran.succeeded());
-            break;
-        }
-        eprintln!("run {}: SIGKILL after {delay:?}", runs.len() + 1);
-        runs.push(ran.no_panic());
-    }
-    runs.push(Proc::start(&args, None).finish().succeeded());
+    let watcher = lake::watch(table.clone(), "_delta_log", added_files, stop.clone());
+    lake::kill_and_finish(&args, &ck, &mut rng, 1300);
     stop.store(true, Ordering::SeqCst);
     let seen = watcher.join().expect("the table watcher");
     refrun.finish().succeeded();
     assert!(!seen.is_empty(), "the watcher saw no version add a file");
-    assert!(
-        runs.iter().any(|run| run.resumed()),
-        "no run resumed from a snapshot"
-    );
     assert_table_as(&reference, &table);
 }
 
@@ -254,7 +190,7 @@ fn delta_crash_recovery_commits_each_epoch_once() {
 fn delta_fault_points_recover_to_the_uninterrupted_table() {
     let base = tempfile::tempdir().unwrap();
     let reference = base.path().join("ref");
-    run(&query(20_000, &["--output".into(), delta(&reference)]));
+    lake::run_ok(&query(20_000, &["--output".into(), delta(&reference)]));
     let cases: [&[&str]; 3] = [
         &["after-manifest:2"],
         &["mid-commit:2"],

@@ -2,10 +2,102 @@
 //! through `scripts/lake-tools.sh read` (which installs them from PyPI into a cache on first
 //! use), for the Parquet tests.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::crash::harness::{Proc, Ran};
+use crate::support::{tideflow, SplitMix64};
+
+/// Runs `tideflow args`, which must succeed; returns its standard error.
+pub fn run_ok(args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tideflow(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "tideflow {args:?}: {stderr}");
+    stderr
+}
+
+/// Runs `args` (snapshots in `ck`) and kills it with SIGKILL up to 5 times, each run after a
+/// random delay below `max_ms` from its start (the first once a snapshot is complete), then
+/// runs it to the end. Returns every run; at least one must have resumed from a snapshot.
+pub fn kill_and_finish(args: &[String], ck: &Path, rng: &mut SplitMix64, max_ms: u64) -> Vec<Ran> {
+    let mut runs = Vec::new();
+    for kill in 0..5 {
+        let delay = Duration::from_millis(rng.below(max_ms));
+        let mut process = Proc::start(args, None);
+        if kill == 0 && !process.wait_for_snapshots(ck, 1) {
+            runs.push(process.collect().succeeded());
+            break;
+        }
+        let (ran, killed) = process.kill_after(delay);
+        if !killed {
+            eprintln!("run {} completed after {kill} kills", runs.len() + 1);
+            runs.push(ran.succeeded());
+            break;
+        }
+        eprintln!("run {}: SIGKILL after {delay:?}", runs.len() + 1);
+        runs.push(ran.no_panic());
+    }
+    runs.push(Proc::start(args, None).finish().succeeded());
+    assert!(
+        runs.iter().any(Ran::resumed),
+        "no run resumed from a snapshot"
+    );
+    runs
+}
+
+/// Watches the log folder `log` of the output `dir` until `stop`: every file that an entry
+/// (a `*.json` file, `listed` giving its files' names and sizes) names must be there whole
+/// (its size, Parquet's magic at both ends) when the entry appears, and stay. Returns the
+/// files seen.
+pub fn watch(
+    dir: PathBuf,
+    log: &'static str,
+    listed: fn(&str) -> Vec<(String, u64)>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<BTreeSet<String>> {
+    std::thread::spawn(move || {
+        let mut seen = BTreeSet::new();
+        loop {
+            let done = stop.load(Ordering::SeqCst);
+            let entries: Vec<PathBuf> = std::fs::read_dir(dir.join(log))
+                .map(|listing| listing.map(|item| item.unwrap().path()).collect())
+                .unwrap_or_default();
+            for entry in entries.iter().filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.ends_with(".json") && !name.starts_with('.')
+            }) {
+                let text = std::fs::read_to_string(entry)
+                    .unwrap_or_else(|e| panic!("{} vanished: {e}", entry.display()));
+                for (name, size) in listed(&text) {
+                    let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| {
+                        panic!("{name}, listed by {}, cannot be read: {e}", entry.display())
+                    });
+                    assert_eq!(bytes.len() as u64, size, "{name}");
+                    assert!(
+                        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
+                        "{name}"
+                    );
+                    seen.insert(name);
+                }
+            }
+            for name in &seen {
+                assert!(dir.join(name).exists(), "committed {name} was removed");
+            }
+            if done {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    })
+}
 
 /// What a reader saw: the schema as `(name, pyarrow type, nullable)` and the rows.
 pub struct Table {

@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::crash::harness::{describe, path_arg, Proc};
 use crate::crash::{crash_seed, rate, SEED_VAR};
 use crate::lake::{self, assert_same_rows, json_rows};
-use crate::support::{fails, tideflow, SplitMix64};
+use crate::support::{fails, SplitMix64};
 
 /// JSON lines with a string key `k`, an integer `n`, a number or null `x` and a string `s`.
 fn input(dir: &Path) -> PathBuf {
@@ -71,16 +70,6 @@ fn query(input: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn run(args: &[String]) {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tideflow(&args);
-    assert!(
-        out.status.success(),
-        "tideflow {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn parquet_files_hold_the_json_lines_rows_in_typed_columns() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,7 +90,7 @@ fn parquet_files_hold_the_json_lines_rows_in_typed_columns() {
         let job = ["--window", window, "--mode", mode];
         let mut args = query(&input, &job);
         args.extend(["--output".into(), path_arg(&json)]);
-        run(&args);
+        lake::run_ok(&args);
         let mut args = query(&input, &job);
         args.extend(typed.iter().map(|s| s.to_string()));
         args.extend(["--output".into(), path_arg(&parquet)]);
@@ -115,7 +104,7 @@ fn parquet_files_hold_the_json_lines_rows_in_typed_columns() {
             .map(String::from),
         );
         args.extend(["--parquet-row-group-rows", "7"].map(String::from));
-        run(&args);
+        lake::run_ok(&args);
 
         let table = lake::read("parquet", &parquet);
         let mut want: Vec<(String, String, bool)> = [
@@ -192,52 +181,17 @@ fn parquet_flag_mistakes_are_one_line() {
     }
 }
 
-/// Watches the commit log of `dir` while a run goes on: every file an entry lists must be
-/// there whole (its logged size, Parquet's magic at both ends), and stay there.
-fn watch_log(dir: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<BTreeSet<String>> {
-    std::thread::spawn(move || {
-        let mut seen = BTreeSet::new();
-        loop {
-            let done = stop.load(Ordering::SeqCst);
-            let log = dir.join("_tideflow_log");
-            let mut names: Vec<PathBuf> = std::fs::read_dir(&log)
-                .map(|listing| listing.map(|item| item.unwrap().path()).collect())
-                .unwrap_or_default();
-            names.retain(|path| path.extension().is_some_and(|e| e == "json"));
-            names.retain(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'));
-            for entry in names {
-                let text = std::fs::read_to_string(&entry).unwrap_or_default();
-                if text.is_empty() {
-                    // Removed since it was listed: a new job's log replaced it (never here).
-                    panic!("log entry {} vanished or is empty", entry.display());
-                }
-                let entry: serde_json::Value = serde_json::from_str(&text).expect("a log entry");
-                for file in entry["files"].as_array().expect("files") {
-                    let name = file["name"].as_str().unwrap().to_string();
-                    let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| {
-                        panic!("{name}, listed in the commit log, cannot be read: {e}")
-                    });
-                    assert_eq!(
-                        bytes.len() as u64,
-                        file["bytes"].as_u64().unwrap(),
-                        "{name}"
-                    );
-                    assert!(
-                        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
-                        "{name}"
-                    );
-                    seen.insert(name);
-                }
-            }
-            for name in &seen {
-                assert!(dir.join(name).exists(), "committed {name} was removed");
-            }
-            if done {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        }
-    })
+/// The files a commit log entry lists, with their sizes.
+fn logged_files(entry: &str) -> Vec<(String, u64)> {
+    let entry: serde_json::Value = serde_json::from_str(entry).expect("a log entry");
+    let files = entry["files"].as_array().expect("files");
+    files
+        .iter()
+        .map(|file| {
+            let name = file["name"].as_str().unwrap().to_string();
+            (name, file["bytes"].as_u64().unwrap())
+        })
+        .collect()
 }
 
 /// Sorted rows, as JSON text.
@@ -337,33 +291,12 @@ fn parquet_crash_recovery_commits_the_uninterrupted_rows_exactly_once() {
     let args = with_output(&query, dir.path(), "out", true);
     eprintln!("{}", describe(&args, None));
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_log(out.clone(), stop.clone());
-    let (mut kills, mut runs) = (0, Vec::new());
-    while kills < 5 {
-        let delay = Duration::from_millis(100 + rng.below(1101));
-        let mut process = Proc::start(&args, None);
-        if runs.is_empty() {
-            process.wait_for_snapshots(&dir.path().join("ck"), 1);
-        }
-        let (ran, killed) = process.kill_after(delay);
-        if !killed {
-            eprintln!("run {} completed after {kills} kills", runs.len() + 1);
-            runs.push(ran.succeeded());
-            break;
-        }
-        eprintln!("run {}: SIGKILL after {delay:?}", runs.len() + 1);
-        kills += 1;
-        runs.push(ran.no_panic());
-    }
-    runs.push(Proc::start(&args, None).finish().succeeded());
+    let watcher = lake::watch(out.clone(), "_tideflow_log", logged_files, stop.clone());
+    lake::kill_and_finish(&args, &dir.path().join("ck"), &mut rng, 1300);
     stop.store(true, Ordering::SeqCst);
     let seen = watcher.join().expect("the log watcher");
     reference.finish().succeeded();
     assert!(!seen.is_empty(), "the log watcher saw no commit");
-    assert!(
-        runs.iter().any(|run| run.resumed()),
-        "no run resumed from a snapshot"
-    );
     assert_committed_as(&dir.path().join("ref"), &out);
 }
 

@@ -4,12 +4,11 @@
 //! output of an uninterrupted run.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::crash::harness::{compare, describe, path_arg, Proc};
+use crate::crash::harness::{compare, describe, path_arg};
 use crate::crash::{crash_seed, SEED_VAR};
 use crate::lake;
-use crate::support::{tideflow, SplitMix64};
+use crate::support::SplitMix64;
 
 /// Writes `files` JSON lines files of `rows` rows each into `dir/json` and the same rows as
 /// Parquet files (pyarrow, row groups of `group` rows) into `dir/parquet`. File `i` starts
@@ -81,14 +80,6 @@ fn query(input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
-fn run(args: &[String]) -> String {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = tideflow(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "tideflow {args:?}: {stderr}");
-    stderr
-}
-
 #[test]
 fn a_parquet_input_gives_the_output_of_the_same_rows_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,10 +87,10 @@ fn a_parquet_input_gives_the_output_of_the_same_rows_as_json_lines() {
     for workers in ["1", "2"] {
         let want = dir.path().join(format!("json-{workers}.jsonl"));
         let got = dir.path().join(format!("parquet-{workers}.jsonl"));
-        run(&query(&json, &want, &["--workers", workers]));
+        lake::run_ok(&query(&json, &want, &["--workers", workers]));
         // The format from the files' extension; --late-output keeps each row as JSON.
         let late = dir.path().join(format!("late-{workers}.jsonl"));
-        let stderr = run(&query(
+        let stderr = lake::run_ok(&query(
             &parquet,
             &got,
             &["--workers", workers, "--late-output", &path_arg(&late)],
@@ -112,7 +103,7 @@ fn a_parquet_input_gives_the_output_of_the_same_rows_as_json_lines() {
     let written = dir.path().join("written");
     let mut args = query(&json, &written, &["--output-format", "parquet"]);
     args.extend(["--column-type".into(), "sum_n=int64".into()]);
-    run(&args);
+    lake::run_ok(&args);
     let again = dir.path().join("again.jsonl");
     let args: Vec<String> = [
         "run",
@@ -132,7 +123,7 @@ fn a_parquet_input_gives_the_output_of_the_same_rows_as_json_lines() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let stderr = run(&args);
+    let stderr = lake::run_ok(&args);
     assert!(!stderr.contains("warning"), "{stderr}");
     let totals = std::fs::read_to_string(&again).unwrap();
     let count: u64 = totals
@@ -154,7 +145,7 @@ fn a_parquet_input_resumes_at_its_rows_after_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let (_, parquet) = inputs(dir.path(), 2, 100_000, 2000);
     let reference = dir.path().join("ref.jsonl");
-    run(&query(&parquet, &reference, &["--workers", "2"]));
+    lake::run_ok(&query(&parquet, &reference, &["--workers", "2"]));
     let out = dir.path().join("out.jsonl");
     let ck = dir.path().join("ck");
     let args = query(
@@ -170,27 +161,6 @@ fn a_parquet_input_resumes_at_its_rows_after_crashes() {
         ],
     );
     eprintln!("{}", describe(&args, None));
-    let mut runs = Vec::new();
-    for kill in 0..5 {
-        let delay = Duration::from_millis(rng.below(400));
-        let mut process = Proc::start(&args, None);
-        if kill == 0 && !process.wait_for_snapshots(&ck, 1) {
-            runs.push(process.collect().succeeded());
-            break;
-        }
-        let (ran, killed) = process.kill_after(delay);
-        if !killed {
-            runs.push(ran.succeeded());
-            eprintln!("run {} completed after {kill} kills", runs.len());
-            break;
-        }
-        eprintln!("run {}: SIGKILL", runs.len() + 1);
-        runs.push(ran.no_panic());
-    }
-    runs.push(Proc::start(&args, None).finish().succeeded());
-    assert!(
-        runs.iter().any(|run| run.resumed()),
-        "no run resumed from a snapshot"
-    );
+    lake::kill_and_finish(&args, &ck, &mut rng, 400);
     compare(&reference, &out, false);
 }
