@@ -68,7 +68,8 @@ pub enum ParquetCompression {
 ///
 /// # Examples
 /// ```
-/// /// use tideflow::sink::parquet::arrow_array::builder::{Int64Builder, StringBuilder};
+/// use std::sync::Arc;
+/// use tideflow::sink::parquet::arrow_array::builder::{Int64Builder, StringBuilder};
 /// use tideflow::sink::parquet::arrow_array::{ArrayRef, RecordBatch};
 /// use tideflow::sink::parquet::arrow_schema::{DataType, Field, Schema, SchemaRef};
 /// use tideflow::sink::parquet::{ArrowEncoder, ParquetCompression, ParquetSink};
