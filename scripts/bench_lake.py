@@ -12,7 +12,12 @@ interleaved rounds, medians. Reports wall time, input records/s, output rows/s, 
 the output holds (data files, logs included) and bytes per row. Every run's row count is
 checked against the JSON lines run's.
 
-Usage: scripts/bench_lake.py [--records N] [--keys K] [--runs R] [--tideflow PATH]
+A second table reads --input-records records (`ts` advancing 1 ms per 100 records, `key` of
+1,000, `value`) from one JSON lines file and from the same rows as one Parquet file (written
+by pyarrow through scripts/lake-tools.sh, row groups of 100,000), a keyed tumbling 1 s count +
+sum to a JSON lines file, without checkpoints: input records/s of each format.
+
+Usage: scripts/bench_lake.py [--records N] [--keys K] [--runs R] [--input-records N] [--tideflow PATH]
 (build first: cargo build --release). Prints a Markdown table on stdout, progress on stderr.
 """
 import argparse
@@ -66,11 +71,49 @@ def run(tideflow, records, keys, output, extra, work):
     return wall, rows, size_of(target)
 
 
+def read_inputs(opts):
+    """The input table: JSON lines against Parquet as --input."""
+    work = tempfile.mkdtemp(prefix="bench-lake-input-")
+    try:
+        jsonl = os.path.join(work, "in.jsonl")
+        with open(jsonl, "w") as f:
+            for i in range(opts.input_records):
+                f.write(f'{{"ts":{i // 100},"key":"k{i % 1000}","value":{i % 997}}}\n')
+        parquet = os.path.join(work, "in.parquet")
+        subprocess.run([os.path.join(ROOT, "scripts/lake-tools.sh"), "read", "write-parquet",
+                        jsonl, parquet, "100000"], check=True)
+        walls = {"JSON lines": [], "Parquet": []}
+        for _ in range(opts.runs):
+            for name, path in (("JSON lines", jsonl), ("Parquet", parquet)):
+                args = [opts.tideflow, "run", "--input", path, "--time-field", "ts",
+                        "--key-field", "key", "--window", "tumbling:1s", "--agg", "count",
+                        "--agg", "sum:value", "--output", os.path.join(work, "out.jsonl")]
+                start = time.monotonic()
+                done = subprocess.run(args, capture_output=True, text=True)
+                wall = time.monotonic() - start
+                if done.returncode != 0:
+                    sys.exit(f"bench_lake.py: {' '.join(args)} failed:\n{done.stderr}")
+                print(f"input {name}: {wall:.2f} s", file=sys.stderr, flush=True)
+                walls[name].append(wall)
+        sizes = {"JSON lines": os.path.getsize(jsonl), "Parquet": os.path.getsize(parquet)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n| input ({opts.input_records:,} records) | file bytes | wall s | records/s |")
+    print("|---|---:|---:|---:|")
+    for name, runs in walls.items():
+        wall = statistics.median(runs)
+        print(f"| {name} | {sizes[name] / 1e6:,.1f} MB | {wall:.2f} | "
+              f"{opts.input_records / wall / 1e3:,.0f} k |")
+    singles = "; ".join(f"{n} " + "/".join(f"{w:.2f}" for w in r) for n, r in walls.items())
+    print(f"\n(Single runs, wall s: {singles}.)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=4_000_000)
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--input-records", type=int, default=2_000_000)
     parser.add_argument("--tideflow", default=os.path.join(ROOT, "target/release/tideflow"))
     opts = parser.parse_args()
     results = {name: [] for name, _, _ in VARIANTS}
@@ -100,6 +143,7 @@ def main():
         f"{name} " + "/".join(f"{w:.2f}" for w, _, _ in results[name]) for name, _, _ in VARIANTS
     )
     print(f"\n(Single runs, wall s: {singles}; {counts.pop()} rows each.)")
+    read_inputs(opts)
 
 
 if __name__ == "__main__":

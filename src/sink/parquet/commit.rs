@@ -113,9 +113,19 @@ impl Committer for ParquetCommitter {
         self.publish(&mut out, epoch, prepared, context)
     }
 
-    /// Fails if a file the log lists is missing (for this job's log).
+    /// Fails if a file this job's log lists is missing (another job's log is cleared by
+    /// `recover`).
     fn verify(&mut self, context: &CommitContext<'_>) -> Result<(), Error> {
-        self.open(context)?.check_files()
+        let out = OutputDir::open(&self.dir)?;
+        let job = context.checkpoint_id()?;
+        if out
+            .entries()
+            .iter()
+            .all(|entry| entry.job.as_deref() == Some(job.as_str()))
+        {
+            out.check_files()?;
+        }
+        Ok(())
     }
 
     fn recover(
@@ -145,5 +155,104 @@ impl Committer for ParquetCommitter {
             kind: KIND.to_string(),
             spec: self.dir.to_string_lossy().into_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::checkpoint::fault::Fault;
+    use crate::checkpoint::storage::{CheckpointStorage, LocalDir};
+    use crate::sink::parquet::{committed_files, log::OutputDir};
+
+    /// Stages a file `name` in `dir` and returns the part that lists it.
+    fn stage(dir: &std::path::Path, name: &str) -> Vec<u8> {
+        std::fs::write(OutputDir::staged(dir, name), b"PAR1").unwrap();
+        let file = LoggedFile {
+            name: name.into(),
+            rows: 1,
+            bytes: 4,
+        };
+        Staged { files: vec![file] }.encode().unwrap()
+    }
+
+    #[test]
+    fn commits_once_recover_finishes_and_another_jobs_output_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = Arc::new(Fault::none());
+        let storage = LocalDir::new(dir.path().join("ck"), Arc::clone(&fault));
+        storage.create().unwrap();
+        let out = dir.path().join("out");
+        let names = |out: &std::path::Path| -> Vec<String> {
+            committed_files(out)
+                .unwrap()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+
+        let first = CommitContext::new("sink0", 1, &storage, &fault);
+        let mut committer = ParquetCommitter::new(out.clone());
+        assert_eq!(
+            committer.recover(None, &first).unwrap(),
+            Recovered::default()
+        );
+        let part = stage(&out, "part-00000-a.parquet");
+        committer.commit(5, &part, &first).unwrap();
+        committer.commit(5, &part, &first).unwrap();
+        assert_eq!(
+            names(&out),
+            ["part-00000-a.parquet"],
+            "a commit is idempotent"
+        );
+
+        // A crash after the manifest of epoch 9, before its commit; and a staged file of an
+        // epoch whose manifest was never written.
+        let pending = stage(&out, "part-00001-a.parquet");
+        stage(&out, "part-00002-a.parquet");
+        let second = CommitContext::new("sink0", 2, &storage, &fault);
+        let mut committer = ParquetCommitter::new(out.clone());
+        committer.verify(&second).unwrap();
+        let prepared = Prepared {
+            epoch: 9,
+            bytes: &pending,
+        };
+        let recovered = committer.recover(Some(prepared), &second).unwrap();
+        committer.abort(&second).unwrap();
+        assert_eq!(
+            recovered,
+            Recovered {
+                epoch: 9,
+                resumed: true
+            }
+        );
+        assert_eq!(
+            names(&out),
+            ["part-00000-a.parquet", "part-00001-a.parquet"]
+        );
+        assert!(!OutputDir::staged(&out, "part-00002-a.parquet").exists());
+
+        // A committed file deleted since: refused, naming it.
+        std::fs::remove_file(out.join("part-00000-a.parquet")).unwrap();
+        let message = committer.verify(&second).unwrap_err().to_string();
+        assert!(
+            message.contains("part-00000-a.parquet is missing"),
+            "{message}"
+        );
+
+        // Another checkpoint directory: the earlier output is replaced.
+        let other = LocalDir::new(dir.path().join("other"), Arc::clone(&fault));
+        other.create().unwrap();
+        let third = CommitContext::new("sink0", 1, &other, &fault);
+        let mut committer = ParquetCommitter::new(out.clone());
+        committer.verify(&third).unwrap();
+        assert_eq!(
+            committer.recover(None, &third).unwrap(),
+            Recovered::default()
+        );
+        assert!(names(&out).is_empty());
+        assert!(!out.join("part-00001-a.parquet").exists());
     }
 }
