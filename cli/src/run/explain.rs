@@ -473,7 +473,12 @@ fn window_line(plan: &Plan, window: Window, accumulators: &str) -> String {
 fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Option<Window>) {
     lines.push(("exchange", "all rows to worker 0".into()));
     let format = output_format(plan.output_format);
+    let delta = plan.parquet.as_ref().is_some_and(|parquet| parquet.delta);
     let target = match (&plan.output, &plan.kafka_output) {
+        (Some(path), _) if delta => format!("Delta table {} (Parquet files)", path.display()),
+        (Some(path), _) if plan.parquet.is_some() => {
+            format!("directory {} ({format})", path.display())
+        }
         (Some(path), _) => format!("file {} ({format})", path.display()),
         (None, Some(address)) => format!(
             "Kafka topic {} at {} (JSON values keyed by the row's key)",
