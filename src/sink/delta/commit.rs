@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use arrow_schema::SchemaRef;
 
-use super::log::DeltaTable;
+use super::log::{now_ms, DeltaTable};
 use crate::checkpoint::commit::{CommitContext, CommitTarget, Committer, Prepared, Recovered};
 use crate::error::Error;
 use crate::sink::parquet::commit::Staged;
@@ -92,13 +92,6 @@ impl DeltaCommitter {
 /// The job's application id in the table's `txn` actions.
 fn app_id(context: &CommitContext<'_>) -> Result<String, Error> {
     Ok(format!("tideflow-{}", context.checkpoint_id()?))
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 impl Committer for DeltaCommitter {
