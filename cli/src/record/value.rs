@@ -2,7 +2,6 @@
 
 use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -40,14 +39,9 @@ impl Key {
         match self {
             Key::Null => out.extend_from_slice(b"null"),
             Key::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Key::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            Key::Int(i) => write_int(*i, out),
             Key::Float(f) => write_json_f64(*f, out),
-            Key::Str(s) => {
-                // Serialising a string to a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut *out, s);
-            }
+            Key::Str(s) => write_json_str(s, out),
         }
     }
 
@@ -93,10 +87,22 @@ impl Ord for Key {
                     a.total_cmp(b)
                 }
             }
-            (Key::Str(a), Key::Str(b)) => a.cmp(b),
+            (Key::Str(a), Key::Str(b)) => cmp_text(a.as_bytes(), b.as_bytes()),
             _ => self.rank().cmp(&other.rank()),
         }
     }
+}
+
+/// Orders two strings as their bytes do, byte by byte: result rows are sorted by key, and on
+/// short keys this is about half the instructions of `memcmp` behind `CompactString`'s `cmp`.
+#[inline]
+fn cmp_text(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 impl PartialOrd for Key {
@@ -183,6 +189,26 @@ pub(crate) fn write_json_f64(f: f64, out: &mut Vec<u8>) {
     }
 }
 
+/// An integer in decimal, without going through `fmt`.
+#[inline]
+pub(crate) fn write_int(i: impl itoa::Integer, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+}
+
+/// A string as a JSON string: copied between quotes when nothing in it needs escaping (the
+/// usual key), else escaped by serde_json.
+#[inline]
+pub(crate) fn write_json_str(s: &str, out: &mut Vec<u8>) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serialising a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
 /// A float as CSV text: Rust's shortest form, `NaN`, `Infinity` or `-Infinity`.
 pub(crate) fn csv_f64(f: f64) -> String {
     non_finite_text(f).map_or_else(|| f.to_string(), str::to_string)
@@ -191,6 +217,17 @@ pub(crate) fn csv_f64(f: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// String keys order as their texts do (as `CompactString` and `str` order them).
+        #[test]
+        fn string_keys_order_as_their_texts(a in "[a-c\u{e9}\u{0}]{0,10}", b in "[a-c\u{e9}\u{0}]{0,10}") {
+            let (ka, kb) = (Key::Str(a.as_str().into()), Key::Str(b.as_str().into()));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(ka == kb, a == b);
+        }
+    }
 
     #[test]
     fn numbers_order_exactly_with_nan_above_all() {
