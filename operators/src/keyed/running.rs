@@ -114,7 +114,7 @@ pub struct RunningStreams<'scope, K, Acc, O> {
 /// A handle on a running aggregate's state on one worker, for reading it between steps of the
 /// worker (for example to snapshot it).
 pub struct RunningHandle<K, Acc, O> {
-    keys: Rc<RefCell<FxHashMap<K, KeyState<Acc>>>>,
+    keys: Rc<RefCell<KeyTable<K, Acc>>>,
     output: PhantomData<O>,
 }
 
@@ -127,7 +127,7 @@ impl<K, Acc, O> Clone for RunningHandle<K, Acc, O> {
     }
 }
 
-impl<K, Acc, O> RunningHandle<K, Acc, O> {
+impl<K: Hash + Eq, Acc, O> RunningHandle<K, Acc, O> {
     /// Calls `read` with every key held on this worker and its accumulator (whose result,
     /// `Aggregator::finish`, is the row last emitted for the key). Call it between steps of
     /// the worker: the operator borrows the state while it runs.
@@ -142,6 +142,53 @@ impl<K, Acc, O> RunningHandle<K, Acc, O> {
 struct KeyState<Acc> {
     acc: Acc,
     dirty: bool,
+}
+
+/// The keys' states: each key's position in a dense vector of states. A hash table is paid
+/// for about twice over (it doubles when 7/8 full), so it holds only the key and a 4-byte
+/// position, as the aligned windows' tables do; a key held cost 444 bytes with its state in
+/// the table and the emitted row beside it, 330 without the row.
+struct KeyTable<K, Acc> {
+    positions: FxHashMap<K, u32>,
+    states: Vec<KeyState<Acc>>,
+}
+
+impl<K: Hash + Eq, Acc> KeyTable<K, Acc> {
+    fn new() -> Self {
+        KeyTable {
+            positions: FxHashMap::default(),
+            states: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    fn get_mut(&mut self, key: &K) -> Option<&mut KeyState<Acc>> {
+        let at = *self.positions.get(key)?;
+        Some(&mut self.states[at as usize])
+    }
+
+    /// Puts `state` for `key`, in place of any state it has.
+    fn insert(&mut self, key: K, state: KeyState<Acc>) -> &mut KeyState<Acc> {
+        let next = self.states.len();
+        let at = *self.positions.entry(key).or_insert_with(|| {
+            u32::try_from(next).expect("a running aggregate holds fewer than 2^32 keys per worker")
+        }) as usize;
+        if at == next {
+            self.states.push(state);
+        } else {
+            self.states[at] = state;
+        }
+        &mut self.states[at]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &KeyState<Acc>)> + '_ {
+        self.positions
+            .iter()
+            .map(|(key, &at)| (key, &self.states[at as usize]))
+    }
 }
 
 impl<'scope, K, D> RunningAggregate<'scope, K, D> for StreamVec<'scope, u64, Event<(K, D)>>
@@ -161,7 +208,7 @@ where
         let route: fn(&Event<(K, D)>) -> u64 = |event| key_group(&event.data.0);
         let mut stash: EventStash<(K, D)> = StampStash::default();
         let handle = RunningHandle {
-            keys: Rc::new(RefCell::new(FxHashMap::default())),
+            keys: Rc::new(RefCell::new(KeyTable::new())),
             output: PhantomData,
         };
         let shared = Rc::clone(&handle.keys);
@@ -204,10 +251,13 @@ where
                                         }
                                         None => {
                                             dirty.push((key.clone(), None));
-                                            keys.entry(key).or_insert(KeyState {
-                                                acc: aggregator.init(),
-                                                dirty: true,
-                                            })
+                                            keys.insert(
+                                                key,
+                                                KeyState {
+                                                    acc: aggregator.init(),
+                                                    dirty: true,
+                                                },
+                                            )
                                         }
                                     };
                                     aggregator.add(&mut slot.acc, &data);
