@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Cursor, Read, Seek, SeekFrom};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,8 +26,9 @@ type Prepare<T> = dyn Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + 
 pub struct Csv<T> {
     prepare: Arc<Prepare<T>>,
     /// The block size of the file reader's fast path (`csv_fast.rs`), or `None` to read files
-    /// with the `csv` crate's parser alone (tests compare the two).
-    fast_buffer: Option<usize>,
+    /// with the `csv` crate's parser alone (tests compare the two). Small, so that the live
+    /// sources' decoder, which holds a `Csv`, stays small.
+    fast_buffer: Option<NonZeroU32>,
 }
 
 impl<T> Clone for Csv<T> {
@@ -60,14 +62,14 @@ impl<T> Csv<T> {
     ) -> Self {
         Csv {
             prepare: Arc::new(prepare),
-            fast_buffer: Some(FAST_BUFFER_BYTES),
+            fast_buffer: NonZeroU32::new(FAST_BUFFER_BYTES),
         }
     }
 
     /// Reads files through the fast path with blocks of `bytes`, or with the `csv` crate's
     /// parser alone if `None`.
     #[cfg(test)]
-    pub(crate) fn fast_buffer(mut self, bytes: Option<usize>) -> Self {
+    pub(crate) fn fast_buffer(mut self, bytes: Option<NonZeroU32>) -> Self {
         self.fast_buffer = bytes;
         self
     }
@@ -141,7 +143,7 @@ impl<T: 'static> FileFormat for Csv<T> {
                     .file
                     .seek(SeekFrom::Start(at.byte()))
                     .map_err(|e| Error::io(format!("cannot seek in {}", path.display()), e))?;
-                Some(FastLines::new(bytes, at))
+                Some(FastLines::new(bytes.get() as usize, at))
             }
             None => None,
         };

@@ -24,7 +24,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// By default, the fast path reads the file in blocks of this many bytes: a line that does
 /// not fit is read by the `csv` reader.
-pub(super) const FAST_BUFFER_BYTES: usize = 256 * 1024;
+pub(super) const FAST_BUFFER_BYTES: u32 = 256 * 1024;
 
 /// Splits the lines of one CSV file that need no quoting rules.
 pub(super) struct FastLines {
@@ -174,15 +174,21 @@ impl FastLines {
         for chunk in words.by_ref() {
             let mut word = [0; 8];
             word.copy_from_slice(chunk);
-            let mut found = delimiters(u64::from_le_bytes(word));
+            let mut found = candidates(u64::from_le_bytes(word));
             while found != 0 {
                 let stop = at + found.trailing_zeros() as usize / 8;
-                row.push_field(&buffer[field..stop]);
-                if buffer[stop] != b',' {
-                    return Some((from, blank, stop, stop + 1));
-                }
-                field = stop + 1;
                 found &= found - 1;
+                match buffer[stop] {
+                    b',' => {
+                        row.push_field(&buffer[field..stop]);
+                        field = stop + 1;
+                    }
+                    b'\n' | b'\r' => {
+                        row.push_field(&buffer[field..stop]);
+                        return Some((from, blank, stop, stop + 1));
+                    }
+                    _ => {}
+                }
             }
             at += 8;
         }
@@ -228,18 +234,16 @@ impl FastLines {
     }
 }
 
-/// The bytes of `word` (eight bytes, the first in the low lane) that are `,`, `\n` or `\r`,
-/// as the high bit of their lanes.
+/// The bytes of `word` (eight bytes, the first in the low lane) that may be `,`, `\n` or
+/// `\r`, as the high bit of their lanes: those below `-` (0x2D), which `,` (0x2C), `\n` and
+/// `\r` are; digits and letters are not.
 #[inline(always)]
-fn delimiters(word: u64) -> u64 {
+fn candidates(word: u64) -> u64 {
     const LANES: u64 = 0x0101_0101_0101_0101;
     const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    // The lanes of `x` that are zero: a lane's high bit is set in `(x & LOW) + LOW` if its
-    // low seven bits are not all zero, in `x` if its high bit is; neither carries.
-    let zero = |x: u64| !(((x & LOW) + LOW) | x | LOW);
-    zero(word ^ (LANES * u64::from(b',')))
-        | zero(word ^ (LANES * u64::from(b'\n')))
-        | zero(word ^ (LANES * u64::from(b'\r')))
+    // A lane's high bit is set in `(word & LOW) + (0x80 - 0x2D)` if its low seven bits are
+    // 0x2D or more, in `word` if its high bit is; no lane carries into the next.
+    !(((word & LOW) + LANES * (0x80 - 0x2D)) | word) & !LOW
 }
 
 #[cfg(test)]
@@ -247,19 +251,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delimiters_are_found_in_every_lane_and_nothing_else() {
+    fn candidates_are_the_bytes_below_a_dash_in_every_lane() {
         for lane in 0..8 {
             for byte in 0..=255u8 {
-                // Every other lane holds a byte next to the delimiters (and 0x80, whose low bits
-                // are those of a zero lane) to catch a carry or borrow between lanes.
-                let mut word = [b'+', b'\x80', b'\x0b', b'-', b'\x0c', b'\t', b'\xff', b'\0'];
+                // The other lanes hold bytes on either side of the bound (and 0x80 and 0xAC, whose
+                // low bits are those of a candidate) to catch a carry between lanes.
+                let mut word = [b'+', b'\x80', b'\xac', b'-', b'\x7f', b',', b'\xff', b'\0'];
                 word[lane] = byte;
                 let expected = word
                     .iter()
                     .enumerate()
-                    .filter(|(_, &b)| matches!(b, b',' | b'\n' | b'\r'))
+                    .filter(|(_, &b)| b < b'-')
                     .fold(0, |mask, (at, _)| mask | 0x80 << (8 * at));
-                assert_eq!(delimiters(u64::from_le_bytes(word)), expected, "{word:?}");
+                assert_eq!(candidates(u64::from_le_bytes(word)), expected, "{word:?}");
             }
         }
     }

@@ -8,6 +8,7 @@
 //! the same records, bad records and positions, from the start and after seeks.
 
 use std::io::{BufReader, Write};
+use std::num::NonZeroU32;
 
 use ::csv::{ByteRecord, ReaderBuilder, WriterBuilder};
 use proptest::prelude::*;
@@ -314,7 +315,7 @@ fn check_fast_path<T: std::fmt::Debug + 'static>(
     format: Csv<T>,
     bytes: &[u8],
     max: usize,
-    buffer: usize,
+    buffer: u32,
     seeks: &[(prop::sample::Index, bool, u64)],
 ) -> Result<(), TestCaseError> {
     let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
@@ -324,7 +325,7 @@ fn check_fast_path<T: std::fmt::Debug + 'static>(
         let opened = std::fs::File::open(&path).expect("open the temporary file");
         format.open(&path, opened, max).map_err(|e| e.to_string())
     };
-    let fast = open(&format.clone().fast_buffer(Some(buffer)));
+    let fast = open(&format.clone().fast_buffer(NonZeroU32::new(buffer)));
     let slow = open(&format.fast_buffer(None));
     let (mut fast, mut slow) = match (fast, slow) {
         (Ok(fast), Ok(slow)) => (fast, slow),
@@ -367,7 +368,7 @@ proptest! {
     fn fuzz_csv_fast_path_reads_as_the_csv_crate_does(
         bytes in pieces_file(),
         max in prop_oneof![Just(1usize << 20), 1usize..48],
-        buffer in prop_oneof![Just(1usize << 16), 4usize..64],
+        buffer in prop_oneof![Just(1u32 << 16), 4u32..64],
         seeks in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>(), 1u64..9), 0..6),
     ) {
         let fields = Csv::with_decoder(|_| {
