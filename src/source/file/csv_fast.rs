@@ -22,9 +22,10 @@ use csv::{ByteRecord, Position};
 /// seek.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// By default, the fast path reads the file in blocks of this many bytes: a line that does
-/// not fit is read by the `csv` reader.
-pub(super) const FAST_BUFFER_BYTES: u32 = 256 * 1024;
+/// By default, the fast path reads the file in blocks of this many bytes (as the JSON lines
+/// reader's buffer: a worker holds one per open file or chunk); a record that does not fit
+/// is read by the `csv` reader.
+pub(super) const FAST_BUFFER_BYTES: u32 = 64 * 1024;
 
 /// Splits the lines of one CSV file that need no quoting rules.
 pub(super) struct FastLines {
