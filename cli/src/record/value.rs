@@ -93,16 +93,28 @@ impl Ord for Key {
     }
 }
 
-/// Orders two strings as their bytes do, byte by byte: result rows are sorted by key, and on
-/// short keys this is about half the instructions of `memcmp` behind `CompactString`'s `cmp`.
+/// Orders two strings as their bytes do. Result rows are sorted by key, and `memcmp` behind
+/// `CompactString`'s `cmp` was 5% of a window job's CPU: most pairs of keys are decided on
+/// their first eight bytes read as one big-endian number (zero-padded, so a tie there is
+/// settled by the bytes: `"k1"` and `"k1\0"`), built without a data-dependent branch per
+/// byte (a byte-by-byte loop mispredicts where the keys first differ).
 #[inline]
 fn cmp_text(a: &[u8], b: &[u8]) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        if x != y {
-            return x.cmp(y);
+    #[inline]
+    fn head(bytes: &[u8]) -> u64 {
+        if let Some(first) = bytes.first_chunk::<8>() {
+            return u64::from_be_bytes(*first);
         }
+        let mut head = 0u64;
+        for (i, &byte) in bytes.iter().enumerate() {
+            head |= u64::from(byte) << (56 - 8 * i);
+        }
+        head
     }
-    a.len().cmp(&b.len())
+    match head(a).cmp(&head(b)) {
+        Ordering::Equal => a.cmp(b),
+        unequal => unequal,
+    }
 }
 
 impl PartialOrd for Key {
