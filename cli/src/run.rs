@@ -12,7 +12,7 @@ use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{
-    decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
+    decode_csv, decode_json, AggSpec, Aggregates, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
 };
 use crate::signals::{self, SignalStop};
 use tideflow::sink::{
@@ -27,7 +27,7 @@ use tideflow::Error;
 use tideflow::Stream;
 use tideflow::Window;
 use tideflow::{execute, Config, Flow, JobReport, StopHandle};
-use tideflow::{Change, LateRecord, Trigger};
+use tideflow::{Change, LateRecord, Trigger, WindowResult};
 use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
@@ -596,15 +596,19 @@ impl Plan {
                 };
                 // Rows are released in (window end, key) order once the watermark passes
                 // them, so the output does not depend on the worker count.
+                // A row orders by its key first: its key's prefix orders rows.
+                let prefix = |row: &WindowResult<Key, Aggregates>| row.key.sort_prefix();
                 if let Some(address) = &self.kafka_output {
-                    results.sink(OrderedSink::new(self.kafka_sink(address)));
+                    results.sink(OrderedSink::new(self.kafka_sink(address)).with_prefix(prefix));
                     return Ok(());
                 }
                 match &self.output {
-                    None => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                    Some(path) => {
-                        results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
-                    }
+                    None => results.sink(
+                        OrderedSink::new(ConsoleSink::new(self.encoder())).with_prefix(prefix),
+                    ),
+                    Some(path) => results.sink(
+                        OrderedSink::new(FileSink::new(path, self.encoder())).with_prefix(prefix),
+                    ),
                 }
                 return Ok(());
             }

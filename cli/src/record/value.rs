@@ -100,21 +100,41 @@ impl Ord for Key {
 /// byte (a byte-by-byte loop mispredicts where the keys first differ).
 #[inline]
 fn cmp_text(a: &[u8], b: &[u8]) -> Ordering {
-    #[inline]
-    fn head(bytes: &[u8]) -> u64 {
-        if let Some(first) = bytes.first_chunk::<8>() {
-            return u64::from_be_bytes(*first);
-        }
-        let mut head = 0u64;
-        for (i, &byte) in bytes.iter().enumerate() {
-            head |= u64::from(byte) << (56 - 8 * i);
-        }
-        head
-    }
     match head(a).cmp(&head(b)) {
         Ordering::Equal => a.cmp(b),
         unequal => unequal,
     }
+}
+
+impl Key {
+    /// A number that never disagrees with the keys' order (`a < b` implies
+    /// `a.sort_prefix() <= b.sort_prefix()`) and tells most keys apart: the kind, then an
+    /// integer's value or a string's first seven bytes. Sorting result rows by it first
+    /// (`OrderedSink::with_prefix`) compares whole rows only on ties.
+    pub fn sort_prefix(&self) -> u64 {
+        let rank = u64::from(self.rank()) << 61;
+        let within = match self {
+            Key::Null | Key::Float(_) => 0,
+            Key::Bool(b) => u64::from(*b),
+            // Order-preserving from i64 to u64, then the top 61 bits.
+            Key::Int(i) => ((*i as u64) ^ (1 << 63)) >> 3,
+            Key::Str(s) => head(s.as_bytes()) >> 8,
+        };
+        rank | within
+    }
+}
+
+/// The first eight bytes of `bytes` as one big-endian number, zero-padded.
+#[inline]
+fn head(bytes: &[u8]) -> u64 {
+    if let Some(first) = bytes.first_chunk::<8>() {
+        return u64::from_be_bytes(*first);
+    }
+    let mut head = 0u64;
+    for (i, &byte) in bytes.iter().enumerate() {
+        head |= u64::from(byte) << (56 - 8 * i);
+    }
+    head
 }
 
 impl PartialOrd for Key {
@@ -231,6 +251,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn any_key() -> impl Strategy<Value = Key> {
+        prop_oneof![
+            Just(Key::Null),
+            any::<bool>().prop_map(Key::Bool),
+            any::<i64>().prop_map(Key::Int),
+            prop_oneof![
+                Just(i64::MIN),
+                Just(-1i64),
+                Just(0),
+                Just(1),
+                Just(i64::MAX)
+            ]
+            .prop_map(Key::Int),
+            any::<f64>().prop_map(Key::Float),
+            "[a-c\u{e9}\u{0}]{0,10}".prop_map(|s| Key::Str(s.as_str().into())),
+        ]
+    }
+
     proptest! {
         /// String keys order as their texts do (as `CompactString` and `str` order them).
         #[test]
@@ -238,6 +276,14 @@ mod tests {
             let (ka, kb) = (Key::Str(a.as_str().into()), Key::Str(b.as_str().into()));
             prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
             prop_assert_eq!(ka == kb, a == b);
+        }
+
+        /// A key's sort prefix never disagrees with the keys' order, across kinds.
+        #[test]
+        fn sort_prefixes_follow_the_keys_order(a in any_key(), b in any_key()) {
+            if a < b {
+                prop_assert!(a.sort_prefix() <= b.sort_prefix(), "{:?} {:?}", a, b);
+            }
         }
     }
 
