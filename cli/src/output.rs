@@ -8,7 +8,7 @@ use tideflow::KeyedChange;
 use tideflow::{LateRecord, UpdateKind, WindowResult, WindowUpdate};
 
 use crate::millis;
-use crate::record::{AggValue, Aggregates, Key, KeyKind, Row};
+use crate::record::{write_json_str, AggValue, Aggregates, Key, KeyKind, Row};
 use tideflow::sink::{Encoder, KeyTableRow, TableRow};
 use tideflow::Error;
 
@@ -18,6 +18,8 @@ use tideflow::Error;
 /// with `batch` and add `final`.
 pub struct RowEncoder {
     columns: Vec<String>,
+    /// Each column as it starts a JSON member after another: `,"name":`.
+    json_columns: Vec<Vec<u8>>,
     csv: bool,
     header_written: bool,
 }
@@ -66,18 +68,28 @@ pub(crate) struct Extra {
 impl RowEncoder {
     /// JSON lines with one field per aggregate column.
     pub fn json(columns: Vec<String>) -> Self {
-        RowEncoder {
-            columns,
-            csv: false,
-            header_written: false,
-        }
+        Self::new(columns, false)
     }
 
     /// CSV with a header row.
     pub fn csv(columns: Vec<String>) -> Self {
+        Self::new(columns, true)
+    }
+
+    fn new(columns: Vec<String>, csv: bool) -> Self {
+        let json_columns = columns
+            .iter()
+            .map(|column| {
+                let mut member = b",".to_vec();
+                write_json_str(column, &mut member);
+                member.push(b':');
+                member
+            })
+            .collect();
         RowEncoder {
             columns,
-            csv: true,
+            json_columns,
+            csv,
             header_written: false,
         }
     }
@@ -92,18 +104,22 @@ impl RowEncoder {
             return self.encode_csv(row, extra, out);
         }
         out.push(b'{');
+        let mut digits = itoa::Buffer::new();
         if let Some(batch) = extra.batch {
-            let _ = write!(out, "\"batch\":{batch},");
+            out.extend_from_slice(b"\"batch\":");
+            out.extend_from_slice(digits.format(batch).as_bytes());
+            out.push(b',');
         }
         out.extend_from_slice(b"\"key\":");
         row.key.write_json_as(row.key_kind, out);
         if let Some((start, end)) = row.window {
-            let _ = write!(out, ",\"window_start\":{start},\"window_end\":{end}");
+            out.extend_from_slice(b",\"window_start\":");
+            out.extend_from_slice(digits.format(start).as_bytes());
+            out.extend_from_slice(b",\"window_end\":");
+            out.extend_from_slice(digits.format(end).as_bytes());
         }
-        for (column, value) in self.columns.iter().zip(row.values) {
-            out.extend_from_slice(b",");
-            let _ = serde_json::to_writer(&mut *out, column);
-            out.extend_from_slice(b":");
+        for (column, value) in self.json_columns.iter().zip(row.values) {
+            out.extend_from_slice(column);
             value.write_json(out);
         }
         if let Some(is_final) = extra.is_final {

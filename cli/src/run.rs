@@ -13,7 +13,8 @@ use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
 use crate::progress::CliProgress;
 use crate::record::{
-    decode_csv, decode_json, AggSpec, CsvColumns, CsvOriginal, Key, Row, RowAggregator, Schema,
+    decode_csv, decode_json, AggSpec, Aggregates, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
+    Schema,
 };
 use crate::signals::{self, SignalStop};
 use tideflow::sink::parquet::arrow_schema::TimeUnit;
@@ -30,7 +31,7 @@ use tideflow::Error;
 use tideflow::Stream;
 use tideflow::Window;
 use tideflow::{execute, Config, Flow, JobReport, StopHandle};
-use tideflow::{Change, LateRecord, Trigger};
+use tideflow::{Change, LateRecord, Trigger, WindowResult};
 use tideflow::{Cluster, SECRET_VAR};
 
 pub(super) mod explain;
@@ -681,21 +682,24 @@ impl Plan {
                 };
                 // Rows are released in (window end, key) order once the watermark passes
                 // them, so the output does not depend on the worker count.
+                // A row orders by its key first: its key's prefix orders rows.
+                let prefix = |row: &WindowResult<Key, Aggregates>| row.key.sort_prefix();
                 if let Some(address) = &self.kafka_output {
-                    results.sink(OrderedSink::new(self.kafka_sink(address)));
+                    results.sink(OrderedSink::new(self.kafka_sink(address)).with_prefix(prefix));
                     return Ok(());
                 }
                 match (&self.output, &self.parquet) {
-                    (None, _) => results.sink(OrderedSink::new(ConsoleSink::new(self.encoder()))),
-                    (Some(path), Some(delta)) if delta.delta => {
-                        results.sink(OrderedSink::new(self.delta_sink(path, delta)))
-                    }
-                    (Some(path), Some(parquet)) => {
-                        results.sink(OrderedSink::new(self.parquet_sink(path, parquet)))
-                    }
-                    (Some(path), None) => {
-                        results.sink(OrderedSink::new(FileSink::new(path, self.encoder())))
-                    }
+                    (None, _) => results.sink(
+                        OrderedSink::new(ConsoleSink::new(self.encoder())).with_prefix(prefix),
+                    ),
+                    (Some(path), Some(delta)) if delta.delta => results
+                        .sink(OrderedSink::new(self.delta_sink(path, delta)).with_prefix(prefix)),
+                    (Some(path), Some(parquet)) => results.sink(
+                        OrderedSink::new(self.parquet_sink(path, parquet)).with_prefix(prefix),
+                    ),
+                    (Some(path), None) => results.sink(
+                        OrderedSink::new(FileSink::new(path, self.encoder())).with_prefix(prefix),
+                    ),
                 }
                 return Ok(());
             }

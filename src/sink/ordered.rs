@@ -22,6 +22,7 @@ pub struct OrderedSink<S, D> {
     inner: S,
     pending: Vec<Event<D>>,
     ready: Vec<Event<D>>,
+    prefix: Option<fn(&D) -> u64>,
 }
 
 impl<S, D> OrderedSink<S, D> {
@@ -31,7 +32,36 @@ impl<S, D> OrderedSink<S, D> {
             inner,
             pending: Vec::new(),
             ready: Vec::new(),
+            prefix: None,
         }
+    }
+
+    /// Sorts by (event time, `prefix(record)`) first, computed once per record, and by the
+    /// whole record only among records that tie there: the same order, with far fewer
+    /// comparisons of whole records (which, for rows of ~100 bytes with a string key, cost 5%
+    /// of a window job). `prefix` must never disagree with the records' order: `a < b`
+    /// implies `prefix(a) <= prefix(b)`.
+    pub fn with_prefix(mut self, prefix: fn(&D) -> u64) -> Self {
+        self.prefix = Some(prefix);
+        self
+    }
+}
+
+/// Sorts `records` by (time, record), comparing whole records only where (time, `prefix`)
+/// ties; `prefix` is monotone in the records' order.
+fn sort_by_prefix<D: Ord>(records: &mut [Event<D>], prefix: fn(&D) -> u64) {
+    records.sort_by_cached_key(|event| (event.time, prefix(&event.data)));
+    let tie = |a: &Event<D>, b: &Event<D>| a.time == b.time && prefix(&a.data) == prefix(&b.data);
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start + 1;
+        while end < records.len() && tie(&records[start], &records[end]) {
+            end += 1;
+        }
+        if end - start > 1 {
+            records[start..end].sort_unstable();
+        }
+        start = end;
     }
 }
 
@@ -50,7 +80,10 @@ impl<D: Ord + 'static, S: Sink<D>> OrderedSink<S, D> {
         if self.ready.is_empty() {
             return Ok(());
         }
-        self.ready.sort_unstable();
+        match self.prefix {
+            Some(prefix) => sort_by_prefix(&mut self.ready, prefix),
+            None => self.ready.sort_unstable(),
+        }
         self.inner.write(&mut self.ready)?;
         self.ready.clear();
         Ok(())
@@ -95,5 +128,29 @@ impl<D: Ord + 'static, S: Sink<D>> Sink<D> for OrderedSink<S, D> {
 
     fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>, Error> {
         self.inner.pre_commit(epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Sorting by a coarse prefix, then by the whole record among ties, gives the order of
+        /// sorting by the whole record.
+        #[test]
+        fn a_prefix_sort_orders_as_the_whole_records_do(
+            records in prop::collection::vec((0u64..3, "[a-c]{0,4}"), 0..64),
+        ) {
+            let mut events: Vec<Event<String>> =
+                records.into_iter().map(|(time, text)| Event::new(time, text)).collect();
+            let mut expected = events.clone();
+            expected.sort();
+            // The first byte only: most records tie on it.
+            sort_by_prefix(&mut events, |text| text.bytes().next().map_or(0, u64::from));
+            prop_assert_eq!(events, expected);
+        }
     }
 }

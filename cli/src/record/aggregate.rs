@@ -9,7 +9,6 @@
 //! invertible, so sliding windows update in O(1) per slide.
 
 use std::cmp::Ordering;
-use std::io::Write;
 use std::str::FromStr;
 
 use rustc_hash::FxHashSet;
@@ -17,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use tideflow::aggregate::{Aggregator, ExactSum};
 
-use super::value::{csv_f64, write_json_f64};
+use super::value::{csv_f64, write_int, write_json_f64};
 use super::{Key, KeyKind, Num, Row};
 use tideflow::Error;
 
@@ -172,9 +171,7 @@ impl AggValue {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         match self {
             AggValue::Null => out.extend_from_slice(b"null"),
-            AggValue::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
+            AggValue::Int(i) => write_int(*i, out),
             AggValue::Float(f) => write_json_f64(*f, out),
             AggValue::Scalar(key) => key.write_json(out),
         }

@@ -7,6 +7,7 @@ use csv::ByteRecord;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 
+use super::flat_json::decode_flat;
 use super::group_key::{group_key, KeyKind};
 use super::non_finite::{decode_allowing_non_finite, parse_non_finite};
 use super::{Key, Num, Row};
@@ -30,11 +31,18 @@ pub struct Schema {
 impl Schema {
     /// Whether the query reads field `name` (as the time, the key, a value or a scalar).
     pub fn reads(&self, name: &str) -> bool {
-        *name == *self.time_field
-            || self.key_field.as_deref() == Some(name)
-            || self.value_fields.iter().any(|f| f == name)
-            || self.scalar_fields.iter().any(|f| f == name)
+        same(name, &self.time_field)
+            || self.key_field.as_deref().is_some_and(|key| same(name, key))
+            || self.value_fields.iter().any(|f| same(f, name))
+            || self.scalar_fields.iter().any(|f| same(f, name))
     }
+}
+
+/// Whether two field names are equal, comparing short names byte by byte rather than
+/// through `memcmp` (this runs for every field of every JSON record).
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// Parses an event time written as integer milliseconds since the epoch or as an RFC 3339
@@ -168,6 +176,20 @@ pub fn decode_json_beside(
     line: &str,
     beside: &[(&str, Beside<'_>)],
 ) -> Result<Row, String> {
+    if beside.is_empty() {
+        if let Some(row) = decode_flat(schema, line) {
+            return Ok(row);
+        }
+    }
+    decode_json_serde(schema, line, beside)
+}
+
+/// [`decode_json_beside`] through `serde_json` only, without the fast path for flat objects.
+pub(super) fn decode_json_serde(
+    schema: &Schema,
+    line: &str,
+    beside: &[(&str, Beside<'_>)],
+) -> Result<Row, String> {
     decode_allowing_non_finite(line, |line| decode_json_strict(schema, line, beside))
 }
 
@@ -207,7 +229,7 @@ impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
 }
 
 /// A row being decoded: the fields the query reads, as they are found.
-struct RowParts<'a> {
+pub(super) struct RowParts<'a> {
     schema: &'a Schema,
     time: Option<u64>,
     key: Key,
@@ -217,40 +239,51 @@ struct RowParts<'a> {
 }
 
 impl<'a> RowParts<'a> {
-    fn new(schema: &'a Schema) -> Self {
+    pub(super) fn new(schema: &'a Schema) -> Self {
         RowParts {
             schema,
             time: None,
             key: Key::Null,
             key_kind: KeyKind::Native,
-            values: vec![None; schema.value_fields.len()],
-            scalars: vec![Key::Null; schema.scalar_fields.len()],
+            // `vec![x; 0]` is a call; most queries read no value or no scalar.
+            values: match schema.value_fields.len() {
+                0 => Vec::new(),
+                n => vec![None; n],
+            },
+            scalars: match schema.scalar_fields.len() {
+                0 => Vec::new(),
+                n => vec![Key::Null; n],
+            },
         }
     }
 
     /// Whether the query reads field `name`.
-    fn reads(&self, name: &str) -> bool {
+    pub(super) fn reads(&self, name: &str) -> bool {
         self.schema.reads(name)
     }
 
     /// Takes field `name`'s value wherever the query reads it.
-    fn set(&mut self, name: &str, value: &Scalar<'_>) -> Result<(), String> {
+    pub(super) fn set(&mut self, name: &str, value: &Scalar<'_>) -> Result<(), String> {
         let schema = self.schema;
-        let is_time = *name == *schema.time_field;
+        let is_time = same(name, &schema.time_field);
         if is_time {
             self.time = Some(value.to_time(name)?);
         }
-        if schema.key_field.as_deref() == Some(name) {
+        if schema
+            .key_field
+            .as_deref()
+            .is_some_and(|key| same(name, key))
+        {
             (self.key, self.key_kind) = group_key(value, name)?;
         }
-        if let Some(slot) = schema.value_fields.iter().position(|f| f == name) {
+        if let Some(slot) = schema.value_fields.iter().position(|f| same(f, name)) {
             // The time field as a value is its time in ms, whichever way it is written.
             self.values[slot] = match self.time.filter(|_| is_time) {
                 Some(ms) => Some(time_num(ms)),
                 None => value.to_num(name)?,
             };
         }
-        if let Some(slot) = schema.scalar_fields.iter().position(|f| f == name) {
+        if let Some(slot) = schema.scalar_fields.iter().position(|f| same(f, name)) {
             self.scalars[slot] = match self.time.filter(|_| is_time) {
                 Some(ms) => Key::Int(ms as i64),
                 None => value.to_key(name, "field")?,
@@ -259,7 +292,7 @@ impl<'a> RowParts<'a> {
         Ok(())
     }
 
-    fn finish(self) -> Result<Row, String> {
+    pub(super) fn finish(self) -> Result<Row, String> {
         let time = self
             .time
             .ok_or_else(|| format!("missing time field '{}'", self.schema.time_field))?;

@@ -12,6 +12,8 @@ use super::{
     Row, Schema, TableColumns, TableSchema,
 };
 
+use super::decode::decode_json_serde;
+
 #[path = "../../../tests/all/mutate.rs"]
 mod mutate;
 
@@ -110,6 +112,104 @@ fn decode_csv_text(text: &[u8]) -> Vec<Result<Row, String>> {
         assert!(copy.is_object(), "{copy}");
     }
     rows
+}
+
+/// A JSON value as text: the usual scalars and everything the fast path of `decode_json`
+/// must leave to `serde_json` (escapes, nested values, odd numbers, non-finite tokens).
+fn json_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0..=MAX_TIME).prop_map(|ts| ts.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap()),
+        (-1_000i32..1_000, 0u32..4).prop_map(|(n, e)| format!("{n}.{e}e-{e}")),
+        "[a-z0-9 \u{e9}:-]{0,8}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1E+2",
+            "-",
+            "1.5e308",
+            "1e400",
+            "-1e-400",
+            "12345678901234567890",
+            "-9223372036854775808",
+            "999999999999999999",
+            "1000000000000000000",
+            "true",
+            "false",
+            "null",
+            "tru",
+            "nul",
+            "NaN",
+            "-Infinity",
+            "\"NaN\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9\"",
+            "\"2024-05-01T12:00:00.250Z\"",
+            "\"\"",
+            "\"\t\"",
+            "[1,2]",
+            "{\"a\":1}",
+            "[]",
+            "{}",
+            "\"unterminated",
+        ])
+        .prop_map(str::to_string),
+    ]
+}
+
+/// A JSON object as text with members named as the schema's fields (and others, and with an
+/// escape), random whitespace, and sometimes cut short.
+fn json_object() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec!["ts", "k", "v", "s", "other", "t\\u0073", "k "]);
+    let space = prop::sample::select(vec!["", "", "", " ", "\t", "\n", "\r", "  "]);
+    let member = (
+        space.clone(),
+        name,
+        space.clone(),
+        json_value(),
+        space.clone(),
+    );
+    (prop::collection::vec(member, 0..6), space, any::<u8>()).prop_map(|(members, end, cut)| {
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(a, name, b, value, c)| format!("{a}\"{name}\"{b}:{value}{c}"))
+            .collect();
+        let line = format!("{{{}}}{end}", members.join(","));
+        match cut {
+            // A line cut short, or with a byte flipped to a delimiter.
+            0..=15 => line[..line.len() * usize::from(cut) / 16].to_string(),
+            16..=23 => line.replacen(',', "", 1),
+            24..=31 => line.replacen(':', ",", 1),
+            _ => line,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(mutate::config(1024))]
+
+    /// The fast path for flat objects decodes every line to what serde_json decodes it to:
+    /// the same row, or the same error.
+    #[test]
+    fn fuzz_flat_json_decodes_as_serde_json_does(
+        lines in prop::collection::vec(json_object(), 1..8),
+        mutations in mutate::mutations(),
+    ) {
+        let schema = schema();
+        let mutated = mutate::mutate(lines[0].as_bytes(), &mutations);
+        let mutated = String::from_utf8_lossy(&mutated).into_owned();
+        for line in lines.iter().chain([&mutated]) {
+            let fast = format!("{:?}", decode_json(&schema, line));
+            let serde = format!("{:?}", decode_json_serde(&schema, line, &[]));
+            prop_assert_eq!(fast, serde, "line {:?}", line);
+        }
+    }
 }
 
 proptest! {

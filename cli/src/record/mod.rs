@@ -10,6 +10,7 @@
 
 mod aggregate;
 mod decode;
+mod flat_json;
 #[cfg(test)]
 mod fuzz;
 mod group_key;
@@ -27,6 +28,7 @@ pub use original::CsvOriginal;
 pub use table::{
     decode_table_csv, decode_table_json, join_key, TableColumns, TableRow, TableSchema,
 };
+pub(crate) use value::write_json_str;
 pub use value::{Key, Num};
 
 use serde::{Deserialize, Serialize};

@@ -4,12 +4,14 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Cursor, Read, Seek, SeekFrom};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use csv::{ByteRecord, Position, ReaderBuilder, Terminator};
 use serde::de::DeserializeOwned;
 
+use super::csv_fast::{FastLines, Handover, Step, FAST_BUFFER_BYTES};
 use super::{FileFormat, RecordReader, Splittable};
 use crate::error::Error;
 use crate::source::{BadRecord, Position as RecordPosition, ReadError};
@@ -23,12 +25,17 @@ type Prepare<T> = dyn Fn(&ByteRecord) -> Result<RowDecoder<T>, String> + Send + 
 /// stream's first record).
 pub struct Csv<T> {
     prepare: Arc<Prepare<T>>,
+    /// The block size of the file reader's fast path (`csv_fast.rs`), or `None` to read files
+    /// with the `csv` crate's parser alone (tests compare the two). Small, so that the live
+    /// sources' decoder, which holds a `Csv`, stays small.
+    fast_buffer: Option<NonZeroU32>,
 }
 
 impl<T> Clone for Csv<T> {
     fn clone(&self) -> Self {
         Csv {
             prepare: Arc::clone(&self.prepare),
+            fast_buffer: self.fast_buffer,
         }
     }
 }
@@ -55,7 +62,16 @@ impl<T> Csv<T> {
     ) -> Self {
         Csv {
             prepare: Arc::new(prepare),
+            fast_buffer: NonZeroU32::new(FAST_BUFFER_BYTES),
         }
+    }
+
+    /// Reads files through the fast path with blocks of `bytes`, or with the `csv` crate's
+    /// parser alone if `None`.
+    #[cfg(test)]
+    pub(crate) fn fast_buffer(mut self, bytes: Option<NonZeroU32>) -> Self {
+        self.fast_buffer = bytes;
+        self
     }
 
     /// Prepares to decode the rows under `header`. An `Err` (a missing column, say) is the
@@ -107,6 +123,7 @@ impl<T: 'static> FileFormat for Csv<T> {
             .from_reader(EofFile {
                 file,
                 at_end: false,
+                keep_mark: false,
             });
         let bad_header = |reason: String| Error::Input {
             path: path.to_path_buf(),
@@ -117,12 +134,27 @@ impl<T: 'static> FileFormat for Csv<T> {
             .byte_headers()
             .map_err(|e| bad_header(format!("cannot read the CSV header: {e}")))?;
         let rows = self.rows(header).map_err(bad_header)?;
+        // The fast path reads on from where the `csv` reader, which read ahead, stands.
+        let lines = match self.fast_buffer {
+            Some(bytes) => {
+                let at = reader.position().clone();
+                reader
+                    .get_mut()
+                    .file
+                    .seek(SeekFrom::Start(at.byte()))
+                    .map_err(|e| Error::io(format!("cannot seek in {}", path.display()), e))?;
+                Some(FastLines::new(bytes.get() as usize, at))
+            }
+            None => None,
+        };
         Ok(CsvReader {
             path: path.to_path_buf(),
             reader,
             row: ByteRecord::new(),
             max_record_bytes,
             rows,
+            fast: lines.is_some(),
+            lines,
         })
     }
     fn splittable(&self) -> Splittable {
@@ -136,12 +168,22 @@ impl<T: 'static> FileFormat for Csv<T> {
 struct EofFile {
     file: File,
     at_end: bool,
+    /// Whether the next read gives one byte at most. The `csv` reader drops a UTF-8
+    /// byte-order mark at the start of its first read after a seek, if that read has all three
+    /// of its bytes; when it takes over from the fast path, which read on from an earlier
+    /// record, it must keep it, as it would have.
+    keep_mark: bool,
 }
 
 impl Read for EofFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.file.read(buf)?;
-        self.at_end |= read == 0 && !buf.is_empty();
+        let take = if std::mem::take(&mut self.keep_mark) {
+            buf.len().min(1)
+        } else {
+            buf.len()
+        };
+        let read = self.file.read(&mut buf[..take])?;
+        self.at_end |= read == 0 && take > 0;
         Ok(read)
     }
 }
@@ -149,17 +191,24 @@ impl Read for EofFile {
 impl Seek for EofFile {
     fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
         self.at_end = false;
+        self.keep_mark = false;
         self.file.seek(position)
     }
 }
 
-/// Reads one CSV file.
+/// Reads one CSV file: records without quotes through the fast path (`csv_fast.rs`), from
+/// the first record with a quote to the end of the file (or the next seek) through the `csv`
+/// reader.
 pub struct CsvReader<T> {
     path: PathBuf,
     reader: csv::Reader<EofFile>,
     row: ByteRecord,
     max_record_bytes: usize,
     rows: CsvRows<T>,
+    /// The fast path, unless the format turned it off.
+    lines: Option<FastLines>,
+    /// Whether the fast path reads the next record (else the `csv` reader does).
+    fast: bool,
 }
 
 impl<T> CsvReader<T> {
@@ -202,12 +251,21 @@ impl<T> CsvReader<T> {
             Err(error) => ReadError::Fatal(error),
         }
     }
-}
 
-impl<T: 'static> RecordReader for CsvReader<T> {
-    type Item = T;
+    /// Seeks the `csv` reader to `at`.
+    fn seek_csv(&mut self, at: Position) -> Result<(), Error> {
+        self.reader
+            .seek_raw(SeekFrom::Start(at.byte()), at)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot seek in {}", self.path.display()),
+                    std::io::Error::other(e),
+                )
+            })
+    }
 
-    fn next_record(&mut self) -> Result<Option<T>, ReadError> {
+    /// The next record, read by the `csv` reader.
+    fn next_csv_record(&mut self) -> Result<Option<T>, ReadError> {
         let before = self.reader.position().clone();
         let more = match self.reader.read_byte_record(&mut self.row) {
             Ok(more) => more,
@@ -266,31 +324,95 @@ impl<T: 'static> RecordReader for CsvReader<T> {
             Err(reason) => Err(self.bad(start.byte(), end, start.line(), reason)),
         }
     }
+}
 
-    /// The `csv` reader's position: its byte offset and the line it counts there. A record
-    /// read from it may start with the previous record's terminator and blank lines, which
-    /// the reader skips (and counts in the line number of a bad record).
+impl<T: 'static> RecordReader for CsvReader<T> {
+    type Item = T;
+
+    fn next_record(&mut self) -> Result<Option<T>, ReadError> {
+        let handover = match self.lines.as_mut() {
+            Some(lines) if self.fast => {
+                match lines.next(&mut self.reader.get_mut().file, &mut self.row) {
+                    Ok(Step::Record { line, text }) => {
+                        let max = self.max_record_bytes;
+                        let (reason, length) = if text.len() > max {
+                            (format!("record is longer than {max} bytes"), text.len())
+                        } else {
+                            match self.rows.decode(&self.row) {
+                                Ok(record) => return Ok(Some(record)),
+                                Err(reason) => (reason, text.len()),
+                            }
+                        };
+                        return Err(ReadError::Bad(BadRecord {
+                            line,
+                            reason,
+                            raw: text[..length.min(max)].to_vec(),
+                            length: length as u64,
+                        }));
+                    }
+                    Ok(Step::End) => return Ok(None),
+                    Ok(Step::Csv(handover)) => (handover, lines.position().clone()),
+                    Err(e) => {
+                        let context = format!("cannot read {}", self.path.display());
+                        return Err(ReadError::Fatal(Error::io(context, e)));
+                    }
+                }
+            }
+            _ => return self.next_csv_record(),
+        };
+        // The `csv` reader reads on from the record the fast path stopped at.
+        let (handover, at) = handover;
+        self.seek_csv(at).map_err(ReadError::Fatal)?;
+        self.reader.get_mut().keep_mark = handover.keeps_mark();
+        self.fast = false;
+        if handover == Handover::RestOfFile {
+            return self.next_csv_record();
+        }
+        // One record only: the fast path goes on from where the `csv` reader stopped.
+        let read = self.next_csv_record();
+        let after = self.reader.position().clone();
+        let cannot = |e| Error::io(format!("cannot seek in {}", self.path.display()), e);
+        let file = &mut self.reader.get_mut().file;
+        file.seek(SeekFrom::Start(after.byte()))
+            .map_err(|e| ReadError::Fatal(cannot(e)))?;
+        if let Some(lines) = &mut self.lines {
+            lines.restart(after, false);
+        }
+        self.fast = true;
+        read
+    }
+
+    /// Where the fast path or the `csv` reader stands: the byte offset and the line the `csv`
+    /// reader counts there. A record read from there may start with the previous record's
+    /// terminator and blank lines, which the reader skips (and counts in the line number of a
+    /// bad record).
     fn position(&self) -> RecordPosition {
-        let at = self.reader.position();
+        let at = match &self.lines {
+            Some(lines) if self.fast => lines.position(),
+            _ => self.reader.position(),
+        };
         RecordPosition {
             offset: at.byte(),
             line: at.line(),
         }
     }
 
-    /// Seeks the `csv` reader, keeping the header (read at open) and the row decoder made
-    /// from it.
+    /// Seeks the fast path, or the `csv` reader if there is none, keeping the header (read at
+    /// open) and the row decoder made from it.
     fn seek(&mut self, position: RecordPosition) -> Result<(), Error> {
         let mut at = Position::new();
         at.set_byte(position.offset).set_line(position.line);
+        let Some(lines) = &mut self.lines else {
+            return self.seek_csv(at);
+        };
         self.reader
-            .seek_raw(SeekFrom::Start(position.offset), at)
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot seek in {}", self.path.display()),
-                    std::io::Error::other(e),
-                )
-            })
+            .get_mut()
+            .file
+            .seek(SeekFrom::Start(position.offset))
+            .map_err(|e| Error::io(format!("cannot seek in {}", self.path.display()), e))?;
+        lines.restart(at, true);
+        self.fast = true;
+        Ok(())
     }
 }
 

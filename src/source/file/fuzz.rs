@@ -4,8 +4,11 @@
 //! panic or loop, a bad record is a [`ReadError::Bad`] with a line and at most
 //! `max_record_bytes` of raw text (never a fatal error: the files are readable), and valid
 //! files read back what was written, from the start and from every position the reader gave.
+//! The CSV reader's fast path reads every file exactly as the `csv` crate's parser alone does:
+//! the same records, bad records and positions, from the start and after seeks.
 
 use std::io::{BufReader, Write};
+use std::num::NonZeroU32;
 
 use ::csv::{ByteRecord, ReaderBuilder, WriterBuilder};
 use proptest::prelude::*;
@@ -15,7 +18,7 @@ use super::{
     read_csv_record_capped, read_line_capped, Csv, CsvRecordParser, FileFormat, JsonLines,
     RecordReader,
 };
-use crate::source::{Position, ReadError};
+use crate::source::{BadRecord, Position, ReadError};
 
 use crate::mutate;
 
@@ -223,5 +226,167 @@ proptest! {
         let _ = read_file(&Csv::<Rec>::serde(), &bytes, max);
         frame(&bytes, false, capacity, max);
         parse_each(&frame(&bytes, true, capacity, max));
+    }
+}
+
+/// Pieces of CSV files for the fast path's differential test: plain fields, commas, every
+/// terminator, blank lines, quotes (opening, escaped, stray), a byte-order mark, and a long
+/// field (past small record limits and buffers).
+const PIECES: &[&[u8]] = &[
+    b"a",
+    b"17",
+    b"k,1,2",
+    b"x\xc3\xa9",
+    b",",
+    b",,",
+    b"\n",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b"\n\n",
+    b"\"",
+    b"\"q,\"",
+    b"\"\"",
+    b"\"a\nb\"",
+    b"\xEF\xBB\xBF",
+    b"a long field of forty-two bytes, say more",
+];
+
+/// A CSV file: a header (of the fields `k`, `ts` and `v`, of others, or none) and pieces,
+/// without quotes unless `quotes`.
+fn pieces_file() -> impl Strategy<Value = Vec<u8>> {
+    let header = prop::sample::select(vec![
+        &b"k,ts,v\n"[..],
+        b"k,ts,v\r\n",
+        b"\xEF\xBB\xBFk,ts,v\n",
+        b"a,b\n",
+        b"",
+    ]);
+    let pieces = prop::collection::vec(prop::sample::select(PIECES), 0..48);
+    (header, pieces, any::<bool>()).prop_map(|(header, pieces, quotes)| {
+        let mut bytes = header.to_vec();
+        for piece in pieces {
+            if quotes || !piece.contains(&b'"') {
+                bytes.extend_from_slice(piece);
+            }
+        }
+        bytes
+    })
+}
+
+/// One step of reading, comparable across readers: a record (as text), a bad record, or the
+/// end, with the reader's position after it.
+type Step = (
+    Result<Option<String>, (u64, String, Vec<u8>, u64)>,
+    Position,
+);
+
+/// Reads at most `count` records (or to the end) from `reader`.
+fn steps<R: RecordReader>(reader: &mut R, count: usize) -> Vec<Step>
+where
+    R::Item: std::fmt::Debug,
+{
+    let mut steps = Vec::new();
+    for _ in 0..count {
+        let step = match reader.next_record() {
+            Ok(record) => Ok(record.map(|r| format!("{r:?}"))),
+            Err(ReadError::Bad(BadRecord {
+                line,
+                reason,
+                raw,
+                length,
+            })) => Err((line, reason, raw, length)),
+            Err(ReadError::Fatal(error)) => panic!("a readable file gave a fatal error: {error}"),
+        };
+        let end = matches!(step, Ok(None));
+        steps.push((step, reader.position()));
+        if end {
+            break;
+        }
+    }
+    steps
+}
+
+/// Reads `bytes` in `format` with its fast path (blocks of `buffer` bytes) and without, with
+/// records of at most `max` bytes, from the start and then after a seek to each of `seeks`
+/// (each a position the readers gave, or any offset with any line), and checks that both read
+/// the same.
+fn check_fast_path<T: std::fmt::Debug + 'static>(
+    format: Csv<T>,
+    bytes: &[u8],
+    max: usize,
+    buffer: u32,
+    seeks: &[(prop::sample::Index, bool, u64)],
+) -> Result<(), TestCaseError> {
+    let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+    file.write_all(bytes).expect("write the temporary file");
+    let path = file.path().to_path_buf();
+    let open = |format: &Csv<T>| {
+        let opened = std::fs::File::open(&path).expect("open the temporary file");
+        format.open(&path, opened, max).map_err(|e| e.to_string())
+    };
+    let fast = open(&format.clone().fast_buffer(NonZeroU32::new(buffer)));
+    let slow = open(&format.fast_buffer(None));
+    let (mut fast, mut slow) = match (fast, slow) {
+        (Ok(fast), Ok(slow)) => (fast, slow),
+        (fast, slow) => {
+            prop_assert_eq!(fast.err(), slow.err());
+            return Ok(());
+        }
+    };
+    prop_assert_eq!(fast.position(), slow.position());
+    // Each call consumes at least one byte, or ends the file.
+    let whole = steps(&mut slow, bytes.len() + 2);
+    prop_assert_eq!(&steps(&mut fast, bytes.len() + 2), &whole);
+    let given: Vec<Position> = whole.iter().map(|(_, position)| *position).collect();
+    for (index, given_one, line) in seeks {
+        let position = if *given_one {
+            given[index.index(given.len())]
+        } else {
+            Position {
+                offset: index.index(bytes.len() + 1) as u64,
+                line: *line,
+            }
+        };
+        fast.seek(position).expect("seeks");
+        slow.seek(position).expect("seeks");
+        let expected = steps(&mut slow, 4);
+        prop_assert_eq!(
+            &steps(&mut fast, 4),
+            &expected,
+            "after a seek to {:?}",
+            position
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(mutate::config(512))]
+
+    #[test]
+    fn fuzz_csv_fast_path_reads_as_the_csv_crate_does(
+        bytes in pieces_file(),
+        max in prop_oneof![Just(1usize << 20), 1usize..48],
+        buffer in prop_oneof![Just(1u32 << 16), 4u32..64],
+        seeks in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>(), 1u64..9), 0..6),
+    ) {
+        let fields = Csv::with_decoder(|_| {
+            Ok(Box::new(|row: &ByteRecord| {
+                let at = row.position().map(|p| (p.byte(), p.line(), p.record()));
+                Ok((row.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(), at))
+            }))
+        });
+        check_fast_path(fields, &bytes, max, buffer, &seeks)?;
+        // Serde's errors name the record's position.
+        check_fast_path(Csv::<Rec>::serde(), &bytes, max, buffer, &seeks)?;
+        // A decoder's own error is a bad record too.
+        let picky = Csv::with_decoder(|_| {
+            Ok(Box::new(|row: &ByteRecord| match row.get(0) {
+                Some(b"a") => Err("a is not a key".to_string()),
+                field => Ok(field.map(<[u8]>::to_vec)),
+            }))
+        });
+        check_fast_path(picky, &bytes, max, buffer, &seeks)?;
     }
 }

@@ -121,7 +121,7 @@ fn read_line_counted(
             break;
         }
         any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
+        let newline = memchr::memchr(b'\n', available);
         let content = newline.unwrap_or(available.len());
         let room = (max + 1).saturating_sub(line.len());
         line.extend_from_slice(&available[..content.min(room)]);

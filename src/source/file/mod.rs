@@ -23,6 +23,7 @@
 //! right lines in errors.
 
 mod csv;
+mod csv_fast;
 #[cfg(test)]
 mod fuzz;
 mod jsonl;
