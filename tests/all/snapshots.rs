@@ -102,7 +102,7 @@ impl ReadGate for Interrupt {
         });
         if completed {
             Gate::Stop
-        } else if (self.reads - at) % TRICKLE != 0 {
+        } else if !(self.reads - at).is_multiple_of(TRICKLE) {
             Gate::Wait(Duration::from_millis(1))
         } else {
             Gate::Read

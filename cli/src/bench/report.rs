@@ -16,7 +16,7 @@ use tideflow::Trigger;
 /// A duration as the flags write it.
 pub(super) fn show(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms >= 1_000 && ms % 1_000 == 0 {
+    if ms >= 1_000 && ms.is_multiple_of(1_000) {
         format!("{}s", ms / 1_000)
     } else {
         format!("{ms}ms")

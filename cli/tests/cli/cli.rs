@@ -362,7 +362,7 @@ fn invertible_and_merged_sliding_windows_agree() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let jitter = (state >> 33) % 400;
-        let value = if state % 11 == 0 {
+        let value = if state.is_multiple_of(11) {
             "null".to_string()
         } else {
             format!("{}", (state >> 40) % 200)

@@ -275,7 +275,7 @@ impl ReadGate for StopAfterSnapshot {
             .is_some();
         if completed {
             Gate::Stop
-        } else if (self.reads - self.at) % 16 != 0 {
+        } else if !(self.reads - self.at).is_multiple_of(16) {
             Gate::Wait(Duration::from_millis(1))
         } else {
             Gate::Read

@@ -247,7 +247,7 @@ impl Aggregator<HighestBid> for TopBids {
 
     fn add(&self, acc: &mut TopBidsOf, bid: &HighestBid) {
         acc.offer(bid);
-        if bid.date_time % WINDOW_MS == 0 {
+        if bid.date_time.is_multiple_of(WINDOW_MS) {
             acc.at_start.push(bid.clone());
         }
     }
