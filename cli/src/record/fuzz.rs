@@ -183,7 +183,13 @@ fn json_object() -> impl Strategy<Value = String> {
         let line = format!("{{{}}}{end}", members.join(","));
         match cut {
             // A line cut short, or with a byte flipped to a delimiter.
-            0..=15 => line[..line.len() * usize::from(cut) / 16].to_string(),
+            0..=15 => {
+                let mut at = line.len() * usize::from(cut) / 16;
+                while !line.is_char_boundary(at) {
+                    at -= 1;
+                }
+                line[..at].to_string()
+            }
             16..=23 => line.replacen(',', "", 1),
             24..=31 => line.replacen(':', ",", 1),
             _ => line,
