@@ -51,10 +51,13 @@ fn records(seed: u64, n: u32, keys: u64) -> Arc<Vec<Rec>> {
 
 /// The snapshots are taken every this many records.
 const RECORDS_PER_SNAPSHOT: u64 = 150;
-/// While a stopped run waits for its first snapshot, its sources read once every this many
-/// polls (each poll that does not read waits 1 ms). At 50, a cluster run under a loaded CI
-/// machine once read its input to the end before its snapshot completed.
-const TRICKLE: u64 = 200;
+/// While a stopped run waits for its first snapshot, its sources first read after this many
+/// polls (each poll that does not read waits 1 ms), then after twice as many each time. A
+/// fixed gap (50, then 200 polls) let runs on a loaded CI machine read their input to the end
+/// before a slow snapshot completed.
+const TRICKLE: u64 = 25;
+/// The longest wait between two reads while a snapshot is awaited, in polls of 1 ms.
+const MAX_GAP: u64 = 1_000;
 
 /// The complete snapshots (with a manifest) in the checkpoint directory `dir`, by name.
 fn complete_snapshots(dir: &Path) -> BTreeSet<String> {
@@ -71,15 +74,20 @@ fn complete_snapshots(dir: &Path) -> BTreeSet<String> {
 
 /// Stops the job, if told, at its `fail_at`-th read (counted per worker), or at the first
 /// read after it at which this run has completed a snapshot in `checkpoint`. Until then, it
-/// slows the source down (a read once every [`TRICKLE`] polls): the snapshot in progress still
-/// gets the input it needs to complete, and the input does not run out first, however slow the
-/// snapshot (a loaded machine, a slow disk).
+/// slows the source down (a read after [`TRICKLE`] polls of 1 ms, then after twice as many
+/// each time, up to [`MAX_GAP`]): the snapshot in progress still gets the input it needs to
+/// complete, and the input does not run out first, however slow the snapshot (a loaded
+/// machine, a slow disk: a 3.4 s snapshot on a loaded CI machine saw 17 reads with one read
+/// every 200 polls and the input ran out; it now sees 8).
 struct Interrupt {
     reads: u64,
     fail_at: Option<u64>,
     checkpoint: Option<PathBuf>,
     /// The complete snapshots when the run started.
     before: BTreeSet<String>,
+    /// Polls to wait before the next read while a snapshot is awaited, and polls waited.
+    gap: u64,
+    waited: u64,
 }
 
 impl ReadGate for Interrupt {
@@ -91,9 +99,9 @@ impl ReadGate for Interrupt {
 
     fn before_read(&mut self) -> Gate {
         self.reads += 1;
-        let Some(at) = self.fail_at.filter(|&at| self.reads >= at) else {
+        if self.fail_at.is_none_or(|at| self.reads < at) {
             return Gate::Read;
-        };
+        }
         let completed = self.checkpoint.as_deref().is_none_or(|dir| {
             complete_snapshots(dir)
                 .difference(&self.before)
@@ -102,9 +110,12 @@ impl ReadGate for Interrupt {
         });
         if completed {
             Gate::Stop
-        } else if !(self.reads - at).is_multiple_of(TRICKLE) {
+        } else if self.waited < self.gap {
+            self.waited += 1;
             Gate::Wait(Duration::from_millis(1))
         } else {
+            self.waited = 0;
+            self.gap = (self.gap * 2).min(MAX_GAP);
             Gate::Read
         }
     }
@@ -128,6 +139,8 @@ fn read<'s>(flow: &mut Flow<'s>, records: &Arc<Vec<Rec>>, stop: Stop<'_>) -> Str
             fail_at: stop.fail_at,
             checkpoint: stop.checkpoint.map(Path::to_path_buf),
             before: BTreeSet::new(),
+            gap: TRICKLE,
+            waited: 0,
         },
     })
     .with_event_time(|r: &Rec| r.ts)
