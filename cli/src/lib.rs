@@ -43,6 +43,7 @@ mod progress;
 pub mod record;
 mod run;
 mod signals;
+mod ui;
 
 use std::ffi::OsString;
 use std::io::Write;

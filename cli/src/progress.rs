@@ -14,6 +14,8 @@ use tideflow::{Config, Error, Progress};
 
 use http::{Latest, MetricsServer};
 
+use crate::ui::Watch;
+
 mod http;
 
 /// The host `--metrics-addr` binds when given a port alone.
@@ -33,6 +35,8 @@ pub(crate) struct ProgressPlan {
     pub(crate) lines: Option<String>,
     /// The Prometheus endpoint.
     pub(crate) metrics: Option<MetricsAddr>,
+    /// The dashboard and status line shown every report (`ui.rs`).
+    pub(crate) watch: Watch,
 }
 
 /// The address of `--metrics-addr`.
@@ -68,16 +72,9 @@ impl ProgressPlan {
         let metrics = match metrics_addr {
             None => None,
             Some(given) => {
-                // Without a host (PORT or :PORT), localhost only.
-                let address = match given.strip_prefix(':').unwrap_or(given) {
-                    port if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-                        format!("{DEFAULT_HOST}:{port}")
-                    }
-                    _ => given.to_string(),
-                };
                 let metrics = MetricsAddr {
                     given: given.to_string(),
-                    address,
+                    address: listen_address(given).unwrap_or_else(|| given.to_string()),
                 };
                 if !metrics.address.contains(':') {
                     return Err(metrics.cannot(&"expected HOST:PORT or PORT, e.g. 127.0.0.1:9464"));
@@ -89,7 +86,35 @@ impl ProgressPlan {
             interval,
             lines: progress.map(str::to_string),
             metrics,
+            watch: Watch::default(),
         }))
+    }
+
+    /// `plan` (or, without one, reports every second to nothing else) with `watch` shown
+    /// every report too; `plan` as it was if nothing watches.
+    pub(crate) fn watched(plan: Option<ProgressPlan>, watch: Watch) -> Option<ProgressPlan> {
+        if watch.is_empty() {
+            return plan;
+        }
+        let mut plan = plan.unwrap_or(ProgressPlan {
+            interval: DEFAULT_INTERVAL,
+            lines: None,
+            metrics: None,
+            watch: Watch::default(),
+        });
+        plan.watch = watch;
+        Some(plan)
+    }
+}
+
+/// The address to bind for `given` (`HOST:PORT`, `PORT` or `:PORT`; a port alone on
+/// localhost); `None` if it has no port.
+pub(crate) fn listen_address(given: &str) -> Option<String> {
+    match given.strip_prefix(':').unwrap_or(given) {
+        port if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(format!("{DEFAULT_HOST}:{port}"))
+        }
+        _ => given.contains(':').then(|| given.to_string()),
     }
 }
 
@@ -109,6 +134,7 @@ pub(crate) struct CliProgress {
     interval: Duration,
     lines: Option<Arc<ProgressLines>>,
     latest: Option<Latest>,
+    watch: Watch,
     /// Serves `latest` until dropped.
     _server: Option<MetricsServer>,
 }
@@ -154,6 +180,7 @@ impl CliProgress {
             interval: plan.interval,
             lines: lines.map(Arc::new),
             latest,
+            watch: plan.watch.clone(),
             _server: server,
         })
     }
@@ -163,7 +190,9 @@ impl CliProgress {
     pub(crate) fn configure(&self, config: Config) -> Config {
         let lines = self.lines.clone();
         let latest = self.latest.clone();
+        let watch = self.watch.clone();
         config.try_progress(self.interval, move |progress| {
+            watch.on_progress(progress);
             if let Some(latest) = &latest {
                 *lock(latest) = Some(progress.clone());
             }
@@ -238,7 +267,7 @@ impl ProgressLines {
 }
 
 /// Locks `mutex`, also after a panic elsewhere left it poisoned (the reports are plain data).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

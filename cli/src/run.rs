@@ -1,6 +1,7 @@
 //! `tideflow run`: windows over a file or directory of JSON lines or CSV, a TCP socket or
 //! standard input, optionally enriched from a static table (`--join-static`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,12 +12,13 @@ use timely::ExchangeData;
 use super::columns::{ColumnEncoder, ColumnTypeArg, RowShape};
 use super::output::{write_key, LateEncoder, OutputRow, RowEncoder};
 use super::{duration_arg, spec_arg, trigger_arg};
-use crate::progress::CliProgress;
+use crate::progress::{CliProgress, ProgressPlan};
 use crate::record::{
     decode_csv, decode_json, AggSpec, Aggregates, CsvColumns, CsvOriginal, Key, Row, RowAggregator,
     Schema,
 };
 use crate::signals::{self, SignalStop};
+use crate::ui::{Graph, InputSize, UiArgs, Watch};
 use tideflow::sink::parquet::arrow_schema::TimeUnit;
 use tideflow::sink::{
     CompleteSink, ConsoleSink, DeltaSink, Encoder, FileSink, KafkaSink, OrderedSink, ParquetSink,
@@ -309,6 +311,8 @@ pub(crate) struct RunArgs {
     /// localhost or a trusted network.
     #[arg(long, value_name = "[HOST:]PORT")]
     metrics_addr: Option<String>,
+    #[command(flatten)]
+    ui: UiArgs,
 }
 
 /// The cluster flags of `tideflow run`.
@@ -734,13 +738,17 @@ fn parquet_rows(schema: Schema, keep_original: bool) -> Parquet<Row> {
 }
 
 /// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).
-pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
+pub(crate) fn run(mut args: RunArgs) -> Result<ExitCode, Error> {
     let rows = match args.mode {
         Mode::Append => "window rows written",
         Mode::Update => "update rows written",
         Mode::Complete => "updates applied to the result table",
     };
-    let plan = Plan::new(args)?;
+    let ui = std::mem::take(&mut args.ui);
+    let size = InputSize::of(&args.input, args.watch.is_some());
+    let stdout_rows = args.writes_stdout();
+    let mut plan = Plan::new(args)?;
+    let watch = watch(&mut plan, ui, size, stdout_rows)?;
     // In a cluster every process reports what it read and wrote itself.
     let who = match &plan.cluster {
         Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),
@@ -758,7 +766,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
         }
         handle.stop()
     })?;
-    let report = plan.execute(stop)?;
+    let report = plan.execute(stop).inspect_err(|e| watch.on_error(e))?;
     let code = match signals.received() {
         Some(signal) => ExitCode::from(signals::exit_code(signal)),
         None => ExitCode::SUCCESS,
@@ -794,4 +802,27 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
         );
     }
     Ok(code)
+}
+
+/// Starts `--ui` (on process 0 of a cluster) and the status line for `plan`, fed its progress
+/// reports. No status line where something else writes to the terminal: a cluster's other
+/// processes, rows on standard output, or `--progress -`.
+fn watch(
+    plan: &mut Plan,
+    mut ui: UiArgs,
+    size: Option<InputSize>,
+    stdout_rows: bool,
+) -> Result<Watch, Error> {
+    let processes = plan.cluster.as_ref().map_or(1, |c| c.processes());
+    if plan.cluster.as_ref().is_some_and(|c| c.process != 0) {
+        ui.ui = None;
+    }
+    let lines = explain::operator_lines(plan, plan.workers * processes);
+    let graph = Graph::from_explain("tideflow run", lines, &plan.stateful);
+    let status = plan.cluster.is_none()
+        && !(stdout_rows && std::io::stdout().is_terminal())
+        && (plan.progress.as_ref()).is_none_or(|p| p.lines.as_deref() != Some("-"));
+    let watch = Watch::start(&ui, graph, status, size)?;
+    plan.progress = ProgressPlan::watched(plan.progress.take(), watch.clone());
+    Ok(watch)
 }

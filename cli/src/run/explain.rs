@@ -86,7 +86,7 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
 }
 
 /// The operators `Plan::execute` builds, in dataflow order: (operator, description).
-fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
+pub(super) fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
     let mut lines = vec![("source", source(plan, workers))];
     let key = plan.schema.key_field.as_deref();
     if let (Some(join), Some(key)) = (&plan.join, key) {
