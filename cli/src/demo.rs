@@ -9,6 +9,7 @@ use tideflow::Event;
 use tideflow::WindowResult;
 
 use super::duration_arg;
+use crate::ui::{Graph, UiArgs, Watch};
 use tideflow::aggregate::Count;
 use tideflow::sink::{Parallelism, Sink};
 use tideflow::source::RateSource;
@@ -34,6 +35,10 @@ pub(crate) struct DemoArgs {
     /// Worker threads.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: u16,
+    /// Serve a live dashboard of the demo at http://HOST:PORT/ (as `tideflow run --ui`); a
+    /// PORT alone binds 127.0.0.1.
+    #[arg(long, value_name = "[HOST:]PORT")]
+    ui: Option<String>,
 }
 
 /// Runs `tideflow demo`.
@@ -53,7 +58,21 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
         .keys(args.keys)
         .duration(args.duration)
         .partitions(workers);
-    let report = execute(Config::workers(workers), move |flow| {
+    let watch = Watch::start(
+        &UiArgs {
+            ui: args.ui.clone(),
+            quiet: true,
+        },
+        graph(&args, window, workers),
+        false,
+        None,
+    )?;
+    let mut config = Config::workers(workers);
+    if !watch.is_empty() {
+        let watched = watch.clone();
+        config = config.progress(Duration::from_secs(1), move |p| watched.on_progress(p));
+    }
+    let report = execute(config, move |flow| {
         let records_in = flow.records_in();
         flow.source(source.clone())
             .with_event_time(|event| event.ts)
@@ -64,7 +83,8 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
             .aggregate(Count)
             .sink(DemoSink::new(records_in));
         Ok(())
-    })?;
+    })
+    .inspect_err(|e| watch.on_error(e))?;
     outln!(
         "done: {} events in {:.1}s ({:.0} events/s), {} window rows, {} late events",
         report.records_in,
@@ -74,6 +94,23 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
         report.late_dropped
     )?;
     Ok(())
+}
+
+/// The demo's operators, for its dashboard.
+fn graph(args: &DemoArgs, window: Window, workers: usize) -> Graph {
+    let lines = vec![
+        (
+            "source",
+            format!(
+                "rate generator, {} events/s over {} keys for {:?} ({workers} partitions); event time ts, watermark delay 0ms",
+                args.rate, args.keys, args.duration
+            ),
+        ),
+        ("exchange", format!("by key -> {workers} worker(s)")),
+        ("window", format!("{window:?}; one count per (key, window) once the watermark passes its end")),
+        ("sink", "standard output (JSON lines) and the latency report, on worker 0".to_string()),
+    ];
+    Graph::from_explain("tideflow demo", lines, &["tumbling"])
 }
 
 /// Prints window rows, and each second the input rate and the window-close latency: the time

@@ -174,8 +174,9 @@ impl Watch {
 
 /// Binds `given` (`[HOST:]PORT`, a port alone on localhost) for `--ui`.
 fn bind(given: &str) -> Result<TcpListener, Error> {
-    let cannot =
-        |reason: &dyn std::fmt::Display| Error::Config(format!("--ui: cannot listen on {given}: {reason}"));
+    let cannot = |reason: &dyn std::fmt::Display| {
+        Error::Config(format!("--ui: cannot listen on {given}: {reason}"))
+    };
     let address = listen_address(given)
         .ok_or_else(|| cannot(&"expected HOST:PORT or PORT, e.g. 127.0.0.1:8080"))?;
     TcpListener::bind(address.as_str()).map_err(|e| cannot(&e))

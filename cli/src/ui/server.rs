@@ -127,7 +127,10 @@ impl Dashboard {
             .build()
             .map_err(cannot)?;
         let app = Router::new()
-            .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+            .route(
+                "/",
+                get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+            )
             .route(
                 "/dashboard.js",
                 get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_JS) }),
@@ -277,8 +280,11 @@ mod tests {
             .trim_end_matches('/');
         let mut stream = TcpStream::connect(address).expect("connects");
         stream.set_read_timeout(Some(GUARD)).expect("a timeout");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-            .expect("sends");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        )
+        .expect("sends");
         stream
     }
 
@@ -296,7 +302,10 @@ mod tests {
             connect(&dashboard, path)
                 .read_to_string(&mut answer)
                 .expect("an answer");
-            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {answer}");
+            assert!(
+                answer.starts_with("HTTP/1.1 200 OK\r\n"),
+                "{path}: {answer}"
+            );
             assert!(answer.contains(expected), "{path}: {answer}");
         }
     }

@@ -98,7 +98,10 @@ impl StatusLine {
     /// A status line for an input of `size`, drawn at the first report.
     pub(crate) fn new(size: Option<InputSize>) -> StatusLine {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         StatusLine { bar, size }
     }
 
@@ -117,20 +120,36 @@ impl StatusLine {
     }
 }
 
-/// The line for `progress` on an input of `size`.
+/// The line for `progress` on an input of `size`: what is read first, so that a narrow
+/// terminal, which cuts the line, keeps it.
 fn status_text(progress: &Progress, size: Option<InputSize>) -> String {
     let rate = progress.input_rows_per_sec;
-    let mut text = format!(
-        "tideflow: {} records read, {}/s",
+    let mut text = String::from("tideflow: ");
+    if let Some(size) = size.filter(|size| size.records > 0) {
+        let about = if size.exact { "" } else { "~" };
+        let read = progress.input_rows.min(size.records);
+        let fraction = read as f64 / size.records as f64;
+        text.push_str(&format!("{about}{:.0}% read", fraction * 100.0));
+        if rate > 0.0 {
+            let left = (size.records - read) as f64 / rate;
+            text.push_str(&format!(", {about}{} left", seconds(left)));
+        }
+        text.push_str("; ");
+    }
+    text.push_str(&format!(
+        "{} records read, {}/s",
         grouped(progress.input_rows),
         grouped(rate.round() as u64)
-    );
+    ));
     match progress.watermark {
         Some(watermark) => {
             let time = i64::try_from(watermark)
                 .ok()
                 .and_then(chrono::DateTime::from_timestamp_millis)
-                .map_or_else(|| watermark.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+                .map_or_else(
+                    || watermark.to_string(),
+                    |t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                );
             text.push_str(&format!(", watermark {time}"));
         }
         None => text.push_str(", no watermark yet"),
@@ -140,16 +159,6 @@ fn status_text(progress: &Progress, size: Option<InputSize>) -> String {
     }
     let late = progress.late_rows_dropped + progress.late_rows_routed;
     text.push_str(&format!(", {} late", grouped(late)));
-    if let Some(size) = size.filter(|size| size.records > 0) {
-        let about = if size.exact { "" } else { "~" };
-        let read = progress.input_rows.min(size.records);
-        let fraction = read as f64 / size.records as f64;
-        text.push_str(&format!(", {about}{:.0}% read", fraction * 100.0));
-        if rate > 0.0 {
-            let left = (size.records - read) as f64 / rate;
-            text.push_str(&format!(", {about}{} left", seconds(left)));
-        }
-    }
     text
 }
 
@@ -158,7 +167,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut text = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             text.push(',');
         }
         text.push(digit);
@@ -200,13 +209,14 @@ mod tests {
         };
         assert_eq!(
             status_text(&progress, Some(size)),
-            "tideflow: 2,500 records read, 500/s, watermark 2023-11-14 22:13:20.000, lag 1.5s, 7 late, 25% read, 15.0s left"
+            "tideflow: 25% read, 15.0s left; 2,500 records read, 500/s, watermark 2023-11-14 22:13:20.000, lag 1.5s, 7 late"
         );
         let estimated = InputSize {
             exact: false,
             ..size
         };
-        assert!(status_text(&progress, Some(estimated)).ends_with("~25% read, ~15.0s left"));
+        assert!(status_text(&progress, Some(estimated))
+            .starts_with("tideflow: ~25% read, ~15.0s left; "));
         assert!(status_text(&progress, None).ends_with(", 7 late"));
     }
 
@@ -229,7 +239,10 @@ mod tests {
                 exact: true
             })
         );
-        assert_eq!(InputSize::of(Path::new("rate:rows_per_sec=10"), false), None);
+        assert_eq!(
+            InputSize::of(Path::new("rate:rows_per_sec=10"), false),
+            None
+        );
         assert_eq!(InputSize::of(Path::new("tcp://localhost:9"), false), None);
         let dir = tempfile::tempdir().expect("a directory");
         std::fs::write(dir.path().join("a.csv"), "ts,key\n1,a\n2,b\n3,c\n").expect("written");

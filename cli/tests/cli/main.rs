@@ -37,5 +37,6 @@ mod split;
 mod static_join;
 mod stop;
 mod support;
+mod ui;
 mod values;
 mod workspace;

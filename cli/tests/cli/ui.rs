@@ -1,0 +1,252 @@
+//! Watching a running job: the dashboard of `--ui` in a real browser (Debian's chromium, driven
+//! by playwright-core: scripts/browser-tools.sh and scripts/dashboard_check.cjs), and the
+//! status line of `tideflow run` under a pseudo-terminal (util-linux `script`) and without one.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{tideflow, ChildGuard, ROOT};
+
+/// How long the browser check may take (installing chromium and playwright-core on the first
+/// run included): a guard against a hang only.
+const BROWSER_GUARD: Duration = Duration::from_secs(900);
+
+/// The query of these tests: a paced generator, keyed one-second counts, rows to a file.
+fn query<'a>(input: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--input",
+        input,
+        "--time-field",
+        "ts",
+        "--key-field",
+        "key",
+        "--window",
+        "tumbling:1s",
+        "--agg",
+        "count",
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The operators `tideflow explain` lists for `args` (`run` replaced by `explain`), in order.
+fn operators(args: &[&str]) -> Vec<String> {
+    let mut explain = args.to_vec();
+    explain[0] = "explain";
+    let out = tideflow(&explain);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|kind| !matches!(*kind, "snapshots" | "progress" | "cluster"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The browser check's process and the browser's (whose id it writes to `pid_file`), both
+/// killed by their ids when dropped, whatever the test's outcome.
+struct BrowserGuard {
+    check: Child,
+    pid_file: std::path::PathBuf,
+}
+
+impl Drop for BrowserGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pid_file)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: kill(2) on a process id; it may have exited already.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.check.kill();
+        let _ = self.check.wait();
+    }
+}
+
+#[test]
+fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let checkpoints = dir.path().join("checkpoints");
+    let (output, checkpoints) = (output.to_str().unwrap(), checkpoints.to_str().unwrap());
+    let mut args = query(
+        "rate:rows_per_sec=2000,keys=4",
+        output,
+        &[
+            "--checkpoint-dir",
+            checkpoints,
+            "--snapshot-interval",
+            "300ms",
+        ],
+    );
+    let kinds = operators(&args);
+    args.extend(["--ui", "127.0.0.1:0"]);
+    let mut job = ChildGuard::spawn(&args, Stdio::null());
+    let mut stderr = BufReader::new(job.0.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let url = first
+        .trim_end()
+        .strip_prefix("tideflow: dashboard at ")
+        .unwrap_or_else(|| panic!("no dashboard address: {first}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let pid_file = dir.path().join("browser.pid");
+    let mut command = Command::new(Path::new(ROOT).join("scripts/browser-tools.sh"));
+    command
+        .arg("check")
+        .arg(&url)
+        .arg(&screenshot)
+        .arg(&pid_file);
+    command.arg("--snapshots").args(&kinds);
+    let check = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scripts/browser-tools.sh runs");
+    let mut browser = BrowserGuard { check, pid_file };
+    let started = Instant::now();
+    while browser.check.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < BROWSER_GUARD,
+            "the browser check did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut seen = String::new();
+    let mut failure = String::new();
+    use std::io::Read;
+    browser
+        .check
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    browser
+        .check
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut failure)
+        .unwrap();
+    let status = browser.check.wait().unwrap();
+    assert!(status.success(), "{}", failure.trim_end());
+    let seen: Value = serde_json::from_str(seen.trim()).expect("one JSON line");
+    assert_eq!(seen["graph"], serde_json::json!(kinds));
+    assert!(seen["snapshotRows"].as_u64().unwrap() >= 1, "{seen}");
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!("the dashboard's screenshot: {}", screenshot.display());
+}
+
+/// `tideflow run` on a 2,500-record input paced at 1,000/s, under a pseudo-terminal
+/// (`script`), with `extra`; what the terminal received.
+fn on_a_terminal(dir: &Path, extra: &str) -> String {
+    let output = dir.join("out.jsonl");
+    let args = query(
+        "rate:rows_per_sec=1000,count=2500",
+        output.to_str().unwrap(),
+        &[],
+    );
+    // A terminal as wide as the whole line (script's has no size).
+    let command = format!(
+        "stty rows 50 cols 250; {} {} {extra}",
+        env!("CARGO_BIN_EXE_tideflow"),
+        args.join(" ")
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .current_dir(ROOT)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux is needed for the status-line tests");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tideflow: 2500 records read"), "{text}");
+    text
+}
+
+#[test]
+fn the_status_line_shows_on_a_terminal_and_is_cleared_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = on_a_terminal(dir.path(), "");
+    let start = text
+        .rfind("% read, ")
+        .unwrap_or_else(|| panic!("no status line: {text:?}"));
+    let last = start + text[start..].find(" late").expect("the late count");
+    let line = &text[start..last];
+    assert!(
+        line.contains(" records read, ")
+            && line.contains("/s, watermark ")
+            && line.contains(", lag "),
+        "{line:?}"
+    );
+    // Cleared (erase in line) before the summary.
+    let summary = text.find("tideflow: 2500 records read").unwrap();
+    assert!(text[last..summary].contains("\x1b[2K"), "{text:?}");
+}
+
+#[test]
+fn the_status_line_is_off_with_quiet_and_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = on_a_terminal(dir.path(), "--quiet");
+    assert!(
+        !text.contains("% read") && !text.contains('\x1b'),
+        "{text:?}"
+    );
+
+    let output = dir.path().join("out.jsonl");
+    let stderr_path = dir.path().join("stderr.txt");
+    let args = query(
+        "rate:rows_per_sec=1000,count=2500",
+        output.to_str().unwrap(),
+        &[],
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_tideflow"))
+        .args(&args)
+        .current_dir(ROOT)
+        .stderr(File::create(&stderr_path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        stderr.starts_with("tideflow: 2500 records read"),
+        "{stderr:?}"
+    );
+    assert!(
+        !stderr.contains("% read") && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn a_bad_ui_address_is_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let args = query(
+        "rate:rows_per_sec=10,count=10",
+        output.to_str().unwrap(),
+        &["--ui", "nowhere"],
+    );
+    let stderr = crate::support::fails(&args, 2);
+    assert!(
+        stderr.starts_with("tideflow: --ui: cannot listen on nowhere"),
+        "{stderr}"
+    );
+}
