@@ -368,7 +368,7 @@ impl Checkpointer {
     fn follower_committed(&self, state: &mut State, epoch: u64) {
         if let Some(pending) = state.pending.take_if(|p| p.epoch == epoch) {
             let bytes = pending.parts.values().map(|p| p.size).sum();
-            state.report.record(bytes, pending.started.elapsed());
+            state.report.record(epoch, bytes, pending.started.elapsed());
         }
         self.pending_epoch.store(u64::MAX, Ordering::Release);
         state.committed(epoch, self.interval);

@@ -175,7 +175,7 @@ impl Checkpointer {
         }
         self.collect_garbage();
         let bytes = manifest.parts.iter().map(|p| p.size).sum();
-        state.report.record(bytes, pending.started.elapsed());
+        state.report.record(epoch, bytes, pending.started.elapsed());
         state.committed(epoch, self.interval);
         if self.post.is_some() {
             self.committed_in_cluster(state, epoch)?;

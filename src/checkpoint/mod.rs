@@ -176,6 +176,8 @@ pub struct SnapshotReport {
     /// Snapshots completed (manifest written, output committed) by this run, the final one
     /// included.
     pub completed: u64,
+    /// The epoch of the last completed snapshot.
+    pub last_epoch: Option<u64>,
     /// The size in bytes of the last completed snapshot's parts.
     pub last_bytes: u64,
     /// The size in bytes of the largest completed snapshot.
@@ -192,9 +194,10 @@ pub struct SnapshotReport {
 }
 
 impl SnapshotReport {
-    /// A snapshot of `bytes` completed, `took` after its epoch began.
-    fn record(&mut self, bytes: u64, took: Duration) {
+    /// The snapshot at `epoch`, of `bytes`, completed `took` after its epoch began.
+    fn record(&mut self, epoch: u64, bytes: u64, took: Duration) {
         self.completed += 1;
+        self.last_epoch = Some(epoch);
         self.last_bytes = bytes;
         self.max_bytes = self.max_bytes.max(bytes);
         self.last_duration = took;

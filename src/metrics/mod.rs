@@ -185,6 +185,8 @@ fn event_time_lag(timestamp_ms: u64, watermark: Option<u64>) -> Option<i64> {
 pub struct SnapshotProgress {
     /// Snapshots completed.
     pub completed: u64,
+    /// The epoch of the last one (`None` before the first).
+    pub last_epoch: Option<u64>,
     /// How long the last one took, from its epoch's start to its commit, ms.
     pub last_duration_ms: f64,
     /// The size of the last one's parts, bytes.
@@ -438,6 +440,7 @@ impl ReportState {
             let report = checkpointer.report();
             SnapshotProgress {
                 completed: report.completed,
+                last_epoch: report.last_epoch,
                 last_duration_ms: report.last_duration.as_secs_f64() * 1e3,
                 last_bytes: report.last_bytes,
             }

@@ -427,6 +427,10 @@ fn cli_progress_reports_snapshots_and_routed_late_rows() {
     assert!(completed >= 2, "{last}");
     assert!(last["snapshot"]["last_bytes"].as_u64().unwrap() > 0);
     assert!(last["snapshot"]["last_duration_ms"].is_number());
+    assert!(
+        last["snapshot"]["last_epoch"].as_u64().unwrap() >= 1,
+        "{last}"
+    );
     let measured: u64 = lines
         .iter()
         .filter_map(|l| l["latency_ms"]["rows"].as_u64())

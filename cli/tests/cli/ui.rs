@@ -3,7 +3,7 @@
 //! status line of `tideflow run` under a pseudo-terminal (util-linux `script`) and without one.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,6 +73,72 @@ impl Drop for BrowserGuard {
     }
 }
 
+/// The first line of `job`'s standard error: the dashboard's address.
+fn dashboard_url(job: &mut ChildGuard) -> String {
+    let mut stderr = BufReader::new(job.0.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let url = first
+        .trim_end()
+        .strip_prefix("tideflow: dashboard at ")
+        .unwrap_or_else(|| panic!("no dashboard address: {first}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url
+}
+
+/// Opens `url` in the browser (scripts/dashboard_check.cjs with `flags`), checks that its graph
+/// shows `kinds`, saves a screenshot as `name` in the tests' target directory, and returns
+/// what the check saw.
+fn check_in_browser(url: &str, kinds: &[String], flags: &[&str], name: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_file(&screenshot);
+    let pid_file = dir.path().join("browser.pid");
+    let mut command = Command::new(Path::new(ROOT).join("scripts/browser-tools.sh"));
+    command
+        .arg("check")
+        .arg(url)
+        .arg(&screenshot)
+        .arg(&pid_file);
+    command.args(flags).args(kinds);
+    let check = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scripts/browser-tools.sh runs");
+    let mut browser = BrowserGuard { check, pid_file };
+    let started = Instant::now();
+    while browser.check.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < BROWSER_GUARD,
+            "the browser check did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (mut seen, mut failure) = (String::new(), String::new());
+    let check = &mut browser.check;
+    check
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut seen)
+        .unwrap();
+    check
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut failure)
+        .unwrap();
+    assert!(check.wait().unwrap().success(), "{}", failure.trim_end());
+    let seen: Value = serde_json::from_str(seen.trim()).expect("one JSON line");
+    assert_eq!(seen["graph"], serde_json::json!(kinds));
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    eprintln!("the dashboard's screenshot: {}", screenshot.display());
+    seen
+}
+
 #[test]
 fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,65 +158,43 @@ fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real
     let kinds = operators(&args);
     args.extend(["--ui", "127.0.0.1:0"]);
     let mut job = ChildGuard::spawn(&args, Stdio::null());
-    let mut stderr = BufReader::new(job.0.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .trim_end()
-        .strip_prefix("tideflow: dashboard at ")
-        .unwrap_or_else(|| panic!("no dashboard address: {first}"))
-        .to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-
-    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let pid_file = dir.path().join("browser.pid");
-    let mut command = Command::new(Path::new(ROOT).join("scripts/browser-tools.sh"));
-    command
-        .arg("check")
-        .arg(&url)
-        .arg(&screenshot)
-        .arg(&pid_file);
-    command.arg("--snapshots").args(&kinds);
-    let check = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("scripts/browser-tools.sh runs");
-    let mut browser = BrowserGuard { check, pid_file };
-    let started = Instant::now();
-    while browser.check.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < BROWSER_GUARD,
-            "the browser check did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let mut seen = String::new();
-    let mut failure = String::new();
-    use std::io::Read;
-    browser
-        .check
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut seen)
-        .unwrap();
-    browser
-        .check
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut failure)
-        .unwrap();
-    let status = browser.check.wait().unwrap();
-    assert!(status.success(), "{}", failure.trim_end());
-    let seen: Value = serde_json::from_str(seen.trim()).expect("one JSON line");
-    assert_eq!(seen["graph"], serde_json::json!(kinds));
+    let url = dashboard_url(&mut job);
+    let seen = check_in_browser(&url, &kinds, &["--snapshots"], "dashboard.png");
     assert!(seen["snapshotRows"].as_u64().unwrap() >= 1, "{seen}");
-    let png = std::fs::read(&screenshot).expect("a screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    eprintln!("the dashboard's screenshot: {}", screenshot.display());
+}
+
+#[test]
+fn process_0_of_a_cluster_shows_every_process_on_its_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.jsonl");
+    let run = query(
+        "rate:rows_per_sec=2000,keys=4",
+        output.to_str().unwrap(),
+        &[],
+    );
+    let kinds = operators(
+        &[
+            &[
+                "run",
+                "--processes",
+                "2",
+                "--process-id",
+                "0",
+                "--hosts",
+                "127.0.0.1:1,127.0.0.1:2",
+                "--cluster-secret",
+                "test",
+            ],
+            &run[1..],
+        ]
+        .concat(),
+    );
+    let mut args = vec!["cluster", "--local", "2", "--"];
+    args.extend(run);
+    args.extend(["--ui", "127.0.0.1:0"]);
+    let mut job = ChildGuard::spawn(&args, Stdio::null());
+    let url = dashboard_url(&mut job);
+    check_in_browser(&url, &kinds, &["--processes", "2"], "dashboard-cluster.png");
 }
 
 /// `tideflow run` on a 2,500-record input paced at 1,000/s, under a pseudo-terminal

@@ -188,6 +188,7 @@
     if (snapshot && snapshot.completed > known) {
       state.snapshots.push({
         completed: snapshot.completed,
+        epoch: snapshot.last_epoch,
         bytes: snapshot.last_bytes,
         duration: snapshot.last_duration_ms,
         at: f.timestamp_ms,
@@ -200,9 +201,10 @@
   function drawSnapshots() {
     const now = Date.now();
     $("snapshots-none").hidden = state.snapshots.length > 0;
+    $("snapshots").hidden = state.snapshots.length === 0;
     $("snapshots").querySelector("tbody").replaceChildren(...state.snapshots.slice().reverse().map((s) => {
       const row = document.createElement("tr");
-      for (const value of ["#" + s.completed, bytes(s.bytes), s.duration.toFixed(1) + " ms", duration(now - s.at)]) {
+      for (const value of [s.epoch == null ? "–" : s.epoch, bytes(s.bytes), s.duration.toFixed(1) + " ms", duration(now - s.at)]) {
         const cell = document.createElement("td");
         cell.textContent = value;
         row.append(cell);
