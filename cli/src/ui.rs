@@ -190,35 +190,27 @@ fn is_path(path: &Path) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::collections::BTreeMap;
+    use tideflow::sink::MemorySink;
+    use tideflow::source::MemorySource;
 
     use super::*;
 
-    /// A report of an empty job, numbered `batch`.
+    /// A report of a job that read nothing, numbered `batch` (not the final one).
     pub(crate) fn report(batch: u64) -> Progress {
-        Progress {
-            timestamp_ms: 1_700_000_000_000,
-            interval_ms: 1_000,
-            batch,
-            is_final: false,
-            input_rows: 0,
-            input_rows_per_sec: 0.0,
-            processed_rows: 0,
-            processed_rows_per_sec: 0.0,
-            watermark: None,
-            event_time_lag_ms: None,
-            output_rows: 0,
-            windows_emitted: 0,
-            late_rows_dropped: 0,
-            late_rows_routed: 0,
-            rows_skipped: 0,
-            rows_dead_lettered: 0,
-            state: BTreeMap::new(),
-            snapshot: None,
-            latency_ms: None,
-            source_partitions: Vec::new(),
-            cluster: None,
-        }
+        let (config, reports) =
+            tideflow::Config::workers(1).progress_channel(std::time::Duration::from_secs(60));
+        tideflow::execute(config, |flow| {
+            flow.source(MemorySource::new(Vec::<u64>::new()))
+                .with_event_time(|t| *t)
+                .with_watermark(std::time::Duration::ZERO)
+                .sink(MemorySink::new());
+            Ok(())
+        })
+        .expect("an empty job runs");
+        let mut report = reports.iter().last().expect("a final report");
+        report.batch = batch;
+        report.is_final = false;
+        report
     }
 
     #[test]

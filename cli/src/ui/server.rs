@@ -37,12 +37,34 @@ const BACKLOG: usize = 64;
 /// How long the process waits, at the end, for open pages to receive the last events.
 const FAREWELL: Duration = Duration::from_millis(300);
 
-/// The page and what it loads.
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const DASHBOARD_JS: &str = include_str!("assets/dashboard.js");
-const DASHBOARD_CSS: &str = include_str!("assets/dashboard.css");
-const UPLOT_JS: &str = include_str!("assets/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("assets/uPlot.min.css");
+/// The page and what it loads: (path, content type, body).
+const ASSETS: [(&str, &str, &str); 5] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("assets/index.html"),
+    ),
+    (
+        "/dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/dashboard.js"),
+    ),
+    (
+        "/dashboard.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/dashboard.css"),
+    ),
+    (
+        "/uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/uPlot.iife.min.js"),
+    ),
+    (
+        "/uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/uPlot.min.css"),
+    ),
+];
 
 /// One event pushed to the pages.
 #[derive(Clone, Debug)]
@@ -126,27 +148,11 @@ impl Dashboard {
             .enable_time()
             .build()
             .map_err(cannot)?;
-        let app = Router::new()
-            .route(
-                "/",
-                get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-            )
-            .route(
-                "/dashboard.js",
-                get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_JS) }),
-            )
-            .route(
-                "/dashboard.css",
-                get(|| async { asset("text/css; charset=utf-8", DASHBOARD_CSS) }),
-            )
-            .route(
-                "/uPlot.iife.min.js",
-                get(|| async { asset("text/javascript; charset=utf-8", UPLOT_JS) }),
-            )
-            .route(
-                "/uPlot.min.css",
-                get(|| async { asset("text/css; charset=utf-8", UPLOT_CSS) }),
-            )
+        let mut app = Router::new();
+        for (path, content_type, body) in ASSETS {
+            app = app.route(path, get(move || async move { asset(content_type, body) }));
+        }
+        let app = app
             .route("/events", get(events))
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();

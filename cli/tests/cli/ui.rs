@@ -16,30 +16,37 @@ use crate::support::{tideflow, ChildGuard, ROOT};
 /// run included): a guard against a hang only.
 const BROWSER_GUARD: Duration = Duration::from_secs(900);
 
-/// The query of these tests: a paced generator, keyed one-second counts, rows to a file.
-fn query<'a>(input: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "--input",
-        input,
-        "--time-field",
-        "ts",
-        "--key-field",
-        "key",
-        "--window",
-        "tumbling:1s",
-        "--agg",
-        "count",
-        "--output",
-        output,
-    ];
-    args.extend_from_slice(extra);
-    args
+/// The query of these tests on a generated `input`, keyed one-second counts.
+const QUERY: [&str; 8] = [
+    "--time-field",
+    "ts",
+    "--key-field",
+    "key",
+    "--window",
+    "tumbling:1s",
+    "--agg",
+    "count",
+];
+
+/// `tideflow run` of [`QUERY`] on `input`, its rows to a file in `dir`, then `extra`.
+fn query(dir: &Path, input: &str, extra: &[&str]) -> Vec<String> {
+    let output = dir.join("out.jsonl").to_string_lossy().into_owned();
+    let head = ["run", "--input", input, "--output", &output];
+    [&head[..], &QUERY, extra]
+        .concat()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `args` as `&str`s.
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 /// The operators `tideflow explain` lists for `args` (`run` replaced by `explain`), in order.
-fn operators(args: &[&str]) -> Vec<String> {
-    let mut explain = args.to_vec();
+fn operators(args: &[String]) -> Vec<String> {
+    let mut explain = strs(args);
     explain[0] = "explain";
     let out = tideflow(&explain);
     assert!(out.status.success(), "{out:?}");
@@ -142,22 +149,13 @@ fn check_in_browser(url: &str, kinds: &[String], flags: &[&str], name: &str) -> 
 #[test]
 fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.jsonl");
     let checkpoints = dir.path().join("checkpoints");
-    let (output, checkpoints) = (output.to_str().unwrap(), checkpoints.to_str().unwrap());
-    let mut args = query(
-        "rate:rows_per_sec=2000,keys=4",
-        output,
-        &[
-            "--checkpoint-dir",
-            checkpoints,
-            "--snapshot-interval",
-            "300ms",
-        ],
-    );
+    let snapshots = ["--checkpoint-dir", checkpoints.to_str().unwrap()];
+    let mut args = query(dir.path(), "rate:rows_per_sec=2000,keys=4", &snapshots);
+    args.extend(["--snapshot-interval".into(), "300ms".into()]);
     let kinds = operators(&args);
-    args.extend(["--ui", "127.0.0.1:0"]);
-    let mut job = ChildGuard::spawn(&args, Stdio::null());
+    args.extend(["--ui".into(), "127.0.0.1:0".into()]);
+    let mut job = ChildGuard::spawn(&strs(&args), Stdio::null());
     let url = dashboard_url(&mut job);
     let seen = check_in_browser(&url, &kinds, &["--snapshots"], "dashboard.png");
     assert!(seen["snapshotRows"].as_u64().unwrap() >= 1, "{seen}");
@@ -166,46 +164,24 @@ fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real
 #[test]
 fn process_0_of_a_cluster_shows_every_process_on_its_dashboard() {
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.jsonl");
-    let run = query(
-        "rate:rows_per_sec=2000,keys=4",
-        output.to_str().unwrap(),
-        &[],
-    );
-    let kinds = operators(
-        &[
-            &[
-                "run",
-                "--processes",
-                "2",
-                "--process-id",
-                "0",
-                "--hosts",
-                "127.0.0.1:1,127.0.0.1:2",
-                "--cluster-secret",
-                "test",
-            ],
-            &run[1..],
-        ]
-        .concat(),
-    );
+    let run = query(dir.path(), "rate:rows_per_sec=2000,keys=4", &[]);
+    // A cluster's processes run the operators of a single process.
+    let kinds = operators(&run);
     let mut args = vec!["cluster", "--local", "2", "--"];
-    args.extend(run);
+    args.extend(strs(&run));
     args.extend(["--ui", "127.0.0.1:0"]);
     let mut job = ChildGuard::spawn(&args, Stdio::null());
     let url = dashboard_url(&mut job);
     check_in_browser(&url, &kinds, &["--processes", "2"], "dashboard-cluster.png");
 }
 
-/// `tideflow run` on a 2,500-record input paced at 1,000/s, under a pseudo-terminal
+/// A 2,500-record input paced at 1,000/s.
+const BOUNDED: &str = "rate:rows_per_sec=1000,count=2500";
+
+/// `tideflow run` on [`BOUNDED`], under a pseudo-terminal
 /// (`script`), with `extra`; what the terminal received.
 fn on_a_terminal(dir: &Path, extra: &str) -> String {
-    let output = dir.join("out.jsonl");
-    let args = query(
-        "rate:rows_per_sec=1000,count=2500",
-        output.to_str().unwrap(),
-        &[],
-    );
+    let args = query(dir, BOUNDED, &[]);
     // A terminal as wide as the whole line (script's has no size).
     let command = format!(
         "stty rows 50 cols 250; {} {} {extra}",
@@ -254,13 +230,8 @@ fn the_status_line_is_off_with_quiet_and_when_stderr_is_not_a_terminal() {
         "{text:?}"
     );
 
-    let output = dir.path().join("out.jsonl");
     let stderr_path = dir.path().join("stderr.txt");
-    let args = query(
-        "rate:rows_per_sec=1000,count=2500",
-        output.to_str().unwrap(),
-        &[],
-    );
+    let args = query(dir.path(), BOUNDED, &[]);
     let status = Command::new(env!("CARGO_BIN_EXE_tideflow"))
         .args(&args)
         .current_dir(ROOT)
@@ -282,12 +253,12 @@ fn the_status_line_is_off_with_quiet_and_when_stderr_is_not_a_terminal() {
 #[test]
 fn a_bad_ui_address_is_one_line_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.jsonl");
     let args = query(
+        dir.path(),
         "rate:rows_per_sec=10,count=10",
-        output.to_str().unwrap(),
         &["--ui", "nowhere"],
     );
+    let args = strs(&args);
     let stderr = crate::support::fails(&args, 2);
     assert!(
         stderr.starts_with("tideflow: --ui: cannot listen on nowhere"),
