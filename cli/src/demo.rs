@@ -63,7 +63,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
             ui: args.ui.clone(),
             quiet: true,
         },
-        graph(&args, window, workers),
+        graph(&args, workers),
         false,
         None,
     )?;
@@ -97,7 +97,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<(), Error> {
 }
 
 /// The demo's operators, for its dashboard.
-fn graph(args: &DemoArgs, window: Window, workers: usize) -> Graph {
+fn graph(args: &DemoArgs, workers: usize) -> Graph {
     let lines = vec![
         (
             "source",
@@ -107,7 +107,13 @@ fn graph(args: &DemoArgs, window: Window, workers: usize) -> Graph {
             ),
         ),
         ("exchange", format!("by key -> {workers} worker(s)")),
-        ("window", format!("{window:?}; one count per (key, window) once the watermark passes its end")),
+        (
+            "window",
+            format!(
+                "tumbling {:?}; one count per (key, window) once the watermark passes its end",
+                args.window
+            ),
+        ),
         ("sink", "standard output (JSON lines) and the latency report, on worker 0".to_string()),
     ];
     Graph::from_explain("tideflow demo", lines, &["tumbling"])

@@ -10,7 +10,7 @@
   const state = { graph: null, last: null, previous: null, snapshots: [], ended: false };
 
   const CHARTS = [
-    { id: "chart-rates", lines: [["input rows/s", "#0969da", "input"], ["processed rows/s", "#cf222e", "processed"]] },
+    { id: "chart-rates", lines: [["input rows/s", "#0969da", "input"], ["processed rows/s", "#cf222e", "processed", [6, 4]]] },
     { id: "chart-lag", lines: [["watermark lag, s", "#8250df", "lag"]] },
     { id: "chart-latency", lines: [["p50", "#1a7f37", "p50"], ["p99", "#bf8700", "p99"]] },
     { id: "chart-late", lines: [["late records", "#cf222e", "late"]] },
@@ -34,9 +34,9 @@
     if (n == null) return "";
     const abs = Math.abs(n);
     for (const [unit, size] of [["G", 1e9], ["M", 1e6], ["k", 1e3]]) {
-      if (abs >= size) return +(n / size).toFixed(2) + unit;
+      if (abs >= size) return +(n / size).toPrecision(4) + unit;
     }
-    return +n.toFixed(2) + "";
+    return +n.toPrecision(4) + "";
   };
   const time = (ms) => (ms == null ? "–" : new Date(ms).toISOString().replace("T", " ").slice(0, 23));
   const duration = (ms) => {
@@ -167,7 +167,7 @@
       height: 190,
       scales: { x: { time: true } },
       axes: [{}, { size: 60, values: (u, values) => values.map(compact) }],
-      series: [{}].concat(spec.lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: true }))),
+      series: [{}].concat(spec.lines.map(([label, stroke, , dash]) => ({ label, stroke, dash, width: 2, spanGaps: true }))),
     };
     charts[spec.id] = new uPlot(opts, [[]].concat(spec.lines.map(() => [])), element);
     return charts[spec.id];
