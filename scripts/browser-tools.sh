@@ -59,6 +59,6 @@ case "${1:-}" in
         NODE_PATH="$PACKAGES/node_modules" CHROMIUM="$CHROMIUM" exec node "$HERE/dashboard_check.cjs" "$@"
         ;;
     *)
-        die "usage: browser-tools.sh install | check URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] KIND..."
+        die "usage: browser-tools.sh install | check URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] [--error TEXT] KIND..."
         ;;
 esac

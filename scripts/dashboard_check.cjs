@@ -1,12 +1,14 @@
 // Checks the live dashboard of a running `tideflow run --ui` in a real browser: Debian's
 // chromium, headless, driven by playwright-core (run it with scripts/browser-tools.sh check).
 //
-//   dashboard_check.cjs URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] KIND...
+//   dashboard_check.cjs URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] [--error TEXT] KIND...
 //
 // It opens URL and checks that the job graph shows the operators KIND... in order, that the
 // rate chart's values change between two moments, with --snapshots that the snapshots table
 // fills, with --processes N that the processes table shows N processes (a cluster's process 0),
 // --settle S waits S seconds more before the screenshot (for a picture with longer charts),
+// --error TEXT prints "ready" once those checks pass, then waits for the page to show the job's
+// error, containing TEXT (the test makes the job fail when it reads "ready"),
 // and that the console shows no error; it saves a screenshot of the page to
 // SCREENSHOT.png and the browser's process id to PID_FILE (so that a test can stop it by its
 // id whatever happens here). It prints what it saw as one JSON line; exit code 1 and one line
@@ -25,9 +27,11 @@ async function main() {
   const processes = at >= 0 ? Number(args.splice(at, 2)[1]) : 0;
   const settleAt = args.indexOf("--settle");
   const settle = settleAt >= 0 ? Number(args.splice(settleAt, 2)[1]) : 0;
+  const errorAt = args.indexOf("--error");
+  const expectedError = errorAt >= 0 ? args.splice(errorAt, 2)[1] : null;
   const [url, screenshot, pidFile, ...kinds] = args.filter((a) => a !== "--snapshots");
   if (!url || !screenshot || !pidFile || kinds.length === 0) {
-    throw new Error("usage: dashboard_check.cjs URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] KIND...");
+    throw new Error("usage: dashboard_check.cjs URL SCREENSHOT.png PID_FILE [--snapshots] [--processes N] [--settle S] [--error TEXT] KIND...");
   }
   // A new, empty profile: Playwright gives the browser a temporary --user-data-dir.
   const server = await chromium.launchServer({
@@ -75,11 +79,20 @@ async function main() {
     if (processes) {
       await page.waitForFunction((n) => document.querySelectorAll("#processes tbody tr").length === n, processes);
     }
+    let errorShown = null;
+    if (expectedError !== null) {
+      console.log("ready");
+      await page.waitForFunction(() => !document.getElementById("error").hidden);
+      errorShown = await page.$eval("#error-message", (e) => e.textContent);
+      if (!errorShown.includes(expectedError)) throw new Error(`the page shows the error ${JSON.stringify(errorShown)}`);
+      const status = await page.$eval("#status", (e) => e.textContent);
+      if (status !== "failed") throw new Error(`the page's status is ${status}, not failed`);
+    }
     if (settle) await page.waitForTimeout(settle * 1000);
     const live = await page.$$eval("#graph .node .live", (nodes) => nodes.map((n) => n.textContent));
     await page.screenshot({ path: screenshot, fullPage: true });
     if (errors.length) throw new Error("the console shows errors: " + JSON.stringify(errors));
-    console.log(JSON.stringify({ graph: shown, live, points: [first.points, second.points], snapshotRows }));
+    console.log(JSON.stringify({ graph: shown, live, points: [first.points, second.points], snapshotRows, errorShown }));
   } finally {
     await server.close().catch(stop);
   }

@@ -95,50 +95,54 @@ fn dashboard_url(job: &mut ChildGuard) -> String {
 }
 
 /// Opens `url` in the browser (scripts/dashboard_check.cjs with `flags`), checks that its graph
-/// shows `kinds`, saves a screenshot as `name` in the tests' target directory, and returns
-/// what the check saw.
-fn check_in_browser(url: &str, kinds: &[String], flags: &[&str], name: &str) -> Value {
+/// shows `kinds`, calls `on_ready` if the check says "ready" (with `--error`), saves a
+/// screenshot as `name` in the tests' target directory, and returns what the check saw.
+fn check_in_browser(
+    url: &str,
+    kinds: &[String],
+    flags: &[&str],
+    name: &str,
+    on_ready: impl FnOnce(),
+) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_file(&screenshot);
     let pid_file = dir.path().join("browser.pid");
     let mut command = Command::new(Path::new(ROOT).join("scripts/browser-tools.sh"));
-    command
-        .arg("check")
-        .arg(url)
-        .arg(&screenshot)
-        .arg(&pid_file);
-    command.args(flags).args(kinds);
+    command.arg("check").arg(url).arg(&screenshot);
+    command.arg(&pid_file).args(flags).args(kinds);
     let check = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("scripts/browser-tools.sh runs");
     let mut browser = BrowserGuard { check, pid_file };
-    let started = Instant::now();
-    while browser.check.try_wait().unwrap().is_none() {
+    let (lines, said) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(browser.check.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let (started, mut on_ready, mut last) = (Instant::now(), Some(on_ready), String::new());
+    while browser.check.try_wait().unwrap().is_none() || !reader.is_finished() {
         assert!(
             started.elapsed() < BROWSER_GUARD,
             "the browser check did not end"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        match said.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line == "ready" => on_ready.take().expect("one ready")(),
+            Ok(line) => last = line,
+            Err(_) => {}
+        }
     }
-    let (mut seen, mut failure) = (String::new(), String::new());
+    last = said.try_iter().last().unwrap_or(last);
+    let mut failure = String::new();
     let check = &mut browser.check;
-    check
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut seen)
-        .unwrap();
-    check
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut failure)
-        .unwrap();
+    let stderr = check.stderr.as_mut().unwrap();
+    stderr.read_to_string(&mut failure).unwrap();
     assert!(check.wait().unwrap().success(), "{}", failure.trim_end());
-    let seen: Value = serde_json::from_str(seen.trim()).expect("one JSON line");
+    let seen: Value = serde_json::from_str(&last).expect("a JSON line");
     assert_eq!(seen["graph"], serde_json::json!(kinds));
     let png = std::fs::read(&screenshot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
@@ -157,7 +161,7 @@ fn the_dashboard_of_a_running_job_shows_its_graph_charts_and_snapshots_in_a_real
     args.extend(["--ui".into(), "127.0.0.1:0".into()]);
     let mut job = ChildGuard::spawn(&strs(&args), Stdio::null());
     let url = dashboard_url(&mut job);
-    let seen = check_in_browser(&url, &kinds, &["--snapshots"], "dashboard.png");
+    let seen = check_in_browser(&url, &kinds, &["--snapshots"], "dashboard.png", || {});
     assert!(seen["snapshotRows"].as_u64().unwrap() >= 1, "{seen}");
 }
 
@@ -172,7 +176,29 @@ fn process_0_of_a_cluster_shows_every_process_on_its_dashboard() {
     args.extend(["--ui", "127.0.0.1:0"]);
     let mut job = ChildGuard::spawn(&args, Stdio::null());
     let url = dashboard_url(&mut job);
-    check_in_browser(&url, &kinds, &["--processes", "2"], "dashboard-cluster.png");
+    let flags = ["--processes", "2"];
+    check_in_browser(&url, &kinds, &flags, "dashboard-cluster.png", || {});
+}
+
+#[test]
+fn the_dashboard_shows_the_error_the_job_stopped_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = query(dir.path(), "-", &["--format", "jsonl"]);
+    let kinds = operators(&args);
+    args.extend(["--ui".into(), "127.0.0.1:0".into()]);
+    let mut job = ChildGuard::spawn(&strs(&args), Stdio::piped());
+    let url = dashboard_url(&mut job);
+    let mut stdin = job.0.stdin.take().unwrap();
+    let flags = ["--error", "stdin:2: "];
+    let seen = check_in_browser(&url, &kinds, &flags, "dashboard-error.png", || {
+        use std::io::Write;
+        stdin
+            .write_all(b"{\"ts\": 1, \"key\": \"a\"}\nnot json\n")
+            .expect("the job reads its input");
+        stdin.flush().unwrap();
+    });
+    let (code, _, _) = job.finish();
+    assert_eq!(code, Some(2), "{seen}");
 }
 
 /// A 2,500-record input paced at 1,000/s.

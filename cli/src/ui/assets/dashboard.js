@@ -44,7 +44,9 @@
     const s = Math.abs(ms) / 1000, sign = ms < 0 ? "-" : "";
     if (s < 1) return sign + Math.round(s * 1000) + " ms";
     if (s < 60) return sign + s.toFixed(1) + " s";
-    return sign + Math.floor(s / 60) + " m " + String(Math.floor(s % 60)).padStart(2, "0") + " s";
+    if (s < 3600) return sign + Math.floor(s / 60) + " m " + String(Math.floor(s % 60)).padStart(2, "0") + " s";
+    if (s < 86400) return sign + Math.floor(s / 3600) + " h " + String(Math.floor(s / 60) % 60).padStart(2, "0") + " m";
+    return sign + Math.floor(s / 86400).toLocaleString("en-US") + " d " + Math.floor(s / 3600) % 24 + " h";
   };
 
   /** The figures of the whole job: on process 0 of a cluster, the totals over every process. */
