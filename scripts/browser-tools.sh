@@ -6,7 +6,8 @@
 #   scripts/browser-tools.sh install        install them once, print the node_modules directory
 #   scripts/browser-tools.sh check URL ...  run scripts/dashboard_check.cjs URL ... with them
 #
-# chromium comes from apt (as root; else it must be installed already); playwright-core is
+# chromium (and node and npm, if missing) come from apt (as root; else they must be installed
+# already); playwright-core is
 # installed with npm into ${TIDEFLOW_CACHE_DIR:-~/.cache/tideflow}/browser-tools on first use
 # (registry access needed once), pinned, so that every machine drives the same version.
 set -euo pipefail
@@ -24,11 +25,15 @@ install() {
     # Tests call this in parallel: one installs, the others wait for it.
     exec 9>"$CACHE/install.lock"
     flock 9
-    if [[ ! -x "$CHROMIUM" ]]; then
+    local missing=()
+    [[ -x "$CHROMIUM" ]] || missing+=(chromium)
+    command -v node >/dev/null || missing+=(nodejs)
+    command -v npm >/dev/null || missing+=(npm)
+    if (( ${#missing[@]} )); then
         [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null \
-            || die "$CHROMIUM is missing: install Debian's chromium package (apt-get install chromium)"
-        { apt-get update -qq && apt-get install -y -qq chromium; } >"$CACHE/apt.log" 2>&1 \
-            || die "cannot install chromium with apt-get: see $CACHE/apt.log"
+            || die "${missing[*]} missing: install Debian's packages (apt-get install ${missing[*]})"
+        { apt-get update -qq && apt-get install -y -qq "${missing[@]}"; } >"$CACHE/apt.log" 2>&1 \
+            || die "cannot install ${missing[*]} with apt-get: see $CACHE/apt.log"
     fi
     if [[ -f "$PACKAGES/installed.txt" && "$(cat "$PACKAGES/installed.txt")" == "${REQUIREMENTS[*]}" ]]; then
         return
