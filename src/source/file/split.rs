@@ -97,10 +97,16 @@ fn scan(
     Ok(starts)
 }
 
-/// The line breaks in `bytes` (a plain count the compiler vectorises: an input's every byte
-/// is read once here, before any record).
+/// The line breaks in `bytes`: an input's every byte is read here once, before any record, so
+/// 64 bytes at a time, summed as bytes (which the compiler turns into vector compares).
 fn count_breaks(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&byte| byte == b'\n').count() as u64
+    let blocks = bytes.chunks_exact(64);
+    let tail = blocks.remainder();
+    let mut count = 0;
+    for block in blocks {
+        count += u64::from(block.iter().map(|&byte| u8::from(byte == b'\n')).sum::<u8>());
+    }
+    count + tail.iter().filter(|&&byte| byte == b'\n').count() as u64
 }
 
 #[cfg(test)]
