@@ -104,7 +104,8 @@ fn count_breaks(bytes: &[u8]) -> u64 {
     let tail = blocks.remainder();
     let mut count = 0;
     for block in blocks {
-        count += u64::from(block.iter().map(|&byte| u8::from(byte == b'\n')).sum::<u8>());
+        let breaks: u8 = block.iter().map(|&byte| u8::from(byte == b'\n')).sum();
+        count += u64::from(breaks);
     }
     count + tail.iter().filter(|&&byte| byte == b'\n').count() as u64
 }
