@@ -62,8 +62,10 @@ pub(super) struct Compiler<'a> {
 /// How a windowed query names its window bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum WindowNames {
-    /// `window.start`, `window.end` (Spark's window() and session_window()).
+    /// `window.start`, `window.end` (Spark's window()).
     Spark,
+    /// `session_window.start`, `session_window.end` (Spark's session_window()).
+    SparkSession,
     /// `window_start`, `window_end` (Flink's TUMBLE, HOP and SESSION).
     Flink,
 }
@@ -215,8 +217,12 @@ impl<'a> Compiler<'a> {
                 .collect::<Vec<_>>()
                 .as_slice(),
         ) {
-            (WindowNames::Spark, ["window", "start"]) | (WindowNames::Flink, ["window_start"]) => 0,
-            (WindowNames::Spark, ["window", "end"]) | (WindowNames::Flink, ["window_end"]) => 1,
+            (WindowNames::Spark, ["window", "start"])
+            | (WindowNames::SparkSession, ["session_window", "start"])
+            | (WindowNames::Flink, ["window_start"]) => 0,
+            (WindowNames::Spark, ["window", "end"])
+            | (WindowNames::SparkSession, ["session_window", "end"])
+            | (WindowNames::Flink, ["window_end"]) => 1,
             _ => return None,
         };
         Some((
@@ -247,12 +253,13 @@ impl<'a> Compiler<'a> {
                 .collect::<Vec<_>>();
             if matches!(
                 lower.first().map(String::as_str),
-                Some("window" | "window_start" | "window_end")
+                Some("window" | "session_window" | "window_start" | "window_end")
             ) && self.table.column(&parts[0]).is_none()
             {
                 let hint = match self.window {
                     None => "the query has no window: GROUP BY window(ts, '10 seconds') (Spark) or FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)) (Flink)",
-                    Some(WindowNames::Spark) => "with Spark's window() and session_window(), select window.start and window.end",
+                    Some(WindowNames::Spark) => "with Spark's window(), select window.start and window.end",
+                    Some(WindowNames::SparkSession) => "with Spark's session_window(), select session_window.start and session_window.end",
                     Some(WindowNames::Flink) => "with Flink's window functions, select window_start and window_end",
                 };
                 return Err(in_span(span, format!("{}: {hint}", parts.join("."))));
@@ -696,30 +703,31 @@ impl<'a> Compiler<'a> {
 
 /// A literal's value and type.
 fn literal(value: &ast::Value, expr: &ast::Expr) -> Result<(Expr, SqlType), Error> {
-    let (value, ty) =
-        match value {
-            ast::Value::Number(text, _) => match text.parse::<i64>() {
-                Ok(i) => (Key::Int(i), SqlType::Int),
-                Err(_) => match text.parse::<f64>() {
-                    Ok(f) => (Key::Float(f), SqlType::Double),
-                    Err(_) => {
-                        return Err(in_span(
-                            expr.span(),
-                            format!("number {text} is out of range"),
-                        ))
-                    }
-                },
+    let (value, ty) = match value {
+        ast::Value::Number(text, _) => match text.parse::<i64>() {
+            Ok(i) => (Key::Int(i), SqlType::Int),
+            Err(_) => match text.parse::<f64>() {
+                Ok(f) => (Key::Float(f), SqlType::Double),
+                Err(_) => {
+                    return Err(in_span(
+                        expr.span(),
+                        format!("number {text} is out of range"),
+                    ))
+                }
             },
-            ast::Value::SingleQuotedString(text) => (Key::Str(text.as_str().into()), SqlType::Str),
-            ast::Value::Boolean(b) => (Key::Bool(*b), SqlType::Bool),
-            ast::Value::Null => (Key::Null, SqlType::Null),
-            _ => return Err(in_span(
+        },
+        ast::Value::SingleQuotedString(text) => (Key::Str(text.as_str().into()), SqlType::Str),
+        ast::Value::Boolean(b) => (Key::Bool(*b), SqlType::Bool),
+        ast::Value::Null => (Key::Null, SqlType::Null),
+        _ => {
+            return Err(in_span(
                 expr.span(),
                 format!(
                     "literal {expr} is not supported; use numbers, 'strings', TRUE, FALSE or NULL"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     Ok((Expr::Literal(value as Value), ty))
 }
 

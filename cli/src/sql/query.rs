@@ -386,8 +386,11 @@ pub(super) fn plan(
             if window.is_some() {
                 return Err(in_span(expr.span(), "one window per query"));
             }
+            compiler.window = Some(match spark {
+                Window::Session(_) => WindowNames::SparkSession,
+                _ => WindowNames::Spark,
+            });
             window = Some((time, spark, expr.span()));
-            compiler.window = Some(WindowNames::Spark);
             continue;
         }
         if flink

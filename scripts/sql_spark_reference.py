@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Golden outputs of `tideflow sql` computed by Apache Spark SQL (batch mode).
+
+For each case below, runs the query in Spark SQL over the same input file and writes
+tests/fixtures/sql/expected/<case>.jsonl, then tests/fixtures/sql/cases.json (the tideflow
+script of each case and its expected file), which cli/tests/cli/sql.rs runs with 1 and 2
+workers. Spark-dialect queries run in Spark literally; Flink-dialect ones (TUMBLE, HOP, SESSION
+in FROM) run as their Spark translation, given beside them.
+
+The events are tests/fixtures/spark/events.jsonl (see the README there): `ts` is BIGINT ms in
+the file, so the Spark view `events` reads it as `timestamp_millis(ts)`, and every TIMESTAMP
+column Spark returns is written as ms since the epoch (as tideflow writes a BIGINT event
+time's window bounds). Rows are sorted by their JSON text; the test sorts tideflow's likewise.
+Unwindowed queries run in complete mode in tideflow: the test compares its last table.
+
+Run with scripts/sql_spark_reference.sh (it installs pyspark into a cache directory).
+"""
+
+import json
+import os
+import sys
+
+from pyspark.sql import SparkSession, functions as F, types as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = "tests/fixtures/sql"
+INPUT = "tests/fixtures/spark/events.jsonl"
+
+DDL = (
+    "CREATE TABLE events (ts BIGINT, user STRING, amount BIGINT, price DOUBLE,\n"
+    "  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)\n"
+    "WITH ('connector' = 'file', 'path' = '%s', 'format' = 'jsonl');\n" % INPUT
+)
+
+# name, tideflow query, Spark query (None: the same text), complete mode (unwindowed).
+CASES = [
+    (
+        "spark_tumbling_aggregates",
+        "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, COUNT(price) AS np,\n"
+        "  SUM(amount) AS s, AVG(price) AS a, MIN(amount) AS mn, MAX(price) AS mx,\n"
+        "  COUNT(DISTINCT amount) AS d\n"
+        "FROM events GROUP BY user, window(ts, '10 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_sliding",
+        "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, SUM(price) AS s,\n"
+        "  MIN(price) AS mn\n"
+        "FROM events GROUP BY user, window(ts, '10 seconds', '5 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_session",
+        "SELECT user, session_window.start AS ws, session_window.end AS we, COUNT(*) AS n,\n"
+        "  SUM(amount) AS s, MAX(price) AS mx\n"
+        "FROM events GROUP BY user, session_window(ts, '4 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_global_window",
+        "SELECT window.start AS ws, window.end AS we, COUNT(*) AS n, SUM(amount) AS s\n"
+        "FROM events GROUP BY window(ts, '5 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_where_expressions",
+        "SELECT user, window.start AS ws, COUNT(*) AS n, SUM(amount * 2 - 1) AS s,\n"
+        "  AVG(CASE WHEN price IS NULL THEN 0 ELSE price END) AS a,\n"
+        "  SUM(CAST(price * 100 AS BIGINT)) AS cents, MAX(amount / 3) AS third,\n"
+        "  SUM(COALESCE(price, -1.0)) AS filled\n"
+        "FROM events\n"
+        "WHERE amount > 100 AND (price IS NULL OR price < 50.0) AND NOT user IN ('u03', 'u04')\n"
+        "GROUP BY user, window(ts, '10 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_having",
+        "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, SUM(amount) AS s\n"
+        "FROM events GROUP BY user, window(ts, '10 seconds')\n"
+        "HAVING COUNT(*) > 4 AND SUM(amount) > 2500",
+        None,
+        False,
+    ),
+    (
+        "spark_keys_and_strings",
+        "SELECT UPPER(user) AS u, amount % 2 AS parity, LENGTH(user) + 1 AS l,\n"
+        "  window.start AS ws, COUNT(*) AS n, MAX(amount) AS mx\n"
+        "FROM events\n"
+        "WHERE user LIKE 'u0%' OR SUBSTRING(user, 2, 2) = '11' OR CONCAT(user, '!') = 'u10!'\n"
+        "GROUP BY user, amount % 2, window(ts, '10 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_running_aggregate",
+        "SELECT user, COUNT(*) AS n, SUM(amount) AS s, AVG(price) AS a, MAX(price) AS mx\n"
+        "FROM events GROUP BY user",
+        None,
+        True,
+    ),
+    (
+        "flink_tumble",
+        "SELECT user, window_start, window_end, COUNT(*) AS n, SUM(amount) AS s, AVG(price) AS a\n"
+        "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n"
+        "GROUP BY window_start, window_end, user",
+        "SELECT user, window.start AS window_start, window.end AS window_end, COUNT(*) AS n,\n"
+        "  SUM(amount) AS s, AVG(price) AS a\n"
+        "FROM events GROUP BY user, window(ts, '10 seconds')",
+        False,
+    ),
+    (
+        "flink_hop",
+        "SELECT user, window_start, window_end, COUNT(*) AS n, MAX(amount) AS mx\n"
+        "FROM TABLE(HOP(TABLE events, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '6' SECOND))\n"
+        "WHERE price IS NOT NULL\n"
+        "GROUP BY window_start, window_end, user",
+        "SELECT user, window.start AS window_start, window.end AS window_end, COUNT(*) AS n,\n"
+        "  MAX(amount) AS mx\n"
+        "FROM events WHERE price IS NOT NULL GROUP BY user, window(ts, '6 seconds', '2 seconds')",
+        False,
+    ),
+    (
+        "flink_session",
+        "SELECT user, window_start, window_end, COUNT(*) AS n, SUM(amount) AS s\n"
+        "FROM TABLE(SESSION(TABLE events PARTITION BY user, DESCRIPTOR(ts), INTERVAL '4' SECOND))\n"
+        "GROUP BY window_start, window_end, user",
+        "SELECT user, session_window.start AS window_start, session_window.end AS window_end,\n"
+        "  COUNT(*) AS n, SUM(amount) AS s\n"
+        "FROM events GROUP BY user, session_window(ts, '4 seconds')",
+        False,
+    ),
+]
+
+
+def spark_session():
+    return (
+        SparkSession.builder.master("local[1]")
+        .appName("tideflow-sql-reference")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+def rows_of(df):
+    """The rows as JSON texts, TIMESTAMP columns as ms since the epoch."""
+    columns = []
+    for field in df.schema.fields:
+        quoted = "`%s`" % field.name.replace("`", "``")
+        if isinstance(field.dataType, T.TimestampType):
+            columns.append(F.expr("unix_millis(%s)" % quoted).alias(field.name))
+        else:
+            columns.append(F.col(quoted))
+    out = []
+    for row in df.select(*columns).collect():
+        obj = {}
+        for name, value in zip(df.columns, row):
+            if isinstance(value, float) and value != value:
+                value = "NaN"
+            obj[name] = value
+        out.append(json.dumps(obj, separators=(",", ":")))
+    return sorted(out)
+
+
+def main():
+    os.chdir(ROOT)
+    spark = spark_session()
+    schema = T.StructType([
+        T.StructField("ts", T.LongType()),
+        T.StructField("user", T.StringType()),
+        T.StructField("amount", T.LongType()),
+        T.StructField("price", T.DoubleType()),
+    ])
+    raw = spark.read.schema(schema).json(INPUT)
+    raw.selectExpr("timestamp_millis(ts) AS ts", "user", "amount", "price").createOrReplaceTempView("events")
+    os.makedirs(os.path.join(FIX, "expected"), exist_ok=True)
+    cases = []
+    for name, query, spark_query, complete in CASES:
+        rows = rows_of(spark.sql(spark_query or query))
+        expected = "%s/expected/%s.jsonl" % (FIX, name)
+        with open(expected, "w") as f:
+            f.write("".join(row + "\n" for row in rows))
+        script = DDL
+        if complete:
+            script += "SET 'output-mode' = 'complete';\n"
+        script += query + ";\n"
+        cases.append({"name": name, "script": script, "complete": complete, "expected": expected})
+        print("%s: %d rows" % (name, len(rows)), file=sys.stderr)
+    with open(os.path.join(FIX, "cases.json"), "w") as f:
+        json.dump(cases, f, indent=2)
+        f.write("\n")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
