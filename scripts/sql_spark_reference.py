@@ -25,15 +25,32 @@ from pyspark.sql import SparkSession, functions as F, types as T
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = "tests/fixtures/sql"
 INPUT = "tests/fixtures/spark/events.jsonl"
+# The same events with `ts` as RFC 3339 text: a TIMESTAMP(3) column.
+INPUT_RFC3339 = "tests/fixtures/spark/events_rfc3339.jsonl"
 
 DDL = (
     "CREATE TABLE events (ts BIGINT, user STRING, amount BIGINT, price DOUBLE,\n"
     "  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)\n"
     "WITH ('connector' = 'file', 'path' = '%s', 'format' = 'jsonl');\n" % INPUT
 )
+DDL_TIMESTAMP = (
+    "CREATE TABLE events_ts (ts TIMESTAMP(3), user STRING, amount BIGINT, price DOUBLE,\n"
+    "  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)\n"
+    "WITH ('connector' = 'file', 'path' = '%s', 'format' = 'jsonl');\n" % INPUT_RFC3339
+)
 
 # name, tideflow query, Spark query (None: the same text), complete mode (unwindowed).
 CASES = [
+    (
+        "spark_timestamp_column",
+        "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, MAX(ts) AS last,\n"
+        "  HOUR(window.start) AS h, MINUTE(MAX(ts)) AS mi, SECOND(MIN(ts)) AS s,\n"
+        "  EXTRACT(DAY FROM window.start) AS d\n"
+        "FROM events_ts WHERE ts >= CAST('2023-11-14T22:13:25Z' AS TIMESTAMP)\n"
+        "GROUP BY user, window(ts, '10 seconds')",
+        None,
+        False,
+    ),
     (
         "spark_tumbling_aggregates",
         "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, COUNT(price) AS np,\n"
@@ -148,12 +165,16 @@ def spark_session():
     )
 
 
-def rows_of(df):
-    """The rows as JSON texts, TIMESTAMP columns as ms since the epoch."""
+def rows_of(df, rfc3339):
+    """The rows as JSON texts, TIMESTAMP columns as ms since the epoch (as RFC 3339 UTC text
+    with milliseconds if `rfc3339`, as tideflow writes a TIMESTAMP(3) event time's)."""
     columns = []
     for field in df.schema.fields:
         quoted = "`%s`" % field.name.replace("`", "``")
-        if isinstance(field.dataType, T.TimestampType):
+        if isinstance(field.dataType, T.TimestampType) and rfc3339:
+            pattern = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+            columns.append(F.expr("date_format(%s, \"%s\")" % (quoted, pattern)).alias(field.name))
+        elif isinstance(field.dataType, T.TimestampType):
             columns.append(F.expr("unix_millis(%s)" % quoted).alias(field.name))
         else:
             columns.append(F.col(quoted))
@@ -179,14 +200,19 @@ def main():
     ])
     raw = spark.read.schema(schema).json(INPUT)
     raw.selectExpr("timestamp_millis(ts) AS ts", "user", "amount", "price").createOrReplaceTempView("events")
+    text = schema.fields[:]
+    text[0] = T.StructField("ts", T.StringType())
+    raw_ts = spark.read.schema(T.StructType(text)).json(INPUT_RFC3339)
+    raw_ts.selectExpr("CAST(ts AS TIMESTAMP) AS ts", "user", "amount", "price").createOrReplaceTempView("events_ts")
     os.makedirs(os.path.join(FIX, "expected"), exist_ok=True)
     cases = []
     for name, query, spark_query, complete in CASES:
-        rows = rows_of(spark.sql(spark_query or query))
+        rfc3339 = "FROM events_ts" in query
+        rows = rows_of(spark.sql(spark_query or query), rfc3339)
         expected = "%s/expected/%s.jsonl" % (FIX, name)
         with open(expected, "w") as f:
             f.write("".join(row + "\n" for row in rows))
-        script = DDL
+        script = DDL_TIMESTAMP if rfc3339 else DDL
         if complete:
             script += "SET 'output-mode' = 'complete';\n"
         script += query + ";\n"

@@ -10,7 +10,7 @@ use tideflow::Error;
 
 use super::catalog::{SqlType, Table};
 use super::error::in_span;
-use super::expr::{BinOp, Expr, Func, Value};
+use super::expr::{BinOp, Expr, Func, TimePart, Value};
 use crate::record::{AggKind, Key};
 
 /// One aggregate of a query, as the aggregation runs it.
@@ -372,7 +372,22 @@ impl<'a> Compiler<'a> {
                 self.function(expr, Func::Substring, args)
             }
             ast::Expr::Function(f) => self.call(expr, f, scope),
-            _ => Err(in_span(expr.span(), format!("{expr} is not supported: tideflow sql takes columns, literals, arithmetic, comparisons, AND/OR/NOT, CASE, CAST, COALESCE, IS [NOT] NULL, IN, BETWEEN, LIKE and LOWER/UPPER/SUBSTRING/CONCAT/LENGTH/ABS"))),
+            ast::Expr::Extract { field, expr: inner, .. } => {
+                use sqlparser::ast::DateTimeField as Field;
+                let part = match field {
+                    Field::Year => TimePart::Year,
+                    Field::Month => TimePart::Month,
+                    Field::Day => TimePart::Day,
+                    Field::Hour => TimePart::Hour,
+                    Field::Minute => TimePart::Minute,
+                    // Spark's has the fraction (a DECIMAL), Flink's does not: refused.
+                    Field::Second => return Err(in_span(expr.span(), "EXTRACT(SECOND ...) differs between Spark (with the fraction) and Flink (whole seconds); use SECOND(ts) for whole seconds")),
+                    other => return Err(in_span(expr.span(), format!("EXTRACT({other} ...) is not supported; YEAR, MONTH, DAY, HOUR, MINUTE or SECOND"))),
+                };
+                let arg = self.compile(inner, scope)?;
+                self.function(expr, Func::Part(part), vec![arg])
+            }
+            _ => Err(in_span(expr.span(), format!("{expr} is not supported: tideflow sql takes columns, literals, arithmetic, comparisons, AND/OR/NOT, CASE, CAST, COALESCE, IS [NOT] NULL, IN, BETWEEN, LIKE, LOWER/UPPER/SUBSTRING/CONCAT/LENGTH/ABS and YEAR/MONTH/DAY/HOUR/MINUTE/SECOND/EXTRACT"))),
         }
     }
 
@@ -494,7 +509,13 @@ impl<'a> Compiler<'a> {
             "concat" => Func::Concat,
             "coalesce" => Func::Coalesce,
             "abs" => Func::Abs,
-            _ => return Err(in_span(expr.span(), format!("function {name} is not supported; scalar functions: LOWER, UPPER, LENGTH, SUBSTRING, CONCAT, COALESCE, ABS; aggregates: COUNT, SUM, AVG, MIN, MAX"))),
+            "year" => Func::Part(TimePart::Year),
+            "month" => Func::Part(TimePart::Month),
+            "day" | "dayofmonth" => Func::Part(TimePart::Day),
+            "hour" => Func::Part(TimePart::Hour),
+            "minute" => Func::Part(TimePart::Minute),
+            "second" => Func::Part(TimePart::Second),
+            _ => return Err(in_span(expr.span(), format!("function {name} is not supported; scalar functions: LOWER, UPPER, LENGTH, SUBSTRING, CONCAT, COALESCE, ABS, YEAR/MONTH/DAY/HOUR/MINUTE/SECOND of a TIMESTAMP (or EXTRACT); aggregates: COUNT, SUM, AVG, MIN, MAX"))),
         };
         let mut args = Vec::new();
         for arg in call_args(f)? {
@@ -569,6 +590,13 @@ impl<'a> Compiler<'a> {
                         .ok_or_else(|| mismatch(expr, "COALESCE takes", ty, *arg_ty))?;
                 }
                 ty
+            }
+            Func::Part(_) => {
+                count(1..=1)?;
+                if !matches!(args[0].1, SqlType::Timestamp | SqlType::Null) {
+                    return Err(in_span(expr.span(), format!("type mismatch in {expr}: takes a TIMESTAMP, not {}; CAST(x AS TIMESTAMP)", args[0].1.name())));
+                }
+                SqlType::Int
             }
             Func::Abs => {
                 count(1..=1)?;

@@ -41,6 +41,35 @@ pub(super) enum Func {
     Concat,
     Coalesce,
     Abs,
+    /// A part of a TIMESTAMP (UTC): YEAR, MONTH, DAY, HOUR, MINUTE, SECOND.
+    Part(TimePart),
+}
+
+/// A part of a timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TimePart {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl TimePart {
+    /// The part of the time `ms` milliseconds after the epoch, in UTC.
+    fn of(self, ms: i64) -> Option<i64> {
+        use chrono::{Datelike, Timelike};
+        let time = chrono::DateTime::from_timestamp_millis(ms)?;
+        Some(i64::from(match self {
+            TimePart::Year => return Some(i64::from(time.year())),
+            TimePart::Month => time.month(),
+            TimePart::Day => time.day(),
+            TimePart::Hour => time.hour(),
+            TimePart::Minute => time.minute(),
+            TimePart::Second => time.second(),
+        }))
+    }
 }
 
 /// A compiled expression over a row of slots (the columns a stage reads).
@@ -167,6 +196,9 @@ pub(super) fn cast(value: Value, ty: SqlType) -> Value {
     match (ty, value) {
         (_, Key::Null) | (SqlType::Null, _) => Key::Null,
         (SqlType::Int | SqlType::Timestamp, Key::Int(i)) => Key::Int(i),
+        (SqlType::Timestamp, Key::Str(s)) => {
+            crate::record::parse_time(s.trim()).map_or(Key::Null, |ms| Key::Int(ms as i64))
+        }
         (SqlType::Int | SqlType::Timestamp, Key::Float(f)) if f.is_finite() => Key::Int(f as i64),
         (SqlType::Int, Key::Bool(b)) => Key::Int(i64::from(b)),
         (SqlType::Int, Key::Str(s)) => {
@@ -335,6 +367,10 @@ fn call(func: Func, args: &[Expr], slots: &[Value]) -> Value {
         Func::Abs => match &values[0] {
             Key::Int(i) => Key::Int(i.wrapping_abs()),
             Key::Float(f) => Key::Float(f.abs()),
+            _ => Key::Null,
+        },
+        Func::Part(part) => match &values[0] {
+            Key::Int(ms) => part.of(*ms).map_or(Key::Null, Key::Int),
             _ => Key::Null,
         },
         Func::Coalesce => Key::Null,

@@ -106,6 +106,32 @@ fn refuse_unsupported(query: &ast::Query, select: &ast::Select) -> Result<(), Er
     }
 }
 
+/// The window of a window function `name` (Flink's in upper case, Spark's in lower case) with
+/// the `lengths` it takes.
+fn window_of(name: &str, lengths: &[&ast::Expr], span: Span, usage: &str) -> Result<Window, Error> {
+    let lengths: Vec<Duration> = lengths
+        .iter()
+        .map(|e| interval(e, e.span()))
+        .collect::<Result<_, _>>()?;
+    Ok(match (name, lengths.as_slice()) {
+        ("TUMBLE" | "window", [size]) => Window::Tumbling(*size),
+        ("HOP", [slide, size]) | ("window", [size, slide]) => Window::Sliding(*size, *slide),
+        ("SESSION" | "session_window", [gap]) => Window::Session(*gap),
+        ("CUMULATE", _) => {
+            return Err(in_span(
+                span,
+                "CUMULATE windows are not supported; use TUMBLE, HOP or SESSION",
+            ))
+        }
+        _ => {
+            return Err(in_span(
+                span,
+                format!("expected {usage} (a window start offset is not supported)"),
+            ))
+        }
+    })
+}
+
 /// The window and source table of a Flink window function in FROM:
 /// `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))`, `HOP(..., slide, size)`,
 /// `SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), gap)`.
@@ -144,22 +170,7 @@ fn flink_window<'t>(
             format!("expected DESCRIPTOR(ts): {usage}"),
         )
     })?;
-    let lengths: Vec<Duration> = lengths
-        .iter()
-        .map(|e| interval(e, e.span()))
-        .collect::<Result<_, _>>()?;
-    let window = match (name.as_str(), lengths.as_slice()) {
-        ("TUMBLE", [size]) => Window::Tumbling(*size),
-        ("HOP", [slide, size]) => Window::Sliding(*size, *slide),
-        ("SESSION", [gap]) => Window::Session(*gap),
-        ("CUMULATE", _) => {
-            return Err(in_span(
-                span,
-                "CUMULATE windows are not supported; use TUMBLE, HOP or SESSION",
-            ))
-        }
-        _ => return Err(in_span(span, format!("expected {usage}"))),
-    };
+    let window = window_of(&name, lengths, span, usage)?;
     Ok((table, time, window))
 }
 
@@ -188,21 +199,7 @@ fn spark_window(expr: &ast::Expr) -> Result<Option<(String, Window)>, Error> {
                 format!("expected {usage}: the first argument is the event-time column"),
             )
         })?;
-    let lengths: Vec<Duration> = lengths
-        .iter()
-        .map(|e| interval(e, e.span()))
-        .collect::<Result<_, _>>()?;
-    let window = match (name.as_str(), lengths.as_slice()) {
-        ("window", [size]) => Window::Tumbling(*size),
-        ("window", [size, slide]) => Window::Sliding(*size, *slide),
-        ("session_window", [gap]) => Window::Session(*gap),
-        _ => {
-            return Err(in_span(
-                span,
-                format!("expected {usage} (a start offset is not supported)"),
-            ))
-        }
-    };
+    let window = window_of(&name, lengths, span, usage)?;
     Ok(Some((time, window)))
 }
 
