@@ -121,6 +121,14 @@ CASES = [
         True,
     ),
     (
+        "spark_projection",
+        "SELECT ts, user, amount * 2 AS a2, UPPER(user) AS u,\n"
+        "  CASE WHEN price IS NULL THEN 'none' WHEN price > 50.0 THEN 'high' ELSE 'low' END AS band\n"
+        "FROM events WHERE amount BETWEEN 100 AND 200",
+        None,
+        False,
+    ),
+    (
         "flink_tumble",
         "SELECT user, window_start, window_end, COUNT(*) AS n, SUM(amount) AS s, AVG(price) AS a\n"
         "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n"

@@ -671,6 +671,15 @@ impl Plan {
             let aggregator =
                 RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
             let mut rows = self.rows(flow)?;
+            if let Some(stages) = self.stages.clone().filter(|s| s.stateless()) {
+                let lines = stages::RowLines(stages.clone());
+                let rows = rows.flat_map(move |row| stages.before(row));
+                match &self.output {
+                    None => rows.sink(ConsoleSink::new(lines)),
+                    Some(path) => rows.sink(FileSink::new(path, lines)),
+                }
+                return Ok(());
+            }
             if let Some(stages) = self.stages.clone().filter(|s| s.rewrites_rows()) {
                 rows = rows.flat_map(move |row| stages.before(row));
             }

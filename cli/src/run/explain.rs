@@ -94,6 +94,16 @@ fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
     let mut lines = vec![("source", source(plan, workers))];
     if let Some(stages) = &plan.stages {
         lines.extend(stages.explain_before());
+        if stages.stateless() {
+            lines.push(("exchange", "all rows to worker 0".into()));
+            let target = match &plan.output {
+                Some(path) => format!("file {} (JSON lines)", path.display()),
+                None => "standard output (JSON lines)".into(),
+            };
+            lines.push(("sink", format!("{target}, each row as it arrives")));
+            snapshot_line(&mut lines, plan, false);
+            return lines;
+        }
     }
     let key = plan.schema.key_field.as_deref();
     if let (Some(join), Some(key)) = (&plan.join, key) {

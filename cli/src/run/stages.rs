@@ -18,6 +18,11 @@ pub(crate) trait Stages: Send + Sync + 'static {
     fn rewrites_rows(&self) -> bool;
     /// The row the aggregation reads, made from the row as decoded; `None` drops it.
     fn before(&self, row: Row) -> Option<Row>;
+    /// Whether the query aggregates nothing: the rows [`before`](Self::before) makes are
+    /// written by [`write_row`](Self::write_row), as they come.
+    fn stateless(&self) -> bool;
+    /// Appends a row of a stateless query as one JSON line.
+    fn write_row(&self, row: &Row, out: &mut Vec<u8>);
     /// The group key [`before`](Self::before) computes, as `explain` names it; `None` when
     /// the key is the schema's key field, or there is none.
     fn key(&self) -> Option<String>;
@@ -65,6 +70,16 @@ impl<R: OutputRow> Encoder<R> for PlanEncoder {
         if let PlanEncoder::Rows(encoder) = self {
             Encoder::<R>::continue_file(encoder);
         }
+    }
+}
+
+/// Encodes the rows of a stateless query as its JSON lines.
+pub(crate) struct RowLines(pub(crate) Arc<dyn Stages>);
+
+impl Encoder<Row> for RowLines {
+    fn encode(&mut self, row: &Row, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.0.write_row(row, out);
+        Ok(())
     }
 }
 

@@ -14,8 +14,9 @@ use tideflow::Error;
 use super::catalog::{interval, Connector, SqlType, Table};
 use super::compile::{as_column, call_args, Compiler, GroupKey, Scope, WindowNames};
 use super::error::in_span;
+use super::projection::{members, names_aggregate, Projection};
 use super::stages::{Before, KeyShape, Output, SqlStages, Texts};
-use crate::record::{write_json_str, AggKind};
+use crate::record::AggKind;
 use crate::run::stages::plan_of_flags;
 use crate::run::Plan;
 
@@ -449,7 +450,19 @@ pub(super) fn plan(
         }
     }
     let source = source_flags(table, select_span, windowed)?;
-    // The SELECT list and HAVING, over the groups.
+    // A query without GROUP BY, window or aggregate projects each row (stateless).
+    let stateless = group_exprs.is_empty()
+        && !windowed
+        && select.having.is_none()
+        && !select
+            .projection
+            .iter()
+            .any(|item| names_aggregate(&item.to_string()));
+    let scope = match stateless {
+        true => Scope::Row("the SELECT list of a query without GROUP BY"),
+        false => Scope::Group,
+    };
+    // The SELECT list and HAVING, over the groups (over the rows if stateless).
     let mut outputs = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut select_texts = Vec::new();
@@ -465,7 +478,7 @@ pub(super) fn plan(
                 ))
             }
         };
-        let (compiled, ty) = compiler.compile(expr, Scope::Group)?;
+        let (compiled, ty) = compiler.compile(expr, scope)?;
         let name = match &sink_columns {
             Some(columns) => columns.get(i).map(|(c, _)| c.clone()).unwrap_or_default(),
             None => alias.unwrap_or_else(|| default_name(expr)),
@@ -522,8 +535,17 @@ pub(super) fn plan(
             Some((compiled, expr.to_string()))
         }
     };
-    if compiler.aggs.is_empty() && compiler.keys.is_empty() && !windowed {
-        return Err(in_span(select_span, "a query without GROUP BY or an aggregate (a stateless projection) is not supported yet; aggregate with GROUP BY"));
+    if stateless {
+        let mut flags = source;
+        flags.extend(target_flags(&target)?);
+        let projection = Projection {
+            reads: compiler.reads,
+            filter,
+            outputs,
+            names,
+            select: select_texts,
+        };
+        return projection.plan(flags, target.table.is_some_and(output_is_kafka), settings);
     }
     if compiler.aggs.is_empty() {
         // `run` aggregates something: a count nobody selects.
@@ -633,19 +655,15 @@ pub(super) fn plan(
         (1, true) => KeyShape::Single,
         _ => KeyShape::Composite,
     };
-    let outputs = (outputs.into_iter().zip(&names).enumerate())
-        .map(|(i, ((expr, ty), name))| {
-            let mut member = if i == 0 { Vec::new() } else { b",".to_vec() };
-            write_json_str(name, &mut member);
-            member.push(b':');
-            Output { member, expr, ty }
-        })
+    let outputs = (outputs.into_iter().zip(members(&names)))
+        .map(|((expr, ty), member)| Output { member, expr, ty })
         .collect();
     let stages = SqlStages {
         before,
         key,
         key_types: keys.iter().map(|k| k.ty).collect(),
         windowed,
+        stateless: false,
         having: having.as_ref().map(|(e, _)| e.clone()),
         outputs,
         texts: Texts {

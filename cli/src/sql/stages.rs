@@ -59,6 +59,9 @@ pub(super) struct SqlStages {
     pub(super) key: KeyShape,
     pub(super) key_types: Vec<SqlType>,
     pub(super) windowed: bool,
+    /// Whether the query has no aggregation: its rows are written as the row stage makes
+    /// them, their scalars the SELECT list.
+    pub(super) stateless: bool,
     pub(super) having: Option<Expr>,
     pub(super) outputs: Vec<Output>,
     pub(super) texts: Texts,
@@ -203,6 +206,19 @@ impl Stages for SqlStages {
         })
     }
 
+    fn stateless(&self) -> bool {
+        self.stateless
+    }
+
+    fn write_row(&self, row: &Row, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (output, value) in self.outputs.iter().zip(&row.scalars) {
+            out.extend_from_slice(&output.member);
+            write_value(value.clone(), output.ty, out);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
     fn key(&self) -> Option<String> {
         match (self.key, &self.texts.keys) {
             (KeyShape::Single | KeyShape::Composite, keys) => Some(keys.join(", ")),
@@ -244,6 +260,23 @@ impl Stages for SqlStages {
         let reads: Vec<String> = (before.reads.iter())
             .map(|(name, ty)| format!("{name} {}", ty.name()))
             .collect();
+        if self.stateless {
+            if let Some(filter) = &self.texts.filter {
+                lines.push((
+                    "filter",
+                    format!("WHERE {filter} (rows where it is not true are dropped)"),
+                ));
+            }
+            lines.push((
+                "project",
+                format!(
+                    "SELECT {} per row, as it is read (no state); reads {}",
+                    self.texts.select.join(", "),
+                    reads.join(", ")
+                ),
+            ));
+            return lines;
+        }
         if let Some(filter) = &self.texts.filter {
             lines.push((
                 "filter",
