@@ -495,6 +495,24 @@ impl<'a> Compiler<'a> {
                 )),
             };
         }
+        if name == "mod" {
+            let args = call_args(f)?;
+            let [Some(a), Some(b)] = args.as_slice() else {
+                return Err(in_span(expr.span(), "MOD takes two arguments, MOD(a, b)"));
+            };
+            let (a, a_ty) = self.compile(a, scope)?;
+            let (b, b_ty) = self.compile(b, scope)?;
+            if !matches!(
+                (a_ty, b_ty),
+                (SqlType::Int | SqlType::Null, SqlType::Int | SqlType::Null)
+            ) {
+                return Err(mismatch(expr, "MOD takes BIGINTs, not", a_ty, b_ty));
+            }
+            return Ok((
+                Expr::Binary(BinOp::Mod, Box::new(a), Box::new(b)),
+                SqlType::Int,
+            ));
+        }
         if name == "window" || name == "session_window" {
             return Err(in_span(
                 expr.span(),
