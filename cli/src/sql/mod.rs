@@ -38,6 +38,7 @@ pub(crate) struct SqlArgs {
         long = "execute",
         value_name = "STATEMENTS",
         required_unless_present = "file",
+        allow_hyphen_values = true,
         conflicts_with = "file"
     )]
     execute: Option<String>,

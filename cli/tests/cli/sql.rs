@@ -250,3 +250,58 @@ fn sql_errors_name_the_line_and_column_and_what_is_supported() {
         );
     }
 }
+
+/// The NEXMark queries in SQL (scripts/nexmark_sql/) on the bids of `bench nexmark
+/// --write-bids`: every bid passes q0 and q1, q2 keeps the bids of every 123rd auction, each
+/// bid counts in five of q5's hop windows and in one of q11's sessions.
+#[test]
+fn nexmark_queries_in_sql_run_on_generated_bids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bids_path = dir.path().join("bids.jsonl");
+    let bids_arg = bids_path.to_string_lossy().into_owned();
+    let out = tideflow(&[
+        "bench",
+        "nexmark",
+        "--events",
+        "20000",
+        "--write-bids",
+        &bids_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bids: Vec<Value> = rows(&std::fs::read_to_string(&bids_path).expect("bids"))
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert!(bids.len() > 18_000, "{} bids", bids.len());
+    let run = |query: &str| -> Vec<Value> {
+        let file = format!("{ROOT}/scripts/nexmark_sql/{query}.sql");
+        let script = std::fs::read_to_string(&file).expect("the query file");
+        let script = script.replace("target/nexmark/bids.jsonl", &bids_arg);
+        rows(&run_sql(query, &script))
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let sum = |rows: &[Value], field: &str| {
+        rows.iter()
+            .map(|r| r[field].as_u64().expect(field))
+            .sum::<u64>()
+    };
+    assert_eq!(run("q0").len(), bids.len());
+    let q1 = run("q1");
+    assert_eq!(q1.len(), bids.len());
+    let euros = q1[0]["price"].as_f64().expect("price");
+    let cents = bids[0]["price"].as_f64().expect("price");
+    assert!((euros - 0.908 * cents).abs() < 1e-6, "{euros} {cents}");
+    let kept = bids
+        .iter()
+        .filter(|b| b["auction"].as_u64().is_some_and(|a| a % 123 == 0))
+        .count();
+    assert_eq!(run("q2").len(), kept);
+    assert_eq!(sum(&run("q5_counts"), "num"), 5 * bids.len() as u64);
+    assert_eq!(sum(&run("q11"), "bid_count"), bids.len() as u64);
+}
