@@ -514,3 +514,65 @@ pub(super) fn table(create: &CreateTable, watermark: Option<Watermark>) -> Resul
         span,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(script: &str) -> Statement {
+        statements(script).expect("statements").remove(0)
+    }
+
+    #[test]
+    fn the_watermark_clause_is_taken_out_of_create_table() {
+        let statement = first(
+            "CREATE TABLE t (ts BIGINT, k STRING, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH ('connector' = 'stdin')",
+        );
+        let watermark = statement.watermark.clone().expect("a watermark");
+        assert_eq!(watermark.column, "ts");
+        assert_eq!(watermark.delay, Duration::from_secs(5));
+        let sqlparser::ast::Statement::CreateTable(create) = statement.parse().expect("parses")
+        else {
+            panic!("not CREATE TABLE");
+        };
+        let table = table(&create, Some(watermark)).expect("a table");
+        assert_eq!(table.columns.len(), 2);
+        assert!(matches!(table.connector, Connector::Stdin));
+    }
+
+    #[test]
+    fn window_functions_lose_their_table_keyword_and_keep_the_partition() {
+        let statement = first(
+            "SELECT k, COUNT(*) FROM TABLE(SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '4' SECOND)) GROUP BY window_start, window_end, k; SELECT 1",
+        );
+        assert_eq!(
+            statement.partition.as_ref().map(|p| p.0.clone()),
+            Some(vec!["k".to_string()])
+        );
+        assert!(statement.parse().is_ok());
+        assert_eq!(statements("SELECT 1;; SELECT 2;").expect("two").len(), 2);
+    }
+
+    #[test]
+    fn intervals_read_as_flink_and_spark_write_them() {
+        let parse = |text: &str| {
+            let expr = Parser::new(&GenericDialect {})
+                .try_with_sql(text)
+                .and_then(|mut p| p.parse_expr())
+                .expect("an expression");
+            interval(&expr, Span::empty())
+        };
+        assert_eq!(
+            parse("INTERVAL '10' SECOND").ok(),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse("INTERVAL '2' MINUTE").ok(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse("'5 seconds'").ok(), Some(Duration::from_secs(5)));
+        assert_eq!(parse("'1 hour'").ok(), Some(Duration::from_secs(3600)));
+        assert!(parse("'5 fortnights'").is_err());
+        assert!(parse("INTERVAL '1' YEAR").is_err());
+    }
+}
