@@ -25,6 +25,12 @@ from pyspark.sql import SparkSession, functions as F, types as T
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = "tests/fixtures/sql"
 INPUT = "tests/fixtures/spark/events.jsonl"
+# A static table for joins: ten of the twelve users (u10 and u11 have no row), u03 twice.
+USERS = "tests/fixtures/sql/users.jsonl"
+DDL_USERS = (
+    "CREATE TABLE users (id STRING, credit BIGINT, segment STRING)\n"
+    "WITH ('connector' = 'file', 'path' = '%s', 'mode' = 'static');\n" % USERS
+)
 # The same events with `ts` as RFC 3339 text: a TIMESTAMP(3) column.
 INPUT_RFC3339 = "tests/fixtures/spark/events_rfc3339.jsonl"
 
@@ -129,6 +135,22 @@ CASES = [
         False,
     ),
     (
+        "spark_static_join",
+        "SELECT e.user, window.start AS ws, COUNT(*) AS n, SUM(u.credit) AS credit,\n"
+        "  COUNT(DISTINCT u.segment) AS segments, MAX(e.amount) AS mx\n"
+        "FROM events e JOIN users u ON e.user = u.id\n"
+        "GROUP BY e.user, window(e.ts, '10 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_static_left_join",
+        "SELECT e.user, COUNT(*) AS n, MAX(u.credit) AS credit, SUM(e.amount) AS s\n"
+        "FROM events e LEFT JOIN users u ON e.user = u.id GROUP BY e.user",
+        None,
+        True,
+    ),
+    (
         "flink_tumble",
         "SELECT user, window_start, window_end, COUNT(*) AS n, SUM(amount) AS s, AVG(price) AS a\n"
         "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(ts), INTERVAL '10' SECOND))\n"
@@ -210,6 +232,12 @@ def main():
     raw.selectExpr("timestamp_millis(ts) AS ts", "user", "amount", "price").createOrReplaceTempView("events")
     text = schema.fields[:]
     text[0] = T.StructField("ts", T.StringType())
+    users = T.StructType([
+        T.StructField("id", T.StringType()),
+        T.StructField("credit", T.LongType()),
+        T.StructField("segment", T.StringType()),
+    ])
+    spark.read.schema(users).json(USERS).createOrReplaceTempView("users")
     raw_ts = spark.read.schema(T.StructType(text)).json(INPUT_RFC3339)
     raw_ts.selectExpr("CAST(ts AS TIMESTAMP) AS ts", "user", "amount", "price").createOrReplaceTempView("events_ts")
     os.makedirs(os.path.join(FIX, "expected"), exist_ok=True)
@@ -221,6 +249,8 @@ def main():
         with open(expected, "w") as f:
             f.write("".join(row + "\n" for row in rows))
         script = DDL_TIMESTAMP if rfc3339 else DDL
+        if "JOIN users" in query:
+            script += DDL_USERS
         if complete:
             script += "SET 'output-mode' = 'complete';\n"
         script += query + ";\n"

@@ -357,6 +357,8 @@ pub(super) struct Table {
     pub(super) connector: Connector,
     /// 'jsonl' or 'csv'.
     pub(super) format: Option<String>,
+    /// A static table ('mode' = 'static'): read whole before the stream, for joins.
+    pub(super) is_static: bool,
     pub(super) span: Span,
 }
 
@@ -371,7 +373,7 @@ impl Table {
 }
 
 /// The connectors and their options, for messages.
-const CONNECTORS: &str = "'connector' = 'file' ('path', 'format' = 'jsonl' | 'csv'), 'stdin' or 'tcp' ('address' = 'HOST:PORT', 'format'), 'rate' ('rows-per-second', 'keys', 'count', 'seed', 'partitions', 'disorder'), 'kafka' ('topic', 'properties.bootstrap.servers') or, for a sink, 'print'";
+const CONNECTORS: &str = "'connector' = 'file' ('path', 'format' = 'jsonl' | 'csv'), 'stdin' or 'tcp' ('address' = 'HOST:PORT', 'format'), 'rate' ('rows-per-second', 'keys', 'count', 'seed', 'partitions', 'disorder'), 'kafka' ('topic', 'properties.bootstrap.servers') or, for a sink, 'print'; 'mode' = 'static' makes a file table a static one, for joins";
 
 /// Reads a `CREATE TABLE` with the `watermark` taken out of it.
 pub(super) fn table(create: &CreateTable, watermark: Option<Watermark>) -> Result<Table, Error> {
@@ -478,6 +480,11 @@ pub(super) fn table(create: &CreateTable, watermark: Option<Watermark>) -> Resul
             ))
         }
     };
+    let is_static = match take("mode").as_deref() {
+        None | Some("stream") => false,
+        Some("static") if matches!(connector, Connector::File(_)) => true,
+        Some(other) => return Err(in_span(span, format!("table {name}: 'mode' = '{other}' is not supported; 'static' for a file table read whole before the stream (for joins), else leave it out"))),
+    };
     let format = take("format");
     if let Some(format) = &format {
         if format != "jsonl" && format != "csv" && format != "json" {
@@ -511,6 +518,7 @@ pub(super) fn table(create: &CreateTable, watermark: Option<Watermark>) -> Resul
         watermark,
         connector,
         format,
+        is_static,
         span,
     })
 }

@@ -57,6 +57,8 @@ pub(super) struct Compiler<'a> {
     /// Whether the groups are windows, and how the query names their bounds: Spark's
     /// `window.start`, or Flink's `window_start`.
     pub(super) window: Option<WindowNames>,
+    /// A static table joined to the stream: its columns read as `table.F`.
+    pub(super) lookup: Option<&'a super::join::Lookup<'a>>,
 }
 
 /// How a windowed query names its window bounds.
@@ -82,10 +84,12 @@ fn column_name(expr: &ast::Expr) -> Option<(Vec<String>, sqlparser::tokenizer::S
             Some((parts.iter().map(|p| p.value.clone()).collect(), expr.span()))
         }
         // sqlparser reads `user` as the function CURRENT_USER's synonym.
-        ast::Expr::Function(f)
-            if matches!(f.args, FunctionArguments::None) && f.name.0.len() == 1 =>
-        {
-            Some((vec![f.name.to_string()], expr.span()))
+        ast::Expr::Function(f) if matches!(f.args, FunctionArguments::None) => {
+            let parts = f.name.0.iter().map(|part| match part {
+                ast::ObjectNamePart::Identifier(id) => id.value.clone(),
+                other => other.to_string(),
+            });
+            Some((parts.collect(), expr.span()))
         }
         _ => None,
     }
@@ -160,6 +164,45 @@ impl<'a> Compiler<'a> {
         parts: &[String],
         span: sqlparser::tokenizer::Span,
     ) -> Result<(String, SqlType), Error> {
+        if let Some(lookup) = self.lookup {
+            let static_name = match parts {
+                [table, name]
+                    if lookup
+                        .qualifiers
+                        .iter()
+                        .any(|q| q.eq_ignore_ascii_case(table)) =>
+                {
+                    Some(name)
+                }
+                [name] if self.table.column(name).is_none() => Some(name),
+                _ => None,
+            };
+            if let Some(name) = static_name {
+                return match lookup
+                    .table
+                    .columns
+                    .iter()
+                    .find(|(c, _)| c.eq_ignore_ascii_case(name))
+                {
+                    Some((column, ty)) => Ok((format!("table.{column}"), *ty)),
+                    None => Err(in_span(
+                        span,
+                        format!(
+                            "unknown column {}: table {} has {}",
+                            parts.join("."),
+                            lookup.table.name,
+                            lookup
+                                .table
+                                .columns
+                                .iter()
+                                .map(|(c, _)| c.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                };
+            }
+        }
         let name = match parts {
             [name] => name,
             [table, name]

@@ -11,6 +11,7 @@ mod catalog;
 mod compile;
 mod error;
 mod expr;
+mod join;
 mod projection;
 mod query;
 mod stages;

@@ -324,9 +324,6 @@ pub(super) fn plan(
             "a query reads exactly one table (FROM t)",
         ));
     };
-    if let Some(join) = from.joins.first() {
-        return Err(in_span(join.relation.span(), "joins are not supported yet: tideflow sql reads one table; for a stream-static lookup use tideflow run --join-static"));
-    }
     let (table, alias, mut window, flink) = match &from.relation {
         TableFactor::Table {
             name,
@@ -370,9 +367,25 @@ pub(super) fn plan(
             ))
         }
     };
+    if table.is_static {
+        return Err(in_span(
+            select_span,
+            format!(
+                "table {} is static ('mode' = 'static'): it is joined to a stream, not read as one",
+                table.name
+            ),
+        ));
+    }
+    let qualifiers: Vec<String> = std::iter::once(table.name.clone()).chain(alias).collect();
+    let lookup = match from.joins.as_slice() {
+        [] => None,
+        [join] => Some(super::join::lookup(join, tables, table, &qualifiers)?),
+        [_, join, ..] => return Err(in_span(join.relation.span(), "one JOIN per query")),
+    };
     let mut compiler = Compiler {
         table,
-        qualifiers: std::iter::once(table.name.clone()).chain(alias).collect(),
+        lookup: lookup.as_ref(),
+        qualifiers,
         reads: Vec::new(),
         keys: Vec::new(),
         aggs: Vec::new(),
@@ -535,6 +548,9 @@ pub(super) fn plan(
             Some((compiled, expr.to_string()))
         }
     };
+    if let (true, Some(lookup)) = (stateless, &lookup) {
+        return Err(in_span(lookup.span, "a JOIN with a static table needs GROUP BY its key column: a join without aggregation is not supported yet"));
+    }
     if stateless {
         let mut flags = source;
         flags.extend(target_flags(&target)?);
@@ -597,6 +613,16 @@ pub(super) fn plan(
             .enumerate()
             .all(|(i, (e, _))| matches!(e, super::expr::Expr::Slot(s) if *s == i));
     let mut flags = source;
+    if let Some(lookup) = &lookup {
+        let key_is_join = matches!(keys.as_slice(), [key] if key.column.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(&lookup.stream_column)));
+        if !key_is_join {
+            return Err(in_span(lookup.span, format!("a JOIN with a static table matches the records' GROUP BY key: GROUP BY {} (and the window) only", lookup.stream_column)));
+        }
+        if rewrites {
+            return Err(in_span(lookup.span, "with a JOIN, WHERE, computed GROUP BY keys and aggregates over expressions are not supported yet: aggregate columns"));
+        }
+        flags.extend(lookup.flags()?);
+    }
     let key_field = match (rewrites, keys.first()) {
         (false, Some(key)) => key.column.clone(),
         _ => None,

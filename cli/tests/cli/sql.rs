@@ -234,7 +234,7 @@ fn sql_errors_name_the_line_and_column_and_what_is_supported() {
         (format!("{EVENTS}\nSELECT user, SUM(user) FROM events GROUP BY user"), "line 2, column 14: type mismatch in SUM(user): SUM takes a number, not STRING"),
         (format!("{EVENTS}\nSELECT user, COUNT(*) FROM events WHERE amount > 'x' GROUP BY user"), "line 2, column 41: type mismatch in amount > 'x': cannot compare BIGINT and STRING"),
         (format!("{EVENTS}\nSELECT user, COUNT(*) FROM events WHERE SUM(amount) > 3 GROUP BY user"), "line 2, column 41: aggregate SUM(amount) in WHERE: aggregates go in the SELECT list or HAVING"),
-        (format!("{EVENTS}\nSELECT e.user, COUNT(*) FROM events e JOIN events f ON e.user = f.user GROUP BY e.user"), "line 2, column 44: joins are not supported yet"),
+        (format!("{EVENTS}\nSELECT e.user, COUNT(*) FROM events e JOIN events f ON e.user = f.user GROUP BY e.user"), "line 2, column 44: table events is a stream: stream-stream joins are not supported yet"),
         (format!("{no_watermark}\nSELECT k, COUNT(*) FROM t GROUP BY k, window(ts, '10 seconds')"), "line 2, column 1: a window over table t needs its event time and watermark: add WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"),
         (format!("{EVENTS}\nSELECT user, COUNT(* FROM events GROUP BY user"), "line 2, column 22: syntax error: Expected: ), found: FROM"),
         (format!("{EVENTS}\nSELECT user, amount, COUNT(*) FROM events GROUP BY user"), "line 2, column 14: column amount is neither in GROUP BY nor inside an aggregate"),
