@@ -305,3 +305,25 @@ fn nexmark_queries_in_sql_run_on_generated_bids() {
     assert_eq!(sum(&run("q5_counts"), "num"), 5 * bids.len() as u64);
     assert_eq!(sum(&run("q11"), "bid_count"), bids.len() as u64);
 }
+
+/// `SET 'checkpoint-dir'` takes snapshots as `run --checkpoint-dir` does; the query is in the
+/// job's fingerprint, so a changed WHERE is refused on resume.
+#[test]
+fn a_checkpointed_sql_job_refuses_a_changed_query_on_resume() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = |condition: &str| {
+        format!(
+            "{EVENTS} CREATE TABLE out (u STRING, n BIGINT) WITH ('connector' = 'file', 'path' = '{}'); SET 'checkpoint-dir' = '{}'; INSERT INTO out SELECT user, COUNT(*) FROM events WHERE {condition} GROUP BY user, window(ts, '10 seconds')",
+            dir.path().join("out.jsonl").display(),
+            dir.path().join("ck").display()
+        )
+    };
+    run_sql("first run", &script("amount > 0"));
+    let written = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("the sink file");
+    assert!(written.lines().count() > 400, "{written}");
+    let line = fails(&["sql", "-e", &script("amount > 1")], 3);
+    assert!(
+        line.contains("was written by a different job: query WHERE amount > 0"),
+        "{line}"
+    );
+}
