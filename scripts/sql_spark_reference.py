@@ -25,6 +25,12 @@ from pyspark.sql import SparkSession, functions as F, types as T
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = "tests/fixtures/sql"
 INPUT = "tests/fixtures/spark/events.jsonl"
+# The same events as CSV (a null price an empty cell).
+DDL_CSV = (
+    "CREATE TABLE events_csv (ts BIGINT, user STRING, amount BIGINT, price DOUBLE,\n"
+    "  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)\n"
+    "WITH ('connector' = 'file', 'path' = 'tests/fixtures/spark/events.csv', 'format' = 'csv');\n"
+)
 # A static table for joins: ten of the twelve users (u10 and u11 have no row), u03 twice.
 USERS = "tests/fixtures/sql/users.jsonl"
 DDL_USERS = (
@@ -63,6 +69,14 @@ CASES = [
         "  SUM(amount) AS s, AVG(price) AS a, MIN(amount) AS mn, MAX(price) AS mx,\n"
         "  COUNT(DISTINCT amount) AS d\n"
         "FROM events GROUP BY user, window(ts, '10 seconds')",
+        None,
+        False,
+    ),
+    (
+        "spark_csv_input",
+        "SELECT user, window.start AS ws, COUNT(*) AS n, COUNT(price) AS np, SUM(price) AS s,\n"
+        "  MAX(amount) AS mx\n"
+        "FROM events_csv WHERE amount % 2 = 0 GROUP BY user, window(ts, '10 seconds')",
         None,
         False,
     ),
@@ -237,6 +251,8 @@ def main():
         T.StructField("credit", T.LongType()),
         T.StructField("segment", T.StringType()),
     ])
+    csv = spark.read.schema(schema).option("header", "true").csv("tests/fixtures/spark/events.csv")
+    csv.selectExpr("timestamp_millis(ts) AS ts", "user", "amount", "price").createOrReplaceTempView("events_csv")
     spark.read.schema(users).json(USERS).createOrReplaceTempView("users")
     raw_ts = spark.read.schema(T.StructType(text)).json(INPUT_RFC3339)
     raw_ts.selectExpr("CAST(ts AS TIMESTAMP) AS ts", "user", "amount", "price").createOrReplaceTempView("events_ts")
@@ -248,7 +264,7 @@ def main():
         expected = "%s/expected/%s.jsonl" % (FIX, name)
         with open(expected, "w") as f:
             f.write("".join(row + "\n" for row in rows))
-        script = DDL_TIMESTAMP if rfc3339 else DDL
+        script = DDL_TIMESTAMP if rfc3339 else DDL_CSV if "FROM events_csv" in query else DDL
         if "JOIN users" in query:
             script += DDL_USERS
         if complete:
