@@ -288,6 +288,17 @@ impl<'a> Compiler<'a> {
                 let ty = self.time_type();
                 return Ok((Expr::Slot(slot), ty));
             }
+            // A key column named another way (`e.user` and `user`).
+            let column = column_name(expr).and_then(|(parts, span)| self.column(&parts, span).ok());
+            if let Some((name, ty)) = column {
+                if let Some(i) = self
+                    .keys
+                    .iter()
+                    .position(|k| k.column.as_deref() == Some(name.as_str()))
+                {
+                    return Ok((Expr::Slot(i), ty));
+                }
+            }
         }
         if let Some((parts, span)) = column_name(expr) {
             let lower = parts
