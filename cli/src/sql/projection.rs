@@ -9,7 +9,6 @@ use super::catalog::SqlType;
 use super::expr::Expr;
 use super::stages::{Before, KeyShape, Output, SqlStages, Texts};
 use crate::record::write_json_str;
-use crate::run::stages::plan_of_flags;
 use crate::run::Plan;
 
 /// The `,"name":` that starts each output column (the first without the comma).
@@ -71,7 +70,7 @@ impl Projection {
         // `run` always aggregates: the flags name a count the stages never reach.
         flags.extend(["--agg", "count", "--mode", "update"].map(String::from));
         flags.extend(settings.iter().cloned());
-        let plan = plan_of_flags(&flags)?;
+        let plan = super::query::plan_of(&flags)?;
         let outputs = (self.outputs.iter().zip(members(&self.names)).enumerate())
             .map(|(i, ((_, ty), member))| Output {
                 member,

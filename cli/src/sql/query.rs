@@ -47,6 +47,18 @@ impl Window {
     }
 }
 
+/// The plan of the `tideflow run` flags a query is planned as; a flag's error says it is one
+/// (with the flags, so that the user sees what the query became).
+pub(super) fn plan_of(flags: &[String]) -> Result<Plan, Error> {
+    plan_of_flags(flags).map_err(|error| match error {
+        Error::Config(message) => Error::Config(format!(
+            "sql: the query as tideflow run flags ({}): {message}",
+            flags.join(" ")
+        )),
+        other => other,
+    })
+}
+
 /// The name of the table a FROM item names.
 fn table_name(name: &ast::ObjectName) -> String {
     name.to_string()
@@ -646,7 +658,7 @@ pub(super) fn plan(
     }
     flags.extend(target_flags(&target)?);
     flags.extend(settings.iter().cloned());
-    let plan = plan_of_flags(&flags)?;
+    let plan = plan_of(&flags)?;
     if identity {
         return Ok(plan);
     }
