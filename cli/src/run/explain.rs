@@ -74,10 +74,14 @@ pub(crate) fn print_plan(plan: &Plan) -> Result<(), Error> {
             "tideflow explain: {processes} processes x {threads} workers = {workers} workers"
         ),
     };
+    // A stateless query writes each row once, as it is read: no output mode applies.
+    let mode = match plan.stages.as_ref().is_some_and(|stages| stages.stateless()) {
+        true => "none (each row as it is read)",
+        false => mode_name(plan.mode),
+    };
     text.push_str(&format!(
-        ", trigger {}, output mode {}\n",
+        ", trigger {}, output mode {mode}\n",
         trigger_name(plan.trigger),
-        mode_name(plan.mode),
     ));
     for (operator, description) in lines {
         text.push_str(&format!("{operator:<11} {description}\n"));
