@@ -75,7 +75,11 @@ pub(crate) fn print_plan(plan: &Plan) -> Result<(), Error> {
         ),
     };
     // A stateless query writes each row once, as it is read: no output mode applies.
-    let mode = match plan.stages.as_ref().is_some_and(|stages| stages.stateless()) {
+    let mode = match plan
+        .stages
+        .as_ref()
+        .is_some_and(|stages| stages.stateless())
+    {
         true => "none (each row as it is read)",
         false => mode_name(plan.mode),
     };
