@@ -57,7 +57,7 @@ CASES = [
         "spark_timestamp_column",
         "SELECT user, window.start AS ws, window.end AS we, COUNT(*) AS n, MAX(ts) AS last,\n"
         "  HOUR(window.start) AS h, MINUTE(MAX(ts)) AS mi, SECOND(MIN(ts)) AS s,\n"
-        "  EXTRACT(DAY FROM window.start) AS d\n"
+        "  EXTRACT(DAY FROM window.start) AS d, DATE_FORMAT(MAX(ts), 'yyyy-MM-dd HH:mm:ss.SSS') AS f\n"
         "FROM events_ts WHERE ts >= CAST('2023-11-14T22:13:25Z' AS TIMESTAMP)\n"
         "GROUP BY user, window(ts, '10 seconds')",
         None,

@@ -549,6 +549,29 @@ impl<'a> Compiler<'a> {
                 )),
             };
         }
+        if name == "date_format" {
+            let args = call_args(f)?;
+            let [Some(time), Some(ast::Expr::Value(pattern))] = args.as_slice() else {
+                return Err(in_span(expr.span(), "DATE_FORMAT takes a TIMESTAMP and a pattern literal, DATE_FORMAT(ts, 'yyyy-MM-dd HH:mm')"));
+            };
+            let ast::Value::SingleQuotedString(pattern) = &pattern.value else {
+                return Err(in_span(
+                    expr.span(),
+                    "DATE_FORMAT takes a pattern literal, 'yyyy-MM-dd HH:mm'",
+                ));
+            };
+            let format = super::expr::chrono_pattern(pattern)
+                .map_err(|why| in_span(expr.span(), format!("DATE_FORMAT: {why}")))?;
+            let (time, ty) = self.compile(time, scope)?;
+            if !matches!(ty, SqlType::Timestamp | SqlType::Null) {
+                return Err(in_span(expr.span(), format!("type mismatch in {expr}: DATE_FORMAT takes a TIMESTAMP, not {}; CAST(x AS TIMESTAMP)", ty.name())));
+            }
+            let format = Expr::Literal(crate::record::Key::Str(format.into()));
+            return Ok((
+                Expr::Call(Func::DateFormat, vec![time, format]),
+                SqlType::Str,
+            ));
+        }
         if name == "mod" {
             let args = call_args(f)?;
             let [Some(a), Some(b)] = args.as_slice() else {
@@ -587,7 +610,7 @@ impl<'a> Compiler<'a> {
             "hour" => Func::Part(TimePart::Hour),
             "minute" => Func::Part(TimePart::Minute),
             "second" => Func::Part(TimePart::Second),
-            _ => return Err(in_span(expr.span(), format!("function {name} is not supported; scalar functions: LOWER, UPPER, LENGTH, SUBSTRING, CONCAT, COALESCE, ABS, YEAR/MONTH/DAY/HOUR/MINUTE/SECOND of a TIMESTAMP (or EXTRACT); aggregates: COUNT, SUM, AVG, MIN, MAX"))),
+            _ => return Err(in_span(expr.span(), format!("function {name} is not supported; scalar functions: LOWER, UPPER, LENGTH, SUBSTRING, CONCAT, COALESCE, ABS, YEAR/MONTH/DAY/HOUR/MINUTE/SECOND of a TIMESTAMP (or EXTRACT), DATE_FORMAT; aggregates: COUNT, SUM, AVG, MIN, MAX"))),
         };
         let mut args = Vec::new();
         for arg in call_args(f)? {
@@ -663,6 +686,7 @@ impl<'a> Compiler<'a> {
                 }
                 ty
             }
+            Func::DateFormat => SqlType::Str,
             Func::Part(_) => {
                 count(1..=1)?;
                 if !matches!(args[0].1, SqlType::Timestamp | SqlType::Null) {

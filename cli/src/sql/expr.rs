@@ -43,6 +43,59 @@ pub(super) enum Func {
     Abs,
     /// A part of a TIMESTAMP (UTC): YEAR, MONTH, DAY, HOUR, MINUTE, SECOND.
     Part(TimePart),
+    /// DATE_FORMAT(ts, pattern): the second argument is the pattern as chrono's format.
+    DateFormat,
+}
+
+/// A Spark (Java) date pattern as chrono's format: `yyyy`, `yy`, `MM`, `M`, `dd`, `d`, `HH`,
+/// `H`, `mm`, `ss`, `SSS` and quoted or non-letter text.
+pub(super) fn chrono_pattern(pattern: &str) -> Result<String, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let run = chars[i..].iter().take_while(|&&d| d == c).count();
+        if c == '\'' {
+            let end = chars[i + 1..]
+                .iter()
+                .position(|&d| d == '\'')
+                .ok_or("an unclosed quote")?;
+            out.push_str(
+                &chars[i + 1..i + 1 + end]
+                    .iter()
+                    .collect::<String>()
+                    .replace('%', "%%"),
+            );
+            i += end + 2;
+            continue;
+        }
+        let spec = match (c, run) {
+            ('y', 4) => "%Y",
+            ('y', 2) => "%y",
+            ('M', 2) => "%m",
+            ('M', 1) => "%-m",
+            ('d', 2) => "%d",
+            ('d', 1) => "%-d",
+            ('H', 2) => "%H",
+            ('H', 1) => "%-H",
+            ('m', 2) => "%M",
+            ('s', 2) => "%S",
+            ('S', 3) => "%3f",
+            (c, _) if c.is_ascii_alphabetic() => {
+                return Err(format!("pattern letters {} are not supported; yyyy, yy, MM, M, dd, d, HH, H, mm, ss, SSS and 'quoted text'", c.to_string().repeat(run)))
+            }
+            ('%', _) => "%%",
+            _ => {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(spec);
+        i += run;
+    }
+    Ok(out)
 }
 
 /// A part of a timestamp.
@@ -373,6 +426,13 @@ fn call(func: Func, args: &[Expr], slots: &[Value]) -> Value {
             Key::Int(ms) => part.of(*ms).map_or(Key::Null, Key::Int),
             _ => Key::Null,
         },
+        Func::DateFormat => match (&values[0], &values[1]) {
+            (Key::Int(ms), Key::Str(format)) => chrono::DateTime::from_timestamp_millis(*ms)
+                .map_or(Key::Null, |time| {
+                    Key::Str(time.format(format).to_string().into())
+                }),
+            _ => Key::Null,
+        },
         Func::Coalesce => Key::Null,
     }
 }
@@ -389,6 +449,19 @@ mod tests {
         assert!(!like(&chars("alice"), &chars("b%")));
         assert!(like(&chars("50%"), &chars("50\\%")));
         assert!(!like(&chars("500"), &chars("50\\%")));
+    }
+
+    #[test]
+    fn spark_date_patterns_become_chrono_formats() {
+        assert_eq!(
+            chrono_pattern("yyyy-MM-dd HH:mm:ss.SSS").ok().as_deref(),
+            Some("%Y-%m-%d %H:%M:%S.%3f")
+        );
+        assert_eq!(
+            chrono_pattern("yyyy'T'HH'h'").ok().as_deref(),
+            Some("%YT%Hh")
+        );
+        assert!(chrono_pattern("EEE").is_err());
     }
 
     #[test]
