@@ -43,6 +43,7 @@ mod progress;
 pub mod record;
 mod run;
 mod signals;
+mod sql;
 mod ui;
 
 use std::ffi::OsString;
@@ -70,6 +71,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Print the dataflow `run` would build with these arguments, without running it.
     Explain(Box<run::RunArgs>),
+    /// Run a SQL job: CREATE TABLE sources and sinks, SET options, one SELECT or INSERT INTO
+    /// (or EXPLAIN of it), planned onto what `run` executes.
+    Sql(Box<sql::SqlArgs>),
     /// Run `tideflow run` as N processes of one cluster on this machine: `cluster --local N --
     /// <run args>`.
     Cluster(cluster::ClusterArgs),
@@ -88,6 +92,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Rust discards what is written to a closed standard output: refuse to start instead.
     let writes_stdout = match &cli.command {
         Command::Run(args) => args.writes_stdout(),
+        // A SELECT or EXPLAIN writes to standard output; the script is read only later.
+        Command::Sql(_) => true,
         Command::Cluster(_) => false,
         Command::Explain(_) | Command::Demo(_) | Command::Bench(_) => true,
     };
@@ -97,6 +103,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = stdout.and_then(|()| match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Sql(args) => sql::sql(*args),
         Command::Explain(args) => run::explain::explain(*args).map(|()| ExitCode::SUCCESS),
         Command::Cluster(args) => cluster::cluster(args),
         Command::Demo(args) => demo::demo(args).map(|()| ExitCode::SUCCESS),

@@ -36,17 +36,19 @@ use tideflow::{execute, Config, Flow, JobReport, StopHandle};
 use tideflow::{Change, LateRecord, Trigger, WindowResult};
 use tideflow::{Cluster, SECRET_VAR};
 
-pub(super) mod explain;
+pub(crate) mod explain;
 mod fingerprint;
 mod join;
 mod kafka;
 mod paths;
 mod plan;
 mod rate;
+pub(crate) mod stages;
 
 use join::JoinType;
 use plan::Input;
 pub use plan::Plan;
+use stages::PlanEncoder;
 
 /// A record or output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -440,7 +442,7 @@ impl Plan {
     }
 
     /// The Kafka sink of a --output kafka://... topic: JSON values keyed by the row's key.
-    fn kafka_sink<R: OutputRow>(&self, address: &kafka::KafkaAddress) -> KafkaSink<R, RowEncoder> {
+    fn kafka_sink<R: OutputRow>(&self, address: &kafka::KafkaAddress) -> KafkaSink<R, PlanEncoder> {
         let mut sink = KafkaSink::new(
             address.brokers.clone(),
             address.topic.clone(),
@@ -558,13 +560,27 @@ impl Plan {
             .with_watermark(self.watermark)
     }
 
-    fn encoder(&self) -> RowEncoder {
+    fn encoder(&self) -> PlanEncoder {
+        if let Some(stages) = &self.stages {
+            return PlanEncoder::Query(stages.clone());
+        }
         let columns = self.aggs.iter().map(AggSpec::column).collect();
-        match self.output_format {
+        PlanEncoder::Rows(match self.output_format {
             // A Parquet output writes through `parquet_sink`; standard output and Kafka
             // outputs are refused with it (plan.rs).
             Format::Jsonl | Format::Parquet => RowEncoder::json(columns),
             Format::Csv => RowEncoder::csv(columns),
+        })
+    }
+
+    /// The result rows a query's HAVING keeps (all of them without a query).
+    fn having<'scope, R: OutputRow>(&self, rows: Stream<'scope, R>) -> Stream<'scope, R> {
+        match &self.stages {
+            None => rows,
+            Some(stages) => {
+                let stages = stages.clone();
+                rows.filter(move |row| stages.keep(row.parts().0))
+            }
         }
     }
 
@@ -607,8 +623,9 @@ impl Plan {
     where
         C: TableChange + ExchangeData + OutputRow,
         C::Row: OutputRow,
-        RowEncoder: Encoder<C> + Encoder<C::Row>,
+        PlanEncoder: Encoder<C> + Encoder<C::Row>,
     {
+        let changes = self.having(changes);
         let interval = self.complete_interval;
         if let Some(address) = &self.kafka_output {
             match self.mode {
@@ -657,7 +674,19 @@ impl Plan {
         execute(config, move |flow| {
             let aggregator =
                 RowAggregator::new(&self.aggs, &self.agg_value_fields, &self.agg_scalar_fields);
-            let rows = self.rows(flow)?;
+            let mut rows = self.rows(flow)?;
+            if let Some(stages) = self.stages.clone().filter(|s| s.stateless()) {
+                let lines = stages::RowLines(stages.clone());
+                let rows = rows.flat_map(move |row| stages.before(row));
+                match &self.output {
+                    None => rows.sink(ConsoleSink::new(lines)),
+                    Some(path) => rows.sink(FileSink::new(path, lines)),
+                }
+                return Ok(());
+            }
+            if let Some(stages) = self.stages.clone().filter(|s| s.rewrites_rows()) {
+                rows = rows.flat_map(move |row| stages.before(row));
+            }
             let keyed = match &self.join {
                 None => rows
                     .map(|mut row| (std::mem::replace(&mut row.key, Key::Null), row))
@@ -684,6 +713,7 @@ impl Plan {
                         results
                     }
                 };
+                let results = self.having(results);
                 // Rows are released in (window end, key) order once the watermark passes
                 // them, so the output does not depend on the worker count.
                 // A row orders by its key first: its key's prefix orders rows.
@@ -739,16 +769,28 @@ fn parquet_rows(schema: Schema, keep_original: bool) -> Parquet<Row> {
 
 /// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).
 pub(crate) fn run(mut args: RunArgs) -> Result<ExitCode, Error> {
-    let rows = match args.mode {
-        Mode::Append => "window rows written",
-        Mode::Update => "update rows written",
-        Mode::Complete => "updates applied to the result table",
-    };
     let ui = std::mem::take(&mut args.ui);
     let size = InputSize::of(&args.input, args.watch.is_some());
     let stdout_rows = args.writes_stdout();
     let mut plan = Plan::new(args)?;
     let watch = watch(&mut plan, ui, size, stdout_rows)?;
+    run_watched(plan, watch)
+}
+
+/// Runs `plan` (of `tideflow sql`), shown as `ui` asks; SIGINT or SIGTERM stops it gracefully.
+pub(crate) fn run_plan(mut plan: Plan, ui: UiArgs) -> Result<ExitCode, Error> {
+    let stdout_rows = plan.output.is_none() && plan.kafka_output.is_none();
+    let watch = watch(&mut plan, ui, None, stdout_rows)?;
+    run_watched(plan, watch)
+}
+
+/// [`run_plan`], shown by `watch` (`--ui`, the status line).
+fn run_watched(plan: Plan, watch: Watch) -> Result<ExitCode, Error> {
+    let rows = match plan.mode {
+        Mode::Append => "window rows written",
+        Mode::Update => "update rows written",
+        Mode::Complete => "updates applied to the result table",
+    };
     // In a cluster every process reports what it read and wrote itself.
     let who = match &plan.cluster {
         Some(cluster) => format!("process {} of {}: ", cluster.process, cluster.processes()),

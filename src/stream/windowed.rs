@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tideflow_operators::aggregate::Aggregator;
+use tideflow_operators::stateful::StateConfig;
 use tideflow_operators::window::{
-    LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult, WindowRow,
-    WindowStreams, WindowUpdate,
+    fold_locally, Folding, LateRecord, SessionWindow, SlidingWindow, TumblingWindow, WindowResult,
+    WindowRow, WindowStreams, WindowUpdate,
 };
 use tideflow_operators::Event;
 use timely::dataflow::channels::pact::Pipeline;
@@ -64,6 +65,11 @@ where
     /// the allowed lateness) and carries event time `window_end - 1`. Records that arrive after
     /// every window they belong to has closed are dropped and counted in
     /// [`JobReport::late_dropped`](crate::JobReport).
+    ///
+    /// With several workers, tumbling and sliding windows aggregate in two phases: each worker
+    /// folds the records it read per key and stamp, and the key's worker merges these
+    /// accumulators ([`Aggregator::merge`], which must therefore give what adding the other's
+    /// records would have, in any order).
     pub fn aggregate<A: Aggregator<D>>(
         self,
         aggregator: A,
@@ -122,15 +128,43 @@ where
         self.rows_with_late(aggregator)
     }
 
-    /// The rows `R` of the window operator, late records dropped and counted.
+    /// The rows `R` of the window operator, late records dropped and counted. With several
+    /// workers, each worker first folds the records it read per key and stamp for tumbling and
+    /// sliding windows, and only the accumulators cross to the key's worker
+    /// (`tideflow_operators::window::fold`).
     fn rows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
         self,
         aggregator: A,
     ) -> Stream<'scope, R> {
-        let (job, WindowStreams { results, late }) = self.windows(aggregator);
-        drop_late(&job, late);
+        let window = self.window;
+        let (job, input) = self.input(R::UPDATES);
+        let width = match window {
+            Window::Tumbling { size } => Some(size),
+            Window::Sliding { size, slide } => Some(gcd(size, slide)),
+            // A session's windows depend on each record's exact time.
+            Window::Session { .. } => None,
+        };
+        let results = match width.filter(|_| input.inner.scope().peers() > 1) {
+            Some(width) => {
+                let aggregator = Rc::new(aggregator);
+                let pieces = fold_locally(input.inner, width, Rc::clone(&aggregator));
+                let input = WindowInput {
+                    inner: pieces,
+                    lateness: input.lateness,
+                    config: input.config,
+                };
+                let WindowStreams { results, late } = input.operator(window, Folding(aggregator));
+                drop_late(&job, late, |late| late.data.data.records());
+                results
+            }
+            None => {
+                let WindowStreams { results, late } = input.operator(window, aggregator);
+                drop_late(&job, late, |_| 1);
+                results
+            }
+        };
         Stream {
-            inner: results,
+            inner: count_window(&job.shared, results, WindowCount::Rows),
             job,
         }
     }
@@ -182,7 +216,10 @@ where
         self,
         aggregator: A,
     ) -> ResultsAndLate<'scope, K, D, R> {
-        let (job, WindowStreams { results, late }) = self.windows(aggregator);
+        let window = self.window;
+        let (job, input) = self.input(R::UPDATES);
+        let WindowStreams { results, late } = input.operator(window, aggregator);
+        let results = count_window(&job.shared, results, WindowCount::Rows);
         let counter = Rc::clone(&job);
         let late = late.inspect_batch(move |_, records| {
             counter
@@ -199,24 +236,52 @@ where
         )
     }
 
-    /// Builds the window operator of this stream's kind.
-    fn windows<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
-        self,
-        aggregator: A,
-    ) -> (Rc<WorkerJob>, WindowStreams<'scope, K, D, R>) {
+    /// The window operator's input, counted, and its settings.
+    fn input(self, updates: bool) -> (Rc<WorkerJob>, WindowInput<'scope, K, D>) {
         let mut keyed = self.keyed;
         let kind = match self.window {
             Window::Tumbling { .. } => "tumbling",
-            Window::Sliding { .. } if R::UPDATES => "sliding-update",
+            Window::Sliding { .. } if updates => "sliding-update",
             Window::Sliding { .. } => "sliding",
             Window::Session { .. } => "session",
         };
         let config = keyed.state_config(kind, true);
         let KeyedStream { inner, job, .. } = keyed;
-        let lateness = self.lateness;
         // Progress reports (src/metrics): records into and rows out of the window operator.
         let inner = count_window(&job.shared, inner, WindowCount::Input);
-        let mut streams = match self.window {
+        let input = WindowInput {
+            inner,
+            lateness: self.lateness,
+            config,
+        };
+        (job, input)
+    }
+}
+
+/// The input of a window operator: its keyed events `(K, D)` and its settings.
+struct WindowInput<'scope, K, D> {
+    inner: StreamVec<'scope, u64, Event<(K, D)>>,
+    lateness: u64,
+    config: StateConfig,
+}
+
+impl<'scope, K, D> WindowInput<'scope, K, D>
+where
+    K: ExchangeData + Hash + Eq + Clone,
+    D: ExchangeData,
+{
+    /// The window operator of `window`'s kind, aggregating with `aggregator`.
+    fn operator<A: Aggregator<D>, R: WindowRow<K, A::Output>>(
+        self,
+        window: Window,
+        aggregator: A,
+    ) -> WindowStreams<'scope, K, D, R> {
+        let WindowInput {
+            inner,
+            lateness,
+            config,
+        } = self;
+        match window {
             Window::Tumbling { size } => {
                 inner.tumbling_window_rows(size, lateness, aggregator, config)
             }
@@ -224,14 +289,25 @@ where
                 inner.sliding_window_rows(size, slide, lateness, aggregator, config)
             }
             Window::Session { gap } => inner.session_window_rows(gap, lateness, aggregator, config),
-        };
-        streams.results = count_window(&job.shared, streams.results, WindowCount::Rows);
-        (job, streams)
+        }
     }
 }
 
-/// Drops the records of `late`, counting them in the job's `late_dropped`.
-pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64, Event<T>>) {
+/// The greatest common divisor.
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Drops the records of `late`, counting them in the job's `late_dropped` (`records` of each).
+pub(crate) fn drop_late<T: 'static>(
+    job: &Rc<WorkerJob>,
+    late: StreamVec<'_, u64, Event<T>>,
+    records: impl Fn(&Event<T>) -> u64 + 'static,
+) {
     let done = job.terminal();
     let counter = Rc::clone(job);
     late.sink(Pipeline, "LateRecords", move |(input, frontier)| {
@@ -239,7 +315,7 @@ pub(crate) fn drop_late<T: 'static>(job: &Rc<WorkerJob>, late: StreamVec<'_, u64
             counter
                 .shared
                 .late_dropped
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                .fetch_add(data.iter().map(&records).sum(), Ordering::Relaxed);
             data.clear();
         });
         done.set(frontier.is_empty());

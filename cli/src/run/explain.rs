@@ -22,14 +22,18 @@ use tideflow::Window;
 
 /// Runs `tideflow explain`: prints the plan of `tideflow run` with `args` to standard output.
 pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
-    let plan = Plan::new(args)?;
+    print_plan(&Plan::new(args)?)
+}
+
+/// Prints `plan` to standard output, one operator per line in dataflow order.
+pub(crate) fn print_plan(plan: &Plan) -> Result<(), Error> {
     let threads = plan.workers;
     let processes = plan
         .cluster
         .as_ref()
         .map_or(1, |cluster| cluster.processes());
     let workers = threads * processes;
-    let mut lines = operator_lines(&plan, workers);
+    let mut lines = operator_lines(plan, workers);
     if let Some(cluster) = &plan.cluster {
         lines.push((
             "cluster",
@@ -70,10 +74,18 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
             "tideflow explain: {processes} processes x {threads} workers = {workers} workers"
         ),
     };
+    // A stateless query writes each row once, as it is read: no output mode applies.
+    let mode = match plan
+        .stages
+        .as_ref()
+        .is_some_and(|stages| stages.stateless())
+    {
+        true => "none (each row as it is read)",
+        false => mode_name(plan.mode),
+    };
     text.push_str(&format!(
-        ", trigger {}, output mode {}\n",
+        ", trigger {}, output mode {mode}\n",
         trigger_name(plan.trigger),
-        mode_name(plan.mode),
     ));
     for (operator, description) in lines {
         text.push_str(&format!("{operator:<11} {description}\n"));
@@ -88,11 +100,28 @@ pub(crate) fn explain(args: RunArgs) -> Result<(), Error> {
 /// The operators `Plan::execute` builds, in dataflow order: (operator, description).
 pub(super) fn operator_lines(plan: &Plan, workers: usize) -> Vec<(&'static str, String)> {
     let mut lines = vec![("source", source(plan, workers))];
+    if let Some(stages) = &plan.stages {
+        lines.extend(stages.explain_before());
+        if stages.stateless() {
+            lines.push(("exchange", "all rows to worker 0".into()));
+            let target = match &plan.output {
+                Some(path) => format!("file {} (JSON lines)", path.display()),
+                None => "standard output (JSON lines)".into(),
+            };
+            lines.push(("sink", format!("{target}, each row as it arrives")));
+            snapshot_line(&mut lines, plan, false);
+            return lines;
+        }
+    }
     let key = plan.schema.key_field.as_deref();
     if let (Some(join), Some(key)) = (&plan.join, key) {
         join_lines(&mut lines, plan, join, key, workers);
     }
-    lines.push(("exchange", key_exchange(key, workers)));
+    let computed = plan.stages.as_ref().and_then(|stages| stages.key());
+    lines.push((
+        "exchange",
+        key_exchange(computed.as_deref().or(key), workers),
+    ));
     let accumulators = accumulators(&plan.aggs);
     let Some(window) = plan.window else {
         lines.push((
@@ -471,6 +500,9 @@ fn window_line(plan: &Plan, window: Window, accumulators: &str) -> String {
 
 /// The exchange to worker 0 and the result sink.
 fn sink_lines(lines: &mut Vec<(&'static str, String)>, plan: &Plan, window: Option<Window>) {
+    if let Some(stages) = &plan.stages {
+        lines.extend(stages.explain_after());
+    }
     lines.push(("exchange", "all rows to worker 0".into()));
     let format = output_format(plan.output_format);
     let delta = plan.parquet.as_ref().is_some_and(|parquet| parquet.delta);

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::explain::gcd;
@@ -11,6 +12,7 @@ use super::join::{table_last, JoinType, TableJoin, TABLE_PREFIX};
 use super::kafka::{KafkaAddress, KAFKA_PREFIX};
 use super::paths::{check_outputs, FlagPath};
 use super::rate::{RateInput, RATE_PREFIX};
+use super::stages::Stages;
 use super::{Format, Mode, ParquetCodec, RunArgs};
 use crate::columns::{column_types, ColumnType, ColumnTypeArg};
 use crate::progress::ProgressPlan;
@@ -135,6 +137,8 @@ pub struct Plan {
     pub(super) stateful: Vec<&'static str>,
     pub(super) checkpoint: Option<Checkpoint>,
     pub(super) cluster: Option<Cluster>,
+    /// What a query (`tideflow sql`) adds around the aggregation; `None` for `tideflow run`.
+    pub(super) stages: Option<Arc<dyn Stages>>,
 }
 
 /// A Parquet --output directory's column types (`columns.rs`) and writer settings.
@@ -480,6 +484,7 @@ impl Plan {
             stateful,
             checkpoint,
             cluster,
+            stages: None,
         };
         if let Input::Rate(rate) = &plan.input {
             // The rate source is built when the dataflow starts: check its fields now.
@@ -492,6 +497,30 @@ impl Plan {
             checkpoint.job = job;
         }
         Ok(plan)
+    }
+
+    /// The plan with a query's `stages` around the aggregation. With `reads`, the stages
+    /// rewrite the rows: the source decodes those fields as scalars (and the time field), and
+    /// the stages make the rows the aggregation reads.
+    pub(crate) fn with_stages(
+        mut self,
+        reads: Option<Vec<String>>,
+        stages: Arc<dyn Stages>,
+    ) -> Result<Self, Error> {
+        if let Some(reads) = reads {
+            self.schema.value_fields = Vec::new();
+            self.schema.scalar_fields = reads;
+            self.schema.key_field = None;
+        }
+        if let Input::Rate(rate) = &self.input {
+            rate.source(&self.schema)?;
+        }
+        let job = fingerprint::of(&self).field("query", stages.fingerprint());
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            checkpoint.job = job;
+        }
+        self.stages = Some(stages);
+        Ok(self)
     }
 
     /// The ids of the stateful operators the job builds, in dataflow order (the names

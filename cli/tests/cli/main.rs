@@ -34,6 +34,7 @@ mod parquet_input;
 mod paths;
 mod resume;
 mod split;
+mod sql;
 mod static_join;
 mod stop;
 mod support;

@@ -291,3 +291,19 @@ fn a_bad_ui_address_is_one_line_naming_the_flag() {
         "{stderr}"
     );
 }
+
+#[test]
+fn tideflow_sql_serves_the_dashboard_too() {
+    let statements = "CREATE TABLE events (ts BIGINT, user STRING, amount BIGINT, price DOUBLE, \
+        WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) \
+        WITH ('connector' = 'file', 'path' = 'tests/fixtures/spark/events.jsonl'); \
+        SELECT user, COUNT(*) AS n FROM events GROUP BY user, window(ts, '10 seconds')";
+    let out = tideflow(&["sql", "--ui", "127.0.0.1:0", "-e", statements]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("tideflow: dashboard at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(!out.stdout.is_empty());
+}

@@ -48,7 +48,7 @@ impl<In: ?Sized> Aggregator<In> for Count {
 /// arrive in and however windows and workers split and merge it.
 pub trait Summable: Copy + 'static {
     /// What a running sum keeps.
-    type Acc: Clone + Default + Serialize + DeserializeOwned + 'static;
+    type Acc: Clone + Default + Serialize + DeserializeOwned + Send + 'static;
     /// Adds `self` to `acc`.
     fn add_to(self, acc: &mut Self::Acc);
     /// Adds everything `other` holds to `acc`.
@@ -256,7 +256,7 @@ macro_rules! extreme_aggregator {
         where
             In: ?Sized,
             F: Fn(&In) -> T + 'static,
-            T: PartialOrd + Copy + Serialize + DeserializeOwned + 'static,
+            T: PartialOrd + Copy + Serialize + DeserializeOwned + Send + 'static,
         {
             type Acc = Option<T>;
             /// `None` only when every value was incomparable (NaN).

@@ -42,15 +42,18 @@ pub use exact_sum::ExactSum;
 /// ```
 pub trait Aggregator<In: ?Sized>: 'static {
     /// The running state of one key in one window. It is operator state, so it is
-    /// serializable: snapshots save it (DESIGN.md "Snapshots").
-    type Acc: Clone + Serialize + DeserializeOwned + 'static;
+    /// serializable: snapshots save it (DESIGN.md "Snapshots"), and with several workers the
+    /// accumulators of each worker's records cross to the key's worker (`window::fold`).
+    type Acc: Clone + Serialize + DeserializeOwned + Send + 'static;
     /// The result of one key in one window.
     type Output: Clone + Serialize + DeserializeOwned + 'static;
     /// A fresh accumulator, before any record.
     fn init(&self) -> Self::Acc;
     /// Adds one record.
     fn add(&self, acc: &mut Self::Acc, input: &In);
-    /// Adds everything `other` has seen (session windows merge this way).
+    /// Adds everything `other` has seen: the result must be what adding `other`'s records
+    /// would have given, in any order. Session windows merge this way, and windows over
+    /// several workers merge each worker's accumulators of a key (`window::fold`).
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc);
     /// The result for the records added so far.
     fn finish(&self, acc: &Self::Acc) -> Self::Output;

@@ -24,6 +24,7 @@
 mod aligned;
 mod arrival;
 pub mod assign;
+pub mod fold;
 pub mod session;
 pub mod sliding;
 pub mod tumbling;
@@ -41,6 +42,7 @@ use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 use timely::ExchangeData;
 
+pub use fold::{fold_locally, Folding, Piece};
 pub use session::SessionWindow;
 pub use sliding::SlidingWindow;
 pub use tumbling::TumblingWindow;

@@ -42,38 +42,72 @@ pub fn chunk_starts(
     if rule == Splittable::No || split_bytes == 0 || length <= split_bytes {
         return Ok(Vec::new());
     }
-    let mut file = File::open(path).map_err(cannot)?;
+    let file = File::open(path).map_err(cannot)?;
+    scan(file, length, split_bytes, rule, &mut vec![0; 1 << 20]).map_err(cannot)
+}
+
+/// The cuts of `chunk_starts` in the `length` bytes of `file`, read into `buffer`.
+fn scan(
+    mut file: impl Read,
+    length: u64,
+    split_bytes: u64,
+    rule: Splittable,
+    buffer: &mut [u8],
+) -> std::io::Result<Vec<Position>> {
     let mut starts = Vec::new();
-    let mut buffer = vec![0; 1 << 20];
     // Bytes and line breaks before `buffer`; the next cut wanted at or after `target`.
     let (mut offset, mut lines) = (0u64, 0u64);
     let mut target = split_bytes;
     loop {
-        let read = match file.read(&mut buffer) {
+        let read = match file.read(buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(cannot(e)),
+            Err(e) => return Err(e),
         };
         let block = &buffer[..read];
         if rule == Splittable::LinesUnlessQuoted && memchr::memchr(b'"', block).is_some() {
             return Ok(Vec::new());
         }
-        for at in memchr::memchr_iter(b'\n', block) {
-            lines += 1;
-            // The line after this break starts at `start`.
-            let start = offset + at as u64 + 1;
-            if start >= target && start < length {
+        // Line breaks are counted in bulk up to the break before the next cut: a break at
+        // `at` starts a line at `offset + at + 1`, a cut when that is at or after `target`.
+        let mut from = 0;
+        while let Some(cut) = usize::try_from(target.saturating_sub(offset + 1))
+            .ok()
+            .filter(|at| *at < read)
+        {
+            let Some(found) = memchr::memchr(b'\n', &block[cut..]) else {
+                break;
+            };
+            let at = cut + found;
+            lines += count_breaks(&block[from..=at]);
+            from = at + 1;
+            let start = offset + from as u64;
+            if start < length {
                 starts.push(Position {
                     offset: start,
                     line: lines + 1,
                 });
-                target = (start / split_bytes + 1) * split_bytes;
             }
+            target = (start / split_bytes + 1) * split_bytes;
         }
+        lines += count_breaks(&block[from..]);
         offset += read as u64;
     }
     Ok(starts)
+}
+
+/// The line breaks in `bytes`: an input's every byte is read here once, before any record, so
+/// 64 bytes at a time, summed as bytes (which the compiler turns into vector compares).
+fn count_breaks(bytes: &[u8]) -> u64 {
+    let blocks = bytes.chunks_exact(64);
+    let tail = blocks.remainder();
+    let mut count = 0;
+    for block in blocks {
+        let breaks: u8 = block.iter().map(|&byte| u8::from(byte == b'\n')).sum();
+        count += u64::from(breaks);
+    }
+    count + tail.iter().filter(|&&byte| byte == b'\n').count() as u64
 }
 
 #[cfg(test)]
@@ -109,6 +143,42 @@ mod tests {
         assert_eq!(starts(long, 3, Splittable::Lines), [(15, 3)]);
         // No cut at the very end (after a trailing line break).
         assert_eq!(starts("ab\ncd\n", 2, Splittable::Lines), [(3, 2)]);
+    }
+
+    /// The cuts, found line break by line break.
+    fn plain_cuts(text: &[u8], split_bytes: u64) -> Vec<(u64, u64)> {
+        let (mut cuts, mut target) = (Vec::new(), split_bytes);
+        let breaks = text.iter().enumerate().filter(|(_, byte)| **byte == b'\n');
+        for (lines, (at, _)) in breaks.enumerate() {
+            let start = at as u64 + 1;
+            if start >= target && start < text.len() as u64 {
+                cuts.push((start, lines as u64 + 2));
+                target = (start / split_bytes + 1) * split_bytes;
+            }
+        }
+        cuts
+    }
+
+    proptest::proptest! {
+        /// Reading in blocks of any size, with cuts of any size, finds the cuts a plain walk
+        /// over every line break finds.
+        #[test]
+        fn blocks_of_any_size_find_the_same_cuts(
+            lines in proptest::collection::vec(0usize..12, 0..40),
+            split_bytes in 1u64..30,
+            block in 1usize..20,
+        ) {
+            let text: Vec<u8> = lines
+                .iter()
+                .flat_map(|len| std::iter::repeat_n(b'x', *len).chain([b'\n']))
+                .collect();
+            let found = scan(&text[..], text.len() as u64, split_bytes, Splittable::Lines, &mut vec![0; block])
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.offset, p.line))
+                .collect::<Vec<_>>();
+            proptest::prop_assert_eq!(found, plain_cuts(&text, split_bytes));
+        }
     }
 
     #[test]

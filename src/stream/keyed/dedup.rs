@@ -64,7 +64,7 @@ where
         let config = keyed.state_config("dedup", true);
         let KeyedStream { inner, job, .. } = keyed;
         let DedupStreams { kept, late, .. } = inner.dedup_within_core(millis(bound), config);
-        drop_late(&job, late);
+        drop_late(&job, late, |_| 1);
         Stream { inner: kept, job }
     }
 }

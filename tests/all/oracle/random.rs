@@ -371,14 +371,16 @@ fn invertible_sliding_aggregate_matches_the_oracle_with_constant_work_per_slide(
             let adds = INVERTIBLE_ADDS.load(Ordering::Relaxed);
             let merges = INVERTIBLE_MERGES.load(Ordering::Relaxed);
             let retracts = INVERTIBLE_RETRACTS.load(Ordering::Relaxed);
-            assert_eq!(
-                adds,
-                n - expected.late,
-                "{context}: each on-time record is added exactly once"
-            );
+            // With several workers, each folds every record it read into a piece (late ones
+            // too: lateness is decided on the key's worker), which the window merges once.
+            let (added, pieces) = match workers {
+                1 => (n - expected.late, 0),
+                _ => (n, n),
+            };
+            assert_eq!(adds, added, "{context}: each record is added exactly once");
             assert!(retracts > 0, "{context}: windows slid without retracting");
             assert!(
-                merges + retracts <= 3 * (n - expected.late),
+                merges + retracts <= 3 * (n - expected.late) + pieces,
                 "{context}: {merges} merges + {retracts} retracts for {n} records: work grows with the window"
             );
             // Recomputing each window instead would take one step per record per window: with

@@ -47,8 +47,13 @@ const TEN_SECONDS: Duration = Duration::from_secs(10);
 #[derive(Debug, Args)]
 pub(crate) struct NexmarkArgs {
     /// The query.
-    #[arg(long, value_enum)]
-    query: Query,
+    #[arg(long, value_enum, required_unless_present = "write_bids")]
+    query: Option<Query>,
+    /// Write the generated bids to PATH as JSON lines ({"auction", "bidder", "price",
+    /// "channel", "url", "dateTime", "extra"}, dateTime in ms) instead of running a query:
+    /// the input of the queries in SQL (docs/BENCHMARKS.md, "NEXMark in SQL").
+    #[arg(long, value_name = "PATH", conflicts_with = "query")]
+    write_bids: Option<std::path::PathBuf>,
     /// How many events to generate (people, auctions and bids, 1 : 3 : 46) before the clock
     /// starts.
     #[arg(long, value_name = "N", default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
@@ -162,6 +167,11 @@ pub(crate) fn nexmark(args: NexmarkArgs) -> Result<(), Error> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let started = Instant::now();
     let events = Events::generate(count, args.rate as usize, threads);
+    let query = match (args.query, &args.write_bids) {
+        (Some(query), _) => query,
+        (None, Some(path)) => return write_bids(&events, path),
+        (None, None) => return Err(Error::Config("--query: required".into())),
+    };
     let generate_s = started.elapsed().as_secs_f64();
     let field_bytes = events.field_bytes();
     let workers = usize::from(args.workers);
@@ -169,7 +179,7 @@ pub(crate) fn nexmark(args: NexmarkArgs) -> Result<(), Error> {
         outln!(
             "tideflow bench nexmark: {:?} on {} events ({:.0} MB of fields; event time {} \
              events/s), {} worker(s); generated in {:.1} s, before the clock starts",
-            args.query,
+            query,
             args.events,
             field_bytes as f64 / 1e6,
             args.rate,
@@ -190,7 +200,7 @@ pub(crate) fn nexmark(args: NexmarkArgs) -> Result<(), Error> {
     let mut runs = Vec::new();
     for run in 1..=args.runs {
         let cpu = cpu_time();
-        let report = run_query(&events.events, workers, args.query)?;
+        let report = run_query(&events.events, workers, query)?;
         let cpu_s = (cpu_time().saturating_sub(cpu)).as_secs_f64();
         if report.late_dropped > 0 {
             return Err(Error::Internal(format!(
@@ -216,11 +226,11 @@ pub(crate) fn nexmark(args: NexmarkArgs) -> Result<(), Error> {
     let mut by_wall = runs.clone();
     by_wall.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
     let median = by_wall[by_wall.len() / 2].clone();
-    let flink = args.query.flink_per_core();
+    let flink = query.flink_per_core();
     let times_flink = median.events_per_cpu_s / flink;
     if args.json {
         return print_json(&NexmarkReport {
-            query: args.query,
+            query,
             events: args.events,
             workers: args.workers,
             rate: args.rate,
@@ -261,6 +271,29 @@ fn row(run: &NexmarkRun) -> String {
 }
 
 /// Runs `query` once over `events` on `workers` workers, its rows counted and dropped.
+/// Writes the bids of `events` to `path` as JSON lines.
+fn write_bids(events: &Events, path: &std::path::Path) -> Result<(), Error> {
+    use std::io::Write as _;
+    let failed = |e| Error::io(format!("--write-bids: cannot write {}", path.display()), e);
+    let file = std::fs::File::create(path).map_err(failed)?;
+    let mut out = std::io::BufWriter::new(file);
+    for event in events.events.iter() {
+        let Event::Bid(bid) = event else { continue };
+        let (channel, url) = &events.channels[bid.channel as usize];
+        let line = serde_json::json!({
+            "auction": bid.auction,
+            "bidder": bid.bidder,
+            "price": bid.price,
+            "channel": channel,
+            "url": url,
+            "dateTime": bid.date_time,
+            "extra": &*bid.extra,
+        });
+        writeln!(out, "{line}").map_err(failed)?;
+    }
+    out.flush().map_err(failed)
+}
+
 fn run_query(events: &Arc<Vec<Event>>, workers: usize, query: Query) -> Result<JobReport, Error> {
     let events = Arc::clone(events);
     let granularity = query.granularity();
