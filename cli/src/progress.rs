@@ -49,19 +49,24 @@ pub(crate) struct MetricsAddr {
 }
 
 impl ProgressPlan {
-    /// Checks the progress flags; `None` without `--progress` and `--metrics-addr`.
+    /// Checks the progress flags; `None` without `--progress` and `--metrics-addr`, unless
+    /// `--progress-interval` sets how often a dashboard (`--ui`, `watched`) is updated.
     pub(crate) fn new(
         progress: Option<&str>,
         interval: Option<Duration>,
         metrics_addr: Option<&str>,
+        watched: bool,
     ) -> Result<Option<ProgressPlan>, Error> {
         if progress.is_none() && metrics_addr.is_none() {
-            if interval.is_some() {
-                return Err(Error::Config(
-                    "--progress-interval: only with --progress or --metrics-addr".into(),
-                ));
+            match interval {
+                None => return Ok(None),
+                Some(_) if !watched => {
+                    return Err(Error::Config(
+                        "--progress-interval: only with --progress, --metrics-addr or --ui".into(),
+                    ))
+                }
+                Some(_) => {}
             }
-            return Ok(None);
         }
         let interval = interval.unwrap_or(DEFAULT_INTERVAL);
         if interval.is_zero() {

@@ -768,8 +768,8 @@ fn parquet_rows(schema: Schema, keep_original: bool) -> Parquet<Row> {
 }
 
 /// Runs `tideflow run`; SIGINT or SIGTERM stops it gracefully (exit code 130 or 143).
-pub(crate) fn run(mut args: RunArgs) -> Result<ExitCode, Error> {
-    let ui = std::mem::take(&mut args.ui);
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Error> {
+    let ui = args.ui.clone();
     let size = InputSize::of(&args.input, args.watch.is_some());
     let stdout_rows = args.writes_stdout();
     let mut plan = Plan::new(args)?;

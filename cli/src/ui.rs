@@ -24,7 +24,7 @@ mod server;
 mod status;
 
 /// The flags of `tideflow run` that show the job while it runs.
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub(crate) struct UiArgs {
     /// Serve a live dashboard of the job at http://HOST:PORT/: its operators, input and
     /// processed rates, watermark lag, window-close latency, late records, state and snapshots,

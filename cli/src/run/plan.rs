@@ -480,6 +480,7 @@ impl Plan {
                 args.progress.as_deref(),
                 args.progress_interval,
                 args.metrics_addr.as_deref(),
+                args.ui.ui.is_some(),
             )?,
             stateful,
             checkpoint,

@@ -644,6 +644,10 @@ fn run_and_explain_check_the_progress_flags_alike_and_open_nothing_before_every_
             "args {case:?}: the progress file was created"
         );
     }
+    // With --ui, --progress-interval sets how often the dashboard is updated.
+    let watched = query(&input, "ts", &["--progress-interval", "1s", "--ui", "0"]);
+    let watched: Vec<&str> = watched.iter().map(String::as_str).collect();
+    explain(&watched);
 }
 
 /// A file longer than `--split-size` is shown cut into chunks, each a partition on worker
